@@ -1,0 +1,295 @@
+//! Errors: [`Error`] for broker and channel operations, with AMQP reply codes, and the small
+//! crossbeam-style errors of the blocking consumer API.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// An AMQP 0-9-1 reply code, such as `404` (`NOT_FOUND`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplyCode(pub u16);
+
+impl ReplyCode {
+    /// 200: success.
+    pub const REPLY_SUCCESS: ReplyCode = ReplyCode(200);
+    /// 312: a mandatory message could not be routed.
+    pub const NO_ROUTE: ReplyCode = ReplyCode(312);
+    /// 320: the broker closed the connection.
+    pub const CONNECTION_FORCED: ReplyCode = ReplyCode(320);
+    /// 402: an invalid path, e.g. a vhost name.
+    pub const INVALID_PATH: ReplyCode = ReplyCode(402);
+    /// 403: the operation is not allowed (e.g. declaring an `amq.` name).
+    pub const ACCESS_REFUSED: ReplyCode = ReplyCode(403);
+    /// 404: the entity does not exist.
+    pub const NOT_FOUND: ReplyCode = ReplyCode(404);
+    /// 405: the entity is locked by another connection (exclusive queues).
+    pub const RESOURCE_LOCKED: ReplyCode = ReplyCode(405);
+    /// 406: a precondition failed (inequivalent redeclare, unknown delivery tag, ...).
+    pub const PRECONDITION_FAILED: ReplyCode = ReplyCode(406);
+    /// 501: a malformed frame.
+    pub const FRAME_ERROR: ReplyCode = ReplyCode(501);
+    /// 502: a frame with bad field values.
+    pub const SYNTAX_ERROR: ReplyCode = ReplyCode(502);
+    /// 503: a method not valid in this state.
+    pub const COMMAND_INVALID: ReplyCode = ReplyCode(503);
+    /// 504: use of a closed or unopened channel.
+    pub const CHANNEL_ERROR: ReplyCode = ReplyCode(504);
+    /// 505: a frame that was not expected.
+    pub const UNEXPECTED_FRAME: ReplyCode = ReplyCode(505);
+    /// 506: the broker is out of a resource.
+    pub const RESOURCE_ERROR: ReplyCode = ReplyCode(506);
+    /// 530: not allowed (e.g. an unknown vhost).
+    pub const NOT_ALLOWED: ReplyCode = ReplyCode(530);
+    /// 540: not implemented.
+    pub const NOT_IMPLEMENTED: ReplyCode = ReplyCode(540);
+    /// 541: an internal error.
+    pub const INTERNAL_ERROR: ReplyCode = ReplyCode(541);
+
+    /// Returns the code's AMQP name, e.g. `"NOT_FOUND"`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            200 => "REPLY_SUCCESS",
+            311 => "CONTENT_TOO_LARGE",
+            312 => "NO_ROUTE",
+            313 => "NO_CONSUMERS",
+            320 => "CONNECTION_FORCED",
+            402 => "INVALID_PATH",
+            403 => "ACCESS_REFUSED",
+            404 => "NOT_FOUND",
+            405 => "RESOURCE_LOCKED",
+            406 => "PRECONDITION_FAILED",
+            501 => "FRAME_ERROR",
+            502 => "SYNTAX_ERROR",
+            503 => "COMMAND_INVALID",
+            504 => "CHANNEL_ERROR",
+            505 => "UNEXPECTED_FRAME",
+            506 => "RESOURCE_ERROR",
+            530 => "NOT_ALLOWED",
+            540 => "NOT_IMPLEMENTED",
+            541 => "INTERNAL_ERROR",
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// Returns `true` for codes that close only a channel (soft errors), `false` for those
+    /// that close the connection (hard errors).
+    pub fn is_channel_error(self) -> bool {
+        matches!(self.0, 311..=313 | 403..=406)
+    }
+}
+
+impl fmt::Display for ReplyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.name())
+    }
+}
+
+/// The error of a broker, connection or channel operation.
+///
+/// Each variant maps to an AMQP reply code ([`Error::reply_code`]) and displays as RabbitMQ
+/// words its reply text. As in AMQP, an error on a channel operation closes that channel
+/// (later calls fail with [`Error::ChannelClosed`]); the connection and its other channels
+/// go on.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The exchange does not exist (404).
+    #[error("NOT_FOUND - no exchange '{exchange}' in vhost '{vhost}'")]
+    ExchangeNotFound {
+        /// The vhost searched.
+        vhost: String,
+        /// The exchange name.
+        exchange: String,
+    },
+    /// The queue does not exist (404).
+    #[error("NOT_FOUND - no queue '{queue}' in vhost '{vhost}'")]
+    QueueNotFound {
+        /// The vhost searched.
+        vhost: String,
+        /// The queue name.
+        queue: String,
+    },
+    /// Some other entity does not exist (404), such as a consumer tag.
+    #[error("NOT_FOUND - {reason}")]
+    NotFound {
+        /// What was not found.
+        reason: String,
+    },
+    /// The vhost does not exist (530, a connection error).
+    #[error("NOT_ALLOWED - vhost {vhost} not found")]
+    VhostNotFound {
+        /// The vhost name.
+        vhost: String,
+    },
+    /// A precondition failed (406): inequivalent redeclare, invalid argument, non-empty or
+    /// in-use entity on a conditional delete.
+    #[error("PRECONDITION_FAILED - {reason}")]
+    PreconditionFailed {
+        /// RabbitMQ's explanation.
+        reason: String,
+    },
+    /// An ack, nack or reject named a delivery tag the channel does not know (406).
+    #[error("PRECONDITION_FAILED - unknown delivery tag {delivery_tag}")]
+    UnknownDeliveryTag {
+        /// The tag given.
+        delivery_tag: u64,
+    },
+    /// The operation is refused (403), e.g. declaring a name that starts with `amq.`.
+    #[error("ACCESS_REFUSED - {reason}")]
+    AccessRefused {
+        /// Why.
+        reason: String,
+    },
+    /// The entity belongs to another connection (405), e.g. an exclusive queue.
+    #[error("RESOURCE_LOCKED - {reason}")]
+    ResourceLocked {
+        /// Why.
+        reason: String,
+    },
+    /// The method is not valid now (503), e.g. a consumer tag reused on a channel.
+    #[error("COMMAND_INVALID - {reason}")]
+    CommandInvalid {
+        /// Why.
+        reason: String,
+    },
+    /// The feature is not implemented (540).
+    #[error("NOT_IMPLEMENTED - {reason}")]
+    NotImplemented {
+        /// What.
+        reason: String,
+    },
+    /// The channel is closed, either explicitly or by an earlier error (504).
+    #[error("CHANNEL_ERROR - channel is closed{}", cause_suffix(.cause))]
+    ChannelClosed {
+        /// The error that closed the channel, if one did.
+        cause: Option<Arc<Error>>,
+    },
+    /// The connection is closed (320).
+    #[error("CONNECTION_FORCED - connection is closed")]
+    ConnectionClosed,
+    /// An internal failure, such as storage that cannot be written (541).
+    #[error("INTERNAL_ERROR - {reason}")]
+    Internal {
+        /// What failed.
+        reason: String,
+    },
+}
+
+fn cause_suffix(cause: &Option<Arc<Error>>) -> String {
+    match cause {
+        Some(cause) => format!(" by {cause}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// Returns the AMQP reply code of this error.
+    pub fn reply_code(&self) -> ReplyCode {
+        match self {
+            Error::ExchangeNotFound { .. } | Error::QueueNotFound { .. } | Error::NotFound { .. } => {
+                ReplyCode::NOT_FOUND
+            }
+            Error::VhostNotFound { .. } => ReplyCode::NOT_ALLOWED,
+            Error::PreconditionFailed { .. } | Error::UnknownDeliveryTag { .. } => {
+                ReplyCode::PRECONDITION_FAILED
+            }
+            Error::AccessRefused { .. } => ReplyCode::ACCESS_REFUSED,
+            Error::ResourceLocked { .. } => ReplyCode::RESOURCE_LOCKED,
+            Error::CommandInvalid { .. } => ReplyCode::COMMAND_INVALID,
+            Error::NotImplemented { .. } => ReplyCode::NOT_IMPLEMENTED,
+            Error::ChannelClosed { .. } => ReplyCode::CHANNEL_ERROR,
+            Error::ConnectionClosed => ReplyCode::CONNECTION_FORCED,
+            Error::Internal { .. } => ReplyCode::INTERNAL_ERROR,
+        }
+    }
+
+    /// Returns the reply text without the code name, as carried in `channel.close`.
+    pub fn reply_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// For [`Error::ChannelClosed`], returns the error that closed the channel.
+    pub fn cause(&self) -> Option<&Error> {
+        match self {
+            Error::ChannelClosed { cause: Some(c) } => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn precondition(reason: impl Into<String>) -> Self {
+        Error::PreconditionFailed { reason: reason.into() }
+    }
+
+    pub(crate) fn access_refused(reason: impl Into<String>) -> Self {
+        Error::AccessRefused { reason: reason.into() }
+    }
+
+    pub(crate) fn locked(reason: impl Into<String>) -> Self {
+        Error::ResourceLocked { reason: reason.into() }
+    }
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The consumer was cancelled or its channel closed, and no message is left to receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("receiving on a cancelled consumer")]
+pub struct RecvError;
+
+/// Why [`Consumer::try_recv`](crate::Consumer::try_recv) returned no delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// No delivery is waiting now.
+    #[error("receiving on an empty consumer")]
+    Empty,
+    /// The consumer was cancelled or its channel closed.
+    #[error("receiving on a cancelled consumer")]
+    Disconnected,
+}
+
+impl TryRecvError {
+    /// Returns `true` if no delivery was waiting.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+
+    /// Returns `true` if the consumer is cancelled.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, TryRecvError::Disconnected)
+    }
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(_: RecvError) -> Self {
+        TryRecvError::Disconnected
+    }
+}
+
+/// Why [`Consumer::recv_timeout`](crate::Consumer::recv_timeout) returned no delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecvTimeoutError {
+    /// No delivery arrived before the deadline.
+    #[error("timed out waiting on a consumer")]
+    Timeout,
+    /// The consumer was cancelled or its channel closed.
+    #[error("receiving on a cancelled consumer")]
+    Disconnected,
+}
+
+impl RecvTimeoutError {
+    /// Returns `true` if the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvTimeoutError::Timeout)
+    }
+
+    /// Returns `true` if the consumer is cancelled.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, RecvTimeoutError::Disconnected)
+    }
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(_: RecvError) -> Self {
+        RecvTimeoutError::Disconnected
+    }
+}

@@ -1,0 +1,13 @@
+//! Warren: an embeddable, in-process message bus with the semantics of RabbitMQ.
+#![forbid(unsafe_code)]
+
+mod clock;
+mod error;
+mod field_table;
+mod message;
+pub mod routing;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, RecvError, RecvTimeoutError, ReplyCode, Result, TryRecvError};
+pub use field_table::{FieldTable, FieldValue};
+pub use message::{DeliveryMode, Message, Properties};
