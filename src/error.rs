@@ -145,6 +145,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The operation is not allowed (530), e.g. reusing a consumer tag on a channel.
+    #[error("NOT_ALLOWED - {reason}")]
+    NotAllowed {
+        /// Why.
+        reason: String,
+    },
     /// The method is not valid now (503), e.g. a consumer tag reused on a channel.
     #[error("COMMAND_INVALID - {reason}")]
     CommandInvalid {
@@ -188,7 +194,7 @@ impl Error {
             Error::ExchangeNotFound { .. } | Error::QueueNotFound { .. } | Error::NotFound { .. } => {
                 ReplyCode::NOT_FOUND
             }
-            Error::VhostNotFound { .. } => ReplyCode::NOT_ALLOWED,
+            Error::VhostNotFound { .. } | Error::NotAllowed { .. } => ReplyCode::NOT_ALLOWED,
             Error::PreconditionFailed { .. } | Error::UnknownDeliveryTag { .. } => {
                 ReplyCode::PRECONDITION_FAILED
             }

@@ -1,0 +1,289 @@
+//! The broker: configuration, the vhost registry and connections.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::connection::Connection;
+use crate::routing::{
+    DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
+};
+use crate::vhost::VHost;
+use crate::{Clock, Error, ExchangeKind, ExchangeStats, QueueStats, Result, SystemClock};
+
+/// Broker-wide settings shared by every vhost, and the source of unique ids.
+pub(crate) struct Settings {
+    /// Allow bindings between durable and non-durable entities (RabbitMQ's rule).
+    pub(crate) allow_mixed_durability: bool,
+    /// The time source.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Custom exchange kinds by name.
+    custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
+    /// The next unique id (destinations, connections, consumers).
+    next_id: AtomicU64,
+}
+
+impl Settings {
+    /// Returns a new unique id.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Returns a new unique destination id.
+    pub(crate) fn next_destination(&self) -> DestinationId {
+        DestinationId::new(self.next_id())
+    }
+
+    /// Creates the router of a new exchange of `kind`, or `None` for an unknown kind.
+    pub(crate) fn router_for(&self, kind: &ExchangeKind) -> Option<Box<dyn Router>> {
+        Some(match kind {
+            ExchangeKind::Direct => Box::new(DirectRouter::new()),
+            ExchangeKind::Fanout => Box::new(FanoutRouter::new()),
+            ExchangeKind::Topic => Box::new(TopicRouter::new()),
+            ExchangeKind::Headers => Box::new(HeadersRouter::new()),
+            ExchangeKind::Custom(name) => self.custom_kinds.get(name)?.create(),
+        })
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("allow_mixed_durability", &self.allow_mixed_durability)
+            .field("clock", &self.clock)
+            .field("custom_kinds", &self.custom_kinds.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared state behind every [`Broker`] handle.
+#[derive(Debug)]
+pub(crate) struct BrokerInner {
+    /// Settings and ids.
+    pub(crate) settings: Arc<Settings>,
+    /// Vhosts by name.
+    vhosts: DashMap<String, Arc<VHost>>,
+}
+
+/// An in-process message broker with RabbitMQ's semantics.
+///
+/// A `Broker` is a cheap handle: clones share one broker. It owns vhosts (`/` exists from
+/// the start), and through them exchanges, queues and bindings. Applications talk to it
+/// through a [`Connection`] and its [`Channel`](crate::Channel)s, as AMQP clients do.
+///
+/// # Examples
+///
+/// ```
+/// use warrenmq::{Broker, GetOptions, Message, QueueDeclareOptions, FieldTable};
+///
+/// # fn main() -> Result<(), warrenmq::Error> {
+/// let broker = Broker::in_memory();
+/// let conn = broker.connect("/")?;
+/// let ch = conn.open_channel()?;
+/// ch.queue_declare("hello", QueueDeclareOptions::default(), FieldTable::new())?;
+/// ch.basic_publish("", "hello", Message::new("Hello World!"))?;
+/// let delivery = ch.basic_get("hello", GetOptions::no_ack())?.expect("a message");
+/// assert_eq!(delivery.body().as_ref(), b"Hello World!");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Broker {
+    inner: Arc<BrokerInner>,
+}
+
+impl Broker {
+    /// Creates a broker that keeps everything in memory.
+    pub fn in_memory() -> Broker {
+        BrokerBuilder::new().build_in_memory()
+    }
+
+    /// Returns a builder for a broker with non-default settings.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder::new()
+    }
+
+    /// Opens a connection to `vhost`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::VhostNotFound`] (530) if the vhost does not exist.
+    pub fn connect(&self, vhost: &str) -> Result<Connection> {
+        let vhost = self.vhost(vhost)?;
+        Ok(Connection::new(Arc::clone(&self.inner), vhost))
+    }
+
+    /// Adds a vhost. Adding one that exists changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PreconditionFailed`] if the name is longer than 255 bytes.
+    pub fn add_vhost(&self, name: &str) -> Result<()> {
+        crate::names::check_length("vhost name", name)?;
+        self.inner
+            .vhosts
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(VHost::new(name, Arc::clone(&self.inner.settings))));
+        Ok(())
+    }
+
+    /// Returns the names of all vhosts, sorted.
+    pub fn vhosts(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.vhosts.iter().map(|v| v.key().clone()).collect();
+        names.sort();
+        names
+    }
+
+    /// Returns the counters of one queue.
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost, 404 for an unknown queue.
+    pub fn queue_stats(&self, vhost: &str, queue: &str) -> Result<QueueStats> {
+        self.vhost(vhost)?.queue_stats(queue)
+    }
+
+    /// Returns the counters of every queue of a vhost, sorted by name.
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost.
+    pub fn list_queues(&self, vhost: &str) -> Result<Vec<QueueStats>> {
+        Ok(self.vhost(vhost)?.list_queues())
+    }
+
+    /// Returns the counters of one exchange.
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost, 404 for an unknown exchange.
+    pub fn exchange_stats(&self, vhost: &str, exchange: &str) -> Result<ExchangeStats> {
+        self.vhost(vhost)?.exchange_stats(exchange)
+    }
+
+    /// Returns the counters of every exchange of a vhost, sorted by name.
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost.
+    pub fn list_exchanges(&self, vhost: &str) -> Result<Vec<ExchangeStats>> {
+        Ok(self.vhost(vhost)?.list_exchanges())
+    }
+
+    fn vhost(&self, name: &str) -> Result<Arc<VHost>> {
+        self.inner
+            .vhosts
+            .get(name)
+            .map(|v| Arc::clone(&v))
+            .ok_or_else(|| Error::VhostNotFound { vhost: name.to_owned() })
+    }
+}
+
+/// Configures and builds a [`Broker`].
+///
+/// # Defaults
+///
+/// - clock: [`SystemClock`];
+/// - mixed-durability bindings: refused (the seed tutorial's rule);
+/// - exchange kinds: `direct`, `fanout`, `topic`, `headers`.
+///
+/// # Examples
+///
+/// ```
+/// use warrenmq::{Broker, ManualClock};
+///
+/// # fn main() -> Result<(), warrenmq::Error> {
+/// let clock = ManualClock::new();
+/// let broker = Broker::builder()
+///     .clock(clock.clone())
+///     .allow_mixed_durability_bindings(true)
+///     .build()?;
+/// # let _ = broker;
+/// # Ok(())
+/// # }
+/// ```
+pub struct BrokerBuilder {
+    allow_mixed_durability: bool,
+    clock: Arc<dyn Clock>,
+    custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
+}
+
+impl BrokerBuilder {
+    fn new() -> Self {
+        BrokerBuilder {
+            allow_mixed_durability: false,
+            clock: Arc::new(SystemClock),
+            custom_kinds: HashMap::new(),
+        }
+    }
+
+    /// Sets the clock that TTLs, expiry and `x-death` times read.
+    pub fn clock(&mut self, clock: impl Clock) -> &mut Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Allows binding a durable exchange to a non-durable queue and the reverse, as RabbitMQ
+    /// does (the binding is then transient). Off by default: such a binding is refused with
+    /// 406 PRECONDITION_FAILED, the rule of the tutorial Warren grew from. The predeclared
+    /// `amq.*` exchanges accept any queue either way.
+    pub fn allow_mixed_durability_bindings(&mut self, allow: bool) -> &mut Self {
+        self.allow_mixed_durability = allow;
+        self
+    }
+
+    /// Registers a custom exchange kind: exchanges declared with
+    /// [`ExchangeKind::Custom`]`(name)` get a router from `factory`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::routing::FanoutRouter;
+    /// use warrenmq::{Broker, ExchangeDeclareOptions, ExchangeKind, FieldTable};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::builder().exchange_kind("x-broadcast", FanoutRouter::new).build()?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// let kind = ExchangeKind::Custom("x-broadcast".into());
+    /// ch.exchange_declare("all", kind, ExchangeDeclareOptions::default(), FieldTable::new())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn exchange_kind(&mut self, name: &str, factory: impl RouterFactory) -> &mut Self {
+        self.custom_kinds.insert(name.to_owned(), Arc::new(factory));
+        self
+    }
+
+    /// Builds the broker.
+    ///
+    /// # Errors
+    ///
+    /// None for an in-memory broker; storage errors once persistence is configured.
+    pub fn build(&mut self) -> Result<Broker> {
+        Ok(self.build_in_memory())
+    }
+
+    fn build_in_memory(&mut self) -> Broker {
+        let settings = Arc::new(Settings {
+            allow_mixed_durability: self.allow_mixed_durability,
+            clock: Arc::clone(&self.clock),
+            custom_kinds: self.custom_kinds.clone(),
+            next_id: AtomicU64::new(1),
+        });
+        let broker = Broker { inner: Arc::new(BrokerInner { settings, vhosts: DashMap::new() }) };
+        broker.add_vhost("/").expect("'/' is a valid vhost name");
+        broker
+    }
+}
+
+impl fmt::Debug for BrokerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerBuilder")
+            .field("allow_mixed_durability", &self.allow_mixed_durability)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,127 @@
+//! Connections: a client's session with one vhost, owning channels and exclusive queues.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use crate::broker::BrokerInner;
+use crate::channel::{Channel, ChannelInner};
+use crate::queue::Queue;
+use crate::sync::Mutex;
+use crate::vhost::VHost;
+use crate::Result;
+
+/// Broker-wide unique id of a connection (owner of exclusive queues).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ConnectionId(pub(crate) u64);
+
+/// The shared state of a connection.
+#[derive(Debug)]
+pub(crate) struct ConnectionInner {
+    /// Unique id.
+    pub(crate) id: ConnectionId,
+    /// The broker.
+    pub(crate) broker: Arc<BrokerInner>,
+    /// The vhost connected to.
+    pub(crate) vhost: Arc<VHost>,
+    /// Set once when the connection closes.
+    closed: AtomicBool,
+    /// Channels opened on this connection.
+    channels: Mutex<Vec<Weak<ChannelInner>>>,
+    /// Exclusive queues this connection declared; deleted when it closes.
+    exclusive_queues: Mutex<Vec<Arc<Queue>>>,
+}
+
+impl ConnectionInner {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn own_exclusive(&self, queue: Arc<Queue>) {
+        self.exclusive_queues.lock().push(queue);
+    }
+
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let channels = std::mem::take(&mut *self.channels.lock());
+        for channel in channels.iter().filter_map(Weak::upgrade) {
+            channel.close_with(None);
+        }
+        let queues = std::mem::take(&mut *self.exclusive_queues.lock());
+        for queue in &queues {
+            self.vhost.drop_queue(queue);
+        }
+    }
+}
+
+/// A connection to one vhost of a [`Broker`](crate::Broker), carrying any number of
+/// [`Channel`]s.
+///
+/// Closing or dropping the connection closes its channels (their unacknowledged messages go
+/// back to their queues) and deletes the exclusive queues it declared.
+pub struct Connection {
+    inner: Arc<ConnectionInner>,
+}
+
+impl Connection {
+    pub(crate) fn new(broker: Arc<BrokerInner>, vhost: Arc<VHost>) -> Self {
+        let id = ConnectionId(broker.settings.next_id());
+        Connection {
+            inner: Arc::new(ConnectionInner {
+                id,
+                broker,
+                vhost,
+                closed: AtomicBool::new(false),
+                channels: Mutex::new(Vec::new()),
+                exclusive_queues: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Opens a new channel.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`](crate::Error::ConnectionClosed) if the connection is
+    /// closed.
+    pub fn open_channel(&self) -> Result<Channel> {
+        if self.inner.is_closed() {
+            return Err(crate::Error::ConnectionClosed);
+        }
+        let channel = ChannelInner::new(Arc::clone(&self.inner));
+        let mut channels = self.inner.channels.lock();
+        channels.retain(|c| c.strong_count() > 0);
+        channels.push(Arc::downgrade(&channel));
+        Ok(Channel::new(channel))
+    }
+
+    /// Returns the name of the vhost this connection is in.
+    pub fn vhost(&self) -> &str {
+        &self.inner.vhost.name
+    }
+
+    /// Returns `true` once the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Closes the connection, its channels and its exclusive queues. Closing twice does
+    /// nothing.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").field("vhost", &self.vhost()).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,347 @@
+//! Receiving messages: the blocking [`Consumer`] handle and the [`Delivery`] it yields.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::channel::ChannelInner;
+use crate::envelope::{Envelope, QueuedMessage};
+use crate::queue::Queue;
+use crate::sync::{Receiver, RecvTimeoutError as ChannelTimeout};
+use crate::{Message, Properties, RecvError, RecvTimeoutError, Result, TryRecvError};
+
+/// What ties a consumer to its queue and channel.
+#[derive(Debug)]
+pub(crate) struct ConsumerLink {
+    /// Broker-wide unique key.
+    pub(crate) key: u64,
+    /// The consumer tag.
+    pub(crate) tag: Arc<str>,
+    /// The queue consumed from.
+    pub(crate) queue: Arc<Queue>,
+    /// The inbox the queue delivers to.
+    pub(crate) rx: Receiver<QueuedMessage>,
+    /// Deliveries count as acknowledged on receipt.
+    pub(crate) no_ack: bool,
+    /// Has a prefetch limit.
+    pub(crate) limited: bool,
+}
+
+/// A message delivered to a consumer or fetched with `basic_get`.
+///
+/// Acknowledge it with [`ack`](Self::ack), [`nack`](Self::nack) or [`reject`](Self::reject),
+/// or later by tag with [`Channel::basic_ack`](crate::Channel::basic_ack) and friends.
+///
+/// # Redelivery
+///
+/// Dropping a `Delivery` does not acknowledge it: as in AMQP, it stays unacknowledged until
+/// acked by tag or until its channel closes, when it goes back to its queue with
+/// [`redelivered`](Self::redelivered) set.
+#[must_use = "an unacknowledged delivery stays unacked until acked or its channel closes"]
+pub struct Delivery {
+    channel: Arc<ChannelInner>,
+    envelope: Arc<Envelope>,
+    delivery_tag: u64,
+    redelivered: bool,
+    consumer_tag: Option<Arc<str>>,
+    message_count: Option<u32>,
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        channel: Arc<ChannelInner>,
+        msg: &QueuedMessage,
+        delivery_tag: u64,
+        consumer_tag: Option<Arc<str>>,
+        message_count: Option<u32>,
+    ) -> Self {
+        Delivery {
+            channel,
+            envelope: Arc::clone(&msg.envelope),
+            delivery_tag,
+            redelivered: msg.redelivered,
+            consumer_tag,
+            message_count,
+        }
+    }
+
+    /// Returns the body.
+    pub fn body(&self) -> &Bytes {
+        self.envelope.message.body()
+    }
+
+    /// Returns the properties.
+    pub fn properties(&self) -> &Properties {
+        self.envelope.message.properties()
+    }
+
+    /// Returns the message (body and properties) as published.
+    pub fn message(&self) -> &Message {
+        &self.envelope.message
+    }
+
+    /// Returns the delivery tag, unique on its channel.
+    pub fn delivery_tag(&self) -> u64 {
+        self.delivery_tag
+    }
+
+    /// Returns `true` if the message was delivered before and requeued.
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
+    }
+
+    /// Returns the exchange the message was published to.
+    pub fn exchange(&self) -> &str {
+        &self.envelope.exchange
+    }
+
+    /// Returns the routing key the message was published with.
+    pub fn routing_key(&self) -> &str {
+        &self.envelope.routing_key
+    }
+
+    /// Returns the consumer tag, or `None` for a message fetched with `basic_get`.
+    pub fn consumer_tag(&self) -> Option<&str> {
+        self.consumer_tag.as_deref()
+    }
+
+    /// For `basic_get`, returns the number of messages left ready in the queue.
+    pub fn message_count(&self) -> Option<u32> {
+        self.message_count
+    }
+
+    /// Acknowledges this delivery.
+    ///
+    /// # Errors
+    ///
+    /// 406 if it was already acknowledged or came from a `no_ack` consumer; 504 if the
+    /// channel is closed.
+    pub fn ack(self) -> Result<()> {
+        crate::Channel::ack_on(&self.channel, self.delivery_tag, false)
+    }
+
+    /// Rejects this delivery: requeued if `requeue`, otherwise discarded (or dead-lettered).
+    ///
+    /// # Errors
+    ///
+    /// As for [`ack`](Self::ack).
+    pub fn nack(self, requeue: bool) -> Result<()> {
+        crate::Channel::nack_on(&self.channel, self.delivery_tag, false, requeue)
+    }
+
+    /// Rejects this delivery; the same as [`nack`](Self::nack) for one message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ack`](Self::ack).
+    pub fn reject(self, requeue: bool) -> Result<()> {
+        self.nack(requeue)
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("delivery_tag", &self.delivery_tag)
+            .field("redelivered", &self.redelivered)
+            .field("exchange", &self.exchange())
+            .field("routing_key", &self.routing_key())
+            .field("consumer_tag", &self.consumer_tag)
+            .field("body_len", &self.body().len())
+            .finish()
+    }
+}
+
+/// A subscription to a queue that receives deliveries on the calling thread, in the manner
+/// of a crossbeam receiver.
+///
+/// Dropping a `Consumer` cancels it; messages that waited in it unreceived go back to the
+/// queue, in order.
+///
+/// # Blocking
+///
+/// `recv` parks the thread until a delivery arrives or the consumer is cancelled (its queue
+/// deleted, its channel or connection closed); an idle consumer uses no CPU.
+///
+/// # Examples
+///
+/// ```
+/// use warrenmq::{Broker, ConsumeOptions, FieldTable, Message, QueueDeclareOptions};
+///
+/// # fn main() -> Result<(), warrenmq::Error> {
+/// let broker = Broker::in_memory();
+/// let ch = broker.connect("/")?.open_channel()?;
+/// ch.queue_declare("tasks", QueueDeclareOptions::default(), FieldTable::new())?;
+/// let consumer = ch.basic_consume("tasks", ConsumeOptions::default())?;
+/// ch.basic_publish("", "tasks", Message::new("work"))?;
+/// let delivery = consumer.recv().expect("a delivery");
+/// assert_eq!(delivery.body().as_ref(), b"work");
+/// delivery.ack()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Consumer {
+    link: Arc<ConsumerLink>,
+    channel: Arc<ChannelInner>,
+}
+
+impl Consumer {
+    pub(crate) fn new(link: Arc<ConsumerLink>, channel: Arc<ChannelInner>) -> Self {
+        Consumer { link, channel }
+    }
+
+    /// Returns the consumer tag.
+    pub fn tag(&self) -> &str {
+        &self.link.tag
+    }
+
+    /// Returns the name of the queue consumed from.
+    pub fn queue(&self) -> &str {
+        &self.link.queue.name
+    }
+
+    /// Blocks until a delivery arrives.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the consumer is cancelled and nothing is left to receive.
+    pub fn recv(&self) -> Result<Delivery, RecvError> {
+        loop {
+            let msg = self.link.rx.recv().map_err(|_| RecvError)?;
+            if let Some(d) = self.channel.accept(&self.link, msg) {
+                return Ok(d);
+            }
+        }
+    }
+
+    /// Returns a delivery if one is waiting, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if none is waiting, [`TryRecvError::Disconnected`] once the
+    /// consumer is cancelled.
+    pub fn try_recv(&self) -> Result<Delivery, TryRecvError> {
+        loop {
+            let msg = self.link.rx.try_recv().map_err(|e| {
+                if e.is_empty() {
+                    TryRecvError::Empty
+                } else {
+                    TryRecvError::Disconnected
+                }
+            })?;
+            if let Some(d) = self.channel.accept(&self.link, msg) {
+                return Ok(d);
+            }
+        }
+    }
+
+    /// Blocks until a delivery arrives or `timeout` passes.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivery, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_deadline(deadline),
+            None => self.recv().map_err(RecvTimeoutError::from),
+        }
+    }
+
+    /// Blocks until a delivery arrives or `deadline` is reached.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Delivery, RecvTimeoutError> {
+        loop {
+            let msg = self.link.rx.recv_deadline(deadline).map_err(|e| match e {
+                ChannelTimeout::Timeout => RecvTimeoutError::Timeout,
+                ChannelTimeout::Disconnected => RecvTimeoutError::Disconnected,
+            })?;
+            if let Some(d) = self.channel.accept(&self.link, msg) {
+                return Ok(d);
+            }
+        }
+    }
+
+    /// Returns a blocking iterator that ends when the consumer is cancelled.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { consumer: self }
+    }
+
+    /// Returns an iterator over the deliveries waiting now.
+    pub fn try_iter(&self) -> TryIter<'_> {
+        TryIter { consumer: self }
+    }
+
+    /// Returns the number of deliveries waiting to be received.
+    pub fn len(&self) -> usize {
+        self.link.rx.len()
+    }
+
+    /// Returns `true` if no delivery is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.link.rx.is_empty()
+    }
+
+    /// Cancels the consumer (`basic_cancel`); the same as dropping it.
+    ///
+    /// # Errors
+    ///
+    /// 504 if the channel is closed.
+    pub fn cancel(self) -> Result<()> {
+        self.channel.cancel(&self.link.tag)
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        // Dropping cancels; on a closed channel the consumer is already gone.
+        let _ = self.channel.cancel(&self.link.tag);
+    }
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Consumer { .. }")
+    }
+}
+
+/// A blocking iterator over a [`Consumer`]'s deliveries.
+#[derive(Debug)]
+pub struct Iter<'a> {
+    consumer: &'a Consumer,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Delivery;
+
+    fn next(&mut self) -> Option<Delivery> {
+        self.consumer.recv().ok()
+    }
+}
+
+/// A non-blocking iterator over the deliveries waiting in a [`Consumer`].
+#[derive(Debug)]
+pub struct TryIter<'a> {
+    consumer: &'a Consumer,
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Delivery;
+
+    fn next(&mut self) -> Option<Delivery> {
+        self.consumer.try_recv().ok()
+    }
+}
+
+impl<'a> IntoIterator for &'a Consumer {
+    type Item = Delivery;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}

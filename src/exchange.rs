@@ -1,0 +1,254 @@
+//! Exchanges: the named routers messages are published to, and their declare rules.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use crate::routing::{Binding, DestinationId, InvalidBinding, Router, RoutingInput};
+use crate::sync::Mutex;
+use crate::{Error, ExchangeDeclareOptions, FieldTable, Result};
+
+/// The kind of an exchange: which [`Router`] decides where its messages go.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExchangeKind {
+    /// Binding key equals routing key.
+    Direct,
+    /// Every bound queue.
+    Fanout,
+    /// Dot-separated words with `*` and `#` wildcards.
+    Topic,
+    /// Message headers against binding arguments (`x-match`).
+    Headers,
+    /// A kind registered by name with
+    /// [`BrokerBuilder::exchange_kind`](crate::BrokerBuilder::exchange_kind).
+    Custom(String),
+}
+
+impl ExchangeKind {
+    /// Returns the AMQP type name, e.g. `"topic"`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+            ExchangeKind::Custom(name) => name,
+        }
+    }
+
+    /// Reads an AMQP type name; names other than the four built-in ones are custom kinds.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "direct" => ExchangeKind::Direct,
+            "fanout" => ExchangeKind::Fanout,
+            "topic" => ExchangeKind::Topic,
+            "headers" => ExchangeKind::Headers,
+            other => ExchangeKind::Custom(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for ExchangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What identifies one binding of an exchange: where, with which key and arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BindingKey {
+    /// The destination (queue or exchange).
+    pub(crate) destination: DestinationId,
+    /// The binding key.
+    pub(crate) key: String,
+    /// The arguments, in a canonical form that can be hashed.
+    pub(crate) arguments: ArgumentsKey,
+}
+
+/// Binding arguments with a hashable identity (their debug form is canonical, since
+/// [`FieldTable`] keeps its keys sorted).
+#[derive(Clone, Debug)]
+pub(crate) struct ArgumentsKey {
+    table: FieldTable,
+    canonical: String,
+}
+
+impl ArgumentsKey {
+    pub(crate) fn new(table: &FieldTable) -> Self {
+        ArgumentsKey { table: table.clone(), canonical: format!("{table:?}") }
+    }
+
+    pub(crate) fn table(&self) -> &FieldTable {
+        &self.table
+    }
+}
+
+impl PartialEq for ArgumentsKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.canonical == other.canonical
+    }
+}
+
+impl Eq for ArgumentsKey {}
+
+impl std::hash::Hash for ArgumentsKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.canonical.hash(state);
+    }
+}
+
+/// Message counters of one exchange.
+#[derive(Debug, Default)]
+pub(crate) struct ExchangeCounters {
+    /// Messages published to the exchange.
+    pub(crate) published: AtomicU64,
+    /// Messages that reached at least one queue.
+    pub(crate) routed: AtomicU64,
+    /// Messages that reached no queue and were dropped (not returned).
+    pub(crate) unroutable: AtomicU64,
+    /// Unroutable mandatory messages returned to their publisher.
+    pub(crate) returned: AtomicU64,
+}
+
+/// One exchange of a vhost.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    /// The exchange name (`""` for the default exchange).
+    pub(crate) name: Arc<str>,
+    /// Its id as a binding destination (for exchange-to-exchange bindings).
+    pub(crate) id: DestinationId,
+    /// Its kind.
+    pub(crate) kind: ExchangeKind,
+    /// Declared durable.
+    pub(crate) durable: bool,
+    /// Deleted when its last binding goes.
+    pub(crate) auto_delete: bool,
+    /// Refuses direct publishes.
+    pub(crate) internal: bool,
+    /// Declare arguments.
+    pub(crate) arguments: FieldTable,
+    /// Predeclared by the broker (`""` and `amq.*`): cannot be deleted or redeclared.
+    pub(crate) builtin: bool,
+    /// The routing table.
+    router: Box<dyn Router>,
+    /// Every binding whose source is this exchange, for unbinding when a destination goes,
+    /// `if_unused` and auto-delete.
+    bindings: Mutex<HashSet<BindingKey>>,
+    /// Message counters.
+    pub(crate) counters: ExchangeCounters,
+}
+
+/// What an exchange is declared with, checked for equivalence on redeclare.
+#[derive(Debug)]
+pub(crate) struct ExchangeSpec<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: &'a ExchangeKind,
+    pub(crate) options: ExchangeDeclareOptions,
+    pub(crate) arguments: &'a FieldTable,
+}
+
+impl Exchange {
+    pub(crate) fn new(
+        spec: &ExchangeSpec<'_>,
+        id: DestinationId,
+        router: Box<dyn Router>,
+        builtin: bool,
+    ) -> Self {
+        Exchange {
+            name: spec.name.into(),
+            id,
+            kind: spec.kind.clone(),
+            durable: spec.options.durable,
+            auto_delete: spec.options.auto_delete,
+            internal: spec.options.internal,
+            arguments: spec.arguments.clone(),
+            builtin,
+            router,
+            bindings: Mutex::new(HashSet::new()),
+            counters: ExchangeCounters::default(),
+        }
+    }
+
+    /// Checks that a redeclare asks for the same exchange (406 otherwise), as RabbitMQ does.
+    pub(crate) fn check_equivalent(&self, spec: &ExchangeSpec<'_>, vhost: &str) -> Result<()> {
+        let mismatch = |arg: &str, received: String, current: String| {
+            Err(Error::precondition(format!(
+                "inequivalent arg '{arg}' for exchange '{}' in vhost '{vhost}': \
+                 received '{received}' but current is '{current}'",
+                self.name
+            )))
+        };
+        if &self.kind != spec.kind {
+            return mismatch("type", spec.kind.to_string(), self.kind.to_string());
+        }
+        if self.durable != spec.options.durable {
+            return mismatch("durable", spec.options.durable.to_string(), self.durable.to_string());
+        }
+        if self.auto_delete != spec.options.auto_delete {
+            let (r, c) = (spec.options.auto_delete, self.auto_delete);
+            return mismatch("auto_delete", r.to_string(), c.to_string());
+        }
+        if self.internal != spec.options.internal {
+            let (r, c) = (spec.options.internal, self.internal);
+            return mismatch("internal", r.to_string(), c.to_string());
+        }
+        if &self.arguments != spec.arguments {
+            return Err(Error::precondition(format!(
+                "inequivalent arguments for exchange '{}' in vhost '{vhost}'",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a binding. Returns `Ok(false)` if it existed.
+    pub(crate) fn bind(&self, key: BindingKey) -> std::result::Result<bool, InvalidBinding> {
+        let mut bindings = self.bindings.lock();
+        if bindings.contains(&key) {
+            return Ok(false);
+        }
+        self.router.bind(Binding {
+            destination: key.destination,
+            key: &key.key,
+            arguments: key.arguments.table(),
+        })?;
+        bindings.insert(key);
+        Ok(true)
+    }
+
+    /// Removes a binding. Returns `false` if it did not exist.
+    pub(crate) fn unbind(&self, key: &BindingKey) -> bool {
+        let mut bindings = self.bindings.lock();
+        if !bindings.remove(key) {
+            return false;
+        }
+        self.router.unbind(Binding {
+            destination: key.destination,
+            key: &key.key,
+            arguments: key.arguments.table(),
+        });
+        true
+    }
+
+    /// Returns the number of bindings whose source is this exchange.
+    pub(crate) fn binding_count(&self) -> usize {
+        self.bindings.lock().len()
+    }
+
+    /// Returns a copy of every binding whose source is this exchange.
+    pub(crate) fn bindings(&self) -> Vec<BindingKey> {
+        self.bindings.lock().iter().cloned().collect()
+    }
+
+    /// Appends the destinations a message reaches.
+    pub(crate) fn route(&self, input: RoutingInput<'_>, out: &mut Vec<DestinationId>) {
+        self.router.route(input, out);
+    }
+
+    /// Returns the routing table's memory estimate.
+    pub(crate) fn table_bytes(&self) -> usize {
+        self.router.memory_bytes()
+    }
+}

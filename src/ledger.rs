@@ -1,0 +1,112 @@
+//! A channel's ledger of unacknowledged deliveries, by delivery tag.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::envelope::QueuedMessage;
+use crate::queue::Queue;
+use crate::{Error, Result};
+
+/// Whose prefetch credit a delivery holds: the consumer key, and whether that consumer has
+/// a prefetch limit (only then does settling need the queue lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Credit {
+    /// Broker-wide consumer key.
+    pub(crate) consumer: u64,
+    /// The consumer has a prefetch limit.
+    pub(crate) limited: bool,
+}
+
+/// One delivery awaiting its ack.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// The queue it came from.
+    pub(crate) queue: Arc<Queue>,
+    /// The message, kept to requeue it.
+    pub(crate) msg: QueuedMessage,
+    /// The consumer it was delivered to (`None` for `basic_get`).
+    pub(crate) credit: Option<Credit>,
+}
+
+/// Delivery tags and the deliveries awaiting acks on one channel.
+///
+/// Tags increase by one per delivery (acknowledged or not), starting at 1. Pending
+/// deliveries are kept in tag order, so single acks are a binary search and `multiple`
+/// acks drain the front.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    /// The channel is closed: accept no more deliveries.
+    pub(crate) closed: bool,
+    /// The last tag handed out.
+    last_tag: u64,
+    /// Unacknowledged deliveries in tag order; acked ones in the middle become `None`.
+    pending: VecDeque<(u64, Option<Pending>)>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger { closed: false, last_tag: 0, pending: VecDeque::new() }
+    }
+}
+
+impl Ledger {
+    /// Hands out the next delivery tag.
+    pub(crate) fn next_tag(&mut self) -> u64 {
+        self.last_tag += 1;
+        self.last_tag
+    }
+
+    /// Records a delivery that awaits its ack.
+    pub(crate) fn insert(&mut self, tag: u64, pending: Pending) {
+        self.pending.push_back((tag, Some(pending)));
+    }
+
+    /// Removes the deliveries an ack, nack or reject names: the one with `tag`, or with
+    /// `multiple` every one up to and including it (`tag` 0 with `multiple` means all).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDeliveryTag`] if `tag` is not awaiting an ack.
+    pub(crate) fn take(&mut self, tag: u64, multiple: bool) -> Result<Vec<Pending>> {
+        if multiple {
+            if tag == 0 {
+                return Ok(self.take_all());
+            }
+            if !self.pending.iter().any(|(t, p)| *t <= tag && p.is_some()) {
+                return Err(Error::UnknownDeliveryTag { delivery_tag: tag });
+            }
+            let mut taken = Vec::new();
+            while let Some((t, _)) = self.pending.front() {
+                if *t > tag {
+                    break;
+                }
+                if let Some((_, Some(p))) = self.pending.pop_front() {
+                    taken.push(p);
+                }
+            }
+            return Ok(taken);
+        }
+        let at = self
+            .pending
+            .binary_search_by_key(&tag, |(t, _)| *t)
+            .map_err(|_| Error::UnknownDeliveryTag { delivery_tag: tag })?;
+        let taken = self.pending[at].1.take().ok_or(Error::UnknownDeliveryTag { delivery_tag: tag })?;
+        while matches!(self.pending.front(), Some((_, None))) {
+            self.pending.pop_front();
+        }
+        while matches!(self.pending.back(), Some((_, None))) {
+            self.pending.pop_back();
+        }
+        Ok(vec![taken])
+    }
+
+    /// Removes every pending delivery, in tag order.
+    pub(crate) fn take_all(&mut self) -> Vec<Pending> {
+        self.pending.drain(..).filter_map(|(_, p)| p).collect()
+    }
+
+    /// Returns the number of deliveries awaiting an ack.
+    pub(crate) fn len(&self) -> usize {
+        self.pending.iter().filter(|(_, p)| p.is_some()).count()
+    }
+}

@@ -1,0 +1,110 @@
+//! The consumers of one queue: their inboxes, prefetch credit and round-robin order.
+
+use crate::envelope::QueuedMessage;
+use crate::sync::{Receiver, Sender};
+
+/// One consumer as its queue sees it.
+#[derive(Debug)]
+pub(crate) struct ConsumerSlot {
+    /// Broker-wide unique consumer key.
+    pub(crate) key: u64,
+    /// The consumer's inbox.
+    pub(crate) tx: Sender<QueuedMessage>,
+    /// A second handle on the inbox, so that a cancel can take back what was not received.
+    pub(crate) rx: Receiver<QueuedMessage>,
+    /// Maximum messages delivered and not yet settled; 0 is unlimited.
+    pub(crate) prefetch: u32,
+    /// Messages delivered and not yet settled (tracked only when `prefetch > 0`).
+    pub(crate) in_flight: u32,
+    /// Asked to be the queue's only consumer.
+    pub(crate) exclusive: bool,
+}
+
+impl ConsumerSlot {
+    fn has_credit(&self) -> bool {
+        self.prefetch == 0 || self.in_flight < self.prefetch
+    }
+
+    /// Takes back every message waiting in the inbox.
+    pub(crate) fn drain(&self) -> Vec<QueuedMessage> {
+        self.rx.try_iter().collect()
+    }
+}
+
+/// The consumers of a queue in round-robin order.
+#[derive(Debug, Default)]
+pub(crate) struct ConsumerSet {
+    /// Consumers in the order they subscribed.
+    slots: Vec<ConsumerSlot>,
+    /// Index of the consumer to try first for the next message.
+    cursor: usize,
+}
+
+impl ConsumerSet {
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Returns `true` if a consumer holds the queue exclusively.
+    pub(crate) fn has_exclusive(&self) -> bool {
+        self.slots.iter().any(|s| s.exclusive)
+    }
+
+    pub(crate) fn add(&mut self, slot: ConsumerSlot) {
+        self.slots.push(slot);
+    }
+
+    pub(crate) fn remove(&mut self, key: u64) -> Option<ConsumerSlot> {
+        let at = self.slots.iter().position(|s| s.key == key)?;
+        let slot = self.slots.remove(at);
+        if at < self.cursor {
+            self.cursor -= 1;
+        }
+        if self.cursor >= self.slots.len() {
+            self.cursor = 0;
+        }
+        Some(slot)
+    }
+
+    pub(crate) fn take_all(&mut self) -> Vec<ConsumerSlot> {
+        self.cursor = 0;
+        std::mem::take(&mut self.slots)
+    }
+
+    /// Returns credit to a consumer whose deliveries were settled.
+    pub(crate) fn credit(&mut self, key: u64, count: u32) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.key == key) {
+            if slot.prefetch > 0 {
+                slot.in_flight = slot.in_flight.saturating_sub(count);
+            }
+        }
+    }
+
+    /// Hands `msg` to the next consumer in round-robin order that has credit, or gives it
+    /// back if none has.
+    pub(crate) fn deliver(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
+        let n = self.slots.len();
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            let slot = &mut self.slots[i];
+            if slot.has_credit() {
+                if slot.prefetch > 0 {
+                    slot.in_flight += 1;
+                }
+                self.cursor = (i + 1) % n;
+                // The slot holds a receiver, so the inbox cannot be disconnected.
+                return slot.tx.send(msg).map_err(|e| e.into_inner());
+            }
+        }
+        Err(msg)
+    }
+
+    /// Returns `true` if some consumer could take a message now.
+    pub(crate) fn any_credit(&self) -> bool {
+        self.slots.iter().any(ConsumerSlot::has_credit)
+    }
+}

@@ -1,0 +1,52 @@
+//! The ready messages of a queue, in queue order.
+
+use std::collections::VecDeque;
+
+use crate::envelope::QueuedMessage;
+
+/// Ready messages ordered by their sequence number.
+///
+/// New messages have the highest sequence so far and go to the back. A requeued message
+/// goes back to the place its sequence number gives it, which is where RabbitMQ's classic
+/// queues put it: at or near the head.
+#[derive(Debug, Default)]
+pub(crate) struct ReadyList {
+    /// Messages, sorted by `seq`.
+    messages: VecDeque<QueuedMessage>,
+}
+
+impl ReadyList {
+    /// Appends a newly published message.
+    pub(crate) fn push_back(&mut self, msg: QueuedMessage) {
+        debug_assert!(self.messages.back().is_none_or(|last| last.seq < msg.seq));
+        self.messages.push_back(msg);
+    }
+
+    /// Puts a requeued message back in its place.
+    pub(crate) fn requeue(&mut self, msg: QueuedMessage) {
+        let at = self.messages.partition_point(|m| m.seq < msg.seq);
+        self.messages.insert(at, msg);
+    }
+
+    /// Takes the message at the head.
+    pub(crate) fn pop_front(&mut self) -> Option<QueuedMessage> {
+        self.messages.pop_front()
+    }
+
+    /// Returns the number of ready messages.
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Returns `true` if no message is ready.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Removes every ready message, returning how many there were.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.messages.len();
+        self.messages.clear();
+        n
+    }
+}

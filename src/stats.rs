@@ -1,0 +1,56 @@
+//! Counters for tests and operators, like `rabbitmqctl list_queues` / `list_exchanges`.
+
+use crate::ExchangeKind;
+
+/// A snapshot of one queue's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// The queue name.
+    pub name: String,
+    /// Messages waiting for a consumer.
+    pub messages_ready: usize,
+    /// Messages delivered and not yet acknowledged.
+    pub messages_unacknowledged: usize,
+    /// Subscribed consumers.
+    pub consumers: usize,
+    /// Declared durable.
+    pub durable: bool,
+    /// Declared exclusive.
+    pub exclusive: bool,
+    /// Declared auto-delete.
+    pub auto_delete: bool,
+}
+
+impl QueueStats {
+    /// Returns ready plus unacknowledged messages (`rabbitmqctl`'s `messages`).
+    pub fn messages(&self) -> usize {
+        self.messages_ready + self.messages_unacknowledged
+    }
+}
+
+/// A snapshot of one exchange's counters.
+///
+/// Every message published to the exchange is counted once as `routed` (it reached at least
+/// one queue), `returned` (unroutable and mandatory) or `unroutable` (dropped, as RabbitMQ
+/// drops it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExchangeStats {
+    /// The exchange name (`""` for the default exchange).
+    pub name: String,
+    /// Its kind.
+    pub kind: ExchangeKind,
+    /// Messages published to it.
+    pub published: u64,
+    /// Messages that reached at least one queue.
+    pub routed: u64,
+    /// Messages that reached no queue and were dropped.
+    pub unroutable: u64,
+    /// Mandatory messages that reached no queue and were returned to the publisher.
+    pub returned: u64,
+    /// Bindings whose source is this exchange.
+    pub bindings: usize,
+    /// Estimated memory of its routing table, in bytes.
+    pub table_bytes: usize,
+}

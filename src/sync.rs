@@ -1,0 +1,5 @@
+//! The one place where lock and channel types are chosen, so that swapping them (or adding
+//! loom) is a one-file change.
+
+pub(crate) use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Select, Sender};
+pub(crate) use parking_lot::Mutex;

@@ -1,0 +1,510 @@
+//! One virtual host: a namespace of exchanges, queues and the bindings between them.
+//!
+//! Publishing reads the exchange and queue maps without any vhost-wide lock. Topology
+//! changes (declare, delete, bind, unbind) are serialised by the `topology` lock, which also
+//! guards the index of bindings by destination used to unbind a deleted queue in time
+//! proportional to its own bindings.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::broker::Settings;
+use crate::connection::ConnectionId;
+use crate::envelope::Envelope;
+use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
+use crate::names;
+use crate::queue::Queue;
+use crate::routing::{DestinationId, RoutingInput};
+use crate::sync::Mutex;
+use crate::{
+    Error, ExchangeDeclareOptions, ExchangeKind, ExchangeStats, FieldTable, Message,
+    QueueDeclareOptions, QueueStats, Result,
+};
+
+/// Where a binding leads.
+#[derive(Debug, Clone)]
+enum Destination {
+    Queue(Arc<Queue>),
+}
+
+/// The answer to a queue declare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueDeclareOk {
+    /// The queue name (generated when the declare gave `""`).
+    pub queue: String,
+    /// Ready messages in the queue.
+    pub message_count: u32,
+    /// Consumers of the queue.
+    pub consumer_count: u32,
+}
+
+/// Where a message would go, as computed by [`Channel::route_preview`](crate::Channel::route_preview).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoutePreview {
+    /// The queues reached, sorted by name, each once.
+    pub queues: Vec<String>,
+    /// The exchanges the message passes through, starting with the one published to.
+    pub exchanges: Vec<String>,
+}
+
+/// Bindings by destination, so that a deleted queue can be unbound from every exchange.
+#[derive(Debug, Default)]
+struct Topology {
+    inbound: HashMap<DestinationId, Vec<(Arc<Exchange>, BindingKey)>>,
+}
+
+/// One vhost.
+#[derive(Debug)]
+pub(crate) struct VHost {
+    /// The vhost name.
+    pub(crate) name: Arc<str>,
+    /// Broker-wide settings and id source.
+    settings: Arc<Settings>,
+    /// Exchanges by name.
+    exchanges: DashMap<String, Arc<Exchange>>,
+    /// Queues by name.
+    queues: DashMap<String, Arc<Queue>>,
+    /// Binding destinations by id.
+    destinations: DashMap<DestinationId, Destination>,
+    /// Serialises topology changes; see the module docs.
+    topology: Mutex<Topology>,
+}
+
+thread_local! {
+    /// Reused buffer for routing results, so that publishing does not allocate for them.
+    static ROUTE_BUFFER: RefCell<Vec<DestinationId>> = const { RefCell::new(Vec::new()) };
+}
+
+impl VHost {
+    /// Creates a vhost with the default exchange and the `amq.*` exchanges.
+    pub(crate) fn new(name: &str, settings: Arc<Settings>) -> Self {
+        let vhost = VHost {
+            name: name.into(),
+            settings,
+            exchanges: DashMap::new(),
+            queues: DashMap::new(),
+            destinations: DashMap::new(),
+            topology: Mutex::new(Topology::default()),
+        };
+        let builtins = [
+            ("", ExchangeKind::Direct),
+            ("amq.direct", ExchangeKind::Direct),
+            ("amq.fanout", ExchangeKind::Fanout),
+            ("amq.topic", ExchangeKind::Topic),
+            ("amq.headers", ExchangeKind::Headers),
+            ("amq.match", ExchangeKind::Headers),
+        ];
+        let no_args = FieldTable::new();
+        for (name, kind) in builtins {
+            let spec = ExchangeSpec {
+                name,
+                kind: &kind,
+                options: ExchangeDeclareOptions::durable(),
+                arguments: &no_args,
+            };
+            let router = vhost.settings.router_for(&kind).expect("built-in kinds have routers");
+            let exchange = Exchange::new(&spec, vhost.settings.next_destination(), router, true);
+            vhost.exchanges.insert(name.to_owned(), Arc::new(exchange));
+        }
+        vhost
+    }
+
+    fn exchange_not_found(&self, exchange: &str) -> Error {
+        Error::ExchangeNotFound { vhost: self.name.to_string(), exchange: exchange.to_owned() }
+    }
+
+    fn queue_not_found(&self, queue: &str) -> Error {
+        Error::QueueNotFound { vhost: self.name.to_string(), queue: queue.to_owned() }
+    }
+
+    /// Looks up an exchange.
+    pub(crate) fn exchange(&self, name: &str) -> Result<Arc<Exchange>> {
+        self.exchanges.get(name).map(|e| Arc::clone(&e)).ok_or_else(|| self.exchange_not_found(name))
+    }
+
+    /// Looks up a queue that `connection` may use.
+    pub(crate) fn queue(&self, name: &str, connection: ConnectionId) -> Result<Arc<Queue>> {
+        let queue =
+            self.queues.get(name).map(|q| Arc::clone(&q)).ok_or_else(|| self.queue_not_found(name))?;
+        queue.check_access(connection)?;
+        Ok(queue)
+    }
+
+    /// Declares an exchange, or checks an existing one.
+    pub(crate) fn declare_exchange(&self, spec: &ExchangeSpec<'_>) -> Result<()> {
+        names::check_length("exchange name", spec.name)?;
+        let _topology = self.topology.lock();
+        if !spec.options.passive {
+            if spec.name.is_empty() {
+                return Err(Error::access_refused("operation not permitted on the default exchange"));
+            }
+            names::check_not_reserved("exchange", spec.name)?;
+        }
+        if let Some(existing) = self.exchanges.get(spec.name) {
+            if spec.options.passive {
+                return Ok(());
+            }
+            return existing.check_equivalent(spec, &self.name);
+        }
+        if spec.options.passive {
+            return Err(self.exchange_not_found(spec.name));
+        }
+        let router = self.settings.router_for(spec.kind).ok_or_else(|| Error::CommandInvalid {
+            reason: format!("unknown exchange type '{}'", spec.kind),
+        })?;
+        let exchange = Exchange::new(spec, self.settings.next_destination(), router, false);
+        self.exchanges.insert(spec.name.to_owned(), Arc::new(exchange));
+        Ok(())
+    }
+
+    /// Deletes an exchange and every binding from it.
+    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
+        names::check_length("exchange name", name)?;
+        let mut topology = self.topology.lock();
+        let Some(exchange) = self.exchanges.get(name).map(|e| Arc::clone(&e)) else {
+            return Ok(());
+        };
+        if exchange.builtin {
+            return Err(Error::access_refused(if name.is_empty() {
+                "operation not permitted on the default exchange".to_owned()
+            } else {
+                format!("exchange '{name}' in vhost '{}' is a built-in exchange", self.name)
+            }));
+        }
+        if if_unused && exchange.binding_count() > 0 {
+            return Err(Error::precondition(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        self.remove_exchange(&mut topology, &exchange);
+        Ok(())
+    }
+
+    fn remove_exchange(&self, topology: &mut Topology, exchange: &Arc<Exchange>) {
+        self.exchanges.remove(&*exchange.name);
+        self.destinations.remove(&exchange.id);
+        for key in exchange.bindings() {
+            exchange.unbind(&key);
+            if let Some(list) = topology.inbound.get_mut(&key.destination) {
+                list.retain(|(src, k)| !(Arc::ptr_eq(src, exchange) && *k == key));
+            }
+        }
+    }
+
+    /// Declares a queue, or checks an existing one.
+    pub(crate) fn declare_queue(
+        &self,
+        name: &str,
+        options: QueueDeclareOptions,
+        arguments: &FieldTable,
+        connection: ConnectionId,
+    ) -> Result<(QueueDeclareOk, Option<Arc<Queue>>)> {
+        names::check_length("queue name", name)?;
+        let _topology = self.topology.lock();
+        if !name.is_empty() {
+            if let Some(existing) = self.queues.get(name).map(|q| Arc::clone(&q)) {
+                existing.check_access(connection)?;
+                if !options.passive {
+                    existing.check_equivalent(options, arguments)?;
+                }
+                return Ok((declare_ok(&existing), None));
+            }
+            if options.passive {
+                return Err(self.queue_not_found(name));
+            }
+            names::check_not_reserved("queue", name)?;
+        }
+        let name = if name.is_empty() { names::generate("amq.gen-") } else { name.to_owned() };
+        let owner = options.exclusive.then_some(connection);
+        let id = self.settings.next_destination();
+        let queue = Arc::new(Queue::new(
+            name.as_str().into(),
+            Arc::clone(&self.name),
+            id,
+            options,
+            owner,
+            arguments.clone(),
+        ));
+        self.queues.insert(name, Arc::clone(&queue));
+        self.destinations.insert(id, Destination::Queue(Arc::clone(&queue)));
+        Ok((declare_ok(&queue), Some(queue)))
+    }
+
+    /// Deletes a queue if the conditions hold; returns the number of ready messages dropped.
+    pub(crate) fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection: ConnectionId,
+    ) -> Result<usize> {
+        names::check_length("queue name", name)?;
+        let mut topology = self.topology.lock();
+        let Some(queue) = self.queues.get(name).map(|q| Arc::clone(&q)) else {
+            return Ok(0);
+        };
+        queue.check_access(connection)?;
+        let counts = queue.counts();
+        if if_unused && counts.consumers > 0 {
+            return Err(Error::precondition(format!(
+                "queue '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        if if_empty && counts.ready > 0 {
+            return Err(Error::precondition(format!(
+                "queue '{name}' in vhost '{}' is not empty",
+                self.name
+            )));
+        }
+        Ok(self.remove_queue(&mut topology, &queue))
+    }
+
+    /// Deletes `queue` if it is still the queue of that name (auto-delete, exclusive owner
+    /// gone).
+    pub(crate) fn drop_queue(&self, queue: &Arc<Queue>) {
+        let mut topology = self.topology.lock();
+        let current = self.queues.get(&*queue.name).is_some_and(|q| Arc::ptr_eq(&q, queue));
+        if current {
+            self.remove_queue(&mut topology, queue);
+        }
+    }
+
+    fn remove_queue(&self, topology: &mut Topology, queue: &Arc<Queue>) -> usize {
+        self.queues.remove(&*queue.name);
+        self.destinations.remove(&queue.id);
+        let count = queue.delete();
+        for (exchange, key) in topology.inbound.remove(&queue.id).unwrap_or_default() {
+            exchange.unbind(&key);
+            self.auto_delete_exchange(topology, &exchange);
+        }
+        count
+    }
+
+    fn auto_delete_exchange(&self, topology: &mut Topology, exchange: &Arc<Exchange>) {
+        if exchange.auto_delete && exchange.binding_count() == 0 && !exchange.builtin {
+            self.remove_exchange(topology, exchange);
+        }
+    }
+
+    /// Binds a queue to an exchange.
+    pub(crate) fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+        connection: ConnectionId,
+    ) -> Result<()> {
+        names::check_length("routing key", routing_key)?;
+        let mut topology = self.topology.lock();
+        let queue = self.queue(queue, connection)?;
+        let source = self.bindable_exchange(exchange)?;
+        if !self.settings.allow_mixed_durability && !source.builtin && source.durable != queue.durable
+        {
+            let (d, n) = if source.durable { ("", "non-") } else { ("non-", "") };
+            return Err(Error::precondition(format!(
+                "cannot bind {d}durable exchange '{}' to {n}durable queue '{}' in vhost '{}': \
+                 a binding between a durable and a non-durable entity is refused unless \
+                 BrokerBuilder::allow_mixed_durability_bindings is set",
+                source.name, queue.name, self.name
+            )));
+        }
+        let key = BindingKey {
+            destination: queue.id,
+            key: routing_key.to_owned(),
+            arguments: ArgumentsKey::new(arguments),
+        };
+        let added = source.bind(key.clone()).map_err(|e| Error::precondition(e.0))?;
+        if added {
+            topology.inbound.entry(queue.id).or_default().push((source, key));
+        }
+        Ok(())
+    }
+
+    /// Removes a binding between a queue and an exchange. Unbinding what is not bound is not
+    /// an error (as in RabbitMQ).
+    pub(crate) fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+        connection: ConnectionId,
+    ) -> Result<()> {
+        let mut topology = self.topology.lock();
+        let queue = self.queue(queue, connection)?;
+        let source = self.bindable_exchange(exchange)?;
+        let key = BindingKey {
+            destination: queue.id,
+            key: routing_key.to_owned(),
+            arguments: ArgumentsKey::new(arguments),
+        };
+        if source.unbind(&key) {
+            if let Some(list) = topology.inbound.get_mut(&queue.id) {
+                list.retain(|(src, k)| !(Arc::ptr_eq(src, &source) && *k == key));
+            }
+            self.auto_delete_exchange(&mut topology, &source);
+        }
+        Ok(())
+    }
+
+    fn bindable_exchange(&self, name: &str) -> Result<Arc<Exchange>> {
+        if name.is_empty() {
+            return Err(Error::access_refused("operation not permitted on the default exchange"));
+        }
+        self.exchange(name)
+    }
+
+    /// Removes every ready message of a queue; returns how many.
+    pub(crate) fn purge_queue(&self, name: &str, connection: ConnectionId) -> Result<usize> {
+        Ok(self.queue(name, connection)?.purge())
+    }
+
+    /// Routes a message and enqueues it on every queue reached; returns how many.
+    pub(crate) fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<usize> {
+        names::check_length("routing key", routing_key)?;
+        let source = self.exchange(exchange)?;
+        if source.internal {
+            return Err(Error::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.name
+            )));
+        }
+        source.counters.published.fetch_add(1, Ordering::Relaxed);
+        let mut buffer = ROUTE_BUFFER.with(RefCell::take);
+        buffer.clear();
+        self.route(&source, routing_key, message.properties().headers.as_ref(), &mut buffer);
+        let envelope = Arc::new(Envelope {
+            message,
+            exchange: Arc::clone(&source.name),
+            routing_key: routing_key.into(),
+        });
+        let mut delivered = 0;
+        for id in &buffer {
+            if let Some(Destination::Queue(queue)) = self.destinations.get(id).map(|d| d.clone()) {
+                if queue.publish(Arc::clone(&envelope)) {
+                    delivered += 1;
+                }
+            }
+        }
+        ROUTE_BUFFER.with(|b| b.replace(buffer));
+        let counter = if delivered > 0 { &source.counters.routed } else { &source.counters.unroutable };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(delivered)
+    }
+
+    /// Fills `out` with the distinct destinations of a message published to `source`.
+    fn route(
+        &self,
+        source: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        out: &mut Vec<DestinationId>,
+    ) {
+        if source.name.is_empty() {
+            if let Some(queue) = self.queues.get(routing_key) {
+                out.push(queue.id);
+            }
+            return;
+        }
+        source.route(RoutingInput { routing_key, headers }, out);
+        if out.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+    }
+
+    /// Computes where a message would go, without publishing it.
+    pub(crate) fn route_preview(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> Result<RoutePreview> {
+        let source = self.exchange(exchange)?;
+        let mut ids = Vec::new();
+        self.route(&source, routing_key, headers, &mut ids);
+        let mut queues: Vec<String> = ids
+            .iter()
+            .filter_map(|id| match self.destinations.get(id).map(|d| d.clone()) {
+                Some(Destination::Queue(q)) => Some(q.name.to_string()),
+                None => None,
+            })
+            .collect();
+        queues.sort();
+        Ok(RoutePreview { queues, exchanges: vec![source.name.to_string()] })
+    }
+
+    /// Returns the counters of one queue.
+    pub(crate) fn queue_stats(&self, name: &str) -> Result<QueueStats> {
+        let queue =
+            self.queues.get(name).map(|q| Arc::clone(&q)).ok_or_else(|| self.queue_not_found(name))?;
+        Ok(queue_stats(&queue))
+    }
+
+    /// Returns the counters of every queue, sorted by name.
+    pub(crate) fn list_queues(&self) -> Vec<QueueStats> {
+        let queues: Vec<Arc<Queue>> = self.queues.iter().map(|q| Arc::clone(&q)).collect();
+        let mut stats: Vec<QueueStats> = queues.iter().map(|q| queue_stats(q)).collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
+    }
+
+    /// Returns the counters of one exchange.
+    pub(crate) fn exchange_stats(&self, name: &str) -> Result<ExchangeStats> {
+        let exchange = self.exchange(name)?;
+        Ok(exchange_stats(&exchange))
+    }
+
+    /// Returns the counters of every exchange, sorted by name.
+    pub(crate) fn list_exchanges(&self) -> Vec<ExchangeStats> {
+        let exchanges: Vec<Arc<Exchange>> = self.exchanges.iter().map(|e| Arc::clone(&e)).collect();
+        let mut stats: Vec<ExchangeStats> = exchanges.iter().map(|e| exchange_stats(e)).collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
+    }
+}
+
+fn declare_ok(queue: &Queue) -> QueueDeclareOk {
+    let counts = queue.counts();
+    QueueDeclareOk {
+        queue: queue.name.to_string(),
+        message_count: u32::try_from(counts.ready).unwrap_or(u32::MAX),
+        consumer_count: u32::try_from(counts.consumers).unwrap_or(u32::MAX),
+    }
+}
+
+fn queue_stats(queue: &Queue) -> QueueStats {
+    let counts = queue.counts();
+    QueueStats {
+        name: queue.name.to_string(),
+        messages_ready: counts.ready,
+        messages_unacknowledged: counts.unacked,
+        consumers: counts.consumers,
+        durable: queue.durable,
+        exclusive: queue.exclusive_owner.is_some(),
+        auto_delete: queue.auto_delete,
+    }
+}
+
+fn exchange_stats(exchange: &Exchange) -> ExchangeStats {
+    let c = &exchange.counters;
+    ExchangeStats {
+        name: exchange.name.to_string(),
+        kind: exchange.kind.clone(),
+        published: c.published.load(Ordering::Relaxed),
+        routed: c.routed.load(Ordering::Relaxed),
+        unroutable: c.unroutable.load(Ordering::Relaxed),
+        returned: c.returned.load(Ordering::Relaxed),
+        bindings: exchange.binding_count(),
+        table_bytes: exchange.table_bytes(),
+    }
+}
