@@ -54,7 +54,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("allow_mixed_durability", &self.allow_mixed_durability)
             .field("clock", &self.clock)
-            .field("custom_kinds", &self.custom_kinds.keys().collect::<Vec<_>>())
+            .field(
+                "custom_kinds",
+                &self.custom_kinds.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -178,7 +181,9 @@ impl Broker {
             .vhosts
             .get(name)
             .map(|v| Arc::clone(&v))
-            .ok_or_else(|| Error::VhostNotFound { vhost: name.to_owned() })
+            .ok_or_else(|| Error::VhostNotFound {
+                vhost: name.to_owned(),
+            })
     }
 }
 
@@ -273,7 +278,12 @@ impl BrokerBuilder {
             custom_kinds: self.custom_kinds.clone(),
             next_id: AtomicU64::new(1),
         });
-        let broker = Broker { inner: Arc::new(BrokerInner { settings, vhosts: DashMap::new() }) };
+        let broker = Broker {
+            inner: Arc::new(BrokerInner {
+                settings,
+                vhosts: DashMap::new(),
+            }),
+        };
         broker.add_vhost("/").expect("'/' is a valid vhost name");
         broker
     }

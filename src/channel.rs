@@ -17,8 +17,7 @@ use crate::sync::{unbounded, Mutex, Receiver, Select, Sender};
 use crate::vhost::{QueueDeclareOk, RoutePreview};
 use crate::{
     names, ConsumeOptions, Consumer, Error, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    ExchangeKind, FieldTable, GetOptions, Message, QueueDeclareOptions, QueueDeleteOptions,
-    Result,
+    ExchangeKind, FieldTable, GetOptions, Message, QueueDeclareOptions, QueueDeleteOptions, Result,
 };
 
 /// The callback of a consumer started with [`Channel::basic_consume_with`].
@@ -72,7 +71,9 @@ impl ChannelInner {
             return Err(Error::ConnectionClosed);
         }
         match self.closed.get() {
-            Some(cause) => Err(Error::ChannelClosed { cause: cause.clone() }),
+            Some(cause) => Err(Error::ChannelClosed {
+                cause: cause.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -116,7 +117,11 @@ impl ChannelInner {
 
     /// Turns a message taken from a consumer inbox into a delivery, or puts it back if the
     /// channel has closed meanwhile.
-    pub(crate) fn accept(self: &Arc<Self>, link: &ConsumerLink, msg: QueuedMessage) -> Option<Delivery> {
+    pub(crate) fn accept(
+        self: &Arc<Self>,
+        link: &ConsumerLink,
+        msg: QueuedMessage,
+    ) -> Option<Delivery> {
         let mut ledger = self.ledger.lock();
         if ledger.closed {
             drop(ledger);
@@ -124,13 +129,29 @@ impl ChannelInner {
             return None;
         }
         let tag = ledger.next_tag();
-        let delivery = Delivery::new(Arc::clone(self), &msg, tag, Some(Arc::clone(&link.tag)), None);
-        let credit = Credit { consumer: link.key, limited: link.limited };
+        let delivery = Delivery::new(
+            Arc::clone(self),
+            &msg,
+            tag,
+            Some(Arc::clone(&link.tag)),
+            None,
+        );
+        let credit = Credit {
+            consumer: link.key,
+            limited: link.limited,
+        };
         if link.no_ack {
             drop(ledger);
             link.queue.settle(Some(credit), 1);
         } else {
-            ledger.insert(tag, Pending { queue: Arc::clone(&link.queue), msg, credit: Some(credit) });
+            ledger.insert(
+                tag,
+                Pending {
+                    queue: Arc::clone(&link.queue),
+                    msg,
+                    credit: Some(credit),
+                },
+            );
         }
         Some(delivery)
     }
@@ -161,11 +182,21 @@ impl ChannelInner {
         names::check_length("consumer tag", &tag)?;
         let mut consumers = self.consumers.lock();
         if consumers.contains_key(&tag) {
-            return Err(Error::NotAllowed { reason: format!("attempt to reuse consumer tag '{tag}'") });
+            return Err(Error::NotAllowed {
+                reason: format!("attempt to reuse consumer tag '{tag}'"),
+            });
         }
         let key = self.conn.broker.settings.next_id();
-        let prefetch = if options.no_ack { 0 } else { self.prefetch.load(Ordering::Relaxed) };
-        let rx = queue.subscribe(Subscription { key, prefetch, exclusive: options.exclusive })?;
+        let prefetch = if options.no_ack {
+            0
+        } else {
+            self.prefetch.load(Ordering::Relaxed)
+        };
+        let rx = queue.subscribe(Subscription {
+            key,
+            prefetch,
+            exclusive: options.exclusive,
+        })?;
         let link = Arc::new(ConsumerLink {
             key,
             tag: Arc::clone(&tag),
@@ -175,7 +206,13 @@ impl ChannelInner {
             limited: prefetch > 0,
         });
         let callback = callback.map(|cb| Arc::new(Mutex::new(cb)));
-        consumers.insert(tag, ConsumerEntry { link: Arc::clone(&link), callback });
+        consumers.insert(
+            tag,
+            ConsumerEntry {
+                link: Arc::clone(&link),
+                callback,
+            },
+        );
         drop(consumers);
         let _ = self.wake_tx.send(());
         Ok(link)
@@ -234,7 +271,11 @@ impl ChannelInner {
     /// Runs the callback of `link` on `msg`. A panicking callback does not unwind into the
     /// broker: its message goes back to the queue, marked redelivered.
     fn dispatch_callback(self: &Arc<Self>, link: &Arc<ConsumerLink>, msg: QueuedMessage) -> bool {
-        let callback = self.consumers.lock().get(&link.tag).and_then(|e| e.callback.clone());
+        let callback = self
+            .consumers
+            .lock()
+            .get(&link.tag)
+            .and_then(|e| e.callback.clone());
         let Some(callback) = callback else {
             link.queue.restore(vec![msg]);
             return false;
@@ -271,7 +312,9 @@ fn requeue(pending: Vec<Pending>) {
 
 impl fmt::Debug for ChannelInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChannelInner").field("closed", &self.closed.get().is_some()).finish()
+        f.debug_struct("ChannelInner")
+            .field("closed", &self.closed.get().is_some())
+            .finish()
     }
 }
 
@@ -306,7 +349,12 @@ impl Channel {
         arguments: FieldTable,
     ) -> Result<()> {
         self.inner.run(|| {
-            let spec = ExchangeSpec { name: exchange, kind: &kind, options, arguments: &arguments };
+            let spec = ExchangeSpec {
+                name: exchange,
+                kind: &kind,
+                options,
+                arguments: &arguments,
+            };
             self.inner.conn.vhost.declare_exchange(&spec)
         })
     }
@@ -317,7 +365,12 @@ impl Channel {
     ///
     /// 406 with `if_unused` when it has bindings; 403 for the predeclared exchanges.
     pub fn exchange_delete(&self, exchange: &str, options: ExchangeDeleteOptions) -> Result<()> {
-        self.inner.run(|| self.inner.conn.vhost.delete_exchange(exchange, options.if_unused))
+        self.inner.run(|| {
+            self.inner
+                .conn
+                .vhost
+                .delete_exchange(exchange, options.if_unused)
+        })
     }
 
     /// Declares a queue, or checks that an existing one has the same properties. An empty
@@ -336,7 +389,9 @@ impl Channel {
     ) -> Result<QueueDeclareOk> {
         self.inner.run(|| {
             let conn = &self.inner.conn;
-            let (ok, created) = conn.vhost.declare_queue(queue, options, &arguments, conn.id)?;
+            let (ok, created) = conn
+                .vhost
+                .declare_queue(queue, options, &arguments, conn.id)?;
             if let Some(queue) = created.filter(|q| q.exclusive_owner.is_some()) {
                 conn.own_exclusive(queue);
             }
@@ -360,7 +415,8 @@ impl Channel {
     ) -> Result<()> {
         self.inner.run(|| {
             let conn = &self.inner.conn;
-            conn.vhost.bind_queue(queue, exchange, routing_key, &arguments, conn.id)
+            conn.vhost
+                .bind_queue(queue, exchange, routing_key, &arguments, conn.id)
         })
     }
 
@@ -378,7 +434,8 @@ impl Channel {
     ) -> Result<()> {
         self.inner.run(|| {
             let conn = &self.inner.conn;
-            conn.vhost.unbind_queue(queue, exchange, routing_key, &arguments, conn.id)
+            conn.vhost
+                .unbind_queue(queue, exchange, routing_key, &arguments, conn.id)
         })
     }
 
@@ -406,8 +463,9 @@ impl Channel {
     pub fn queue_delete(&self, queue: &str, options: QueueDeleteOptions) -> Result<u32> {
         self.inner.run(|| {
             let conn = &self.inner.conn;
-            let n =
-                conn.vhost.delete_queue(queue, options.if_unused, options.if_empty, conn.id)?;
+            let n = conn
+                .vhost
+                .delete_queue(queue, options.if_unused, options.if_empty, conn.id)?;
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
         })
     }
@@ -421,7 +479,13 @@ impl Channel {
     ///
     /// 404 for a missing exchange; 403 for an internal exchange.
     pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
-        self.inner.run(|| self.inner.conn.vhost.publish(exchange, routing_key, message).map(drop))
+        self.inner.run(|| {
+            self.inner
+                .conn
+                .vhost
+                .publish(exchange, routing_key, message)
+                .map(drop)
+        })
     }
 
     /// Fetches the message at the head of a queue, or `None` if it is empty.
@@ -441,7 +505,14 @@ impl Channel {
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
             let delivery = Delivery::new(Arc::clone(&self.inner), &msg, tag, None, count);
             if !options.no_ack {
-                ledger.insert(tag, Pending { queue, msg, credit: None });
+                ledger.insert(
+                    tag,
+                    Pending {
+                        queue,
+                        msg,
+                        credit: None,
+                    },
+                );
             }
             Ok(Some(delivery))
         })
@@ -480,7 +551,9 @@ impl Channel {
         callback: impl FnMut(Delivery) + Send + 'static,
     ) -> Result<String> {
         self.inner.run(|| {
-            let link = self.inner.subscribe(queue, &options, Some(Box::new(callback)))?;
+            let link = self
+                .inner
+                .subscribe(queue, &options, Some(Box::new(callback)))?;
             Ok(link.tag.to_string())
         })
     }
@@ -522,7 +595,9 @@ impl Channel {
     /// 504 if the channel is closed.
     pub fn basic_qos(&self, prefetch_count: u16) -> Result<()> {
         self.inner.run(|| {
-            self.inner.prefetch.store(u32::from(prefetch_count), Ordering::Relaxed);
+            self.inner
+                .prefetch
+                .store(u32::from(prefetch_count), Ordering::Relaxed);
             Ok(())
         })
     }
@@ -635,7 +710,10 @@ impl Channel {
     ) -> Result<RoutePreview> {
         self.inner.check_open()?;
         let headers = (!headers.is_empty()).then_some(headers);
-        self.inner.conn.vhost.route_preview(exchange, routing_key, headers)
+        self.inner
+            .conn
+            .vhost
+            .route_preview(exchange, routing_key, headers)
     }
 
     /// Returns the number of deliveries on this channel awaiting an ack.

@@ -122,6 +122,8 @@ impl Drop for Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("vhost", &self.vhost()).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("vhost", &self.vhost())
+            .finish_non_exhaustive()
     }
 }

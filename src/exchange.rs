@@ -77,7 +77,10 @@ pub(crate) struct ArgumentsKey {
 
 impl ArgumentsKey {
     pub(crate) fn new(table: &FieldTable) -> Self {
-        ArgumentsKey { table: table.clone(), canonical: format!("{table:?}") }
+        ArgumentsKey {
+            table: table.clone(),
+            canonical: format!("{table:?}"),
+        }
     }
 
     pub(crate) fn table(&self) -> &FieldTable {
@@ -184,7 +187,11 @@ impl Exchange {
             return mismatch("type", spec.kind.to_string(), self.kind.to_string());
         }
         if self.durable != spec.options.durable {
-            return mismatch("durable", spec.options.durable.to_string(), self.durable.to_string());
+            return mismatch(
+                "durable",
+                spec.options.durable.to_string(),
+                self.durable.to_string(),
+            );
         }
         if self.auto_delete != spec.options.auto_delete {
             let (r, c) = (spec.options.auto_delete, self.auto_delete);

@@ -33,7 +33,7 @@ pub(crate) struct Pending {
 /// Tags increase by one per delivery (acknowledged or not), starting at 1. Pending
 /// deliveries are kept in tag order, so single acks are a binary search and `multiple`
 /// acks drain the front.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Ledger {
     /// The channel is closed: accept no more deliveries.
     pub(crate) closed: bool,
@@ -41,12 +41,6 @@ pub(crate) struct Ledger {
     last_tag: u64,
     /// Unacknowledged deliveries in tag order; acked ones in the middle become `None`.
     pending: VecDeque<(u64, Option<Pending>)>,
-}
-
-impl Default for Ledger {
-    fn default() -> Self {
-        Ledger { closed: false, last_tag: 0, pending: VecDeque::new() }
-    }
 }
 
 impl Ledger {
@@ -90,7 +84,10 @@ impl Ledger {
             .pending
             .binary_search_by_key(&tag, |(t, _)| *t)
             .map_err(|_| Error::UnknownDeliveryTag { delivery_tag: tag })?;
-        let taken = self.pending[at].1.take().ok_or(Error::UnknownDeliveryTag { delivery_tag: tag })?;
+        let taken = self.pending[at]
+            .1
+            .take()
+            .ok_or(Error::UnknownDeliveryTag { delivery_tag: tag })?;
         while matches!(self.pending.front(), Some((_, None))) {
             self.pending.pop_front();
         }

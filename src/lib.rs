@@ -30,8 +30,8 @@ pub use exchange::ExchangeKind;
 pub use field_table::{FieldTable, FieldValue};
 pub use message::{DeliveryMode, Message, Properties};
 pub use options::{
-    ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 pub use stats::{ExchangeStats, QueueStats};
 pub use vhost::{QueueDeclareOk, RoutePreview};

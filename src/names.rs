@@ -55,7 +55,19 @@ mod tests {
     #[test]
     fn limits() {
         assert!(check_length("queue name", &"q".repeat(255)).is_ok());
-        assert_eq!(check_length("queue name", &"q".repeat(256)).unwrap_err().reply_code().0, 406);
-        assert_eq!(check_not_reserved("exchange", "amq.x").unwrap_err().reply_code().0, 403);
+        assert_eq!(
+            check_length("queue name", &"q".repeat(256))
+                .unwrap_err()
+                .reply_code()
+                .0,
+            406
+        );
+        assert_eq!(
+            check_not_reserved("exchange", "amq.x")
+                .unwrap_err()
+                .reply_code()
+                .0,
+            403
+        );
     }
 }

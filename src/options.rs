@@ -16,12 +16,18 @@ pub struct ExchangeDeclareOptions {
 impl ExchangeDeclareOptions {
     /// Options for a durable exchange.
     pub fn durable() -> Self {
-        ExchangeDeclareOptions { durable: true, ..Self::default() }
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Self::default()
+        }
     }
 
     /// Options for a passive declare (an existence check).
     pub fn passive() -> Self {
-        ExchangeDeclareOptions { passive: true, ..Self::default() }
+        ExchangeDeclareOptions {
+            passive: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -41,18 +47,28 @@ pub struct QueueDeclareOptions {
 impl QueueDeclareOptions {
     /// Options for a durable queue.
     pub fn durable() -> Self {
-        QueueDeclareOptions { durable: true, ..Self::default() }
+        QueueDeclareOptions {
+            durable: true,
+            ..Self::default()
+        }
     }
 
     /// Options for an exclusive, auto-delete queue: the usual private reply or subscriber
     /// queue.
     pub fn exclusive() -> Self {
-        QueueDeclareOptions { exclusive: true, auto_delete: true, ..Self::default() }
+        QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Self::default()
+        }
     }
 
     /// Options for a passive declare (an existence check that returns the counts).
     pub fn passive() -> Self {
-        QueueDeclareOptions { passive: true, ..Self::default() }
+        QueueDeclareOptions {
+            passive: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -86,7 +102,10 @@ pub struct ConsumeOptions {
 impl ConsumeOptions {
     /// Options for an automatically acknowledging consumer.
     pub fn no_ack() -> Self {
-        ConsumeOptions { no_ack: true, ..Self::default() }
+        ConsumeOptions {
+            no_ack: true,
+            ..Self::default()
+        }
     }
 
     /// Sets the consumer tag.

@@ -108,7 +108,10 @@ impl VHost {
                 options: ExchangeDeclareOptions::durable(),
                 arguments: &no_args,
             };
-            let router = vhost.settings.router_for(&kind).expect("built-in kinds have routers");
+            let router = vhost
+                .settings
+                .router_for(&kind)
+                .expect("built-in kinds have routers");
             let exchange = Exchange::new(&spec, vhost.settings.next_destination(), router, true);
             vhost.exchanges.insert(name.to_owned(), Arc::new(exchange));
         }
@@ -116,22 +119,34 @@ impl VHost {
     }
 
     fn exchange_not_found(&self, exchange: &str) -> Error {
-        Error::ExchangeNotFound { vhost: self.name.to_string(), exchange: exchange.to_owned() }
+        Error::ExchangeNotFound {
+            vhost: self.name.to_string(),
+            exchange: exchange.to_owned(),
+        }
     }
 
     fn queue_not_found(&self, queue: &str) -> Error {
-        Error::QueueNotFound { vhost: self.name.to_string(), queue: queue.to_owned() }
+        Error::QueueNotFound {
+            vhost: self.name.to_string(),
+            queue: queue.to_owned(),
+        }
     }
 
     /// Looks up an exchange.
     pub(crate) fn exchange(&self, name: &str) -> Result<Arc<Exchange>> {
-        self.exchanges.get(name).map(|e| Arc::clone(&e)).ok_or_else(|| self.exchange_not_found(name))
+        self.exchanges
+            .get(name)
+            .map(|e| Arc::clone(&e))
+            .ok_or_else(|| self.exchange_not_found(name))
     }
 
     /// Looks up a queue that `connection` may use.
     pub(crate) fn queue(&self, name: &str, connection: ConnectionId) -> Result<Arc<Queue>> {
-        let queue =
-            self.queues.get(name).map(|q| Arc::clone(&q)).ok_or_else(|| self.queue_not_found(name))?;
+        let queue = self
+            .queues
+            .get(name)
+            .map(|q| Arc::clone(&q))
+            .ok_or_else(|| self.queue_not_found(name))?;
         queue.check_access(connection)?;
         Ok(queue)
     }
@@ -142,7 +157,9 @@ impl VHost {
         let _topology = self.topology.lock();
         if !spec.options.passive {
             if spec.name.is_empty() {
-                return Err(Error::access_refused("operation not permitted on the default exchange"));
+                return Err(Error::access_refused(
+                    "operation not permitted on the default exchange",
+                ));
             }
             names::check_not_reserved("exchange", spec.name)?;
         }
@@ -155,11 +172,15 @@ impl VHost {
         if spec.options.passive {
             return Err(self.exchange_not_found(spec.name));
         }
-        let router = self.settings.router_for(spec.kind).ok_or_else(|| Error::CommandInvalid {
-            reason: format!("unknown exchange type '{}'", spec.kind),
-        })?;
+        let router = self
+            .settings
+            .router_for(spec.kind)
+            .ok_or_else(|| Error::CommandInvalid {
+                reason: format!("unknown exchange type '{}'", spec.kind),
+            })?;
         let exchange = Exchange::new(spec, self.settings.next_destination(), router, false);
-        self.exchanges.insert(spec.name.to_owned(), Arc::new(exchange));
+        self.exchanges
+            .insert(spec.name.to_owned(), Arc::new(exchange));
         Ok(())
     }
 
@@ -174,7 +195,10 @@ impl VHost {
             return Err(Error::access_refused(if name.is_empty() {
                 "operation not permitted on the default exchange".to_owned()
             } else {
-                format!("exchange '{name}' in vhost '{}' is a built-in exchange", self.name)
+                format!(
+                    "exchange '{name}' in vhost '{}' is a built-in exchange",
+                    self.name
+                )
             }));
         }
         if if_unused && exchange.binding_count() > 0 {
@@ -221,7 +245,11 @@ impl VHost {
             }
             names::check_not_reserved("queue", name)?;
         }
-        let name = if name.is_empty() { names::generate("amq.gen-") } else { name.to_owned() };
+        let name = if name.is_empty() {
+            names::generate("amq.gen-")
+        } else {
+            name.to_owned()
+        };
         let owner = options.exclusive.then_some(connection);
         let id = self.settings.next_destination();
         let queue = Arc::new(Queue::new(
@@ -233,7 +261,8 @@ impl VHost {
             arguments.clone(),
         ));
         self.queues.insert(name, Arc::clone(&queue));
-        self.destinations.insert(id, Destination::Queue(Arc::clone(&queue)));
+        self.destinations
+            .insert(id, Destination::Queue(Arc::clone(&queue)));
         Ok((declare_ok(&queue), Some(queue)))
     }
 
@@ -271,7 +300,10 @@ impl VHost {
     /// gone).
     pub(crate) fn drop_queue(&self, queue: &Arc<Queue>) {
         let mut topology = self.topology.lock();
-        let current = self.queues.get(&*queue.name).is_some_and(|q| Arc::ptr_eq(&q, queue));
+        let current = self
+            .queues
+            .get(&*queue.name)
+            .is_some_and(|q| Arc::ptr_eq(&q, queue));
         if current {
             self.remove_queue(&mut topology, queue);
         }
@@ -307,9 +339,15 @@ impl VHost {
         let mut topology = self.topology.lock();
         let queue = self.queue(queue, connection)?;
         let source = self.bindable_exchange(exchange)?;
-        if !self.settings.allow_mixed_durability && !source.builtin && source.durable != queue.durable
+        if !self.settings.allow_mixed_durability
+            && !source.builtin
+            && source.durable != queue.durable
         {
-            let (d, n) = if source.durable { ("", "non-") } else { ("non-", "") };
+            let (d, n) = if source.durable {
+                ("", "non-")
+            } else {
+                ("non-", "")
+            };
             return Err(Error::precondition(format!(
                 "cannot bind {d}durable exchange '{}' to {n}durable queue '{}' in vhost '{}': \
                  a binding between a durable and a non-durable entity is refused unless \
@@ -322,9 +360,15 @@ impl VHost {
             key: routing_key.to_owned(),
             arguments: ArgumentsKey::new(arguments),
         };
-        let added = source.bind(key.clone()).map_err(|e| Error::precondition(e.0))?;
+        let added = source
+            .bind(key.clone())
+            .map_err(|e| Error::precondition(e.0))?;
         if added {
-            topology.inbound.entry(queue.id).or_default().push((source, key));
+            topology
+                .inbound
+                .entry(queue.id)
+                .or_default()
+                .push((source, key));
         }
         Ok(())
     }
@@ -358,7 +402,9 @@ impl VHost {
 
     fn bindable_exchange(&self, name: &str) -> Result<Arc<Exchange>> {
         if name.is_empty() {
-            return Err(Error::access_refused("operation not permitted on the default exchange"));
+            return Err(Error::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         self.exchange(name)
     }
@@ -369,7 +415,12 @@ impl VHost {
     }
 
     /// Routes a message and enqueues it on every queue reached; returns how many.
-    pub(crate) fn publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<usize> {
+    pub(crate) fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+    ) -> Result<usize> {
         names::check_length("routing key", routing_key)?;
         let source = self.exchange(exchange)?;
         if source.internal {
@@ -381,7 +432,12 @@ impl VHost {
         source.counters.published.fetch_add(1, Ordering::Relaxed);
         let mut buffer = ROUTE_BUFFER.with(RefCell::take);
         buffer.clear();
-        self.route(&source, routing_key, message.properties().headers.as_ref(), &mut buffer);
+        self.route(
+            &source,
+            routing_key,
+            message.properties().headers.as_ref(),
+            &mut buffer,
+        );
         let envelope = Arc::new(Envelope {
             message,
             exchange: Arc::clone(&source.name),
@@ -396,7 +452,11 @@ impl VHost {
             }
         }
         ROUTE_BUFFER.with(|b| b.replace(buffer));
-        let counter = if delivered > 0 { &source.counters.routed } else { &source.counters.unroutable };
+        let counter = if delivered > 0 {
+            &source.counters.routed
+        } else {
+            &source.counters.unroutable
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         Ok(delivered)
     }
@@ -415,7 +475,13 @@ impl VHost {
             }
             return;
         }
-        source.route(RoutingInput { routing_key, headers }, out);
+        source.route(
+            RoutingInput {
+                routing_key,
+                headers,
+            },
+            out,
+        );
         if out.len() > 1 {
             out.sort_unstable();
             out.dedup();
@@ -434,19 +500,26 @@ impl VHost {
         self.route(&source, routing_key, headers, &mut ids);
         let mut queues: Vec<String> = ids
             .iter()
-            .filter_map(|id| match self.destinations.get(id).map(|d| d.clone()) {
-                Some(Destination::Queue(q)) => Some(q.name.to_string()),
-                None => None,
+            .filter_map(|id| {
+                self.destinations.get(id).map(|d| match &*d {
+                    Destination::Queue(q) => q.name.to_string(),
+                })
             })
             .collect();
         queues.sort();
-        Ok(RoutePreview { queues, exchanges: vec![source.name.to_string()] })
+        Ok(RoutePreview {
+            queues,
+            exchanges: vec![source.name.to_string()],
+        })
     }
 
     /// Returns the counters of one queue.
     pub(crate) fn queue_stats(&self, name: &str) -> Result<QueueStats> {
-        let queue =
-            self.queues.get(name).map(|q| Arc::clone(&q)).ok_or_else(|| self.queue_not_found(name))?;
+        let queue = self
+            .queues
+            .get(name)
+            .map(|q| Arc::clone(&q))
+            .ok_or_else(|| self.queue_not_found(name))?;
         Ok(queue_stats(&queue))
     }
 

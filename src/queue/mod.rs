@@ -130,7 +130,11 @@ impl Queue {
             return mismatch("auto_delete", options.auto_delete, self.auto_delete);
         }
         if self.exclusive_owner.is_some() != options.exclusive {
-            return mismatch("exclusive", options.exclusive, self.exclusive_owner.is_some());
+            return mismatch(
+                "exclusive",
+                options.exclusive,
+                self.exclusive_owner.is_some(),
+            );
         }
         for (name, value) in self.arguments.iter().chain(arguments.iter()) {
             if self.arguments.get(name) != arguments.get(name) {
@@ -166,7 +170,11 @@ impl Queue {
         if st.deleted {
             return false;
         }
-        let msg = QueuedMessage { seq: st.next_seq, envelope, redelivered: false };
+        let msg = QueuedMessage {
+            seq: st.next_seq,
+            envelope,
+            redelivered: false,
+        };
         st.next_seq += 1;
         if st.ready.is_empty() {
             match st.consumers.deliver(msg) {
@@ -219,7 +227,10 @@ impl Queue {
             self.dispatch(&mut st);
         }
         Unsubscribed {
-            now_unused: self.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted,
+            now_unused: self.auto_delete
+                && st.had_consumer
+                && st.consumers.is_empty()
+                && !st.deleted,
         }
     }
 
@@ -238,9 +249,14 @@ impl Queue {
     /// Only a consumer with a prefetch limit needs the queue lock here, to return its credit.
     pub(crate) fn settle(&self, credit: Option<Credit>, count: usize) {
         self.unacked.fetch_sub(count, Ordering::Relaxed);
-        if let Some(Credit { consumer, limited: true }) = credit {
+        if let Some(Credit {
+            consumer,
+            limited: true,
+        }) = credit
+        {
             let mut st = self.state.lock();
-            st.consumers.credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
+            st.consumers
+                .credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
             self.dispatch(&mut st);
         }
     }
@@ -252,8 +268,13 @@ impl Queue {
         if st.deleted {
             return;
         }
-        if let Some(Credit { consumer, limited: true }) = credit {
-            st.consumers.credit(consumer, u32::try_from(msgs.len()).unwrap_or(u32::MAX));
+        if let Some(Credit {
+            consumer,
+            limited: true,
+        }) = credit
+        {
+            st.consumers
+                .credit(consumer, u32::try_from(msgs.len()).unwrap_or(u32::MAX));
         }
         for mut msg in msgs {
             msg.redelivered = true;
@@ -310,13 +331,18 @@ impl Queue {
 
     /// The error for a queue that no longer exists.
     pub(crate) fn not_found(&self) -> Error {
-        Error::QueueNotFound { vhost: self.vhost.to_string(), queue: self.name.to_string() }
+        Error::QueueNotFound {
+            vhost: self.vhost.to_string(),
+            queue: self.name.to_string(),
+        }
     }
 
     /// Hands ready messages to consumers while some have credit.
     fn dispatch(&self, st: &mut QueueState) {
         while !st.ready.is_empty() && st.consumers.any_credit() {
-            let Some(msg) = st.ready.pop_front() else { break };
+            let Some(msg) = st.ready.pop_front() else {
+                break;
+            };
             match st.consumers.deliver(msg) {
                 Ok(()) => {
                     self.unacked.fetch_add(1, Ordering::Relaxed);
