@@ -646,30 +646,30 @@ def requeue_probe(qargs, label):
             pass
     out('  consumer prefetch=0 rejects d1 (requeue) once, acks rest -> delivery order: %s' % ' '.join(seen))
     cc.close()
-    # consumer recover(requeue=False) -> redelivered to same consumer?
+    # consumer + basic_recover(requeue=True): redelivered to whom, in what order?
     for i in range(1, 4):
         pub(ch, '', q, 'e%d' % i)
     cc = connect()
     cch = cc.channel()
     seen = []
-    cch.basic_consume(q, callback=lambda m: seen.append('%s%s#%d' % (m.body, '(R)' if m.delivery_info['redelivered'] else '', m.delivery_tag)))
+    cch.basic_consume(q, consumer_tag='A', callback=lambda m: seen.append('A:%s%s#%d' % (m.body, '(R)' if m.delivery_info['redelivered'] else '', m.delivery_tag)))
     deadline = time.time() + 1
     while len(seen) < 3 and time.time() < deadline:
         try:
             cc.drain_events(timeout=0.3)
         except Exception:
             pass
-    try:
-        cch.basic_recover(requeue=False)
-        deadline = time.time() + 1
-        while len(seen) < 6 and time.time() < deadline:
-            try:
-                cc.drain_events(timeout=0.3)
-            except Exception:
-                pass
-        out('  consumer got e1..e3 unacked; basic_recover(requeue=False) -> deliveries (body#tag): %s' % ' '.join(seen))
-    except Exception as e:
-        out('  consumer basic_recover(requeue=False): %s' % errinfo(e))
+    cch2 = cc.channel()
+    cch2.basic_consume(q, consumer_tag='B', callback=lambda m: seen.append('B:%s%s#%d' % (m.body, '(R)' if m.delivery_info['redelivered'] else '', m.delivery_tag)))
+    cch.basic_recover(requeue=True)
+    deadline = time.time() + 1
+    while len(seen) < 6 and time.time() < deadline:
+        try:
+            cc.drain_events(timeout=0.3)
+        except Exception:
+            pass
+    out('  consumer A (no qos) got e1..e3 unacked, consumer B (other channel) attached, A\'s channel basic_recover(requeue=True) -> deliveries consumer:body#tag: %s' % ' '.join(seen))
+    out('  (basic_recover(requeue=False) -> connection.close 540 NOT_IMPLEMENTED - requeue=false, see p01)')
     cc.close()
     time.sleep(0.1)
     drain_get(ch, q)
