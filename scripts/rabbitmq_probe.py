@@ -150,6 +150,8 @@ def exists_q(name):
         return 'exists (messages=%d consumers=%d)' % (r.message_count, r.consumer_count)
     except amqp.exceptions.NotFound as e:
         return 'gone: %s' % e.reply_text
+    except amqp.exceptions.ResourceLocked as e:
+        return 'exists but locked: 405 RESOURCE_LOCKED (passive declare from other connection)'
     finally:
         try:
             c.close()
@@ -785,7 +787,7 @@ def p05_headers():
         ('H14 a=byte1', {'a': Typed('b', 1)}),
         ('H15 a=short1', {'a': Typed('s', 1)}),
         ('H16 a=uint1', {'a': Typed('i', 1)}),
-        ('H17 a="1"(longstr) as shortstr-type s? no; A="1"', {'A': 1}),
+        ('H17 A=int1 (upper-case name)', {'A': 1}),
     ]
     qs = []
     for i, (label, args) in enumerate(binds):
