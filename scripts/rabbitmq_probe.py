@@ -691,7 +691,9 @@ def p03_requeue_quorum():
 
 TOPIC_PATTERNS = ['', '#', '*', '#.', '.#', 'a.#.z', '#.z', 'a.*', '*.*', '#.#', 'a.#.#.z', '*.#',
                   'a.#', '#.a', 'a.*.z', '*', 'a', 'abc.#', '#.#.z', 'a..z', 'a.*.*', '*.*.*', '.', '*.']
-TOPIC_KEYS = ['', '.', 'a', 'a.', '.a', 'a..z', 'a.z', 'abc', 'abc.', 'a.b.c.z', 'z', 'a.b', 'a.b.z', '..']
+TOPIC_PATTERNS += ['a*', 'a#', '#a', 'a.#.#']
+TOPIC_KEYS = ['', '.', 'a', 'a.', '.a', 'a..z', 'a.z', 'abc', 'abc.', 'a.b.c.z', 'z', 'a.b', 'a.b.z', '..',
+              '*', '#', 'a*', 'ab']
 
 
 @probe
@@ -1474,6 +1476,119 @@ def p15_misc():
     out('  100 publishes w/o confirms then passive declare on same channel: message_count=%d' % r.message_count)
     c3ch.queue_delete(q3)
     c3.close()
+    c.close()
+
+
+@probe
+def p16_extras():
+    out('== p16 extras ==')
+    c, ch = setup_conn()
+    # internal exchange (py-amqp has no internal flag: send Exchange.Declare by hand)
+    ix = N('internal')
+    CLEAN_X.add(ix)
+    ch.send_method((40, 10), 'BssbbbbbF', (0, ix, 'fanout', False, False, True, True, False, {}),
+                   wait=[(40, 11)])
+    try_err('basic_publish to internal exchange', None, lambda c2, ch2: pub(ch2, ix, 'k', 'b'))
+    # single active consumer
+    q = Q(ch, N('sac'), auto_delete=False, arguments={'x-single-active-consumer': True})
+    cc = connect()
+    got = []
+    chs = []
+    for tag in ('S1', 'S2'):
+        cch = cc.channel()
+        cch.basic_consume(q, consumer_tag=tag, callback=lambda m, tag=tag, cch=cch: (got.append('%s:%s' % (tag, m.body)), cch.basic_ack(m.delivery_tag)))
+        chs.append(cch)
+    for i in range(1, 5):
+        pub(ch, '', q, 's%d' % i)
+    deadline = time.time() + 1
+    while len(got) < 4 and time.time() < deadline:
+        try:
+            cc.drain_events(timeout=0.2)
+        except Exception:
+            pass
+    r = ch.queue_declare(q, passive=True)
+    out('  x-single-active-consumer: S1,S2 subscribed, 4 msgs -> %s ; declare-ok consumer_count=%d' % (' '.join(got), r.consumer_count))
+    chs[0].basic_cancel('S1')
+    for i in range(5, 7):
+        pub(ch, '', q, 's%d' % i)
+    deadline = time.time() + 1
+    while len(got) < 6 and time.time() < deadline:
+        try:
+            cc.drain_events(timeout=0.2)
+        except Exception:
+            pass
+    out('  after S1 cancels, 2 more -> %s' % ' '.join(got[4:]))
+    cc.close()
+    # x-expires
+    eq = Q(ch, N('expires'), auto_delete=False, arguments={'x-expires': 200})
+    time.sleep(0.6)
+    out('  x-expires=200, unused for 600ms: %s' % exists_q(eq))
+    # headers: queue bound twice with different args, message matches both
+    hx = X(ch, N('hdr2'), 'headers', auto_delete=False)
+    hq = Q(ch, N('hq2'), auto_delete=False)
+    ch.queue_bind(hq, hx, '', arguments={'a': 1})
+    ch.queue_bind(hq, hx, '', arguments={'b': 2})
+    pub(ch, hx, '', 'both', application_headers={'a': 1, 'b': 2})
+    time.sleep(0.1)
+    out('  headers: queue bound twice (a=1) and (b=2), msg a=1,b=2 -> copies: %d' % len(drain_get(ch, hq)))
+    ch.queue_bind(hq, hx, '', arguments={'a': 1})
+    ch.queue_unbind(hq, hx, '', arguments={'b': 2})
+    pub(ch, hx, '', 'b-only', application_headers={'b': 2})
+    time.sleep(0.1)
+    out('  unbind (b=2) with matching args -> msg b=2 copies: %d' % len(drain_get(ch, hq)))
+    ch.queue_unbind(hq, hx, '', arguments={'a': 2})
+    pub(ch, hx, '', 'a-only', application_headers={'a': 1})
+    time.sleep(0.1)
+    out('  unbind with non-matching args (a=2) -> binding (a=1) kept, msg a=1 copies: %d' % len(drain_get(ch, hq)))
+    # exclusive queue: another channel of the same connection may use it
+    eq2 = Q(ch, N('exsame'), exclusive=True)
+    ch2 = c.channel()
+    pub(ch, '', eq2, 'x')
+    m = ch2.basic_get(eq2, no_ack=True)
+    out('  exclusive queue used from another channel of same connection: basic_get -> %r' % (m and m.body))
+    # requeued message via basic_get shows redelivered and message_count
+    q2 = Q(ch, N('rd'), auto_delete=False)
+    pub(ch, '', q2, 'x')
+    pub(ch, '', q2, 'y')
+    m = ch2.basic_get(q2, no_ack=False)
+    ch2.basic_reject(m.delivery_tag, requeue=True)
+    time.sleep(0.1)
+    m = ch2.basic_get(q2, no_ack=True)
+    out('  basic_get after reject(requeue): body=%r redelivered=%r message_count=%r' % (
+        m.body, m.delivery_info['redelivered'], m.delivery_info.get('message_count')))
+    # publish to default exchange to another connection's exclusive queue: delivered?
+    oc = connect()
+    och = oc.channel()
+    xq = Q(och, N('exother'), exclusive=True)
+    pub(ch, '', xq, 'from-other-conn')
+    time.sleep(0.1)
+    m = och.basic_get(xq, no_ack=True)
+    out('  publish from conn B to conn A\'s exclusive queue via "" -> A gets %r' % (m and m.body))
+    oc.close()
+    # nack multiple with requeue=False + DLX: order in DLQ
+    dlx = X(ch, N('dlx3'), 'fanout', auto_delete=False)
+    dlq = Q(ch, N('dlq3'), auto_delete=False)
+    ch.queue_bind(dlq, dlx, '')
+    w = Q(ch, N('w3'), auto_delete=False, arguments={'x-dead-letter-exchange': dlx})
+    for i in range(1, 4):
+        pub(ch, '', w, 'k%d' % i)
+    ms = [ch2.basic_get(w, no_ack=False) for _ in range(3)]
+    ch2.basic_nack(ms[2].delivery_tag, multiple=True, requeue=False)
+    time.sleep(0.2)
+    out('  nack(multiple, requeue=False) of k1..k3 -> DLQ order: %s' % fmt_msgs(drain_get(ch, dlq)))
+    # message TTL: redelivered message keeps/loses TTL? expiration=0 with a waiting consumer
+    tq = Q(ch, N('ttl0'), auto_delete=False)
+    cc = connect()
+    cch = cc.channel()
+    got = []
+    cch.basic_consume(tq, callback=lambda m: got.append(m.body), no_ack=True)
+    pub(ch, '', tq, 'zero-ttl-with-consumer', expiration='0')
+    try:
+        cc.drain_events(timeout=0.5)
+    except Exception:
+        pass
+    out('  expiration="0" with a waiting consumer -> delivered: %s' % got)
+    cc.close()
     c.close()
 
 
