@@ -1357,19 +1357,21 @@ def p14_advanced():
         xd = d.properties['application_headers']['x-death'][0]
         got.append('%s(reason=%s)' % (d.body, xd['reason']))
     out('  x-max-length=2 + DLX, publish m1..m4 -> queue: %s ; dead-lettered: %s' % (fmt_msgs(drain_get(ch, mld)), ' '.join(got)))
-    # unacked + max-length: unacked don't count?
-    mlu = Q(ch, N('maxlenu'), auto_delete=False, arguments={'x-max-length': 2})
-    pub(ch, '', mlu, 'u1')
-    pub(ch, '', mlu, 'u2')
-    chu = c.channel()
-    chu.basic_get(mlu, no_ack=False)
-    pub(ch, '', mlu, 'u3')
-    pub(ch, '', mlu, 'u4')
-    time.sleep(0.1)
-    out('  x-max-length=2, u1 taken unacked, publish u2,u3,u4 total -> ready: %s' % fmt_msgs(drain_get(ch, mlu)))
-    chu.close()
-    time.sleep(0.1)
-    out('    then unacked u1 channel closed -> queue: %s' % fmt_msgs(drain_get(ch, mlu)))
+    # unacked + max-length: unacked don't count; requeue into a full queue drops from the head
+    for held, after in [(1, ['u2', 'u3']), (2, ['u3', 'u4']), (1, ['u2']), (2, ['u3']), (1, ['u2', 'u3', 'u4'])]:
+        mq2 = Q(ch, N('mlx%d%d' % (held, len(after))), auto_delete=False, arguments={'x-max-length': 2})
+        for i in range(1, held + 1):
+            pub(ch, '', mq2, 'u%d' % i)
+        chu = c.channel()
+        for _ in range(held):
+            chu.basic_get(mq2, no_ack=False)
+        for bb in after:
+            pub(ch, '', mq2, bb)
+        ready = ch.queue_declare(mq2, passive=True).message_count
+        chu.close()
+        time.sleep(0.2)
+        out('  x-max-length=2: %d held unacked, then published %s; ready before close=%d -> after holder channel closes: %s' % (
+            held, ','.join(after), ready, fmt_msgs(drain_get(ch, mq2))))
     mlb = Q(ch, N('maxlenb'), auto_delete=False, arguments={'x-max-length-bytes': 10})
     for b in ('aaaa', 'bbbb', 'cccc', 'dddddddddddd'):
         pub(ch, '', mlb, b)
