@@ -78,21 +78,25 @@ impl ChannelInner {
         }
     }
 
-    /// Runs a channel method: fails on a closed channel, and closes the channel when the
-    /// method fails, as AMQP does.
+    /// Runs a channel method: fails on a closed channel, and when the method fails closes
+    /// the channel (soft errors: 403, 404, 405, 406) or the whole connection (hard errors
+    /// such as 503 or 530), as AMQP does.
     fn run<T>(self: &Arc<Self>, method: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_open()?;
         let result = method();
         if let Err(e) = &result {
             if !matches!(e, Error::ChannelClosed { .. } | Error::ConnectionClosed) {
                 self.close_with(Some(Arc::new(e.clone())));
+                if !e.reply_code().is_channel_error() {
+                    self.conn.close();
+                }
             }
         }
         result
     }
 
     /// Closes the channel: cancels its consumers and requeues its unacknowledged deliveries.
-    pub(crate) fn close_with(self: &Arc<Self>, cause: Option<Arc<Error>>) {
+    pub(crate) fn close_with(&self, cause: Option<Arc<Error>>) {
         if self.closed.set(cause).is_err() {
             return;
         }
@@ -321,11 +325,14 @@ impl fmt::Debug for ChannelInner {
 /// A session on a [`Connection`](crate::Connection): the AMQP methods for exchanges, queues,
 /// publishing and consuming.
 ///
-/// A channel is `Send + Sync`: threads may share one. As in AMQP, a method that fails with a
-/// channel-level error (404, 405, 406, 403, ...) closes the channel; later calls return
-/// [`Error::ChannelClosed`] carrying that first error. The connection and its other
-/// channels go on. Closing (or dropping) a channel cancels its consumers and returns its
-/// unacknowledged messages to their queues, marked redelivered.
+/// A channel is `Send + Sync`: threads may share one. As in AMQP, a method that fails
+/// closes the channel; later calls return [`Error::ChannelClosed`] carrying that first
+/// error. The connection and its other channels go on.
+///
+/// Closing a channel cancels its consumers and returns its unacknowledged messages to their
+/// queues, marked redelivered. A channel closes when [`close`](Self::close) is called, when
+/// its connection closes, or when the `Channel` and every [`Consumer`] and [`Delivery`] of it
+/// have been dropped.
 pub struct Channel {
     inner: Arc<ChannelInner>,
 }
@@ -733,9 +740,9 @@ impl Channel {
     }
 }
 
-impl Drop for Channel {
+impl Drop for ChannelInner {
     fn drop(&mut self) {
-        self.inner.close_with(None);
+        self.close_with(None);
     }
 }
 

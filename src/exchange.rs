@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use crate::arguments::{self, Entity, COMPARED_EXCHANGE_ARGUMENTS};
 use crate::routing::{Binding, DestinationId, InvalidBinding, Router, RoutingInput};
 use crate::sync::Mutex;
 use crate::{Error, ExchangeDeclareOptions, FieldTable, Result};
@@ -201,13 +202,17 @@ impl Exchange {
             let (r, c) = (spec.options.internal, self.internal);
             return mismatch("internal", r.to_string(), c.to_string());
         }
-        if &self.arguments != spec.arguments {
-            return Err(Error::precondition(format!(
-                "inequivalent arguments for exchange '{}' in vhost '{vhost}'",
-                self.name
-            )));
-        }
-        Ok(())
+        let entity = Entity {
+            kind: "exchange",
+            name: &self.name,
+            vhost,
+        };
+        arguments::check_equivalent(
+            entity,
+            COMPARED_EXCHANGE_ARGUMENTS,
+            &self.arguments,
+            spec.arguments,
+        )
     }
 
     /// Adds a binding. Returns `Ok(false)` if it existed.

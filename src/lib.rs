@@ -1,6 +1,7 @@
 //! Warren: an embeddable, in-process message bus with the semantics of RabbitMQ.
 #![forbid(unsafe_code)]
 
+mod arguments;
 mod broker;
 mod channel;
 mod clock;

@@ -155,13 +155,10 @@ impl VHost {
     pub(crate) fn declare_exchange(&self, spec: &ExchangeSpec<'_>) -> Result<()> {
         names::check_length("exchange name", spec.name)?;
         let _topology = self.topology.lock();
-        if !spec.options.passive {
-            if spec.name.is_empty() {
-                return Err(Error::access_refused(
-                    "operation not permitted on the default exchange",
-                ));
-            }
-            names::check_not_reserved("exchange", spec.name)?;
+        if spec.name.is_empty() {
+            return Err(Error::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         if let Some(existing) = self.exchanges.get(spec.name) {
             if spec.options.passive {
@@ -172,12 +169,18 @@ impl VHost {
         if spec.options.passive {
             return Err(self.exchange_not_found(spec.name));
         }
-        let router = self
-            .settings
-            .router_for(spec.kind)
-            .ok_or_else(|| Error::CommandInvalid {
-                reason: format!("unknown exchange type '{}'", spec.kind),
-            })?;
+        names::check_not_reserved("exchange", spec.name)?;
+        let router = self.settings.router_for(spec.kind).ok_or_else(|| {
+            let kind = spec.kind.as_str();
+            let adjective = if kind.is_empty() {
+                "invalid"
+            } else {
+                "unknown"
+            };
+            Error::CommandInvalid {
+                reason: format!("{adjective} exchange type '{kind}'"),
+            }
+        })?;
         let exchange = Exchange::new(spec, self.settings.next_destination(), router, false);
         self.exchanges
             .insert(spec.name.to_owned(), Arc::new(exchange));
@@ -232,6 +235,9 @@ impl VHost {
     ) -> Result<(QueueDeclareOk, Option<Arc<Queue>>)> {
         names::check_length("queue name", name)?;
         let _topology = self.topology.lock();
+        if options.passive && name.is_empty() {
+            return Err(self.queue_not_found(name));
+        }
         if !name.is_empty() {
             if let Some(existing) = self.queues.get(name).map(|q| Arc::clone(&q)) {
                 existing.check_access(connection)?;
@@ -289,7 +295,7 @@ impl VHost {
         }
         if if_empty && counts.ready > 0 {
             return Err(Error::precondition(format!(
-                "queue '{name}' in vhost '{}' is not empty",
+                "queue '{name}' in vhost '{}' not empty",
                 self.name
             )));
         }
@@ -337,8 +343,8 @@ impl VHost {
     ) -> Result<()> {
         names::check_length("routing key", routing_key)?;
         let mut topology = self.topology.lock();
-        let queue = self.queue(queue, connection)?;
         let source = self.bindable_exchange(exchange)?;
+        let queue = self.queue(queue, connection)?;
         if !self.settings.allow_mixed_durability
             && !source.builtin
             && source.durable != queue.durable
@@ -373,8 +379,8 @@ impl VHost {
         Ok(())
     }
 
-    /// Removes a binding between a queue and an exchange. Unbinding what is not bound is not
-    /// an error (as in RabbitMQ).
+    /// Removes a binding between a queue and an exchange. Unbinding what is not bound, even
+    /// from a missing queue or exchange, is not an error (as in RabbitMQ).
     pub(crate) fn unbind_queue(
         &self,
         queue: &str,
@@ -384,8 +390,14 @@ impl VHost {
         connection: ConnectionId,
     ) -> Result<()> {
         let mut topology = self.topology.lock();
-        let queue = self.queue(queue, connection)?;
-        let source = self.bindable_exchange(exchange)?;
+        let source = match self.bindable_exchange(exchange) {
+            Err(Error::ExchangeNotFound { .. }) => return Ok(()),
+            other => other?,
+        };
+        let queue = match self.queue(queue, connection) {
+            Err(Error::QueueNotFound { .. }) => return Ok(()),
+            other => other?,
+        };
         let key = BindingKey {
             destination: queue.id,
             key: routing_key.to_owned(),

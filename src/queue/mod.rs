@@ -17,6 +17,7 @@ use std::sync::Arc;
 use consumers::{ConsumerSet, ConsumerSlot};
 use ready::ReadyList;
 
+use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
 use crate::connection::ConnectionId;
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::ledger::Credit;
@@ -110,12 +111,16 @@ impl Queue {
         }
     }
 
-    /// Checks that a redeclare asks for the same queue (406 otherwise).
+    /// Checks that a redeclare asks for the same queue: 405 if the `exclusive` flag
+    /// differs, 406 for any other difference (as RabbitMQ answers).
     pub(crate) fn check_equivalent(
         &self,
         options: QueueDeclareOptions,
         arguments: &FieldTable,
     ) -> Result<()> {
+        if self.exclusive_owner.is_some() != options.exclusive {
+            return Err(self.locked_error());
+        }
         let mismatch = |arg: &str, received: bool, current: bool| {
             Err(Error::precondition(format!(
                 "inequivalent arg '{arg}' for queue '{}' in vhost '{}': \
@@ -129,37 +134,27 @@ impl Queue {
         if self.auto_delete != options.auto_delete {
             return mismatch("auto_delete", options.auto_delete, self.auto_delete);
         }
-        if self.exclusive_owner.is_some() != options.exclusive {
-            return mismatch(
-                "exclusive",
-                options.exclusive,
-                self.exclusive_owner.is_some(),
-            );
-        }
-        for (name, value) in self.arguments.iter().chain(arguments.iter()) {
-            if self.arguments.get(name) != arguments.get(name) {
-                return Err(Error::precondition(format!(
-                    "inequivalent arg '{name}' for queue '{}' in vhost '{}': \
-                     received {:?} but current is {:?}",
-                    self.name,
-                    self.vhost,
-                    arguments.get(name).unwrap_or(value),
-                    self.arguments.get(name)
-                )));
-            }
-        }
-        Ok(())
+        let entity = Entity {
+            kind: "queue",
+            name: &self.name,
+            vhost: &self.vhost,
+        };
+        arguments::check_equivalent(entity, COMPARED_QUEUE_ARGUMENTS, &self.arguments, arguments)
+    }
+
+    fn locked_error(&self) -> Error {
+        Error::locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could \
+             be originally declared on another connection or the exclusive property value \
+             does not match that of the original declaration.",
+            self.name, self.vhost
+        ))
     }
 
     /// Checks that `connection` may use this queue (405 for another's exclusive queue).
     pub(crate) fn check_access(&self, connection: ConnectionId) -> Result<()> {
         match self.exclusive_owner {
-            Some(owner) if owner != connection => Err(Error::locked(format!(
-                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could \
-                 be originally declared on another connection or the exclusive property value \
-                 does not match that of the original declaration.",
-                self.name, self.vhost
-            ))),
+            Some(owner) if owner != connection => Err(self.locked_error()),
             _ => Ok(()),
         }
     }
