@@ -50,6 +50,29 @@ impl StoreError {
             reason: reason.into(),
         }
     }
+
+    /// Runs a call into the storage engine and turns a panic inside it into
+    /// [`StoreError::Corrupt`].
+    ///
+    /// redb answers some damaged files with a panic (a failed assertion deep in a B-tree)
+    /// rather than an error. The broker must not go down with it, so every entry into redb
+    /// that reads file contents goes through here. With `panic = "abort"` this cannot help.
+    #[cfg(feature = "persistence")]
+    pub(crate) fn guard<T>(
+        doing: &str,
+        call: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(StoreError::corrupt(format!(
+                "the storage engine failed while {doing}: {message}"
+            )))
+        })
+    }
 }
 
 impl From<io::Error> for StoreError {
@@ -72,6 +95,12 @@ mod from_redb {
             match err {
                 redb::Error::DatabaseAlreadyOpen => StoreError::Locked,
                 redb::Error::Corrupted(reason) => StoreError::Corrupt { reason },
+                // redb reports a file that is not (or no longer) a database as invalid data.
+                redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                    StoreError::Corrupt {
+                        reason: io.to_string(),
+                    }
+                }
                 redb::Error::Io(io) => StoreError::from(io),
                 redb::Error::UpgradeRequired(found) => StoreError::Corrupt {
                     reason: format!(

@@ -12,6 +12,10 @@ use super::records::{
 /// there does nothing. Deleting an entity deletes everything stored under it (a queue's
 /// entries and bindings, an exchange's bindings, a vhost's entities).
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "an op is moved once, into `Store::submit`; boxing the message would cost an allocation per publish"
+)]
 pub(crate) enum StoreOp {
     /// Creates or replaces a vhost.
     PutVhost(VhostRecord),

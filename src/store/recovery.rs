@@ -61,7 +61,10 @@ mod load {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
+    use redb::{
+        Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+        ReadableTableMetadata,
+    };
     use serde::de::DeserializeOwned;
 
     use super::{RecoveredMessage, RecoveredQueue, RecoveredState};

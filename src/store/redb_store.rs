@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::durable::Durable;
 use super::op::StoreOp;
@@ -54,8 +54,11 @@ impl RedbStore {
     /// opening fails.
     pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = Arc::new(Database::create(&path)?);
-        let (was_clean, next_id) = prepare(&db)?;
+        let (db, was_clean, next_id) = StoreError::guard("opening the database", || {
+            let db = Database::create(&path)?;
+            let (was_clean, next_id) = prepare(&db)?;
+            Ok((Arc::new(db), was_clean, next_id))
+        })?;
         let writer = Writer::start(db.clone())?;
         Ok(RedbStore {
             path,
@@ -157,7 +160,9 @@ impl Store for RedbStore {
     }
 
     fn load(&self) -> Result<RecoveredState, StoreError> {
-        recovery::load(&self.db, self.was_clean)
+        StoreError::guard("reading the database", || {
+            recovery::load(&self.db, self.was_clean)
+        })
     }
 
     fn close(&self) -> Result<(), StoreError> {
@@ -171,5 +176,473 @@ impl fmt::Debug for RedbStore {
         f.debug_struct("RedbStore")
             .field("path", &self.path)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::thread;
+
+    use bytes::Bytes;
+    use redb::{ReadableTableMetadata, TableDefinition};
+
+    use super::*;
+    use crate::store::records::{
+        BindingRecord, ExchangeRecord, MessageRecord, QueueKey, QueueRecord, VhostRecord,
+    };
+    use crate::store::tables::{MESSAGE_REFS, QUEUE_ENTRIES};
+    use crate::{FieldTable, Properties};
+
+    /// A temporary directory and the database path in it.
+    fn temp() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.redb");
+        (dir, path)
+    }
+
+    /// A persistent message with the given body.
+    fn message(body: &str) -> MessageRecord {
+        MessageRecord {
+            exchange: "sorting_room".into(),
+            routing_key: "jason".into(),
+            properties: Properties::default(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            expires_at_ms: None,
+        }
+    }
+
+    /// A durable queue record.
+    fn queue(name: &str) -> QueueRecord {
+        QueueRecord {
+            vhost: "/".into(),
+            name: name.into(),
+            durable: true,
+            auto_delete: false,
+            exclusive: false,
+            arguments: FieldTable::new(),
+        }
+    }
+
+    /// Declares a queue and waits for it.
+    fn declare(store: &RedbStore, name: &str) -> QueueKey {
+        let record = queue(name);
+        let key = record.key();
+        store.submit(StoreOp::PutQueue(record)).wait().unwrap();
+        key
+    }
+
+    /// Enqueues `body` at `seq` of each queue, returning the ticket.
+    fn enqueue(store: &RedbStore, body: &str, at: &[(&QueueKey, u64)]) -> Durable {
+        let entries = at.iter().map(|(q, seq)| q.entry(*seq)).collect();
+        let id = store.next_message_id();
+        store.submit(StoreOp::Enqueue {
+            id,
+            message: message(body),
+            entries,
+        })
+    }
+
+    /// Bodies of a recovered queue, in order.
+    fn bodies(state: &RecoveredState, name: &str) -> Vec<Bytes> {
+        let q = state.queues.iter().find(|q| q.record.name == name).unwrap();
+        q.messages.iter().map(|m| m.message.body.clone()).collect()
+    }
+
+    /// Number of rows of a table, read through the store's own handle.
+    fn rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+        store: &RedbStore,
+        table: TableDefinition<'_, K, V>,
+    ) -> u64 {
+        store
+            .db
+            .begin_read()
+            .unwrap()
+            .open_table(table)
+            .unwrap()
+            .len()
+            .unwrap()
+    }
+
+    #[test]
+    fn entities_survive_a_restart() {
+        let (_dir, path) = temp();
+        let exchange = ExchangeRecord {
+            vhost: "/".into(),
+            name: "sorting_room".into(),
+            kind: "direct".into(),
+            durable: true,
+            auto_delete: false,
+            internal: false,
+            arguments: FieldTable::new().with("alternate-exchange", "ae"),
+        };
+        let binding = |args: FieldTable| BindingRecord {
+            vhost: "/".into(),
+            source: "sorting_room".into(),
+            destination: "po_box".into(),
+            destination_is_exchange: false,
+            routing_key: "jason".into(),
+            arguments: args,
+        };
+        let any = binding(FieldTable::new().with("x-match", "any"));
+        let all = binding(FieldTable::new().with("x-match", "all"));
+        {
+            let store = RedbStore::open(&path).unwrap();
+            store
+                .submit(StoreOp::PutVhost(VhostRecord { name: "/".into() }))
+                .wait()
+                .unwrap();
+            store
+                .submit(StoreOp::PutExchange(exchange.clone()))
+                .wait()
+                .unwrap();
+            declare(&store, "po_box");
+            store
+                .submit(StoreOp::PutBinding(any.clone()))
+                .wait()
+                .unwrap();
+            store
+                .submit(StoreOp::PutBinding(all.clone()))
+                .wait()
+                .unwrap();
+            store.close().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let state = store.load().unwrap();
+        assert!(state.clean_shutdown);
+        assert_eq!(state.vhosts, vec![VhostRecord { name: "/".into() }]);
+        assert_eq!(state.exchanges, vec![exchange]);
+        assert_eq!(state.queues.len(), 1);
+        assert_eq!(state.queues[0].record, queue("po_box"));
+        assert_eq!(state.bindings.len(), 2);
+        assert!(state.bindings.contains(&any) && state.bindings.contains(&all));
+
+        store.submit(StoreOp::DeleteBinding(any)).wait().unwrap();
+        assert_eq!(store.load().unwrap().bindings, vec![all]);
+        let _ = store.submit(StoreOp::DeleteExchange {
+            vhost: "/".into(),
+            name: "sorting_room".into(),
+        });
+        store
+            .submit(StoreOp::DeleteVhost { vhost: "/".into() })
+            .wait()
+            .unwrap();
+        let state = store.load().unwrap();
+        assert!(state.exchanges.is_empty() && state.bindings.is_empty());
+        assert!(state.vhosts.is_empty() && state.queues.is_empty());
+    }
+
+    #[test]
+    fn restart_keeps_order_and_delivered_flags() {
+        let (_dir, path) = temp();
+        {
+            let store = RedbStore::open(&path).unwrap();
+            let q = declare(&store, "po_box");
+            for seq in 0..10 {
+                let _ = enqueue(&store, &format!("m{seq}"), &[(&q, seq)]);
+            }
+            let _ = store.submit(StoreOp::MarkDelivered(q.entry(2)));
+            let _ = store.submit(StoreOp::MarkDelivered(q.entry(5)));
+            let _ = store.submit(StoreOp::MarkDelivered(q.entry(3)));
+            let _ = store.submit(StoreOp::Remove(q.entry(3)));
+            store
+                .submit(StoreOp::RemoveAll(vec![q.entry(8), q.entry(42)]))
+                .wait()
+                .unwrap();
+            // Dropped without `close`: drop is an orderly close too.
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let state = store.load().unwrap();
+        assert!(state.clean_shutdown);
+        let q = &state.queues[0];
+        let seqs: Vec<u64> = q.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 4, 5, 6, 7, 9]);
+        let redelivered: Vec<u64> = q
+            .messages
+            .iter()
+            .filter(|m| m.redelivered)
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(redelivered, [2, 5]);
+        assert_eq!(q.messages[3].message.body, "m4");
+        assert_eq!(q.next_seq(), 10);
+        // Ids continue after the largest stored one.
+        assert!(store.next_message_id().0 > q.messages[7].id.0);
+    }
+
+    #[test]
+    fn a_message_in_three_queues_is_stored_once() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        let qs: Vec<QueueKey> = ["a", "b", "c"].iter().map(|n| declare(&store, n)).collect();
+        enqueue(&store, "shared", &[(&qs[0], 0), (&qs[1], 0), (&qs[2], 7)])
+            .wait()
+            .unwrap();
+        assert_eq!(rows(&store, MESSAGES), 1);
+        assert_eq!(rows(&store, QUEUE_ENTRIES), 3);
+        let state = store.load().unwrap();
+        let shared: Vec<_> = state
+            .queues
+            .iter()
+            .map(|q| q.messages[0].message.clone())
+            .collect();
+        assert!(
+            Arc::ptr_eq(&shared[0], &shared[2]),
+            "recovery shares one decoded message"
+        );
+
+        store
+            .submit(StoreOp::Remove(qs[0].entry(0)))
+            .wait()
+            .unwrap();
+        store
+            .submit(StoreOp::Remove(qs[0].entry(0)))
+            .wait()
+            .unwrap(); // twice: no effect
+        store
+            .submit(StoreOp::DeleteQueue(qs[1].clone()))
+            .wait()
+            .unwrap();
+        assert_eq!(rows(&store, MESSAGES), 1);
+        assert_eq!(store.load().unwrap().queues.len(), 2);
+        store
+            .submit(StoreOp::Remove(qs[2].entry(7)))
+            .wait()
+            .unwrap();
+        assert_eq!(rows(&store, MESSAGES), 0);
+        assert_eq!(rows(&store, MESSAGE_REFS), 0);
+    }
+
+    #[test]
+    fn purge_releases_messages_and_keeps_the_queue() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        let (a, b) = (declare(&store, "a"), declare(&store, "b"));
+        for seq in 0..5 {
+            let _ = enqueue(&store, "x", &[(&a, seq), (&b, seq)]);
+        }
+        store.submit(StoreOp::PurgeQueue(a.clone())).wait().unwrap();
+        assert_eq!(rows(&store, MESSAGES), 5);
+        store.submit(StoreOp::PurgeQueue(b)).wait().unwrap();
+        assert_eq!(rows(&store, MESSAGES), 0);
+        let state = store.load().unwrap();
+        assert_eq!(state.queues.len(), 2);
+        assert!(bodies(&state, "a").is_empty());
+    }
+
+    #[test]
+    fn concurrent_submitters_share_commits() {
+        const THREADS: usize = 8;
+        const PER_THREAD: usize = if cfg!(debug_assertions) { 250 } else { 2_500 };
+        let (_dir, path) = temp();
+        let store = Arc::new(RedbStore::open(&path).unwrap());
+        let q = declare(&store, "q");
+        let before = store.commit_count();
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (store, q) = (store.clone(), q.clone());
+                thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        let seq = (t * PER_THREAD + i) as u64;
+                        let ticket = enqueue(&store, "m", &[(&q, seq)]);
+                        // Confirm-style publishers wait now and then; others never do.
+                        if i % 50 == 49 {
+                            ticket.wait().unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        let _ = store.submit(StoreOp::PurgeQueue(q.clone()));
+        let last = enqueue(&store, "last", &[(&q, u64::MAX)]);
+        last.wait().unwrap();
+        let ops = (THREADS * PER_THREAD + 2) as u64;
+        let commits = store.commit_count() - before;
+        assert!(commits * 10 <= ops, "{commits} commits for {ops} ops");
+        assert_eq!(bodies(&store.load().unwrap(), "q"), ["last"]);
+    }
+
+    #[test]
+    fn callbacks_run_after_the_commit() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        let q = declare(&store, "q");
+        let (tx, rx) = crossbeam_channel::unbounded();
+        enqueue(&store, "m", &[(&q, 0)]).on_finished(move |r| tx.send(r).unwrap());
+        assert!(rx.recv().unwrap().is_ok());
+        assert_eq!(rows(&store, MESSAGES), 1);
+    }
+
+    #[test]
+    fn a_failed_batch_reaches_its_waiters() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        let q = declare(&store, "q");
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(QUEUE_ENTRIES)
+            .unwrap()
+            .insert(("/", "q", 0), &b"\x01\xff"[..])
+            .unwrap();
+        txn.commit().unwrap();
+        let err = store
+            .submit(StoreOp::Remove(q.entry(0)))
+            .wait()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        // The store goes on with later writes.
+        enqueue(&store, "m", &[(&q, 1)]).wait().unwrap();
+        assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn closed_store_refuses_writes() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        store.close().unwrap();
+        store.close().unwrap();
+        let err = store
+            .submit(StoreOp::PutQueue(queue("q")))
+            .wait()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Closed));
+    }
+
+    #[test]
+    fn opening_twice_is_locked() {
+        let (_dir, path) = temp();
+        let _store = RedbStore::open(&path).unwrap();
+        assert!(matches!(RedbStore::open(&path), Err(StoreError::Locked)));
+    }
+
+    #[test]
+    fn newer_format_version_is_refused() {
+        let (_dir, path) = temp();
+        RedbStore::open(&path).unwrap().close().unwrap();
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(FORMAT_VERSION_KEY, FORMAT_VERSION + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::UnsupportedFormat {
+                    found: 2,
+                    supported: 1
+                }
+            ),
+            "{err}"
+        );
+        // The refused file is left as it was.
+        let db = Database::create(&path).unwrap();
+        let meta = db.begin_read().unwrap().open_table(META).unwrap();
+        assert_eq!(meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 2);
+    }
+
+    #[test]
+    fn a_newer_record_version_is_refused_at_load() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        declare(&store, "q");
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(tables::QUEUES)
+            .unwrap()
+            .insert(("/", "q"), &b"\x07rest"[..])
+            .unwrap();
+        txn.commit().unwrap();
+        assert!(matches!(
+            store.load(),
+            Err(StoreError::UnsupportedFormat { found: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let (dir, path) = temp();
+        {
+            let store = RedbStore::open(&path).unwrap();
+            let q = declare(&store, "q");
+            for seq in 0..200 {
+                let _ = enqueue(&store, &"x".repeat(500), &[(&q, seq)]);
+            }
+        }
+        let good = std::fs::read(&path).unwrap();
+        let damaged = dir.path().join("damaged.redb");
+        let open_and_load = |bytes: &[u8]| {
+            std::fs::write(&damaged, bytes).unwrap();
+            RedbStore::open(&damaged).and_then(|s| s.load().map(drop))
+        };
+        let truncated = open_and_load(&good[..good.len() / 3]);
+        assert!(truncated.is_err(), "{truncated:?}");
+        let not_redb = open_and_load(b"{\"this is\": \"not a database\"} padding padding padding");
+        assert!(
+            matches!(not_redb, Err(StoreError::Corrupt { .. })),
+            "{not_redb:?}"
+        );
+        for start in (0..good.len()).step_by(good.len() / 16) {
+            let mut garbled = good.clone();
+            let end = (start + 4096).min(garbled.len());
+            garbled[start..end].iter_mut().for_each(|b| *b = !*b);
+            // Whatever the damage, the answer is a value; redb's own panics on some damaged
+            // pages come back as `Corrupt`.
+            if let Err(err) = open_and_load(&garbled) {
+                assert!(!err.to_string().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_loses_nothing_reported_durable() {
+        let (dir, path) = temp();
+        let store = Arc::new(RedbStore::open(&path).unwrap());
+        let q = declare(&store, "q");
+        let writer = {
+            let (store, q) = (store.clone(), q.clone());
+            thread::spawn(move || {
+                let mut confirmed = 0;
+                for seq in 0..2_000u64 {
+                    let ticket = enqueue(&store, &seq.to_string(), &[(&q, seq)]);
+                    if seq % 10 == 0 {
+                        ticket.wait().unwrap();
+                        confirmed = seq + 1;
+                    }
+                    if seq == 1_000 {
+                        let _ = store.submit(StoreOp::MarkDelivered(q.entry(0)));
+                    }
+                }
+                confirmed
+            })
+        };
+        // Take the file as a crash would leave it, while writes are in flight.
+        thread::sleep(std::time::Duration::from_millis(20));
+        let confirmed_before_copy = {
+            let probe = enqueue(&store, "probe", &[(&q, u64::MAX)]);
+            probe.wait().unwrap();
+            store.load().unwrap().queues[0].messages.len()
+        };
+        let image = dir.path().join("crash.redb");
+        std::fs::copy(&path, &image).unwrap();
+        writer.join().unwrap();
+
+        let recovered = RedbStore::open(&image).unwrap().load().unwrap();
+        assert!(!recovered.clean_shutdown);
+        let messages = &recovered.queues[0].messages;
+        assert!(
+            messages.len() >= confirmed_before_copy,
+            "lost confirmed messages"
+        );
+        assert!(
+            messages.iter().all(|m| m.redelivered),
+            "after a crash all are redelivered"
+        );
+        let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     }
 }

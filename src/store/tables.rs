@@ -55,8 +55,18 @@ pub(crate) const QUEUE_ENTRIES: TableDefinition<'_, (&str, &str, u64), &[u8]> =
 /// A [`StoreOp`] with its records already encoded, so the writer thread only touches redb.
 #[derive(Debug)]
 pub(crate) enum EncodedOp {
-    /// The op as submitted, for the ops that carry no record bytes.
-    Plain(StoreOp),
+    /// [`StoreOp::DeleteVhost`].
+    DeleteVhost(String),
+    /// [`StoreOp::DeleteExchange`]: vhost and name.
+    DeleteExchange(String, String),
+    /// [`StoreOp::DeleteQueue`].
+    DeleteQueue(QueueKey),
+    /// [`StoreOp::PurgeQueue`].
+    PurgeQueue(QueueKey),
+    /// [`StoreOp::MarkDelivered`].
+    MarkDelivered(EntryKey),
+    /// [`StoreOp::Remove`] and [`StoreOp::RemoveAll`].
+    Remove(Vec<EntryKey>),
     /// A vhost, exchange or queue record to insert.
     Put {
         /// Which entity.
@@ -152,20 +162,20 @@ impl EncodedOp {
                 message: codec::encode(&message)?,
                 entries,
             },
-            other => EncodedOp::Plain(other),
+            StoreOp::DeleteVhost { vhost } => EncodedOp::DeleteVhost(vhost),
+            StoreOp::DeleteExchange { vhost, name } => EncodedOp::DeleteExchange(vhost, name),
+            StoreOp::DeleteQueue(queue) => EncodedOp::DeleteQueue(queue),
+            StoreOp::PurgeQueue(queue) => EncodedOp::PurgeQueue(queue),
+            StoreOp::MarkDelivered(entry) => EncodedOp::MarkDelivered(entry),
+            StoreOp::Remove(entry) => EncodedOp::Remove(vec![entry]),
+            StoreOp::RemoveAll(entries) => EncodedOp::Remove(entries),
         })
     }
 
     /// Adds the entries this op removes to `removed` (to skip delivery marks made moot).
     fn collect_removed(&self, removed: &mut HashSet<EntryKey>) {
-        match self {
-            EncodedOp::Plain(StoreOp::Remove(entry)) => {
-                removed.insert(entry.clone());
-            }
-            EncodedOp::Plain(StoreOp::RemoveAll(entries)) => {
-                removed.extend(entries.iter().cloned())
-            }
-            _ => {}
+        if let EncodedOp::Remove(entries) = self {
+            removed.extend(entries.iter().cloned());
         }
     }
 }
@@ -182,7 +192,7 @@ pub(crate) fn apply_batch(txn: &WriteTransaction, ops: &[EncodedOp]) -> Result<(
     let mut t = Tables::open(txn)?;
     for op in ops {
         match op {
-            EncodedOp::Plain(StoreOp::MarkDelivered(entry)) if removed.contains(entry) => {}
+            EncodedOp::MarkDelivered(entry) if removed.contains(entry) => {}
             op => t.apply(op)?,
         }
     }
@@ -254,27 +264,12 @@ impl<'txn> Tables<'txn> {
                 message,
                 entries,
             } => self.enqueue(*id, message, entries),
-            EncodedOp::Plain(op) => self.apply_plain(op),
-        }
-    }
-
-    /// Applies an op that carries no encoded record.
-    fn apply_plain(&mut self, op: &StoreOp) -> Result<(), StoreError> {
-        match op {
-            StoreOp::DeleteVhost { vhost } => self.delete_vhost(vhost),
-            StoreOp::DeleteExchange { vhost, name } => self.delete_exchange(vhost, name),
-            StoreOp::DeleteQueue(queue) => self.delete_queue(queue),
-            StoreOp::PurgeQueue(queue) => self.purge(&queue.vhost, Some(&queue.name)),
-            StoreOp::MarkDelivered(entry) => self.mark_delivered(entry),
-            StoreOp::Remove(entry) => self.remove(entry),
-            StoreOp::RemoveAll(entries) => entries.iter().try_for_each(|e| self.remove(e)),
-            // Ops with records were turned into other `EncodedOp`s by `EncodedOp::new`.
-            StoreOp::PutVhost(_)
-            | StoreOp::PutExchange(_)
-            | StoreOp::PutQueue(_)
-            | StoreOp::PutBinding(_)
-            | StoreOp::DeleteBinding(_)
-            | StoreOp::Enqueue { .. } => Ok(()),
+            EncodedOp::DeleteVhost(vhost) => self.delete_vhost(vhost),
+            EncodedOp::DeleteExchange(vhost, name) => self.delete_exchange(vhost, name),
+            EncodedOp::DeleteQueue(queue) => self.delete_queue(queue),
+            EncodedOp::PurgeQueue(queue) => self.purge(&queue.vhost, Some(&queue.name)),
+            EncodedOp::MarkDelivered(entry) => self.mark_delivered(entry),
+            EncodedOp::Remove(entries) => entries.iter().try_for_each(|e| self.remove(e)),
         }
     }
 

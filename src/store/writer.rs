@@ -166,7 +166,7 @@ impl Worker {
     fn commit(&self, batch: &mut Vec<Queued>) -> bool {
         let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
         let ops: Vec<EncodedOp> = batch.drain(..).map(|(_, op)| op).collect();
-        let result = self.write(&ops);
+        let result = StoreError::guard("writing", || self.write(&ops));
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats
             .ops
