@@ -34,7 +34,7 @@ pub(crate) struct RecoveredQueue {
 impl RecoveredQueue {
     /// Returns the first position after every recovered one: where new messages continue.
     pub(crate) fn next_seq(&self) -> u64 {
-        self.messages.last().map_or(0, |m| m.seq + 1)
+        self.messages.last().map_or(0, |m| m.seq.saturating_add(1))
     }
 }
 

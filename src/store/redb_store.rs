@@ -415,6 +415,21 @@ mod tests {
     }
 
     #[test]
+    fn entries_of_missing_queues_are_not_written() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        let q = declare(&store, "q");
+        let gone = QueueKey::new("/", "gone");
+        enqueue(&store, "to nowhere", &[(&gone, 0)]).wait().unwrap();
+        assert_eq!(rows(&store, MESSAGES), 0);
+        enqueue(&store, "m", &[(&q, 0), (&gone, 0)]).wait().unwrap();
+        // The same position again replaces the entry and releases the old message.
+        enqueue(&store, "n", &[(&q, 0)]).wait().unwrap();
+        assert_eq!(rows(&store, MESSAGES), 1);
+        assert_eq!(bodies(&store.load().unwrap(), "q"), ["n"]);
+    }
+
+    #[test]
     fn purge_releases_messages_and_keeps_the_queue() {
         let (_dir, path) = temp();
         let store = RedbStore::open(&path).unwrap();

@@ -289,27 +289,40 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    /// Stores a message once and one entry per queue.
+    /// Stores a message once and one entry per queue that still exists.
     fn enqueue(
         &mut self,
         id: MessageId,
         message: &[u8],
         entries: &[EntryKey],
     ) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let count = u32::try_from(entries.len())
-            .map_err(|_| StoreError::corrupt("a message routed to more than u32::MAX queues"))?;
-        self.messages.insert(id.0, message)?;
-        self.refs.insert(id.0, count)?;
         let value = codec::encode(&EntryRecord {
             message_id: id,
             delivered: false,
         })?;
+        let mut count = 0u32;
         for e in entries {
-            self.entries
-                .insert((&*e.queue.vhost, &*e.queue.name, e.seq), &value[..])?;
+            let (vhost, name) = (&*e.queue.vhost, &*e.queue.name);
+            // The queue may have been deleted while the message was being routed: an entry
+            // then would outlive its queue, so it is not written.
+            if self.queues.get((vhost, name))?.is_none() {
+                continue;
+            }
+            let replaced = match self.entries.insert((vhost, name, e.seq), &value[..])? {
+                Some(old) => Some(codec::decode::<EntryRecord>(old.value())?),
+                None => None,
+            };
+            // A reused position must not leak the message that was there.
+            if let Some(old) = replaced {
+                self.release(old.message_id)?;
+            }
+            count = count.checked_add(1).ok_or_else(|| {
+                StoreError::corrupt("a message routed to more than u32::MAX queues")
+            })?;
+        }
+        if count > 0 {
+            self.messages.insert(id.0, message)?;
+            self.refs.insert(id.0, count)?;
         }
         Ok(())
     }
