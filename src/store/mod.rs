@@ -13,7 +13,7 @@
 //! - `codec.rs` (feature `persistence`): records ⇄ bytes, with a format-version byte.
 //! - `tables.rs` (feature `persistence`): the redb tables and how each op changes them.
 //! - `writer.rs` (feature `persistence`): the group-commit writer thread.
-//! - `redb_store.rs` (feature `persistence`): [`RedbStore`], the store in a redb file.
+//! - `redb_store.rs` (feature `persistence`): `RedbStore`, the store in a redb file.
 //!
 //! [`NullStore`], for in-memory brokers, is defined here.
 //!

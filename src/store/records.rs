@@ -1,6 +1,6 @@
 //! The records the store keeps, and the ids that name them.
 //!
-//! Records are plain serde structs; [`codec`](super) turns them into bytes. They hold no
+//! Records are plain serde structs; `codec.rs` turns them into bytes. They hold no
 //! routing, queue or connection state: only what must come back after a restart.
 
 use std::fmt;

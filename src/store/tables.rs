@@ -1,6 +1,6 @@
 //! The on-disk schema: the redb tables, their keys, and how each [`StoreOp`] changes them.
 //!
-//! Every value is a record encoded by [`codec`](super::codec) (version byte + bincode),
+//! Every value is a record encoded by [`codec`] (version byte + bincode),
 //! except the raw integers of [`META`] and [`MESSAGE_REFS`].
 //!
 //! | table | key | value |
