@@ -151,3 +151,22 @@ impl Store for NullStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn null_store_is_durable_at_once_and_empty() {
+        let store: Arc<dyn Store> = Arc::new(NullStore::default());
+        assert!(!store.is_persistent());
+        let op = StoreOp::DeleteVhost { vhost: "/".into() };
+        assert!(store.submit(op).try_result().is_some_and(|r| r.is_ok()));
+        assert_ne!(store.next_message_id(), store.next_message_id());
+        let state = store.load().unwrap();
+        assert!(state.clean_shutdown && state.queues.is_empty());
+        store.close().unwrap();
+    }
+}

@@ -108,7 +108,10 @@ pub(crate) struct EntryRecord {
 
 /// The id of a stored message, unique in one database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub(crate) struct MessageId(pub(crate) u64);
+pub(crate) struct MessageId(
+    /// The id; ids grow, and continue after the largest stored one at open.
+    pub(crate) u64,
+);
 
 /// Names one queue: its vhost and name, cheap to clone (two reference counts).
 ///

@@ -637,10 +637,13 @@ mod tests {
         };
         // Take the file as a crash would leave it, while writes are in flight.
         thread::sleep(std::time::Duration::from_millis(20));
-        let confirmed_before_copy = {
-            let probe = enqueue(&store, "probe", &[(&q, u64::MAX)]);
-            probe.wait().unwrap();
-            store.load().unwrap().queues[0].messages.len()
+        let durable_before_copy: Vec<u64> = {
+            enqueue(&store, "probe", &[(&q, u64::MAX)]).wait().unwrap();
+            store.load().unwrap().queues[0]
+                .messages
+                .iter()
+                .map(|m| m.seq)
+                .collect()
         };
         let image = dir.path().join("crash.redb");
         std::fs::copy(&path, &image).unwrap();
@@ -649,15 +652,16 @@ mod tests {
         let recovered = RedbStore::open(&image).unwrap().load().unwrap();
         assert!(!recovered.clean_shutdown);
         let messages = &recovered.queues[0].messages;
-        assert!(
-            messages.len() >= confirmed_before_copy,
-            "lost confirmed messages"
-        );
+        let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+        let lost: Vec<_> = durable_before_copy
+            .iter()
+            .filter(|s| !seqs.contains(s))
+            .collect();
+        assert!(lost.is_empty(), "lost durable messages {lost:?}");
         assert!(
             messages.iter().all(|m| m.redelivered),
             "after a crash all are redelivered"
         );
-        let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     }
 }
