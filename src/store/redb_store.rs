@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::durable::Durable;
@@ -31,8 +32,9 @@ pub(crate) const FORMAT_VERSION: u64 = 1;
 pub(crate) struct RedbStore {
     /// The file, for messages.
     path: PathBuf,
-    /// The database, shared with the writer thread.
-    db: Arc<Database>,
+    /// The database, shared with the writer thread; `None` once closed, so that closing
+    /// releases the file (and its lock) even while this handle lives on.
+    db: RwLock<Option<Arc<Database>>>,
     /// The group-commit writer.
     writer: Writer,
     /// The next message id to hand out.
@@ -62,12 +64,17 @@ impl RedbStore {
         let writer = Writer::start(db.clone())?;
         Ok(RedbStore {
             path,
-            db,
+            db: RwLock::new(Some(db)),
             writer,
             next_message_id: AtomicU64::new(next_id),
             was_clean,
             closed: AtomicBool::new(false),
         })
+    }
+
+    /// Returns the database, or [`StoreError::Closed`].
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.read().clone().ok_or(StoreError::Closed)
     }
 
     /// Returns how many transactions the writer has committed since open.
@@ -161,13 +168,15 @@ impl Store for RedbStore {
 
     fn load(&self) -> Result<RecoveredState, StoreError> {
         StoreError::guard("reading the database", || {
-            recovery::load(&self.db, self.was_clean)
+            recovery::load(&*self.database()?, self.was_clean)
         })
     }
 
     fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::Release);
-        self.writer.close()
+        let result = self.writer.close();
+        self.db.write().take();
+        result
     }
 }
 
@@ -256,7 +265,8 @@ mod tests {
         table: TableDefinition<'_, K, V>,
     ) -> u64 {
         store
-            .db
+            .database()
+            .unwrap()
             .begin_read()
             .unwrap()
             .open_table(table)
@@ -495,7 +505,7 @@ mod tests {
         let (_dir, path) = temp();
         let store = RedbStore::open(&path).unwrap();
         let q = declare(&store, "q");
-        let txn = store.db.begin_write().unwrap();
+        let txn = store.database().unwrap().begin_write().unwrap();
         txn.open_table(QUEUE_ENTRIES)
             .unwrap()
             .insert(("/", "q", 0), &b"\x01\xff"[..])
@@ -566,7 +576,7 @@ mod tests {
         let (_dir, path) = temp();
         let store = RedbStore::open(&path).unwrap();
         declare(&store, "q");
-        let txn = store.db.begin_write().unwrap();
+        let txn = store.database().unwrap().begin_write().unwrap();
         txn.open_table(tables::QUEUES)
             .unwrap()
             .insert(("/", "q"), &b"\x07rest"[..])
@@ -663,5 +673,131 @@ mod tests {
             "after a crash all are redelivered"
         );
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// One step of the model test.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Declares queue `q` (a no-op if it exists).
+        Declare(usize),
+        /// Deletes queue `q`.
+        Delete(usize),
+        /// Purges queue `q`.
+        Purge(usize),
+        /// Publishes to the queues in the bit mask (missing ones included).
+        Publish(u8),
+        /// Marks the n-th entry of `q` delivered.
+        Deliver(usize, usize),
+        /// Acks the n-th entry of `q`.
+        Ack(usize, usize),
+        /// Closes and reopens the store.
+        Restart,
+    }
+
+    /// Generates steps.
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => (0..3usize).prop_map(Step::Declare),
+            1 => (0..3usize).prop_map(Step::Delete),
+            1 => (0..3usize).prop_map(Step::Purge),
+            3 => (1..8u8).prop_map(Step::Publish),
+            2 => (0..3usize, 0..8usize).prop_map(|(q, n)| Step::Deliver(q, n)),
+            2 => (0..3usize, 0..8usize).prop_map(|(q, n)| Step::Ack(q, n)),
+            1 => Just(Step::Restart),
+        ]
+    }
+
+    /// What each queue should hold: `None` if it does not exist, else seq → (body, delivered).
+    type Model = [Option<std::collections::BTreeMap<u64, (String, bool)>>; 3];
+
+    /// Applies one step to both the store and the model.
+    fn run_step(store: &mut RedbStore, path: &PathBuf, model: &mut Model, n: u64, step: &Step) {
+        let names = ["a", "b", "c"];
+        let key = |q: usize| QueueKey::new("/", names[q]);
+        let nth = |model: &Model, q: usize, i: usize| {
+            let entries = model[q].as_ref()?;
+            entries.keys().nth(i % entries.len().max(1)).copied()
+        };
+        match *step {
+            Step::Declare(q) => {
+                let _ = store.submit(StoreOp::PutQueue(queue(names[q])));
+                model[q].get_or_insert_with(Default::default);
+            }
+            Step::Delete(q) => {
+                let _ = store.submit(StoreOp::DeleteQueue(key(q)));
+                model[q] = None;
+            }
+            Step::Purge(q) => {
+                let _ = store.submit(StoreOp::PurgeQueue(key(q)));
+                if let Some(entries) = &mut model[q] {
+                    entries.clear();
+                }
+            }
+            Step::Publish(mask) => {
+                let keys: Vec<QueueKey> =
+                    (0..3).filter(|q| mask & (1 << q) != 0).map(key).collect();
+                let at: Vec<(&QueueKey, u64)> = keys.iter().map(|k| (k, n)).collect();
+                let _ = enqueue(store, &n.to_string(), &at);
+                for q in (0..3).filter(|q| mask & (1 << q) != 0) {
+                    if let Some(entries) = &mut model[q] {
+                        entries.insert(n, (n.to_string(), false));
+                    }
+                }
+            }
+            Step::Deliver(q, i) => {
+                if let Some(seq) = nth(model, q, i) {
+                    let _ = store.submit(StoreOp::MarkDelivered(key(q).entry(seq)));
+                    model[q].as_mut().unwrap().get_mut(&seq).unwrap().1 = true;
+                }
+            }
+            Step::Ack(q, i) => {
+                if let Some(seq) = nth(model, q, i) {
+                    let _ = store.submit(StoreOp::Remove(key(q).entry(seq)));
+                    model[q].as_mut().unwrap().remove(&seq);
+                }
+            }
+            Step::Restart => {
+                store.close().unwrap();
+                // `close` released the file: it opens again while the old handle lives.
+                *store = RedbStore::open(path).unwrap();
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Random declare/delete/purge/publish/deliver/ack/restart sequences leave exactly the
+        /// model's messages, in order, with their flags, and no unreferenced message.
+        #[test]
+        fn store_matches_a_model(steps in proptest::collection::vec(step(), 1..40)) {
+            let (_dir, path) = temp();
+            let mut store = RedbStore::open(&path).unwrap();
+            let mut model: Model = Default::default();
+            for (n, step) in steps.iter().enumerate() {
+                run_step(&mut store, &path, &mut model, n as u64, step);
+            }
+            store.close().unwrap();
+            drop(store);
+            let store = RedbStore::open(&path).unwrap();
+            let state = store.load().unwrap();
+            for (q, name) in ["a", "b", "c"].iter().enumerate() {
+                let found = state.queues.iter().find(|r| r.record.name == *name);
+                let found = found.map(|r| {
+                    let m = r.messages.iter();
+                    m.map(|m| {
+                        let body = String::from_utf8(m.message.body.to_vec()).unwrap();
+                        (m.seq, (body, m.redelivered))
+                    })
+                    .collect()
+                });
+                proptest::prop_assert_eq!(&found, &model[q], "queue {}", name);
+            }
+            let live: std::collections::HashSet<&String> =
+                model.iter().flatten().flat_map(|e| e.values().map(|(b, _)| b)).collect();
+            proptest::prop_assert_eq!(rows(&store, MESSAGES), live.len() as u64);
+            proptest::prop_assert_eq!(rows(&store, MESSAGE_REFS), live.len() as u64);
+        }
     }
 }
