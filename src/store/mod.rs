@@ -108,8 +108,8 @@ pub(crate) trait Store: Send + Sync + Debug {
     /// other; storage errors as they come.
     fn load(&self) -> Result<RecoveredState, StoreError>;
 
-    /// Writes everything already submitted, marks a clean shutdown and refuses later writes
-    /// with [`StoreError::Closed`]. Closing twice is fine.
+    /// Writes everything already submitted, marks a clean shutdown and releases the file;
+    /// later writes and loads fail with [`StoreError::Closed`]. Closing twice is fine.
     ///
     /// # Errors
     ///
