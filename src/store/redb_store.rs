@@ -52,8 +52,8 @@ impl RedbStore {
     ///
     /// [`StoreError::Locked`] if it is already open, [`StoreError::UnsupportedFormat`] if it was
     /// written by a newer format, [`StoreError::Corrupt`] if it is not a (complete) warrenmq
-    /// database, [`StoreError::Io`] for file-system errors. The file is never changed when
-    /// opening fails.
+    /// database, [`StoreError::Io`] for file-system errors. A file refused for its format or
+    /// metadata is left unchanged; nothing is ever reset.
     pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let (db, was_clean, next_id) = StoreError::guard("opening the database", || {
