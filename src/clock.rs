@@ -57,9 +57,7 @@ impl ManualClock {
 
     /// Creates a clock set to the given milliseconds since the epoch.
     pub fn starting_at(millis: u64) -> Self {
-        ManualClock {
-            now: Arc::new(AtomicU64::new(millis)),
-        }
+        ManualClock { now: Arc::new(AtomicU64::new(millis)) }
     }
 
     /// Moves time forward.
@@ -82,8 +80,6 @@ impl Clock for ManualClock {
 
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManualClock")
-            .field("now_millis", &self.now_millis())
-            .finish()
+        f.debug_struct("ManualClock").field("now_millis", &self.now_millis()).finish()
     }
 }

@@ -185,9 +185,9 @@ impl Error {
     /// Returns the AMQP reply code of this error.
     pub fn reply_code(&self) -> ReplyCode {
         match self {
-            Error::ExchangeNotFound { .. }
-            | Error::QueueNotFound { .. }
-            | Error::NotFound { .. } => ReplyCode::NOT_FOUND,
+            Error::ExchangeNotFound { .. } | Error::QueueNotFound { .. } | Error::NotFound { .. } => {
+                ReplyCode::NOT_FOUND
+            }
             Error::VhostNotFound { .. } => ReplyCode::NOT_ALLOWED,
             Error::PreconditionFailed { .. } | Error::UnknownDeliveryTag { .. } => {
                 ReplyCode::PRECONDITION_FAILED
@@ -216,21 +216,15 @@ impl Error {
     }
 
     pub(crate) fn precondition(reason: impl Into<String>) -> Self {
-        Error::PreconditionFailed {
-            reason: reason.into(),
-        }
+        Error::PreconditionFailed { reason: reason.into() }
     }
 
     pub(crate) fn access_refused(reason: impl Into<String>) -> Self {
-        Error::AccessRefused {
-            reason: reason.into(),
-        }
+        Error::AccessRefused { reason: reason.into() }
     }
 
     pub(crate) fn locked(reason: impl Into<String>) -> Self {
-        Error::ResourceLocked {
-            reason: reason.into(),
-        }
+        Error::ResourceLocked { reason: reason.into() }
     }
 }
 

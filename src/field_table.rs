@@ -140,11 +140,7 @@ impl FieldTable {
     }
 
     /// Inserts a value, returning the one it replaced.
-    pub fn insert(
-        &mut self,
-        key: impl Into<String>,
-        value: impl Into<FieldValue>,
-    ) -> Option<FieldValue> {
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Option<FieldValue> {
         self.0.insert(key.into(), value.into())
     }
 
@@ -194,11 +190,7 @@ impl fmt::Debug for FieldTable {
 
 impl<K: Into<String>, V: Into<FieldValue>> FromIterator<(K, V)> for FieldTable {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        FieldTable(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        FieldTable(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 

@@ -111,18 +111,12 @@ macro_rules! string_setters {
 impl Message {
     /// Creates a message with the given body and no properties.
     pub fn new(body: impl Into<Bytes>) -> Self {
-        Message {
-            body: body.into(),
-            properties: Properties::default(),
-        }
+        Message { body: body.into(), properties: Properties::default() }
     }
 
     /// Creates a message from a body and complete properties.
     pub fn with_properties(body: impl Into<Bytes>, properties: Properties) -> Self {
-        Message {
-            body: body.into(),
-            properties,
-        }
+        Message { body: body.into(), properties }
     }
 
     /// Returns the body.
@@ -182,10 +176,7 @@ impl Message {
     /// Adds one application header.
     #[must_use = "builder methods return the changed message"]
     pub fn header(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
-        self.properties
-            .headers
-            .get_or_insert_with(FieldTable::new)
-            .insert(key, value);
+        self.properties.headers.get_or_insert_with(FieldTable::new).insert(key, value);
         self
     }
 

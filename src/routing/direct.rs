@@ -68,11 +68,7 @@ mod tests {
     use crate::FieldTable;
 
     fn b<'a>(d: u64, key: &'a str, args: &'a FieldTable) -> Binding<'a> {
-        Binding {
-            destination: DestinationId::new(d),
-            key,
-            arguments: args,
-        }
+        Binding { destination: DestinationId::new(d), key, arguments: args }
     }
 
     #[test]
@@ -84,25 +80,13 @@ mod tests {
         r.bind(b(2, "a", &args)).unwrap();
         r.bind(b(3, "b", &args)).unwrap();
         let mut out = Vec::new();
-        r.route(
-            RoutingInput {
-                routing_key: "a",
-                headers: None,
-            },
-            &mut out,
-        );
+        r.route(RoutingInput { routing_key: "a", headers: None }, &mut out);
         out.sort();
         assert_eq!(out, [DestinationId::new(1), DestinationId::new(2)]);
         assert!(r.unbind(b(1, "a", &args)));
         assert!(!r.unbind(b(1, "a", &args)));
         out.clear();
-        r.route(
-            RoutingInput {
-                routing_key: "a",
-                headers: None,
-            },
-            &mut out,
-        );
+        r.route(RoutingInput { routing_key: "a", headers: None }, &mut out);
         assert_eq!(out, [DestinationId::new(2)]);
     }
 }

@@ -48,16 +48,10 @@ impl Router for FanoutRouter {
 
     fn unbind(&self, binding: Binding<'_>) -> bool {
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
-        if !t
-            .bindings
-            .remove(&(binding.destination, binding.key.into()))
-        {
+        if !t.bindings.remove(&(binding.destination, binding.key.into())) {
             return false;
         }
-        let count = t
-            .counts
-            .get_mut(&binding.destination)
-            .expect("counted binding");
+        let count = t.counts.get_mut(&binding.destination).expect("counted binding");
         *count -= 1;
         if *count == 0 {
             t.counts.remove(&binding.destination);
@@ -86,42 +80,20 @@ mod tests {
     fn routes_each_destination_once() {
         let args = FieldTable::new();
         let r = FanoutRouter::new();
-        let b = |d, key| Binding {
-            destination: DestinationId::new(d),
-            key,
-            arguments: &args,
-        };
+        let b = |d, key| Binding { destination: DestinationId::new(d), key, arguments: &args };
         r.bind(b(1, "x")).unwrap();
         r.bind(b(1, "y")).unwrap();
         r.bind(b(2, "")).unwrap();
         let mut out = Vec::new();
-        r.route(
-            RoutingInput {
-                routing_key: "anything",
-                headers: None,
-            },
-            &mut out,
-        );
+        r.route(RoutingInput { routing_key: "anything", headers: None }, &mut out);
         assert_eq!(out, [DestinationId::new(1), DestinationId::new(2)]);
         assert!(r.unbind(b(1, "x")));
         out.clear();
-        r.route(
-            RoutingInput {
-                routing_key: "",
-                headers: None,
-            },
-            &mut out,
-        );
+        r.route(RoutingInput { routing_key: "", headers: None }, &mut out);
         assert_eq!(out, [DestinationId::new(1), DestinationId::new(2)]);
         assert!(r.unbind(b(1, "y")));
         out.clear();
-        r.route(
-            RoutingInput {
-                routing_key: "",
-                headers: None,
-            },
-            &mut out,
-        );
+        r.route(RoutingInput { routing_key: "", headers: None }, &mut out);
         assert_eq!(out, [DestinationId::new(2)]);
     }
 }

@@ -83,9 +83,7 @@ impl HeadersBinding {
                 continue;
             }
             considered += 1;
-            let hit = headers
-                .get(name)
-                .is_some_and(|have| values_match(wanted, have));
+            let hit = headers.get(name).is_some_and(|have| values_match(wanted, have));
             if hit {
                 hits += 1;
                 if !self.kind.is_all() {
@@ -172,9 +170,7 @@ impl Router for HeadersRouter {
 
     fn memory_bytes(&self) -> usize {
         let all = self.bindings.read().unwrap_or_else(|e| e.into_inner());
-        all.iter()
-            .map(|b| 64 + b.key.len() + b.arguments.len() * 64)
-            .sum()
+        all.iter().map(|b| 64 + b.key.len() + b.arguments.len() * 64).sum()
     }
 }
 
@@ -184,13 +180,7 @@ mod tests {
 
     fn routed(r: &HeadersRouter, headers: &FieldTable) -> Vec<u64> {
         let mut out = Vec::new();
-        r.route(
-            RoutingInput {
-                routing_key: "",
-                headers: Some(headers),
-            },
-            &mut out,
-        );
+        r.route(RoutingInput { routing_key: "", headers: Some(headers) }, &mut out);
         let mut ids: Vec<u64> = out.into_iter().map(DestinationId::get).collect();
         ids.sort();
         ids
@@ -199,56 +189,23 @@ mod tests {
     #[test]
     fn all_and_any() {
         let r = HeadersRouter::new();
-        let all = FieldTable::new()
-            .with("x-match", "all")
-            .with("a", 1)
-            .with("b", "x");
-        let any = FieldTable::new()
-            .with("x-match", "any")
-            .with("a", 1)
-            .with("b", "x");
-        r.bind(Binding {
-            destination: DestinationId::new(1),
-            key: "",
-            arguments: &all,
-        })
-        .unwrap();
-        r.bind(Binding {
-            destination: DestinationId::new(2),
-            key: "",
-            arguments: &any,
-        })
-        .unwrap();
-        assert_eq!(
-            routed(&r, &FieldTable::new().with("a", 1i64).with("b", "x")),
-            [1, 2]
-        );
+        let all = FieldTable::new().with("x-match", "all").with("a", 1).with("b", "x");
+        let any = FieldTable::new().with("x-match", "any").with("a", 1).with("b", "x");
+        r.bind(Binding { destination: DestinationId::new(1), key: "", arguments: &all }).unwrap();
+        r.bind(Binding { destination: DestinationId::new(2), key: "", arguments: &any }).unwrap();
+        assert_eq!(routed(&r, &FieldTable::new().with("a", 1i64).with("b", "x")), [1, 2]);
         assert_eq!(routed(&r, &FieldTable::new().with("a", 1u8)), [2]);
-        assert_eq!(
-            routed(&r, &FieldTable::new().with("a", 2)),
-            Vec::<u64>::new()
-        );
+        assert_eq!(routed(&r, &FieldTable::new().with("a", 2)), Vec::<u64>::new());
     }
 
     #[test]
     fn x_arguments_only_count_with_x() {
         let r = HeadersRouter::new();
         let plain = FieldTable::new().with("x-match", "any").with("x-k", "v");
-        let with_x = FieldTable::new()
-            .with("x-match", "any-with-x")
-            .with("x-k", "v");
-        r.bind(Binding {
-            destination: DestinationId::new(1),
-            key: "",
-            arguments: &plain,
-        })
-        .unwrap();
-        r.bind(Binding {
-            destination: DestinationId::new(2),
-            key: "",
-            arguments: &with_x,
-        })
-        .unwrap();
+        let with_x = FieldTable::new().with("x-match", "any-with-x").with("x-k", "v");
+        r.bind(Binding { destination: DestinationId::new(1), key: "", arguments: &plain }).unwrap();
+        r.bind(Binding { destination: DestinationId::new(2), key: "", arguments: &with_x })
+            .unwrap();
         assert_eq!(routed(&r, &FieldTable::new().with("x-k", "v")), [2]);
     }
 
@@ -256,20 +213,11 @@ mod tests {
     fn void_means_presence_and_bad_x_match_is_refused() {
         let r = HeadersRouter::new();
         let presence = FieldTable::new().with("k", FieldValue::Void);
-        r.bind(Binding {
-            destination: DestinationId::new(1),
-            key: "",
-            arguments: &presence,
-        })
-        .unwrap();
+        r.bind(Binding { destination: DestinationId::new(1), key: "", arguments: &presence })
+            .unwrap();
         assert_eq!(routed(&r, &FieldTable::new().with("k", "whatever")), [1]);
         let bad = FieldTable::new().with("x-match", "some");
-        assert!(r
-            .bind(Binding {
-                destination: DestinationId::new(2),
-                key: "",
-                arguments: &bad
-            })
+        assert!(r.bind(Binding { destination: DestinationId::new(2), key: "", arguments: &bad })
             .is_err());
     }
 }
