@@ -18,6 +18,13 @@ mod options;
 mod queue;
 pub mod routing;
 mod stats;
+// Used by the broker once it is integrated; until then most of the store is unused.
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "the broker integrating the store is not merged yet"
+)]
+mod store;
 mod sync;
 mod vhost;
 
@@ -35,4 +42,5 @@ pub use options::{
     QueueDeleteOptions,
 };
 pub use stats::{ExchangeStats, QueueStats};
+pub use store::StoreError;
 pub use vhost::{QueueDeclareOk, RoutePreview};
