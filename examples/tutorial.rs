@@ -53,7 +53,9 @@ fn main() -> Result<(), warrenmq::Error> {
         println!("{msg}");
         chan2.basic_publish("sorting_room", "1111", Message::new(msg).persistent())?;
     }
-    consumer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    consumer
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
 
     // The commented part of the tutorial: pull one message and acknowledge it by hand.
     chan2.basic_publish(

@@ -13,6 +13,7 @@ use crate::envelope::QueuedMessage;
 use crate::exchange::ExchangeSpec;
 use crate::ledger::{Credit, Ledger, Pending};
 use crate::queue::Subscription;
+use crate::store::Durable;
 use crate::sync::{unbounded, Mutex, Receiver, Select, Sender};
 use crate::vhost::{QueueDeclareOk, RoutePreview};
 use crate::{
@@ -49,6 +50,8 @@ pub(crate) struct ChannelInner {
     wake_rx: Receiver<()>,
     /// Publisher confirms are on.
     confirms: AtomicBool,
+    /// Store writes of messages published in confirm mode that no one has waited for yet.
+    unconfirmed: Mutex<Vec<Durable>>,
 }
 
 impl ChannelInner {
@@ -63,6 +66,7 @@ impl ChannelInner {
             wake_tx,
             wake_rx,
             confirms: AtomicBool::new(false),
+            unconfirmed: Mutex::new(Vec::new()),
         })
     }
 
@@ -146,8 +150,9 @@ impl ChannelInner {
         };
         if link.no_ack {
             drop(ledger);
-            link.queue.settle(Some(credit), 1);
+            link.queue.settle(Some(credit), std::slice::from_ref(&msg));
         } else {
+            link.queue.mark_delivered(&msg);
             ledger.insert(
                 tag,
                 Pending {
@@ -222,10 +227,62 @@ impl ChannelInner {
         Ok(link)
     }
 
+    /// Settles acknowledged deliveries, one call per run of the same queue and consumer.
     fn settle(&self, pending: Vec<Pending>) {
-        for p in pending {
-            p.queue.settle(p.credit, 1);
+        let mut run: Vec<QueuedMessage> = Vec::new();
+        let mut iter = pending.into_iter().peekable();
+        while let Some(p) = iter.next() {
+            run.push(p.msg);
+            let same_run = iter
+                .peek()
+                .is_some_and(|next| Arc::ptr_eq(&next.queue, &p.queue) && next.credit == p.credit);
+            if !same_run {
+                p.queue.settle(p.credit, &run);
+                run.clear();
+            }
         }
+    }
+
+    /// Remembers the store write of a message published in confirm mode.
+    fn track_confirm(&self, durable: Durable) {
+        if durable.is_finished() && durable.try_result().is_some_and(|r| r.is_ok()) {
+            return;
+        }
+        let mut unconfirmed = self.unconfirmed.lock();
+        if unconfirmed.len() >= 4096 {
+            // Keep memory bounded for publishers that rarely wait: forget what is durable,
+            // keep what failed (to report it) or is still pending.
+            unconfirmed.retain(|d| !d.try_result().is_some_and(|r| r.is_ok()));
+        }
+        unconfirmed.push(durable);
+    }
+
+    /// Waits for every tracked store write; `Ok(None)` if `deadline` passes first.
+    fn wait_confirms(&self, deadline: Option<Instant>) -> Result<Option<bool>> {
+        if !self.confirms.load(Ordering::Relaxed) {
+            return Err(Error::precondition("channel is not in confirm mode"));
+        }
+        let pending = std::mem::take(&mut *self.unconfirmed.lock());
+        for (i, durable) in pending.iter().enumerate() {
+            let outcome = match deadline {
+                None => Some(durable.wait()),
+                Some(deadline) => {
+                    durable.wait_timeout(deadline.saturating_duration_since(Instant::now()))
+                }
+            };
+            match outcome {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(Error::Storage(e)),
+                None => {
+                    let mut unconfirmed = self.unconfirmed.lock();
+                    let rest = pending.into_iter().skip(i);
+                    let newer = std::mem::take(&mut *unconfirmed);
+                    unconfirmed.extend(rest.chain(newer));
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(true))
     }
 
     /// Waits for one callback delivery and runs its callback. Returns `false` on timeout.
@@ -292,7 +349,9 @@ impl ChannelInner {
         let outcome = catch_unwind(AssertUnwindSafe(|| (callback.lock())(delivery)));
         if outcome.is_err() {
             match kept {
-                Some(msg) => {
+                Some(mut msg) => {
+                    // Settled on receipt, so its store entry is gone: the retry is transient.
+                    msg.persisted = false;
                     link.queue.unsettle(1);
                     link.queue.requeue(None, vec![msg]);
                 }
@@ -487,11 +546,17 @@ impl Channel {
     /// 404 for a missing exchange; 403 for an internal exchange.
     pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.inner.run(|| {
-            self.inner
+            let published = self
+                .inner
                 .conn
                 .vhost
-                .publish(exchange, routing_key, message)
-                .map(drop)
+                .publish(exchange, routing_key, message)?;
+            if let Some(durable) = published.durable {
+                if self.inner.confirms.load(Ordering::Relaxed) {
+                    self.inner.track_confirm(durable);
+                }
+            }
+            Ok(())
         })
     }
 
@@ -505,13 +570,16 @@ impl Channel {
             let conn = &self.inner.conn;
             let queue = conn.vhost.queue(queue, conn.id)?;
             let mut ledger = self.inner.ledger.lock();
-            let Some((msg, left)) = queue.get(options.no_ack) else {
+            let Some((msg, left)) = queue.get() else {
                 return Ok(None);
             };
             let tag = ledger.next_tag();
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
             let delivery = Delivery::new(Arc::clone(&self.inner), &msg, tag, None, count);
-            if !options.no_ack {
+            if options.no_ack {
+                queue.settle(None, std::slice::from_ref(&msg));
+            } else {
+                queue.mark_delivered(&msg);
                 ledger.insert(
                     tag,
                     Pending {
@@ -688,19 +756,34 @@ impl Channel {
         })
     }
 
-    /// Waits until every message published on this channel is confirmed; returns `false` if
-    /// the broker refused any.
+    /// Waits until every message published on this channel since confirms were turned on is
+    /// confirmed; returns `false` if the broker refused (nacked) any.
+    ///
+    /// # Durability
+    ///
+    /// On a persistent broker a persistent message routed to a durable queue is confirmed
+    /// once its group commit is on disk (fsync'd); everything else is confirmed when it is
+    /// enqueued, which has happened by the time `basic_publish` returns.
     ///
     /// # Errors
     ///
-    /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select)).
+    /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select));
+    /// [`Error::Storage`] if a message could not be written, so its confirm cannot be given.
     pub fn wait_for_confirms(&self) -> Result<bool> {
-        self.inner.run(|| {
-            if !self.inner.confirms.load(Ordering::Relaxed) {
-                return Err(Error::precondition("channel is not in confirm mode"));
-            }
-            Ok(true)
-        })
+        self.inner
+            .run(|| Ok(self.inner.wait_confirms(None)?.unwrap_or(true)))
+    }
+
+    /// Like [`wait_for_confirms`](Self::wait_for_confirms), but gives up after `timeout`:
+    /// `None` if some confirm was still outstanding then (they stay tracked).
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait_for_confirms`](Self::wait_for_confirms).
+    pub fn wait_for_confirms_timeout(&self, timeout: Duration) -> Result<Option<bool>> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.inner
+            .run(|| self.inner.wait_confirms(deadline.or(Some(Instant::now()))))
     }
 
     /// Computes which queues a message would reach, without publishing it. For unit tests of

@@ -27,4 +27,6 @@ pub(crate) struct QueuedMessage {
     pub(crate) envelope: Arc<Envelope>,
     /// Delivered before and requeued (AMQP `redelivered`).
     pub(crate) redelivered: bool,
+    /// Has an entry in the store (a persistent message in a durable queue).
+    pub(crate) persisted: bool,
 }

@@ -18,12 +18,6 @@ mod options;
 mod queue;
 pub mod routing;
 mod stats;
-// Used by the broker once it is integrated; until then most of the store is unused.
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "the broker integrating the store is not merged yet"
-)]
 mod store;
 mod sync;
 mod vhost;

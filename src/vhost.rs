@@ -14,11 +14,14 @@ use dashmap::DashMap;
 
 use crate::broker::Settings;
 use crate::connection::ConnectionId;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, QueuedMessage};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::names;
 use crate::queue::Queue;
 use crate::routing::{DestinationId, RoutingInput};
+use crate::store::{
+    BindingRecord, Durable, ExchangeRecord, MessageRecord, QueueRecord, RecoveredQueue, StoreOp,
+};
 use crate::sync::Mutex;
 use crate::{
     Error, ExchangeDeclareOptions, ExchangeKind, ExchangeStats, FieldTable, Message,
@@ -41,6 +44,16 @@ pub struct QueueDeclareOk {
     pub message_count: u32,
     /// Consumers of the queue.
     pub consumer_count: u32,
+}
+
+/// What a publish did: how many queues took the message, and (for a persistent message
+/// bound for durable queues) the ticket that finishes when it is on disk.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// Queues that took the message.
+    pub(crate) queues: usize,
+    /// The store write of the message, if it was stored.
+    pub(crate) durable: Option<Durable>,
 }
 
 /// Where a message would go, as computed by [`Channel::route_preview`](crate::Channel::route_preview).
@@ -151,6 +164,39 @@ impl VHost {
         Ok(queue)
     }
 
+    /// Makes a topology change durable before it is acknowledged (nothing to do for an
+    /// in-memory broker).
+    fn persist(&self, op: impl FnOnce() -> StoreOp) -> Result<()> {
+        let store = &self.settings.store;
+        if !store.is_persistent() {
+            return Ok(());
+        }
+        store.submit(op()).wait().map_err(Error::from)
+    }
+
+    fn exchange_record(&self, exchange: &Exchange) -> ExchangeRecord {
+        ExchangeRecord {
+            vhost: self.name.to_string(),
+            name: exchange.name.to_string(),
+            kind: exchange.kind.as_str().to_owned(),
+            durable: exchange.durable,
+            auto_delete: exchange.auto_delete,
+            internal: exchange.internal,
+            arguments: exchange.arguments.clone(),
+        }
+    }
+
+    fn binding_record(&self, source: &Exchange, queue: &Queue, key: &BindingKey) -> BindingRecord {
+        BindingRecord {
+            vhost: self.name.to_string(),
+            source: source.name.to_string(),
+            destination: queue.name.to_string(),
+            destination_is_exchange: false,
+            routing_key: key.key.clone(),
+            arguments: key.arguments.table().clone(),
+        }
+    }
+
     /// Declares an exchange, or checks an existing one.
     pub(crate) fn declare_exchange(&self, spec: &ExchangeSpec<'_>) -> Result<()> {
         names::check_length("exchange name", spec.name)?;
@@ -182,6 +228,9 @@ impl VHost {
             }
         })?;
         let exchange = Exchange::new(spec, self.settings.next_destination(), router, false);
+        if exchange.durable {
+            self.persist(|| StoreOp::PutExchange(self.exchange_record(&exchange)))?;
+        }
         self.exchanges
             .insert(spec.name.to_owned(), Arc::new(exchange));
         Ok(())
@@ -210,11 +259,25 @@ impl VHost {
                 self.name
             )));
         }
-        self.remove_exchange(&mut topology, &exchange);
-        Ok(())
+        match self.remove_exchange(&mut topology, &exchange) {
+            Some(durable) => durable.wait().map_err(Error::from),
+            None => Ok(()),
+        }
     }
 
-    fn remove_exchange(&self, topology: &mut Topology, exchange: &Arc<Exchange>) {
+    /// Removes an exchange and its bindings; returns the store write for a durable one.
+    fn remove_exchange(
+        &self,
+        topology: &mut Topology,
+        exchange: &Arc<Exchange>,
+    ) -> Option<Durable> {
+        let durable = (exchange.durable && self.settings.store.is_persistent()).then(|| {
+            let vhost = self.name.to_string();
+            let name = exchange.name.to_string();
+            self.settings
+                .store
+                .submit(StoreOp::DeleteExchange { vhost, name })
+        });
         self.exchanges.remove(&*exchange.name);
         self.destinations.remove(&exchange.id);
         for key in exchange.bindings() {
@@ -223,6 +286,7 @@ impl VHost {
                 list.retain(|(src, k)| !(Arc::ptr_eq(src, exchange) && *k == key));
             }
         }
+        durable
     }
 
     /// Declares a queue, or checks an existing one.
@@ -265,7 +329,20 @@ impl VHost {
             options,
             owner,
             arguments.clone(),
+            &self.settings.store,
         ));
+        if queue.persistence.is_some() && owner.is_none() {
+            self.persist(|| {
+                StoreOp::PutQueue(QueueRecord {
+                    vhost: self.name.to_string(),
+                    name: name.clone(),
+                    durable: true,
+                    auto_delete: options.auto_delete,
+                    exclusive: false,
+                    arguments: arguments.clone(),
+                })
+            })?;
+        }
         self.queues.insert(name, Arc::clone(&queue));
         self.destinations
             .insert(id, Destination::Queue(Arc::clone(&queue)));
@@ -328,7 +405,8 @@ impl VHost {
 
     fn auto_delete_exchange(&self, topology: &mut Topology, exchange: &Arc<Exchange>) {
         if exchange.auto_delete && exchange.binding_count() == 0 && !exchange.builtin {
-            self.remove_exchange(topology, exchange);
+            // An auto-delete happens as a side effect; nobody waits for its store write.
+            drop(self.remove_exchange(topology, exchange));
         }
     }
 
@@ -370,6 +448,14 @@ impl VHost {
             .bind(key.clone())
             .map_err(|e| Error::precondition(e.0))?;
         if added {
+            if source.durable && queue.persistence.is_some() {
+                let stored = self
+                    .persist(|| StoreOp::PutBinding(self.binding_record(&source, &queue, &key)));
+                if let Err(e) = stored {
+                    source.unbind(&key);
+                    return Err(e);
+                }
+            }
             topology
                 .inbound
                 .entry(queue.id)
@@ -404,6 +490,11 @@ impl VHost {
             arguments: ArgumentsKey::new(arguments),
         };
         if source.unbind(&key) {
+            if source.durable && queue.persistence.is_some() {
+                self.persist(|| {
+                    StoreOp::DeleteBinding(self.binding_record(&source, &queue, &key))
+                })?;
+            }
             if let Some(list) = topology.inbound.get_mut(&queue.id) {
                 list.retain(|(src, k)| !(Arc::ptr_eq(src, &source) && *k == key));
             }
@@ -426,13 +517,13 @@ impl VHost {
         Ok(self.queue(name, connection)?.purge())
     }
 
-    /// Routes a message and enqueues it on every queue reached; returns how many.
+    /// Routes a message and enqueues it on every queue reached.
     pub(crate) fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
         message: Message,
-    ) -> Result<usize> {
+    ) -> Result<Published> {
         names::check_length("routing key", routing_key)?;
         let source = self.exchange(exchange)?;
         if source.internal {
@@ -455,22 +546,175 @@ impl VHost {
             exchange: Arc::clone(&source.name),
             routing_key: routing_key.into(),
         });
-        let mut delivered = 0;
-        for id in &buffer {
-            if let Some(Destination::Queue(queue)) = self.destinations.get(id).map(|d| d.clone()) {
-                if queue.publish(Arc::clone(&envelope)) {
-                    delivered += 1;
-                }
-            }
-        }
+        let queues: Vec<Arc<Queue>> = buffer
+            .iter()
+            .filter_map(|id| match self.destinations.get(id).map(|d| d.clone()) {
+                Some(Destination::Queue(queue)) => Some(queue),
+                None => None,
+            })
+            .collect();
         ROUTE_BUFFER.with(|b| b.replace(buffer));
-        let counter = if delivered > 0 {
+        let published = self.enqueue(&envelope, &queues);
+        let counter = if published.queues > 0 {
             &source.counters.routed
         } else {
             &source.counters.unroutable
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(delivered)
+        Ok(published)
+    }
+
+    /// Puts a routed message into its queues. A persistent message bound for durable queues
+    /// is submitted to the store first, so that no ack can reach the store before it.
+    fn enqueue(&self, envelope: &Arc<Envelope>, queues: &[Arc<Queue>]) -> Published {
+        let seqs: Vec<u64> = queues.iter().map(|q| q.next_seq()).collect();
+        let stored: Vec<bool> = queues.iter().map(|q| q.stores(&envelope.message)).collect();
+        let durable = stored.contains(&true).then(|| {
+            let entries = queues
+                .iter()
+                .zip(&seqs)
+                .zip(&stored)
+                .filter(|(_, stored)| **stored)
+                .filter_map(|((q, seq), _)| q.persistence.as_ref().map(|p| p.key.entry(*seq)))
+                .collect();
+            let store = &self.settings.store;
+            let (body, properties) = (envelope.message.body(), envelope.message.properties());
+            let record = MessageRecord {
+                exchange: envelope.exchange.to_string(),
+                routing_key: envelope.routing_key.to_string(),
+                properties: properties.clone(),
+                body: body.clone(),
+                expires_at_ms: None,
+            };
+            store.submit(StoreOp::Enqueue {
+                id: store.next_message_id(),
+                message: record,
+                entries,
+            })
+        });
+        let mut delivered = 0;
+        for ((queue, seq), persisted) in queues.iter().zip(seqs).zip(stored) {
+            let msg = QueuedMessage {
+                seq,
+                envelope: Arc::clone(envelope),
+                redelivered: false,
+                persisted,
+            };
+            if queue.publish(msg) {
+                delivered += 1;
+            }
+        }
+        Published {
+            queues: delivered,
+            durable,
+        }
+    }
+
+    /// Rebuilds a durable exchange from the store at open.
+    pub(crate) fn recover_exchange(&self, record: &ExchangeRecord) -> Result<()> {
+        let kind = ExchangeKind::from_name(&record.kind);
+        let router = self
+            .settings
+            .router_for(&kind)
+            .ok_or_else(|| Error::Internal {
+                reason: format!(
+                    "stored exchange '{}' in vhost '{}' has kind '{}', which is not registered",
+                    record.name, self.name, record.kind
+                ),
+            })?;
+        let options = ExchangeDeclareOptions {
+            passive: false,
+            durable: true,
+            auto_delete: record.auto_delete,
+            internal: record.internal,
+        };
+        let spec = ExchangeSpec {
+            name: &record.name,
+            kind: &kind,
+            options,
+            arguments: &record.arguments,
+        };
+        let exchange = Exchange::new(&spec, self.settings.next_destination(), router, false);
+        self.exchanges
+            .insert(record.name.clone(), Arc::new(exchange));
+        Ok(())
+    }
+
+    /// Rebuilds a durable queue and its messages from the store at open. Messages stored in
+    /// several queues share one envelope through `envelopes`.
+    pub(crate) fn recover_queue(
+        &self,
+        recovered: &RecoveredQueue,
+        envelopes: &mut HashMap<u64, Arc<Envelope>>,
+    ) {
+        let record = &recovered.record;
+        let options = QueueDeclareOptions {
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: record.auto_delete,
+        };
+        let id = self.settings.next_destination();
+        let queue = Arc::new(Queue::new(
+            record.name.as_str().into(),
+            Arc::clone(&self.name),
+            id,
+            options,
+            None,
+            record.arguments.clone(),
+            &self.settings.store,
+        ));
+        let msgs = recovered
+            .messages
+            .iter()
+            .map(|m| {
+                let envelope = envelopes.entry(m.id.0).or_insert_with(|| {
+                    let r = &m.message;
+                    let message = Message::with_properties(r.body.clone(), r.properties.clone());
+                    Arc::new(Envelope {
+                        message,
+                        exchange: r.exchange.as_str().into(),
+                        routing_key: r.routing_key.as_str().into(),
+                    })
+                });
+                QueuedMessage {
+                    seq: m.seq,
+                    envelope: Arc::clone(envelope),
+                    redelivered: m.redelivered,
+                    persisted: true,
+                }
+            })
+            .collect();
+        queue.recover(msgs, recovered.next_seq());
+        self.queues.insert(record.name.clone(), Arc::clone(&queue));
+        self.destinations.insert(id, Destination::Queue(queue));
+    }
+
+    /// Rebuilds a durable binding from the store at open; a binding whose ends are gone is
+    /// skipped.
+    pub(crate) fn recover_binding(&self, record: &BindingRecord) {
+        if record.destination_is_exchange {
+            return;
+        }
+        let (Some(source), Some(queue)) = (
+            self.exchanges.get(&record.source).map(|e| Arc::clone(&e)),
+            self.queues.get(&record.destination).map(|q| Arc::clone(&q)),
+        ) else {
+            return;
+        };
+        let key = BindingKey {
+            destination: queue.id,
+            key: record.routing_key.clone(),
+            arguments: ArgumentsKey::new(&record.arguments),
+        };
+        if let Ok(true) = source.bind(key.clone()) {
+            self.topology
+                .lock()
+                .inbound
+                .entry(queue.id)
+                .or_default()
+                .push((source, key));
+        }
     }
 
     /// Fills `out` with the distinct destinations of a message published to `source`.

@@ -12,7 +12,11 @@ use warrenmq::{ConsumeOptions, Delivery, GetOptions};
 fn drain_marked(ch: &warrenmq::Channel, queue: &str) -> Vec<String> {
     let mut out = Vec::new();
     while let Some(d) = ch.basic_get(queue, GetOptions::no_ack()).unwrap() {
-        out.push(if d.redelivered() { format!("{}(R)", body(&d)) } else { body(&d) });
+        out.push(if d.redelivered() {
+            format!("{}(R)", body(&d))
+        } else {
+            body(&d)
+        });
     }
     out
 }
@@ -47,7 +51,10 @@ fn requeued_messages_go_back_to_their_original_position() {
     m1.nack(true).unwrap();
     m3.reject(true).unwrap();
     let other = conn.open_channel().unwrap();
-    assert_eq!(drain_marked(&other, "q"), ["m1(R)", "m2(R)", "m3(R)", "m4", "m5"]);
+    assert_eq!(
+        drain_marked(&other, "q"),
+        ["m1(R)", "m2(R)", "m3(R)", "m4", "m5"]
+    );
 }
 
 #[test]
@@ -66,10 +73,19 @@ fn multiple_acks_and_nacks() {
     five(&ch);
     let held: Vec<Delivery> = (0..5).map(|_| get(&ch)).collect();
     ch.basic_ack(2, true).unwrap();
-    assert_eq!(broker.queue_stats("/", "q").unwrap().messages_unacknowledged, 3);
+    assert_eq!(
+        broker
+            .queue_stats("/", "q")
+            .unwrap()
+            .messages_unacknowledged,
+        3
+    );
     ch.basic_nack(4, true, true).unwrap();
     let stats = broker.queue_stats("/", "q").unwrap();
-    assert_eq!((stats.messages_ready, stats.messages_unacknowledged), (2, 1));
+    assert_eq!(
+        (stats.messages_ready, stats.messages_unacknowledged),
+        (2, 1)
+    );
     ch.basic_nack(5, false, false).unwrap();
     drop(held);
     let other = conn.open_channel().unwrap();
@@ -83,7 +99,13 @@ fn ack_zero_with_multiple_acks_everything() {
     five(&ch);
     let _held: Vec<Delivery> = (0..3).map(|_| get(&ch)).collect();
     ch.basic_ack(0, true).unwrap();
-    assert_eq!(broker.queue_stats("/", "q").unwrap().messages_unacknowledged, 0);
+    assert_eq!(
+        broker
+            .queue_stats("/", "q")
+            .unwrap()
+            .messages_unacknowledged,
+        0
+    );
     // With nothing outstanding it is still fine.
     ch.basic_ack(0, true).unwrap();
     assert!(!ch.is_closed());
@@ -94,7 +116,10 @@ fn unknown_delivery_tags_close_the_channel_only() {
     let (_b, conn, ch) = setup();
     five(&ch);
     let err = ch.basic_ack(99, false).unwrap_err();
-    assert_eq!(err.to_string(), "PRECONDITION_FAILED - unknown delivery tag 99");
+    assert_eq!(
+        err.to_string(),
+        "PRECONDITION_FAILED - unknown delivery tag 99"
+    );
     assert!(ch.is_closed());
     let closed = ch.basic_get("q", GetOptions::default()).unwrap_err();
     assert_eq!(code(&closed), 504);
@@ -105,7 +130,11 @@ fn unknown_delivery_tags_close_the_channel_only() {
     let m = get(&ch);
     let tag = m.delivery_tag();
     m.ack().unwrap();
-    assert_eq!(code(&ch.basic_ack(tag, false).unwrap_err()), 406, "double ack");
+    assert_eq!(
+        code(&ch.basic_ack(tag, false).unwrap_err()),
+        406,
+        "double ack"
+    );
 
     let ch = conn.open_channel().unwrap();
     let _m = get(&ch);
@@ -182,8 +211,14 @@ fn basic_recover_requeues_everything_unacked_and_invalidates_old_tags() {
     let held: Vec<Delivery> = (0..3).map(|_| get(&ch)).collect();
     ch.basic_recover().unwrap();
     let other = conn.open_channel().unwrap();
-    assert_eq!(drain_marked(&other, "q"), ["m1(R)", "m2(R)", "m3(R)", "m4", "m5"]);
-    assert_eq!(code(&ch.basic_ack(held[0].delivery_tag(), false).unwrap_err()), 406);
+    assert_eq!(
+        drain_marked(&other, "q"),
+        ["m1(R)", "m2(R)", "m3(R)", "m4", "m5"]
+    );
+    assert_eq!(
+        code(&ch.basic_ack(held[0].delivery_tag(), false).unwrap_err()),
+        406
+    );
 }
 
 #[test]
@@ -195,8 +230,10 @@ fn redelivered_messages_reach_consumers_marked() {
     assert!(!first.redelivered());
     first.reject(true).unwrap();
     // The unlimited consumer already holds m2..m5; the requeued m1 comes after them.
-    let order: Vec<(String, bool)> =
-        (0..5).map(|_| consumer.recv().unwrap()).map(|d| (body(&d), d.redelivered())).collect();
+    let order: Vec<(String, bool)> = (0..5)
+        .map(|_| consumer.recv().unwrap())
+        .map(|d| (body(&d), d.redelivered()))
+        .collect();
     assert_eq!(order.last().unwrap(), &("m1".to_owned(), true));
 }
 
@@ -210,7 +247,11 @@ fn with_prefetch_one_a_requeued_message_comes_straight_back() {
     let mut seen = Vec::new();
     for _ in 0..5 {
         let d = consumer.recv_timeout(PATIENCE).unwrap();
-        seen.push(if d.redelivered() { format!("{}(R)", body(&d)) } else { body(&d) });
+        seen.push(if d.redelivered() {
+            format!("{}(R)", body(&d))
+        } else {
+            body(&d)
+        });
         d.ack().unwrap();
     }
     assert_eq!(seen, ["m1(R)", "m2", "m3", "m4", "m5"]);

@@ -10,7 +10,11 @@ use common::*;
 use warrenmq::{ConsumeOptions, Message};
 
 /// Messages moved by the stress test: the million in release builds.
-const COUNT: usize = if cfg!(debug_assertions) { 100_000 } else { 1_000_000 };
+const COUNT: usize = if cfg!(debug_assertions) {
+    100_000
+} else {
+    1_000_000
+};
 const PUBLISHERS: usize = 4;
 const CONSUMERS: usize = 4;
 
@@ -18,7 +22,8 @@ const CONSUMERS: usize = 4;
 fn smoke() {
     let (_b, _c, ch) = setup();
     declare_queue(&ch, "q");
-    ch.basic_publish("", "q", Message::new(7u64.to_le_bytes().to_vec())).unwrap();
+    ch.basic_publish("", "q", Message::new(7u64.to_le_bytes().to_vec()))
+        .unwrap();
     assert_eq!(drain(&ch, "q").len(), 1);
 }
 
@@ -79,6 +84,9 @@ fn four_publishers_and_four_acking_consumers_move_every_message_exactly_once() {
     }
     assert!(seen.iter().all(|s| *s), "some message never arrived");
     let stats = broker.queue_stats("/", "work").unwrap();
-    assert_eq!((stats.messages_ready, stats.messages_unacknowledged), (0, 0));
+    assert_eq!(
+        (stats.messages_ready, stats.messages_unacknowledged),
+        (0, 0)
+    );
     assert_eq!(broker.exchange_stats("/", "").unwrap().routed, COUNT as u64);
 }

@@ -28,27 +28,43 @@ fn basic_get_returns_none_when_empty_and_counts_what_is_left() {
     publish(&ch, "", "q", "a");
     publish(&ch, "", "q", "b");
     let a = ch.basic_get("q", GetOptions::default()).unwrap().unwrap();
-    assert_eq!((body(&a), a.message_count(), a.delivery_tag()), ("a".into(), Some(1), 1));
+    assert_eq!(
+        (body(&a), a.message_count(), a.delivery_tag()),
+        ("a".into(), Some(1), 1)
+    );
     assert_eq!(a.consumer_tag(), None);
     let b = ch.basic_get("q", GetOptions::no_ack()).unwrap().unwrap();
-    assert_eq!((body(&b), b.message_count(), b.delivery_tag()), ("b".into(), Some(0), 2));
+    assert_eq!(
+        (body(&b), b.message_count(), b.delivery_tag()),
+        ("b".into(), Some(0), 2)
+    );
     let stats = broker.queue_stats("/", "q").unwrap();
-    assert_eq!((stats.messages_ready, stats.messages_unacknowledged), (0, 1));
+    assert_eq!(
+        (stats.messages_ready, stats.messages_unacknowledged),
+        (0, 1)
+    );
     a.ack().unwrap();
     assert_eq!(broker.queue_stats("/", "q").unwrap().messages(), 0);
-    assert_eq!(code(&ch.basic_get("missing", GetOptions::default()).unwrap_err()), 404);
+    assert_eq!(
+        code(&ch.basic_get("missing", GetOptions::default()).unwrap_err()),
+        404
+    );
 }
 
 #[test]
 fn blocking_receive_family() {
     let (_b, _c, ch) = setup();
     declare_queue(&ch, "q");
-    let consumer = ch.basic_consume("q", ConsumeOptions::default().tag("mine")).unwrap();
+    let consumer = ch
+        .basic_consume("q", ConsumeOptions::default().tag("mine"))
+        .unwrap();
     assert_eq!(consumer.tag(), "mine");
     assert_eq!(consumer.queue(), "q");
     assert_eq!(consumer.try_recv().unwrap_err(), TryRecvError::Empty);
     assert_eq!(
-        consumer.recv_timeout(Duration::from_millis(20)).unwrap_err(),
+        consumer
+            .recv_timeout(Duration::from_millis(20))
+            .unwrap_err(),
         RecvTimeoutError::Timeout
     );
     for i in 0..3 {
@@ -56,7 +72,10 @@ fn blocking_receive_family() {
     }
     assert_eq!(consumer.len(), 3);
     let first = consumer.try_recv().unwrap();
-    assert_eq!((body(&first), first.consumer_tag()), ("0".into(), Some("mine")));
+    assert_eq!(
+        (body(&first), first.consumer_tag()),
+        ("0".into(), Some("mine"))
+    );
     let rest: Vec<String> = consumer.try_iter().map(|d| body(&d)).collect();
     assert_eq!(rest, ["1", "2"]);
     assert!(consumer.is_empty());
@@ -82,14 +101,27 @@ fn generated_consumer_tags_and_tag_reuse() {
     let (_b, conn, ch) = setup();
     declare_queue(&ch, "q");
     let c1 = ch.basic_consume("q", ConsumeOptions::default()).unwrap();
-    assert!(c1.tag().starts_with("amq.ctag-") && c1.tag().len() == 31, "{}", c1.tag());
-    let _c2 = ch.basic_consume("q", ConsumeOptions::default().tag("t")).unwrap();
+    assert!(
+        c1.tag().starts_with("amq.ctag-") && c1.tag().len() == 31,
+        "{}",
+        c1.tag()
+    );
+    let _c2 = ch
+        .basic_consume("q", ConsumeOptions::default().tag("t"))
+        .unwrap();
     // The same tag on another channel is fine.
     let ch2 = conn.open_channel().unwrap();
-    let _c3 = ch2.basic_consume("q", ConsumeOptions::default().tag("t")).unwrap();
+    let _c3 = ch2
+        .basic_consume("q", ConsumeOptions::default().tag("t"))
+        .unwrap();
     // Reusing a tag on one channel is a connection error (530), as in RabbitMQ.
-    let err = ch.basic_consume("q", ConsumeOptions::default().tag("t")).unwrap_err();
-    assert_eq!(err.to_string(), "NOT_ALLOWED - attempt to reuse consumer tag 't'");
+    let err = ch
+        .basic_consume("q", ConsumeOptions::default().tag("t"))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "NOT_ALLOWED - attempt to reuse consumer tag 't'"
+    );
     assert!(conn.is_closed());
 }
 
@@ -97,15 +129,30 @@ fn generated_consumer_tags_and_tag_reuse() {
 fn iteration_ends_when_the_consumer_is_cancelled() {
     let (_b, conn, ch) = setup();
     declare_queue(&ch, "q");
-    let consumer = ch.basic_consume("q", ConsumeOptions::no_ack().tag("it")).unwrap();
+    let consumer = ch
+        .basic_consume("q", ConsumeOptions::no_ack().tag("it"))
+        .unwrap();
     for i in 0..5 {
         publish(&ch, "", "q", &i.to_string());
     }
-    let reader = thread::spawn(move || (&consumer).into_iter().map(|d| body(&d)).collect::<Vec<_>>());
+    let reader = thread::spawn(move || {
+        (&consumer)
+            .into_iter()
+            .map(|d| body(&d))
+            .collect::<Vec<_>>()
+    });
     // Cancel once all five are received: wait until the queue shows nothing ready or held.
     let ch2 = conn.open_channel().unwrap();
     let deadline = Instant::now() + PATIENCE;
-    while ch2.queue_declare("q", warrenmq::QueueDeclareOptions::passive(), Default::default()).unwrap().message_count > 0
+    while ch2
+        .queue_declare(
+            "q",
+            warrenmq::QueueDeclareOptions::passive(),
+            Default::default(),
+        )
+        .unwrap()
+        .message_count
+        > 0
         && Instant::now() < deadline
     {
         thread::sleep(Duration::from_millis(1));
@@ -122,9 +169,15 @@ fn callbacks_run_on_the_waiting_thread() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let tag = ch
-        .basic_consume_with("po_box", ConsumeOptions::no_ack().tag("consumer"), move |d| {
-            sink.lock().unwrap().push((body(&d), d.consumer_tag().map(str::to_owned)));
-        })
+        .basic_consume_with(
+            "po_box",
+            ConsumeOptions::no_ack().tag("consumer"),
+            move |d| {
+                sink.lock()
+                    .unwrap()
+                    .push((body(&d), d.consumer_tag().map(str::to_owned)));
+            },
+        )
         .unwrap();
     assert_eq!(tag, "consumer");
     assert!(!ch.wait_timeout(Duration::from_millis(10)).unwrap());
@@ -147,7 +200,8 @@ fn callbacks_run_on_the_waiting_thread() {
 fn callbacks_with_manual_ack() {
     let (broker, _c, ch) = setup();
     declare_queue(&ch, "q");
-    ch.basic_consume_with("q", ConsumeOptions::default(), |d| d.ack().unwrap()).unwrap();
+    ch.basic_consume_with("q", ConsumeOptions::default(), |d| d.ack().unwrap())
+        .unwrap();
     publish(&ch, "", "q", "x");
     assert!(ch.wait_timeout(PATIENCE).unwrap());
     assert_eq!(broker.queue_stats("/", "q").unwrap().messages(), 0);
@@ -189,8 +243,10 @@ fn a_panicking_callback_requeues_its_message_and_spares_the_rest() {
 fn a_panicking_no_ack_callback_also_requeues() {
     let (broker, _c, ch) = setup();
     declare_queue(&ch, "q");
-    ch.basic_consume_with("q", ConsumeOptions::no_ack().tag("c"), |_d| panic!("on purpose"))
-        .unwrap();
+    ch.basic_consume_with("q", ConsumeOptions::no_ack().tag("c"), |_d| {
+        panic!("on purpose")
+    })
+    .unwrap();
     publish(&ch, "", "q", "m");
     assert!(ch.wait_timeout(PATIENCE).unwrap());
     ch.basic_cancel("c").unwrap();
@@ -204,13 +260,17 @@ fn round_robin_among_consumers() {
     let (_b, conn, _ch) = setup();
     let chans: Vec<_> = (0..3).map(|_| conn.open_channel().unwrap()).collect();
     declare_queue(&chans[0], "q");
-    let consumers: Vec<_> =
-        chans.iter().map(|c| c.basic_consume("q", ConsumeOptions::no_ack()).unwrap()).collect();
+    let consumers: Vec<_> = chans
+        .iter()
+        .map(|c| c.basic_consume("q", ConsumeOptions::no_ack()).unwrap())
+        .collect();
     for i in 1..=9 {
         publish(&chans[0], "", "q", &format!("m{i}"));
     }
-    let got: Vec<Vec<String>> =
-        consumers.iter().map(|c| c.try_iter().map(|d| body(&d)).collect()).collect();
+    let got: Vec<Vec<String>> = consumers
+        .iter()
+        .map(|c| c.try_iter().map(|d| body(&d)).collect())
+        .collect();
     assert_eq!(got[0], ["m1", "m4", "m7"]);
     assert_eq!(got[1], ["m2", "m5", "m8"]);
     assert_eq!(got[2], ["m3", "m6", "m9"]);
@@ -226,7 +286,10 @@ fn prefetch_limits_unacked_deliveries_per_consumer() {
         publish(&ch, "", "q", &format!("p{i}"));
     }
     let stats = broker.queue_stats("/", "q").unwrap();
-    assert_eq!((stats.messages_ready, stats.messages_unacknowledged), (3, 2));
+    assert_eq!(
+        (stats.messages_ready, stats.messages_unacknowledged),
+        (3, 2)
+    );
     let p1 = consumer.try_recv().unwrap();
     let p2 = consumer.try_recv().unwrap();
     assert_eq!(consumer.try_recv().unwrap_err(), TryRecvError::Empty);
@@ -235,7 +298,10 @@ fn prefetch_limits_unacked_deliveries_per_consumer() {
     assert_eq!(body(&p3), "p3");
     assert_eq!(broker.queue_stats("/", "q").unwrap().messages_ready, 2);
     // basic_get is not limited by prefetch.
-    assert_eq!(body(&ch.basic_get("q", GetOptions::no_ack()).unwrap().unwrap()), "p4");
+    assert_eq!(
+        body(&ch.basic_get("q", GetOptions::no_ack()).unwrap().unwrap()),
+        "p4"
+    );
     drop((p2, p3));
 }
 
@@ -251,21 +317,35 @@ fn qos_applies_to_consumers_created_afterwards() {
     }
     // Round-robin: the limited consumer takes one, the unlimited one the other three.
     let stats = broker.queue_stats("/", "q").unwrap();
-    assert_eq!((stats.messages_ready, stats.messages_unacknowledged), (3, 1));
+    assert_eq!(
+        (stats.messages_ready, stats.messages_unacknowledged),
+        (3, 1)
+    );
     let _unlimited = ch.basic_consume("q", ConsumeOptions::default()).unwrap();
     let stats = broker.queue_stats("/", "q").unwrap();
-    assert_eq!((stats.messages_ready, stats.messages_unacknowledged), (0, 4));
+    assert_eq!(
+        (stats.messages_ready, stats.messages_unacknowledged),
+        (0, 4)
+    );
 }
 
 #[test]
 fn exclusive_consumers() {
     let (_b, conn, ch) = setup();
     declare_queue(&ch, "q");
-    let exclusive = warrenmq::ConsumeOptions { exclusive: true, ..Default::default() };
+    let exclusive = warrenmq::ConsumeOptions {
+        exclusive: true,
+        ..Default::default()
+    };
     let _c1 = ch.basic_consume("q", exclusive.clone()).unwrap();
     let ch2 = conn.open_channel().unwrap();
-    let err = ch2.basic_consume("q", ConsumeOptions::default()).unwrap_err();
-    assert_eq!(err.to_string(), "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use");
+    let err = ch2
+        .basic_consume("q", ConsumeOptions::default())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use"
+    );
     declare_queue(&ch, "r");
     let _c2 = ch.basic_consume("r", ConsumeOptions::default()).unwrap();
     let ch3 = conn.open_channel().unwrap();
@@ -283,7 +363,14 @@ fn dropping_a_consumer_cancels_it_and_returns_unreceived_messages_in_order() {
     let m1 = consumer.recv().unwrap();
     drop(consumer);
     let stats = broker.queue_stats("/", "q").unwrap();
-    assert_eq!((stats.consumers, stats.messages_ready, stats.messages_unacknowledged), (0, 3, 1));
+    assert_eq!(
+        (
+            stats.consumers,
+            stats.messages_ready,
+            stats.messages_unacknowledged
+        ),
+        (0, 3, 1)
+    );
     // m2..m4 never reached the application: they come back as they were, not redelivered.
     let next = ch.basic_get("q", GetOptions::no_ack()).unwrap().unwrap();
     assert_eq!((body(&next), next.redelivered()), ("m2".into(), false));
@@ -295,14 +382,23 @@ fn cancel_leaves_received_messages_unacked_until_acked() {
     let (broker, _c, ch) = setup();
     declare_queue(&ch, "q");
     ch.basic_qos(3).unwrap();
-    let consumer = ch.basic_consume("q", ConsumeOptions::default().tag("c")).unwrap();
+    let consumer = ch
+        .basic_consume("q", ConsumeOptions::default().tag("c"))
+        .unwrap();
     for i in 1..=5 {
         publish(&ch, "", "q", &format!("m{i}"));
     }
     let held: Vec<_> = (0..3).map(|_| consumer.recv().unwrap()).collect();
     ch.basic_cancel("c").unwrap();
     let stats = broker.queue_stats("/", "q").unwrap();
-    assert_eq!((stats.messages_ready, stats.messages_unacknowledged, stats.consumers), (2, 3, 0));
+    assert_eq!(
+        (
+            stats.messages_ready,
+            stats.messages_unacknowledged,
+            stats.consumers
+        ),
+        (2, 3, 0)
+    );
     let mut held = held.into_iter();
     held.next().unwrap().ack().unwrap();
     held.next().unwrap().nack(true).unwrap();
@@ -337,5 +433,8 @@ fn an_idle_consumer_parks_instead_of_spinning() {
     let (timed_out, used) = waiter.join().unwrap();
     assert!(timed_out);
     // Half a second of spinning would be ~50 ticks; a parked thread uses none.
-    assert!(used < 5, "an idle consumer used {used} ticks of CPU in 500 ms");
+    assert!(
+        used < 5,
+        "an idle consumer used {used} ticks of CPU in 500 ms"
+    );
 }

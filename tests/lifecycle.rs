@@ -18,7 +18,8 @@ const LOCKED: &str = "RESOURCE_LOCKED - cannot obtain exclusive access to locked
 #[test]
 fn smoke() {
     let (broker, conn, ch) = setup();
-    ch.queue_declare("mine", QueueDeclareOptions::exclusive(), FieldTable::new()).unwrap();
+    ch.queue_declare("mine", QueueDeclareOptions::exclusive(), FieldTable::new())
+        .unwrap();
     drop(ch);
     conn.close();
     assert_eq!(code(&broker.queue_stats("/", "mine").unwrap_err()), 404);
@@ -27,18 +28,46 @@ fn smoke() {
 #[test]
 fn exclusive_queues_belong_to_their_connection() {
     let (broker, owner, ch) = setup();
-    let exclusive = QueueDeclareOptions { exclusive: true, ..Default::default() };
-    ch.queue_declare("mine", exclusive, FieldTable::new()).unwrap();
+    let exclusive = QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    ch.queue_declare("mine", exclusive, FieldTable::new())
+        .unwrap();
     let other = broker.connect("/").unwrap();
     type Attempt = fn(&warrenmq::Channel) -> warrenmq::Error;
     let attempts: [(&str, Attempt); 7] = [
-        ("declare", |c| c.queue_declare("mine", QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::new()).unwrap_err()),
-        ("passive declare", |c| c.queue_declare("mine", QueueDeclareOptions::passive(), FieldTable::new()).unwrap_err()),
-        ("consume", |c| c.basic_consume("mine", ConsumeOptions::default()).unwrap_err()),
-        ("get", |c| c.basic_get("mine", GetOptions::default()).unwrap_err()),
-        ("bind", |c| c.queue_bind("mine", "amq.fanout", "", FieldTable::new()).unwrap_err()),
+        ("declare", |c| {
+            c.queue_declare(
+                "mine",
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::new(),
+            )
+            .unwrap_err()
+        }),
+        ("passive declare", |c| {
+            c.queue_declare("mine", QueueDeclareOptions::passive(), FieldTable::new())
+                .unwrap_err()
+        }),
+        ("consume", |c| {
+            c.basic_consume("mine", ConsumeOptions::default())
+                .unwrap_err()
+        }),
+        ("get", |c| {
+            c.basic_get("mine", GetOptions::default()).unwrap_err()
+        }),
+        ("bind", |c| {
+            c.queue_bind("mine", "amq.fanout", "", FieldTable::new())
+                .unwrap_err()
+        }),
         ("purge", |c| c.queue_purge("mine").unwrap_err()),
-        ("delete", |c| c.queue_delete("mine", QueueDeleteOptions::default()).unwrap_err()),
+        ("delete", |c| {
+            c.queue_delete("mine", QueueDeleteOptions::default())
+                .unwrap_err()
+        }),
     ];
     for (what, attempt) in attempts {
         let c = other.open_channel().unwrap();
@@ -59,20 +88,37 @@ fn exclusive_queues_belong_to_their_connection() {
     owner.close();
     assert_eq!(code(&broker.queue_stats("/", "mine").unwrap_err()), 404);
     let c = other.open_channel().unwrap();
-    c.queue_declare("mine", QueueDeclareOptions::default(), FieldTable::new()).unwrap();
+    c.queue_declare("mine", QueueDeclareOptions::default(), FieldTable::new())
+        .unwrap();
 }
 
 #[test]
 fn redeclaring_with_another_exclusive_flag_is_resource_locked() {
     let (_b, conn, ch) = setup();
-    ch.queue_declare("mine", QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::new())
-        .unwrap();
-    let err = ch.queue_declare("mine", QueueDeclareOptions::default(), FieldTable::new()).unwrap_err();
+    ch.queue_declare(
+        "mine",
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::new(),
+    )
+    .unwrap();
+    let err = ch
+        .queue_declare("mine", QueueDeclareOptions::default(), FieldTable::new())
+        .unwrap_err();
     assert_eq!(err.to_string(), LOCKED);
     let ch = conn.open_channel().unwrap();
     declare_queue(&ch, "shared");
     let err = ch
-        .queue_declare("shared", QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::new())
+        .queue_declare(
+            "shared",
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::new(),
+        )
         .unwrap_err();
     assert_eq!(code(&err), 405);
 }
@@ -80,7 +126,10 @@ fn redeclaring_with_another_exclusive_flag_is_resource_locked() {
 #[test]
 fn auto_delete_queues_go_with_their_last_consumer() {
     let (broker, conn, ch) = setup();
-    let auto = QueueDeclareOptions { auto_delete: true, ..Default::default() };
+    let auto = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
     ch.queue_declare("auto", auto, FieldTable::new()).unwrap();
     publish(&ch, "", "auto", "x");
     // Never consumed (basic_get does not count): it stays.
@@ -88,7 +137,9 @@ fn auto_delete_queues_go_with_their_last_consumer() {
     assert!(broker.queue_stats("/", "auto").is_ok());
     let c1 = ch.basic_consume("auto", ConsumeOptions::default()).unwrap();
     let ch2 = conn.open_channel().unwrap();
-    let c2 = ch2.basic_consume("auto", ConsumeOptions::default()).unwrap();
+    let c2 = ch2
+        .basic_consume("auto", ConsumeOptions::default())
+        .unwrap();
     drop(c1);
     assert_eq!(broker.queue_stats("/", "auto").unwrap().consumers, 1);
     // Closing the consumer's channel counts as its going.
@@ -100,8 +151,12 @@ fn auto_delete_queues_go_with_their_last_consumer() {
 #[test]
 fn auto_delete_exchanges_go_with_their_last_binding() {
     let (broker, _c, ch) = setup();
-    let auto = ExchangeDeclareOptions { auto_delete: true, ..Default::default() };
-    ch.exchange_declare("ax", ExchangeKind::Fanout, auto, FieldTable::new()).unwrap();
+    let auto = ExchangeDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    ch.exchange_declare("ax", ExchangeKind::Fanout, auto, FieldTable::new())
+        .unwrap();
     declare_queue(&ch, "a");
     declare_queue(&ch, "b");
     // Never bound: it stays.
@@ -123,7 +178,9 @@ fn a_channel_error_leaves_the_connection_and_other_channels_working() {
     let err = ch.queue_declare("missing", QueueDeclareOptions::passive(), FieldTable::new());
     assert_eq!(code(&err.unwrap_err()), 404);
     assert!(ch.is_closed());
-    let later = ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::new()).unwrap_err();
+    let later = ch
+        .queue_declare("q", QueueDeclareOptions::default(), FieldTable::new())
+        .unwrap_err();
     assert_eq!(code(&later), 504);
     assert_eq!(
         later.to_string(),
@@ -140,11 +197,22 @@ fn a_connection_error_closes_the_connection() {
     let (_b, conn, ch) = setup();
     let ch2 = conn.open_channel().unwrap();
     let err = ch
-        .exchange_declare("x", ExchangeKind::Custom("bogus".into()), ExchangeDeclareOptions::default(), FieldTable::new())
+        .exchange_declare(
+            "x",
+            ExchangeKind::Custom("bogus".into()),
+            ExchangeDeclareOptions::default(),
+            FieldTable::new(),
+        )
         .unwrap_err();
-    assert_eq!(err.to_string(), "COMMAND_INVALID - unknown exchange type 'bogus'");
+    assert_eq!(
+        err.to_string(),
+        "COMMAND_INVALID - unknown exchange type 'bogus'"
+    );
     assert!(conn.is_closed());
-    assert_eq!(code(&ch2.basic_get("q", GetOptions::default()).unwrap_err()), 320);
+    assert_eq!(
+        code(&ch2.basic_get("q", GetOptions::default()).unwrap_err()),
+        320
+    );
 }
 
 #[test]
@@ -168,7 +236,11 @@ fn channels_can_be_shared_across_threads() {
             let conn_ch = conn.open_channel().unwrap();
             std::thread::spawn(move || {
                 let mut n = 0;
-                while conn_ch.basic_get("q", GetOptions::no_ack()).unwrap().is_some() {
+                while conn_ch
+                    .basic_get("q", GetOptions::no_ack())
+                    .unwrap()
+                    .is_some()
+                {
                     n += 1;
                 }
                 n

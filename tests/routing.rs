@@ -22,10 +22,14 @@ fn direct_routes_by_key_equality() {
     for q in ["info", "error", "both"] {
         declare_queue(&ch, q);
     }
-    ch.queue_bind("info", "d", "info", FieldTable::new()).unwrap();
-    ch.queue_bind("error", "d", "error", FieldTable::new()).unwrap();
-    ch.queue_bind("both", "d", "info", FieldTable::new()).unwrap();
-    ch.queue_bind("both", "d", "error", FieldTable::new()).unwrap();
+    ch.queue_bind("info", "d", "info", FieldTable::new())
+        .unwrap();
+    ch.queue_bind("error", "d", "error", FieldTable::new())
+        .unwrap();
+    ch.queue_bind("both", "d", "info", FieldTable::new())
+        .unwrap();
+    ch.queue_bind("both", "d", "error", FieldTable::new())
+        .unwrap();
     for key in ["info", "error", "debug", ""] {
         publish(&ch, "d", key, key);
     }
@@ -39,7 +43,12 @@ fn topic_routes_like_rabbitmq() {
     // A sample of the pattern x key matrix observed on RabbitMQ.
     let cases: &[(&str, &[&str])] = &[
         ("", &[""]),
-        ("#", &["", ".", "a", "a.", ".a", "a..z", "a.z", "abc", "abc.", "a.b.c.z", "z", "a*"]),
+        (
+            "#",
+            &[
+                "", ".", "a", "a.", ".a", "a..z", "a.z", "abc", "abc.", "a.b.c.z", "z", "a*",
+            ],
+        ),
         ("*", &["a", "abc", "z", "a*"]),
         ("#.", &[".", "a.", "abc."]),
         ("a.#.z", &["a..z", "a.z", "a.b.c.z"]),
@@ -49,7 +58,9 @@ fn topic_routes_like_rabbitmq() {
         ("abc.#", &["abc", "abc."]),
         ("a*", &["a*"]),
     ];
-    let keys = ["", ".", "a", "a.", ".a", "a..z", "a.z", "abc", "abc.", "a.b.c.z", "z", "a*"];
+    let keys = [
+        "", ".", "a", "a.", ".a", "a..z", "a.z", "abc", "abc.", "a.b.c.z", "z", "a*",
+    ];
     let (_b, _c, ch) = setup();
     declare_exchange(&ch, "t", ExchangeKind::Topic);
     for (i, (pattern, _)) in cases.iter().enumerate() {
@@ -106,23 +117,41 @@ fn headers_match_all_and_any() {
     declare_queue(&ch, "all");
     declare_queue(&ch, "any");
     declare_queue(&ch, "present");
-    let all = FieldTable::new().with("x-match", "all").with("format", "pdf").with("size", 4);
-    let any = FieldTable::new().with("x-match", "any").with("format", "pdf").with("size", 4);
+    let all = FieldTable::new()
+        .with("x-match", "all")
+        .with("format", "pdf")
+        .with("size", 4);
+    let any = FieldTable::new()
+        .with("x-match", "any")
+        .with("format", "pdf")
+        .with("size", 4);
     let present = FieldTable::new().with("size", FieldValue::Void);
     ch.queue_bind("all", "h", "", all).unwrap();
     ch.queue_bind("any", "h", "", any).unwrap();
     ch.queue_bind("present", "h", "", present).unwrap();
     let send = |body: &str, headers: FieldTable| {
-        ch.basic_publish("h", "ignored", Message::new(body.to_owned()).headers(headers)).unwrap();
+        ch.basic_publish(
+            "h",
+            "ignored",
+            Message::new(body.to_owned()).headers(headers),
+        )
+        .unwrap();
     };
-    send("both", FieldTable::new().with("format", "pdf").with("size", 4i64));
+    send(
+        "both",
+        FieldTable::new().with("format", "pdf").with("size", 4i64),
+    );
     send("format only", FieldTable::new().with("format", "pdf"));
     send("size as float", FieldTable::new().with("size", 4.0f64));
     send("size as string", FieldTable::new().with("size", "4"));
-    ch.basic_publish("h", "", Message::new("no headers")).unwrap();
+    ch.basic_publish("h", "", Message::new("no headers"))
+        .unwrap();
     assert_eq!(drain(&ch, "all"), ["both"]);
     assert_eq!(drain(&ch, "any"), ["both", "format only", "size as float"]);
-    assert_eq!(drain(&ch, "present"), ["both", "size as float", "size as string"]);
+    assert_eq!(
+        drain(&ch, "present"),
+        ["both", "size as float", "size as string"]
+    );
 }
 
 #[test]
@@ -130,7 +159,9 @@ fn invalid_x_match_is_precondition_failed() {
     let (_b, _c, ch) = setup();
     declare_exchange(&ch, "h", ExchangeKind::Headers);
     declare_queue(&ch, "q");
-    let err = ch.queue_bind("q", "h", "", FieldTable::new().with("x-match", "bogus")).unwrap_err();
+    let err = ch
+        .queue_bind("q", "h", "", FieldTable::new().with("x-match", "bogus"))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "PRECONDITION_FAILED - Invalid x-match field value <<\"bogus\">>; expected all, any, \
@@ -161,8 +192,14 @@ fn message_properties_arrive_intact_and_the_body_is_shared() {
         .user_id("guest")
         .app_id("tests");
     ch.basic_publish("f", "k", msg.clone()).unwrap();
-    let a = ch.basic_get("a", warrenmq::GetOptions::no_ack()).unwrap().unwrap();
-    let b = ch.basic_get("b", warrenmq::GetOptions::no_ack()).unwrap().unwrap();
+    let a = ch
+        .basic_get("a", warrenmq::GetOptions::no_ack())
+        .unwrap()
+        .unwrap();
+    let b = ch
+        .basic_get("b", warrenmq::GetOptions::no_ack())
+        .unwrap()
+        .unwrap();
     assert_eq!(a.message(), &msg);
     assert_eq!(b.properties(), msg.properties());
     // One body in memory for both queues.
@@ -207,11 +244,20 @@ impl Router for PrefixRouter {
 
 #[test]
 fn custom_exchange_kinds_plug_in_by_name() {
-    let broker = Broker::builder().exchange_kind("x-prefix", PrefixRouter::default).build().unwrap();
+    let broker = Broker::builder()
+        .exchange_kind("x-prefix", PrefixRouter::default)
+        .build()
+        .unwrap();
     let conn = broker.connect("/").unwrap();
     let ch = conn.open_channel().unwrap();
     let kind = ExchangeKind::Custom("x-prefix".into());
-    ch.exchange_declare("p", kind, ExchangeDeclareOptions::default(), FieldTable::new()).unwrap();
+    ch.exchange_declare(
+        "p",
+        kind,
+        ExchangeDeclareOptions::default(),
+        FieldTable::new(),
+    )
+    .unwrap();
     declare_queue(&ch, "eu");
     declare_queue(&ch, "all");
     ch.queue_bind("eu", "p", "eu.", FieldTable::new()).unwrap();
@@ -232,14 +278,28 @@ fn route_preview_names_the_queues_without_publishing() {
     declare_exchange(&ch, "t", ExchangeKind::Topic);
     declare_queue(&ch, "b");
     declare_queue(&ch, "a");
-    ch.queue_bind("a", "t", "order.*", FieldTable::new()).unwrap();
+    ch.queue_bind("a", "t", "order.*", FieldTable::new())
+        .unwrap();
     ch.queue_bind("b", "t", "#", FieldTable::new()).unwrap();
-    let preview = ch.route_preview("t", "order.created", &FieldTable::new()).unwrap();
+    let preview = ch
+        .route_preview("t", "order.created", &FieldTable::new())
+        .unwrap();
     assert_eq!(preview.queues, ["a", "b"]);
     assert_eq!(preview.exchanges, ["t"]);
-    assert!(ch.route_preview("t", "", &FieldTable::new()).unwrap().queues == ["b"]);
+    assert!(
+        ch.route_preview("t", "", &FieldTable::new())
+            .unwrap()
+            .queues
+            == ["b"]
+    );
     assert_eq!(broker.queue_stats("/", "a").unwrap().messages_ready, 0);
-    assert_eq!(code(&ch.route_preview("missing", "k", &FieldTable::new()).unwrap_err()), 404);
+    assert_eq!(
+        code(
+            &ch.route_preview("missing", "k", &FieldTable::new())
+                .unwrap_err()
+        ),
+        404
+    );
     // A failed preview does not close the channel.
     assert!(!ch.is_closed());
 }
@@ -259,8 +319,12 @@ fn unroutable_messages_are_dropped_and_counted() {
 #[test]
 fn internal_exchanges_refuse_publishes() {
     let (_b, _c, ch) = setup();
-    let options = ExchangeDeclareOptions { internal: true, ..Default::default() };
-    ch.exchange_declare("i", ExchangeKind::Fanout, options, FieldTable::new()).unwrap();
+    let options = ExchangeDeclareOptions {
+        internal: true,
+        ..Default::default()
+    };
+    ch.exchange_declare("i", ExchangeKind::Fanout, options, FieldTable::new())
+        .unwrap();
     let err = ch.basic_publish("i", "", Message::new("x")).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -11,7 +11,7 @@
 mod consumers;
 mod ready;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use consumers::{ConsumerSet, ConsumerSlot};
@@ -19,9 +19,10 @@ use ready::ReadyList;
 
 use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
 use crate::connection::ConnectionId;
-use crate::envelope::{Envelope, QueuedMessage};
+use crate::envelope::QueuedMessage;
 use crate::ledger::Credit;
 use crate::routing::DestinationId;
+use crate::store::{QueueKey, Store, StoreOp};
 use crate::sync::{unbounded, Mutex, Receiver};
 use crate::{Error, FieldTable, QueueDeclareOptions, Result};
 
@@ -42,6 +43,11 @@ pub(crate) struct Queue {
     pub(crate) exclusive_owner: Option<ConnectionId>,
     /// Declare arguments.
     pub(crate) arguments: FieldTable,
+    /// Where the queue's persistent messages are stored: set for durable queues of a
+    /// persistent broker.
+    pub(crate) persistence: Option<QueuePersistence>,
+    /// The position of the next published message.
+    next_seq: AtomicU64,
     /// Messages and consumers. Lock order: a queue's state is taken after any channel lock.
     state: Mutex<QueueState>,
     /// Deliveries made and not yet settled or requeued.
@@ -53,14 +59,21 @@ pub(crate) struct Queue {
 struct QueueState {
     /// Messages waiting for a consumer.
     ready: ReadyList,
-    /// Sequence number of the next published message.
-    next_seq: u64,
     /// Subscribed consumers.
     consumers: ConsumerSet,
     /// Has had a consumer (auto-delete applies only after the first).
     had_consumer: bool,
     /// Deleted: accepts nothing more.
     deleted: bool,
+}
+
+/// A durable queue's link to the store.
+#[derive(Debug, Clone)]
+pub(crate) struct QueuePersistence {
+    /// The store.
+    pub(crate) store: Arc<dyn Store>,
+    /// The queue's key in the store.
+    pub(crate) key: QueueKey,
 }
 
 /// How a consumer subscribes.
@@ -97,8 +110,15 @@ impl Queue {
         options: QueueDeclareOptions,
         exclusive_owner: Option<ConnectionId>,
         arguments: FieldTable,
+        store: &Arc<dyn Store>,
     ) -> Self {
+        let persistence = (options.durable && store.is_persistent()).then(|| QueuePersistence {
+            store: Arc::clone(store),
+            key: QueueKey::new(Arc::clone(&vhost), Arc::clone(&name)),
+        });
         Queue {
+            persistence,
+            next_seq: AtomicU64::new(0),
             name,
             vhost,
             id,
@@ -159,29 +179,43 @@ impl Queue {
         }
     }
 
-    /// Enqueues a published message; returns `false` if the queue was deleted meanwhile.
-    pub(crate) fn publish(&self, envelope: Arc<Envelope>) -> bool {
+    /// Reserves the position of a message about to be published.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Returns `true` if a message with these properties is stored when it enters this queue.
+    pub(crate) fn stores(&self, message: &crate::Message) -> bool {
+        self.persistence.is_some() && message.properties().is_persistent()
+    }
+
+    /// Enqueues a published message (its `seq` from [`next_seq`](Self::next_seq)); returns
+    /// `false` if the queue was deleted meanwhile.
+    pub(crate) fn publish(&self, msg: QueuedMessage) -> bool {
         let mut st = self.state.lock();
         if st.deleted {
             return false;
         }
-        let msg = QueuedMessage {
-            seq: st.next_seq,
-            envelope,
-            redelivered: false,
-        };
-        st.next_seq += 1;
         if st.ready.is_empty() {
             match st.consumers.deliver(msg) {
                 Ok(()) => {
                     self.unacked.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(msg) => st.ready.push_back(msg),
+                Err(msg) => st.ready.push(msg),
             }
         } else {
-            st.ready.push_back(msg);
+            st.ready.push(msg);
         }
         true
+    }
+
+    /// Puts back recovered messages, in order, at open.
+    pub(crate) fn recover(&self, msgs: Vec<QueuedMessage>, next_seq: u64) {
+        let mut st = self.state.lock();
+        for msg in msgs {
+            st.ready.push(msg);
+        }
+        self.next_seq.store(next_seq, Ordering::Relaxed);
     }
 
     /// Subscribes a consumer and returns its inbox.
@@ -229,21 +263,22 @@ impl Queue {
         }
     }
 
-    /// Takes the head message for `basic_get`, with the number of messages left ready.
-    pub(crate) fn get(&self, no_ack: bool) -> Option<(QueuedMessage, usize)> {
+    /// Takes the head message for `basic_get`, with the number of messages left ready. The
+    /// message counts as unacknowledged until the caller settles it.
+    pub(crate) fn get(&self) -> Option<(QueuedMessage, usize)> {
         let mut st = self.state.lock();
         let msg = st.ready.pop_front()?;
-        if !no_ack {
-            self.unacked.fetch_add(1, Ordering::Relaxed);
-        }
+        self.unacked.fetch_add(1, Ordering::Relaxed);
         Some((msg, st.ready.len()))
     }
 
-    /// Settles `count` deliveries (acked, or received without ack) of `consumer`.
+    /// Settles deliveries (acked, rejected without requeue, or received without ack) of one
+    /// consumer: they leave the queue for good, and the store forgets them.
     ///
     /// Only a consumer with a prefetch limit needs the queue lock here, to return its credit.
-    pub(crate) fn settle(&self, credit: Option<Credit>, count: usize) {
-        self.unacked.fetch_sub(count, Ordering::Relaxed);
+    pub(crate) fn settle(&self, credit: Option<Credit>, msgs: &[QueuedMessage]) {
+        self.unacked.fetch_sub(msgs.len(), Ordering::Relaxed);
+        self.forget(msgs);
         if let Some(Credit {
             consumer,
             limited: true,
@@ -251,8 +286,38 @@ impl Queue {
         {
             let mut st = self.state.lock();
             st.consumers
-                .credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
+                .credit(consumer, u32::try_from(msgs.len()).unwrap_or(u32::MAX));
             self.dispatch(&mut st);
+        }
+    }
+
+    /// Removes the store entries of messages that left the queue.
+    fn forget(&self, msgs: &[QueuedMessage]) {
+        let Some(p) = &self.persistence else { return };
+        let mut entries: Vec<_> = msgs
+            .iter()
+            .filter(|m| m.persisted)
+            .map(|m| p.key.entry(m.seq))
+            .collect();
+        match entries.len() {
+            0 => {}
+            1 => drop(
+                p.store
+                    .submit(StoreOp::Remove(entries.pop().expect("one entry"))),
+            ),
+            _ => drop(p.store.submit(StoreOp::RemoveAll(entries))),
+        }
+    }
+
+    /// Records in the store that a stored message was handed to the application, so that it
+    /// comes back redelivered after a restart.
+    pub(crate) fn mark_delivered(&self, msg: &QueuedMessage) {
+        if let Some(p) = self
+            .persistence
+            .as_ref()
+            .filter(|_| msg.persisted && !msg.redelivered)
+        {
+            drop(p.store.submit(StoreOp::MarkDelivered(p.key.entry(msg.seq))));
         }
     }
 
@@ -298,7 +363,10 @@ impl Queue {
 
     /// Removes every ready message; returns how many.
     pub(crate) fn purge(&self) -> usize {
-        self.state.lock().ready.clear()
+        let mut st = self.state.lock();
+        let removed = st.ready.drain();
+        self.forget(&removed);
+        removed.len()
     }
 
     /// Marks the queue deleted, drops its messages and cancels its consumers. Returns the
@@ -306,7 +374,10 @@ impl Queue {
     pub(crate) fn delete(&self) -> usize {
         let mut st = self.state.lock();
         st.deleted = true;
-        let count = st.ready.clear();
+        let count = st.ready.drain().len();
+        if let Some(p) = &self.persistence {
+            drop(p.store.submit(StoreOp::DeleteQueue(p.key.clone())));
+        }
         for slot in st.consumers.take_all() {
             let drained = slot.drain();
             self.unacked.fetch_sub(drained.len(), Ordering::Relaxed);

@@ -121,6 +121,10 @@ impl Durable {
     ///
     /// This is how a channel in confirm mode sends `basic.ack` without a thread per message.
     /// The callback must be short and must not block on the store.
+    #[allow(
+        dead_code,
+        reason = "for per-message confirms over the wire; tested here"
+    )]
     pub(crate) fn on_finished(
         self,
         callback: impl FnOnce(Result<(), StoreError>) + Send + 'static,

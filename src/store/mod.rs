@@ -71,10 +71,9 @@ pub(crate) use durable::Durable;
 pub use error::StoreError;
 pub(crate) use op::StoreOp;
 pub(crate) use records::{
-    BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord,
-    VhostRecord,
+    BindingRecord, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord, VhostRecord,
 };
-pub(crate) use recovery::{RecoveredMessage, RecoveredQueue, RecoveredState};
+pub(crate) use recovery::{RecoveredQueue, RecoveredState};
 #[cfg(feature = "persistence")]
 pub(crate) use redb_store::RedbStore;
 

@@ -16,6 +16,10 @@ use super::records::{
     clippy::large_enum_variant,
     reason = "an op is moved once, into `Store::submit`; boxing the message would cost an allocation per publish"
 )]
+#[allow(
+    dead_code,
+    reason = "DeleteVhost and PurgeQueue await vhost deletion and whole-queue purges"
+)]
 pub(crate) enum StoreOp {
     /// Creates or replaces a vhost.
     PutVhost(VhostRecord),

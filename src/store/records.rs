@@ -56,6 +56,7 @@ pub(crate) struct QueueRecord {
 
 impl QueueRecord {
     /// Returns the key that names this queue in the store.
+    #[cfg_attr(not(test), allow(dead_code, reason = "used by the store's tests"))]
     pub(crate) fn key(&self) -> QueueKey {
         QueueKey::new(&*self.vhost, &*self.name)
     }

@@ -11,6 +11,10 @@ use super::records::{
 pub(crate) struct RecoveredState {
     /// `false` if the previous session did not close the store (a crash): every recovered
     /// message is then marked redelivered.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "diagnostic; checked by the store's tests")
+    )]
     pub(crate) clean_shutdown: bool,
     /// Stored vhosts, by name.
     pub(crate) vhosts: Vec<VhostRecord>,

@@ -78,11 +78,13 @@ impl RedbStore {
     }
 
     /// Returns how many transactions the writer has committed since open.
+    #[cfg_attr(not(test), allow(dead_code, reason = "used by the store's tests"))]
     pub(crate) fn commit_count(&self) -> u64 {
         self.writer.stats().commits.load(Ordering::Relaxed)
     }
 
     /// Returns how many ops the writer has applied since open.
+    #[cfg_attr(not(test), allow(dead_code, reason = "used by the store's tests"))]
     pub(crate) fn op_count(&self) -> u64 {
         self.writer.stats().ops.load(Ordering::Relaxed)
     }
