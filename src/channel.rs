@@ -252,7 +252,7 @@ impl ChannelInner {
         if unconfirmed.len() >= 4096 {
             // Keep memory bounded for publishers that rarely wait: forget what is durable,
             // keep what failed (to report it) or is still pending.
-            unconfirmed.retain(|d| !d.try_result().is_some_and(|r| r.is_ok()));
+            unconfirmed.retain(|d| d.try_result().is_none_or(|r| r.is_err()));
         }
         unconfirmed.push(durable);
     }

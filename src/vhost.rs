@@ -548,9 +548,10 @@ impl VHost {
         });
         let queues: Vec<Arc<Queue>> = buffer
             .iter()
-            .filter_map(|id| match self.destinations.get(id).map(|d| d.clone()) {
-                Some(Destination::Queue(queue)) => Some(queue),
-                None => None,
+            .filter_map(|id| {
+                self.destinations.get(id).map(|d| match &*d {
+                    Destination::Queue(queue) => Arc::clone(queue),
+                })
             })
             .collect();
         ROUTE_BUFFER.with(|b| b.replace(buffer));

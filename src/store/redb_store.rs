@@ -83,11 +83,6 @@ impl RedbStore {
         self.writer.stats().commits.load(Ordering::Relaxed)
     }
 
-    /// Returns how many ops the writer has applied since open.
-    #[cfg_attr(not(test), allow(dead_code, reason = "used by the store's tests"))]
-    pub(crate) fn op_count(&self) -> u64 {
-        self.writer.stats().ops.load(Ordering::Relaxed)
-    }
 }
 
 /// Checks the format version of an opened database, initialises a fresh one, and clears the
