@@ -82,7 +82,6 @@ impl RedbStore {
     pub(crate) fn commit_count(&self) -> u64 {
         self.writer.stats().commits.load(Ordering::Relaxed)
     }
-
 }
 
 /// Checks the format version of an opened database, initialises a fresh one, and clears the
