@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use smallvec::SmallVec;
 
 use crate::broker::Settings;
 use crate::connection::ConnectionId;
@@ -546,7 +547,7 @@ impl VHost {
             exchange: Arc::clone(&source.name),
             routing_key: routing_key.into(),
         });
-        let queues: Vec<Arc<Queue>> = buffer
+        let queues: SmallVec<[Arc<Queue>; 4]> = buffer
             .iter()
             .filter_map(|id| {
                 self.destinations.get(id).map(|d| match &*d {
@@ -565,49 +566,71 @@ impl VHost {
         Ok(published)
     }
 
-    /// Puts a routed message into its queues. A persistent message bound for durable queues
-    /// is submitted to the store first, so that no ack can reach the store before it.
+    /// Puts a routed message into its queues.
     fn enqueue(&self, envelope: &Arc<Envelope>, queues: &[Arc<Queue>]) -> Published {
-        let seqs: Vec<u64> = queues.iter().map(|q| q.next_seq()).collect();
-        let stored: Vec<bool> = queues.iter().map(|q| q.stores(&envelope.message)).collect();
-        let durable = stored.contains(&true).then(|| {
-            let entries = queues
-                .iter()
-                .zip(&seqs)
-                .zip(&stored)
-                .filter(|(_, stored)| **stored)
-                .filter_map(|((q, seq), _)| q.persistence.as_ref().map(|p| p.key.entry(*seq)))
-                .collect();
-            let store = &self.settings.store;
-            let (body, properties) = (envelope.message.body(), envelope.message.properties());
-            let record = MessageRecord {
-                exchange: envelope.exchange.to_string(),
-                routing_key: envelope.routing_key.to_string(),
-                properties: properties.clone(),
-                body: body.clone(),
-                expires_at_ms: None,
-            };
-            store.submit(StoreOp::Enqueue {
-                id: store.next_message_id(),
-                message: record,
-                entries,
+        if queues.iter().any(|q| q.stores(&envelope.message)) {
+            return self.enqueue_stored(envelope, queues);
+        }
+        let delivered = queues
+            .iter()
+            .filter(|queue| {
+                queue.publish(QueuedMessage {
+                    seq: queue.next_seq(),
+                    envelope: Arc::clone(envelope),
+                    redelivered: false,
+                    persisted: false,
+                })
             })
+            .count();
+        Published {
+            queues: delivered,
+            durable: None,
+        }
+    }
+
+    /// Puts a persistent message into its queues, some durable. The message is submitted to
+    /// the store (once, with an entry per durable queue) before any queue holds it, so that
+    /// no ack can reach the store before the message does.
+    fn enqueue_stored(&self, envelope: &Arc<Envelope>, queues: &[Arc<Queue>]) -> Published {
+        let placed: Vec<(u64, bool)> = queues
+            .iter()
+            .map(|q| (q.next_seq(), q.stores(&envelope.message)))
+            .collect();
+        let entries = queues
+            .iter()
+            .zip(&placed)
+            .filter(|(_, (_, stored))| *stored)
+            .filter_map(|(q, (seq, _))| q.persistence.as_ref().map(|p| p.key.entry(*seq)))
+            .collect();
+        let store = &self.settings.store;
+        let record = MessageRecord {
+            exchange: envelope.exchange.to_string(),
+            routing_key: envelope.routing_key.to_string(),
+            properties: envelope.message.properties().clone(),
+            body: envelope.message.body().clone(),
+            expires_at_ms: None,
+        };
+        let id = store.next_message_id();
+        let durable = store.submit(StoreOp::Enqueue {
+            id,
+            message: record,
+            entries,
         });
         let mut delivered = 0;
-        for ((queue, seq), persisted) in queues.iter().zip(seqs).zip(stored) {
-            let msg = QueuedMessage {
+        for (queue, (seq, persisted)) in queues.iter().zip(placed) {
+            let envelope = Arc::clone(envelope);
+            if queue.publish(QueuedMessage {
                 seq,
-                envelope: Arc::clone(envelope),
+                envelope,
                 redelivered: false,
                 persisted,
-            };
-            if queue.publish(msg) {
+            }) {
                 delivered += 1;
             }
         }
         Published {
             queues: delivered,
-            durable,
+            durable: Some(durable),
         }
     }
 
