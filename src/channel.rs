@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::connection::ConnectionInner;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
-use crate::exchange::ExchangeSpec;
+use crate::exchange::{Exchange, ExchangeSpec};
 use crate::ledger::{Credit, Ledger, Pending};
 use crate::queue::Subscription;
 use crate::store::Durable;
@@ -52,6 +52,9 @@ pub(crate) struct ChannelInner {
     confirms: AtomicBool,
     /// Store writes of messages published in confirm mode that no one has waited for yet.
     unconfirmed: Mutex<Vec<Durable>>,
+    /// The exchange last published to, so that a publisher sending to one exchange skips
+    /// the lookup by name.
+    last_exchange: Mutex<Option<Arc<Exchange>>>,
 }
 
 impl ChannelInner {
@@ -67,6 +70,7 @@ impl ChannelInner {
             wake_rx,
             confirms: AtomicBool::new(false),
             unconfirmed: Mutex::new(Vec::new()),
+            last_exchange: Mutex::new(None),
         })
     }
 
@@ -150,8 +154,9 @@ impl ChannelInner {
         };
         if link.no_ack {
             drop(ledger);
-            link.queue.settle(Some(credit), std::slice::from_ref(&msg));
+            link.queue.forget(std::slice::from_ref(&msg));
         } else {
+            link.queue.hold(1);
             link.queue.mark_delivered(&msg);
             ledger.insert(
                 tag,
@@ -241,6 +246,20 @@ impl ChannelInner {
                 run.clear();
             }
         }
+    }
+
+    /// Finds the exchange to publish to, from the one-entry cache when it is the last one.
+    fn publish_target(&self, name: &str) -> Result<Arc<Exchange>> {
+        let mut last = self.last_exchange.lock();
+        if let Some(exchange) = last
+            .as_ref()
+            .filter(|e| &*e.name == name && !e.is_deleted())
+        {
+            return Ok(Arc::clone(exchange));
+        }
+        let exchange = self.conn.vhost.exchange(name)?;
+        *last = Some(Arc::clone(&exchange));
+        Ok(exchange)
     }
 
     /// Remembers the store write of a message published in confirm mode.
@@ -352,7 +371,7 @@ impl ChannelInner {
                 Some(mut msg) => {
                     // Settled on receipt, so its store entry is gone: the retry is transient.
                     msg.persisted = false;
-                    link.queue.unsettle(1);
+                    link.queue.hold(1);
                     link.queue.requeue(None, vec![msg]);
                 }
                 None => {
@@ -546,11 +565,12 @@ impl Channel {
     /// 404 for a missing exchange; 403 for an internal exchange.
     pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.inner.run(|| {
+            let source = self.inner.publish_target(exchange)?;
             let published = self
                 .inner
                 .conn
                 .vhost
-                .publish(exchange, routing_key, message)?;
+                .publish(&source, routing_key, message)?;
             if let Some(durable) = published.durable {
                 if self.inner.confirms.load(Ordering::Relaxed) {
                     self.inner.track_confirm(durable);

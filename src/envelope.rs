@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use crate::Message;
 
 /// A published message with its publish-time routing information. Created once per publish
@@ -13,8 +15,8 @@ pub(crate) struct Envelope {
     pub(crate) message: Message,
     /// The exchange it was published to.
     pub(crate) exchange: Arc<str>,
-    /// The routing key it was published with.
-    pub(crate) routing_key: Box<str>,
+    /// The routing key it was published with (inline when short: no allocation).
+    pub(crate) routing_key: CompactString,
 }
 
 /// One message in one queue.

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::arguments::{self, Entity, COMPARED_EXCHANGE_ARGUMENTS};
@@ -142,6 +142,8 @@ pub(crate) struct Exchange {
     bindings: Mutex<HashSet<BindingKey>>,
     /// Message counters.
     pub(crate) counters: ExchangeCounters,
+    /// Set when the exchange is deleted, so that handles cached by channels notice.
+    deleted: AtomicBool,
 }
 
 /// What an exchange is declared with, checked for equivalence on redeclare.
@@ -172,7 +174,18 @@ impl Exchange {
             router,
             bindings: Mutex::new(HashSet::new()),
             counters: ExchangeCounters::default(),
+            deleted: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the exchange deleted.
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    /// Returns `true` once the exchange is deleted.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     /// Checks that a redeclare asks for the same exchange (406 otherwise), as RabbitMQ does.

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use smallvec::SmallVec;
 
 use crate::broker::Settings;
@@ -23,7 +22,7 @@ use crate::routing::{DestinationId, RoutingInput};
 use crate::store::{
     BindingRecord, Durable, ExchangeRecord, MessageRecord, QueueRecord, RecoveredQueue, StoreOp,
 };
-use crate::sync::Mutex;
+use crate::sync::{ConcurrentMap, Mutex};
 use crate::{
     Error, ExchangeDeclareOptions, ExchangeKind, ExchangeStats, FieldTable, Message,
     QueueDeclareOptions, QueueStats, Result,
@@ -81,11 +80,11 @@ pub(crate) struct VHost {
     /// Broker-wide settings and id source.
     settings: Arc<Settings>,
     /// Exchanges by name.
-    exchanges: DashMap<String, Arc<Exchange>>,
+    exchanges: ConcurrentMap<String, Arc<Exchange>>,
     /// Queues by name.
-    queues: DashMap<String, Arc<Queue>>,
+    queues: ConcurrentMap<String, Arc<Queue>>,
     /// Binding destinations by id.
-    destinations: DashMap<DestinationId, Destination>,
+    destinations: ConcurrentMap<DestinationId, Destination>,
     /// Serialises topology changes; see the module docs.
     topology: Mutex<Topology>,
 }
@@ -101,9 +100,9 @@ impl VHost {
         let vhost = VHost {
             name: name.into(),
             settings,
-            exchanges: DashMap::new(),
-            queues: DashMap::new(),
-            destinations: DashMap::new(),
+            exchanges: ConcurrentMap::default(),
+            queues: ConcurrentMap::default(),
+            destinations: ConcurrentMap::default(),
             topology: Mutex::new(Topology::default()),
         };
         let builtins = [
@@ -279,6 +278,7 @@ impl VHost {
                 .store
                 .submit(StoreOp::DeleteExchange { vhost, name })
         });
+        exchange.mark_deleted();
         self.exchanges.remove(&*exchange.name);
         self.destinations.remove(&exchange.id);
         for key in exchange.bindings() {
@@ -521,12 +521,12 @@ impl VHost {
     /// Routes a message and enqueues it on every queue reached.
     pub(crate) fn publish(
         &self,
-        exchange: &str,
+        source: &Arc<Exchange>,
         routing_key: &str,
         message: Message,
     ) -> Result<Published> {
         names::check_length("routing key", routing_key)?;
-        let source = self.exchange(exchange)?;
+        let exchange = &source.name;
         if source.internal {
             return Err(Error::access_refused(format!(
                 "cannot publish to internal exchange '{exchange}' in vhost '{}'",
@@ -534,28 +534,13 @@ impl VHost {
             )));
         }
         source.counters.published.fetch_add(1, Ordering::Relaxed);
-        let mut buffer = ROUTE_BUFFER.with(RefCell::take);
-        buffer.clear();
-        self.route(
-            &source,
-            routing_key,
-            message.properties().headers.as_ref(),
-            &mut buffer,
-        );
+        let headers = message.properties().headers.as_ref();
+        let queues = self.target_queues(source, routing_key, headers);
         let envelope = Arc::new(Envelope {
             message,
             exchange: Arc::clone(&source.name),
             routing_key: routing_key.into(),
         });
-        let queues: SmallVec<[Arc<Queue>; 4]> = buffer
-            .iter()
-            .filter_map(|id| {
-                self.destinations.get(id).map(|d| match &*d {
-                    Destination::Queue(queue) => Arc::clone(queue),
-                })
-            })
-            .collect();
-        ROUTE_BUFFER.with(|b| b.replace(buffer));
         let published = self.enqueue(&envelope, &queues);
         let counter = if published.queues > 0 {
             &source.counters.routed
@@ -739,6 +724,37 @@ impl VHost {
                 .or_default()
                 .push((source, key));
         }
+    }
+
+    /// Returns the distinct queues a message published to `source` reaches.
+    fn target_queues(
+        &self,
+        source: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> SmallVec<[Arc<Queue>; 4]> {
+        if source.name.is_empty() {
+            // The default exchange: one lookup by queue name, no router.
+            return self
+                .queues
+                .get(routing_key)
+                .map(|q| Arc::clone(&q))
+                .into_iter()
+                .collect();
+        }
+        let mut buffer = ROUTE_BUFFER.with(RefCell::take);
+        buffer.clear();
+        self.route(source, routing_key, headers, &mut buffer);
+        let queues = buffer
+            .iter()
+            .filter_map(|id| {
+                self.destinations.get(id).map(|d| match &*d {
+                    Destination::Queue(queue) => Arc::clone(queue),
+                })
+            })
+            .collect();
+        ROUTE_BUFFER.with(|b| b.replace(buffer));
+        queues
     }
 
     /// Fills `out` with the distinct destinations of a message published to `source`.

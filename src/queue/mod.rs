@@ -4,9 +4,9 @@
 //! - `consumers`: consumer inboxes, prefetch credit, round-robin ([`ConsumerSet`]).
 //!
 //! A message published to a queue is handed straight to a consumer with credit, or waits in
-//! the ready list. A delivered message is *unacked* until it is settled (acked, or received
-//! by a `no_ack` consumer) or requeued; the queue counts such messages but their bodies
-//! live in the consumer inboxes and the channels' ledgers.
+//! the ready list. A delivered message is *unacked* while it waits in a consumer inbox or is
+//! held by the application awaiting its ack; the bodies live in the inboxes and the
+//! channels' ledgers.
 
 mod consumers;
 mod ready;
@@ -50,8 +50,10 @@ pub(crate) struct Queue {
     next_seq: AtomicU64,
     /// Messages and consumers. Lock order: a queue's state is taken after any channel lock.
     state: Mutex<QueueState>,
-    /// Deliveries made and not yet settled or requeued.
-    unacked: AtomicUsize,
+    /// Messages the application received (or fetched) with manual ack and has not yet
+    /// settled or requeued. Messages still waiting in consumer inboxes are counted from the
+    /// inboxes, so that publishing touches no counter here.
+    held: AtomicUsize,
 }
 
 /// The mutable part of a queue.
@@ -127,7 +129,7 @@ impl Queue {
             exclusive_owner,
             arguments,
             state: Mutex::new(QueueState::default()),
-            unacked: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -197,11 +199,8 @@ impl Queue {
             return false;
         }
         if st.ready.is_empty() {
-            match st.consumers.deliver(msg) {
-                Ok(()) => {
-                    self.unacked.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(msg) => st.ready.push(msg),
+            if let Err(msg) = st.consumers.deliver(msg) {
+                st.ready.push(msg);
             }
         } else {
             st.ready.push(msg);
@@ -248,9 +247,7 @@ impl Queue {
     pub(crate) fn unsubscribe(&self, key: u64) -> Unsubscribed {
         let mut st = self.state.lock();
         if let Some(slot) = st.consumers.remove(key) {
-            let drained = slot.drain();
-            self.unacked.fetch_sub(drained.len(), Ordering::Relaxed);
-            for msg in drained {
+            for msg in slot.drain() {
                 st.ready.requeue(msg);
             }
             self.dispatch(&mut st);
@@ -268,7 +265,7 @@ impl Queue {
     pub(crate) fn get(&self) -> Option<(QueuedMessage, usize)> {
         let mut st = self.state.lock();
         let msg = st.ready.pop_front()?;
-        self.unacked.fetch_add(1, Ordering::Relaxed);
+        self.held.fetch_add(1, Ordering::Relaxed);
         Some((msg, st.ready.len()))
     }
 
@@ -277,7 +274,7 @@ impl Queue {
     ///
     /// Only a consumer with a prefetch limit needs the queue lock here, to return its credit.
     pub(crate) fn settle(&self, credit: Option<Credit>, msgs: &[QueuedMessage]) {
-        self.unacked.fetch_sub(msgs.len(), Ordering::Relaxed);
+        self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
         self.forget(msgs);
         if let Some(Credit {
             consumer,
@@ -292,7 +289,7 @@ impl Queue {
     }
 
     /// Removes the store entries of messages that left the queue.
-    fn forget(&self, msgs: &[QueuedMessage]) {
+    pub(crate) fn forget(&self, msgs: &[QueuedMessage]) {
         let Some(p) = &self.persistence else { return };
         let mut entries: Vec<_> = msgs
             .iter()
@@ -324,7 +321,7 @@ impl Queue {
     /// Puts delivered messages back in their places, marked redelivered.
     pub(crate) fn requeue(&self, credit: Option<Credit>, msgs: Vec<QueuedMessage>) {
         let mut st = self.state.lock();
-        self.unacked.fetch_sub(msgs.len(), Ordering::Relaxed);
+        self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
         if st.deleted {
             return;
         }
@@ -343,15 +340,14 @@ impl Queue {
         self.dispatch(&mut st);
     }
 
-    /// Counts `count` settled deliveries as unacknowledged again (before requeueing them).
-    pub(crate) fn unsettle(&self, count: usize) {
-        self.unacked.fetch_add(count, Ordering::Relaxed);
+    /// Counts `count` messages as held by the application, awaiting their ack.
+    pub(crate) fn hold(&self, count: usize) {
+        self.held.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Puts back, unchanged, messages that were handed out but never reached the application.
     pub(crate) fn restore(&self, msgs: Vec<QueuedMessage>) {
         let mut st = self.state.lock();
-        self.unacked.fetch_sub(msgs.len(), Ordering::Relaxed);
         if st.deleted {
             return;
         }
@@ -379,8 +375,7 @@ impl Queue {
             drop(p.store.submit(StoreOp::DeleteQueue(p.key.clone())));
         }
         for slot in st.consumers.take_all() {
-            let drained = slot.drain();
-            self.unacked.fetch_sub(drained.len(), Ordering::Relaxed);
+            drop(slot.drain());
         }
         count
     }
@@ -390,7 +385,7 @@ impl Queue {
         let st = self.state.lock();
         QueueCounts {
             ready: st.ready.len(),
-            unacked: self.unacked.load(Ordering::Relaxed),
+            unacked: self.held.load(Ordering::Relaxed) + st.consumers.waiting(),
             consumers: st.consumers.len(),
         }
     }
@@ -409,14 +404,9 @@ impl Queue {
             let Some(msg) = st.ready.pop_front() else {
                 break;
             };
-            match st.consumers.deliver(msg) {
-                Ok(()) => {
-                    self.unacked.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(msg) => {
-                    st.ready.requeue(msg);
-                    break;
-                }
+            if let Err(msg) = st.consumers.deliver(msg) {
+                st.ready.requeue(msg);
+                break;
             }
         }
     }
