@@ -141,32 +141,47 @@ impl ChannelInner {
             return None;
         }
         let tag = ledger.next_tag();
-        let delivery = Delivery::new(
-            Arc::clone(self),
-            &msg,
-            tag,
-            Some(Arc::clone(&link.tag)),
-            None,
-        );
-        let credit = Credit {
-            consumer: link.key,
-            limited: link.limited,
-        };
+        let consumer_tag = Some(Arc::clone(&link.tag));
         if link.no_ack {
             drop(ledger);
             link.queue.forget(std::slice::from_ref(&msg));
-        } else {
-            link.queue.hold(1);
-            link.queue.mark_delivered(&msg);
-            ledger.insert(
+            let QueuedMessage {
+                envelope,
+                redelivered,
+                ..
+            } = msg;
+            return Some(Delivery::new(
+                Arc::clone(self),
+                envelope,
+                redelivered,
                 tag,
-                Pending {
-                    queue: Arc::clone(&link.queue),
-                    msg,
-                    credit: Some(credit),
-                },
-            );
+                consumer_tag,
+                None,
+            ));
         }
+        let envelope = Arc::clone(&msg.envelope);
+        let delivery = Delivery::new(
+            Arc::clone(self),
+            envelope,
+            msg.redelivered,
+            tag,
+            consumer_tag,
+            None,
+        );
+        link.queue.hold(1);
+        link.queue.mark_delivered(&msg);
+        let credit = Some(Credit {
+            consumer: link.key,
+            limited: link.limited,
+        });
+        ledger.insert(
+            tag,
+            Pending {
+                queue: Arc::clone(&link.queue),
+                msg,
+                credit,
+            },
+        );
         Some(delivery)
     }
 
@@ -595,7 +610,15 @@ impl Channel {
             };
             let tag = ledger.next_tag();
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
-            let delivery = Delivery::new(Arc::clone(&self.inner), &msg, tag, None, count);
+            let envelope = Arc::clone(&msg.envelope);
+            let delivery = Delivery::new(
+                Arc::clone(&self.inner),
+                envelope,
+                msg.redelivered,
+                tag,
+                None,
+                count,
+            );
             if options.no_ack {
                 queue.settle(None, std::slice::from_ref(&msg));
             } else {

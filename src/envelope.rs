@@ -13,8 +13,9 @@ use crate::Message;
 pub(crate) struct Envelope {
     /// Body and properties.
     pub(crate) message: Message,
-    /// The exchange it was published to.
-    pub(crate) exchange: Arc<str>,
+    /// The exchange it was published to (a copy, inline when short: sharing the exchange's
+    /// name would make publisher and consumer threads contend on its reference count).
+    pub(crate) exchange: CompactString,
     /// The routing key it was published with (inline when short: no allocation).
     pub(crate) routing_key: CompactString,
 }

@@ -538,7 +538,7 @@ impl VHost {
         let queues = self.target_queues(source, routing_key, headers);
         let envelope = Arc::new(Envelope {
             message,
-            exchange: Arc::clone(&source.name),
+            exchange: source.name.as_ref().into(),
             routing_key: routing_key.into(),
         });
         let published = self.enqueue(&envelope, &queues);
