@@ -1,5 +1,7 @@
 //! Channels: the AMQP session API (declare, bind, publish, consume, ack) of a connection.
 
+mod features;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,11 +15,13 @@ use crate::envelope::QueuedMessage;
 use crate::exchange::ExchangeSpec;
 use crate::ledger::{Credit, Ledger, Pending};
 use crate::queue::Subscription;
+use crate::returns::ReturnQueue;
 use crate::sync::{unbounded, Mutex, Receiver, Select, Sender};
 use crate::vhost::{QueueDeclareOk, RoutePreview};
 use crate::{
     names, ConsumeOptions, Consumer, Error, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    ExchangeKind, FieldTable, GetOptions, Message, QueueDeclareOptions, QueueDeleteOptions, Result,
+    ExchangeKind, FieldTable, GetOptions, Message, PublishOptions, QueueDeclareOptions,
+    QueueDeleteOptions, Result,
 };
 
 /// The callback of a consumer started with [`Channel::basic_consume_with`].
@@ -49,6 +53,10 @@ pub(crate) struct ChannelInner {
     wake_rx: Receiver<()>,
     /// Publisher confirms are on.
     confirms: AtomicBool,
+    /// Some publish was refused (nacked) since the last `wait_for_confirms`.
+    nacked: AtomicBool,
+    /// Unroutable mandatory messages for the channel's [`Returns`](crate::Returns) handles.
+    returns: ReturnQueue,
 }
 
 impl ChannelInner {
@@ -63,6 +71,8 @@ impl ChannelInner {
             wake_tx,
             wake_rx,
             confirms: AtomicBool::new(false),
+            nacked: AtomicBool::new(false),
+            returns: ReturnQueue::default(),
         })
     }
 
@@ -110,6 +120,7 @@ impl ChannelInner {
             ledger.take_all()
         };
         requeue(pending);
+        self.returns.close();
         let _ = self.wake_tx.send(());
     }
 
@@ -196,10 +207,12 @@ impl ChannelInner {
         } else {
             self.prefetch.load(Ordering::Relaxed)
         };
+        let priority = options.arguments.get("x-priority").and_then(|v| v.as_i64());
         let rx = queue.subscribe(Subscription {
             key,
             prefetch,
             exclusive: options.exclusive,
+            priority: priority.map_or(0, |p| p.clamp(i32::MIN.into(), i32::MAX.into()) as i32),
         })?;
         let link = Arc::new(ConsumerLink {
             key,
@@ -480,19 +493,16 @@ impl Channel {
     /// Publishes a message to an exchange with a routing key.
     ///
     /// A message that reaches no queue is dropped and counted in the exchange's
-    /// [`unroutable`](crate::ExchangeStats::unroutable) counter, as RabbitMQ drops it.
+    /// [`unroutable`](crate::ExchangeStats::unroutable) counter, as RabbitMQ drops it. To
+    /// get it back instead, publish with [`basic_publish_with`](Self::basic_publish_with)
+    /// and [`PublishOptions::mandatory`].
     ///
     /// # Errors
     ///
-    /// 404 for a missing exchange; 403 for an internal exchange.
+    /// 404 for a missing exchange; 403 for an internal exchange; 406 for an invalid
+    /// `expiration` property.
     pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
-        self.inner.run(|| {
-            self.inner
-                .conn
-                .vhost
-                .publish(exchange, routing_key, message)
-                .map(drop)
-        })
+        self.basic_publish_with(exchange, routing_key, PublishOptions::default(), message)
     }
 
     /// Fetches the message at the head of a queue, or `None` if it is empty.
@@ -670,7 +680,9 @@ impl Channel {
             if requeue_them {
                 requeue(pending);
             } else {
-                inner.settle(pending);
+                for p in pending {
+                    p.queue.reject(p.credit, p.msg);
+                }
             }
             Ok(())
         })
@@ -699,7 +711,7 @@ impl Channel {
             if !self.inner.confirms.load(Ordering::Relaxed) {
                 return Err(Error::precondition("channel is not in confirm mode"));
             }
-            Ok(true)
+            Ok(!self.inner.nacked.swap(false, Ordering::AcqRel))
         })
     }
 

@@ -27,4 +27,14 @@ pub(crate) struct QueuedMessage {
     pub(crate) envelope: Arc<Envelope>,
     /// Delivered before and requeued (AMQP `redelivered`).
     pub(crate) redelivered: bool,
+    /// When it expires in this queue (message TTL), in milliseconds since the Unix epoch:
+    /// an absolute time, so that it survives a restart.
+    pub(crate) expires_at: Option<u64>,
+}
+
+impl QueuedMessage {
+    /// Returns the body length, which `x-max-length-bytes` counts.
+    pub(crate) fn body_len(&self) -> usize {
+        self.envelope.message.body().len()
+    }
 }

@@ -2,4 +2,4 @@
 //! loom) is a one-file change.
 
 pub(crate) use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Select, Sender};
-pub(crate) use parking_lot::Mutex;
+pub(crate) use parking_lot::{Mutex, MutexGuard};

@@ -4,11 +4,19 @@
 //! changes (declare, delete, bind, unbind) are serialised by the `topology` lock, which also
 //! guards the index of bindings by destination used to unbind a deleted queue in time
 //! proportional to its own bindings.
+//!
+//! - `e2e`: exchange-to-exchange bindings and alternate exchanges.
+//! - `dead_letter`: dead-lettering with `x-death` headers.
+//! - `timers`: message TTL and queue expiry sweeps.
+
+mod dead_letter;
+mod e2e;
+mod timers;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 
@@ -17,7 +25,8 @@ use crate::connection::ConnectionId;
 use crate::envelope::Envelope;
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::names;
-use crate::queue::Queue;
+use crate::queue::{parse_expiration, Enqueued, Queue, QueueConfig};
+use crate::returns::Published;
 use crate::routing::{DestinationId, RoutingInput};
 use crate::sync::Mutex;
 use crate::{
@@ -29,6 +38,8 @@ use crate::{
 #[derive(Debug, Clone)]
 enum Destination {
     Queue(Arc<Queue>),
+    /// An exchange-to-exchange binding's destination.
+    Exchange(Arc<Exchange>),
 }
 
 /// The answer to a queue declare.
@@ -74,6 +85,10 @@ pub(crate) struct VHost {
     destinations: DashMap<DestinationId, Destination>,
     /// Serialises topology changes; see the module docs.
     topology: Mutex<Topology>,
+    /// Some exchange-to-exchange binding was made: routing must follow the graph.
+    e2e_used: AtomicBool,
+    /// The TTL and expiry sweep, once started.
+    timers: OnceLock<timers::Timers>,
 }
 
 thread_local! {
@@ -91,6 +106,8 @@ impl VHost {
             queues: DashMap::new(),
             destinations: DashMap::new(),
             topology: Mutex::new(Topology::default()),
+            e2e_used: AtomicBool::new(false),
+            timers: OnceLock::new(),
         };
         let builtins = [
             ("", ExchangeKind::Direct),
@@ -217,6 +234,7 @@ impl VHost {
     fn remove_exchange(&self, topology: &mut Topology, exchange: &Arc<Exchange>) {
         self.exchanges.remove(&*exchange.name);
         self.destinations.remove(&exchange.id);
+        self.unbind_destination_exchange(topology, exchange);
         for key in exchange.bindings() {
             exchange.unbind(&key);
             if let Some(list) = topology.inbound.get_mut(&key.destination) {
@@ -227,7 +245,7 @@ impl VHost {
 
     /// Declares a queue, or checks an existing one.
     pub(crate) fn declare_queue(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         options: QueueDeclareOptions,
         arguments: &FieldTable,
@@ -238,11 +256,17 @@ impl VHost {
         if options.passive && name.is_empty() {
             return Err(self.queue_not_found(name));
         }
+        let config = if options.passive {
+            QueueConfig::default()
+        } else {
+            QueueConfig::parse(arguments, name, &self.name)?
+        };
         if !name.is_empty() {
             if let Some(existing) = self.queues.get(name).map(|q| Arc::clone(&q)) {
                 existing.check_access(connection)?;
                 if !options.passive {
                     existing.check_equivalent(options, arguments)?;
+                    existing.touch();
                 }
                 return Ok((declare_ok(&existing), None));
             }
@@ -258,14 +282,24 @@ impl VHost {
         };
         let owner = options.exclusive.then_some(connection);
         let id = self.settings.next_destination();
-        let queue = Arc::new(Queue::new(
-            name.as_str().into(),
-            Arc::clone(&self.name),
-            id,
-            options,
-            owner,
-            arguments.clone(),
-        ));
+        let queue = Arc::new(
+            Queue::new(
+                name.as_str().into(),
+                Arc::clone(&self.name),
+                id,
+                options,
+                owner,
+                arguments.clone(),
+            )
+            .with_features(
+                config,
+                Arc::downgrade(self),
+                Arc::clone(&self.settings.clock),
+            ),
+        );
+        if queue.is_timed() {
+            VHost::ensure_timers(&Arc::downgrade(self));
+        }
         self.queues.insert(name, Arc::clone(&queue));
         self.destinations
             .insert(id, Destination::Queue(Arc::clone(&queue)));
@@ -426,14 +460,19 @@ impl VHost {
         Ok(self.queue(name, connection)?.purge())
     }
 
-    /// Routes a message and enqueues it on every queue reached; returns how many.
+    /// Routes a message and enqueues it on every queue reached. An unroutable `mandatory`
+    /// message is handed back for a return.
     pub(crate) fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
         message: Message,
-    ) -> Result<usize> {
+        mandatory: bool,
+    ) -> Result<Published> {
         names::check_length("routing key", routing_key)?;
+        if let Some(expiration) = &message.properties().expiration {
+            parse_expiration(expiration)?;
+        }
         let source = self.exchange(exchange)?;
         if source.internal {
             return Err(Error::access_refused(format!(
@@ -456,21 +495,35 @@ impl VHost {
             routing_key: routing_key.into(),
         });
         let mut delivered = 0;
+        let mut refused = false;
         for id in &buffer {
             if let Some(Destination::Queue(queue)) = self.destinations.get(id).map(|d| d.clone()) {
-                if queue.publish(Arc::clone(&envelope)) {
-                    delivered += 1;
+                match queue.publish(Arc::clone(&envelope)) {
+                    Enqueued::Accepted => delivered += 1,
+                    Enqueued::Refused => {
+                        delivered += 1;
+                        refused = true;
+                    }
+                    Enqueued::Gone => {}
                 }
             }
         }
         ROUTE_BUFFER.with(|b| b.replace(buffer));
+        let returned = delivered == 0 && mandatory;
         let counter = if delivered > 0 {
             &source.counters.routed
+        } else if returned {
+            &source.counters.returned
         } else {
             &source.counters.unroutable
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(delivered)
+        Ok(Published {
+            refused,
+            returned: returned.then(|| {
+                Arc::try_unwrap(envelope).map_or_else(|e| e.message.clone(), |e| e.message)
+            }),
+        })
     }
 
     /// Fills `out` with the distinct destinations of a message published to `source`.
@@ -487,13 +540,14 @@ impl VHost {
             }
             return;
         }
-        source.route(
-            RoutingInput {
-                routing_key,
-                headers,
-            },
-            out,
-        );
+        let input = RoutingInput {
+            routing_key,
+            headers,
+        };
+        if source.alternate.is_some() || self.e2e_used.load(Ordering::Relaxed) {
+            return self.route_graph(source, input, out, None);
+        }
+        source.route(input, out);
         if out.len() > 1 {
             out.sort_unstable();
             out.dedup();
@@ -509,20 +563,28 @@ impl VHost {
     ) -> Result<RoutePreview> {
         let source = self.exchange(exchange)?;
         let mut ids = Vec::new();
-        self.route(&source, routing_key, headers, &mut ids);
+        let mut exchanges = vec![source.name.to_string()];
+        if !source.name.is_empty() {
+            exchanges.clear();
+            let input = RoutingInput {
+                routing_key,
+                headers,
+            };
+            self.route_graph(&source, input, &mut ids, Some(&mut exchanges));
+        } else {
+            self.route(&source, routing_key, headers, &mut ids);
+        }
         let mut queues: Vec<String> = ids
             .iter()
             .filter_map(|id| {
-                self.destinations.get(id).map(|d| match &*d {
-                    Destination::Queue(q) => q.name.to_string(),
+                self.destinations.get(id).and_then(|d| match &*d {
+                    Destination::Queue(q) => Some(q.name.to_string()),
+                    Destination::Exchange(_) => None,
                 })
             })
             .collect();
         queues.sort();
-        Ok(RoutePreview {
-            queues,
-            exchanges: vec![source.name.to_string()],
-        })
+        Ok(RoutePreview { queues, exchanges })
     }
 
     /// Returns the counters of one queue.

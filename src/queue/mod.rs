@@ -2,20 +2,31 @@
 //!
 //! - `ready`: the ready messages in queue order ([`ReadyList`]).
 //! - `consumers`: consumer inboxes, prefetch credit, round-robin ([`ConsumerSet`]).
+//! - `config`: the queue arguments Warren acts on, validated at declare ([`QueueConfig`]).
+//! - `priority`: the lanes of a priority queue.
+//! - `limits`: the publish path of queues with arguments: TTL, length limits, overflow.
+//! - `expiry`: message TTL at the head, queue expiry (`x-expires`), dead-letter hand-off.
 //!
 //! A message published to a queue is handed straight to a consumer with credit, or waits in
 //! the ready list. A delivered message is *unacked* until it is settled (acked, or received
 //! by a `no_ack` consumer) or requeued; the queue counts such messages but their bodies
 //! live in the consumer inboxes and the channels' ledgers.
 
+mod config;
 mod consumers;
+mod expiry;
+mod limits;
+mod priority;
 mod ready;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use consumers::{ConsumerSet, ConsumerSlot};
 use ready::ReadyList;
+
+pub(crate) use config::{parse_expiration, QueueConfig};
+pub(crate) use expiry::{DeadLetter, Reason};
 
 use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
 use crate::connection::ConnectionId;
@@ -23,7 +34,8 @@ use crate::envelope::{Envelope, QueuedMessage};
 use crate::ledger::Credit;
 use crate::routing::DestinationId;
 use crate::sync::{unbounded, Mutex, Receiver};
-use crate::{Error, FieldTable, QueueDeclareOptions, Result};
+use crate::vhost::VHost;
+use crate::{Clock, Error, FieldTable, QueueDeclareOptions, Result, SystemClock};
 
 /// One queue of a vhost.
 #[derive(Debug)]
@@ -46,6 +58,16 @@ pub(crate) struct Queue {
     state: Mutex<QueueState>,
     /// Deliveries made and not yet settled or requeued.
     unacked: AtomicUsize,
+    /// The arguments that change behaviour; `None` for a plain queue (the fast path).
+    config: Option<Box<QueueConfig>>,
+    /// The vhost, for dead-lettering and timers.
+    vhost_ref: Weak<VHost>,
+    /// The broker's clock.
+    clock: Arc<dyn Clock>,
+    /// Some message in the queue may carry an expiry time (checked at the head).
+    may_expire: AtomicBool,
+    /// Last use for `x-expires` (declare, `basic_get`, consumer change), in ms since the epoch.
+    last_used: AtomicU64,
 }
 
 /// The mutable part of a queue.
@@ -61,6 +83,8 @@ struct QueueState {
     had_consumer: bool,
     /// Deleted: accepts nothing more.
     deleted: bool,
+    /// Messages to dead-letter (or drop) once the lock is released.
+    dead: Vec<DeadLetter>,
 }
 
 /// How a consumer subscribes.
@@ -72,6 +96,8 @@ pub(crate) struct Subscription {
     pub(crate) prefetch: u32,
     /// Exclusive consumer.
     pub(crate) exclusive: bool,
+    /// Consumer priority (`x-priority`); 0 by default.
+    pub(crate) priority: i32,
 }
 
 /// A consumer's removal, as the caller must finish it.
@@ -108,7 +134,34 @@ impl Queue {
             arguments,
             state: Mutex::new(QueueState::default()),
             unacked: AtomicUsize::new(0),
+            config: None,
+            vhost_ref: Weak::new(),
+            clock: Arc::new(SystemClock),
+            may_expire: AtomicBool::new(false),
+            last_used: AtomicU64::new(0),
         }
+    }
+
+    /// Gives a new queue its arguments, its vhost and the broker's clock.
+    pub(crate) fn with_features(
+        mut self,
+        config: QueueConfig,
+        vhost: Weak<VHost>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        {
+            let st = self.state.get_mut();
+            if let Some(max) = config.max_priority {
+                st.ready = ReadyList::with_max_priority(max);
+            }
+            st.consumers.single_active = config.single_active_consumer;
+        }
+        self.may_expire = AtomicBool::new(config.message_ttl.is_some());
+        self.last_used = AtomicU64::new(clock.now_millis());
+        self.config = (!config.is_plain()).then(|| Box::new(config));
+        self.vhost_ref = vhost;
+        self.clock = clock;
+        self
     }
 
     /// Checks that a redeclare asks for the same queue: 405 if the `exclusive` flag
@@ -159,16 +212,21 @@ impl Queue {
         }
     }
 
-    /// Enqueues a published message; returns `false` if the queue was deleted meanwhile.
-    pub(crate) fn publish(&self, envelope: Arc<Envelope>) -> bool {
+    /// Enqueues a published message: `Accepted`, `Refused` by a length limit, or `Gone` if
+    /// the queue was deleted meanwhile.
+    pub(crate) fn publish(&self, envelope: Arc<Envelope>) -> Enqueued {
+        if self.config.is_some() || envelope.message.properties().expiration.is_some() {
+            return self.publish_featured(envelope);
+        }
         let mut st = self.state.lock();
         if st.deleted {
-            return false;
+            return Enqueued::Gone;
         }
         let msg = QueuedMessage {
             seq: st.next_seq,
             envelope,
             redelivered: false,
+            expires_at: None,
         };
         st.next_seq += 1;
         if st.ready.is_empty() {
@@ -181,7 +239,7 @@ impl Queue {
         } else {
             st.ready.push_back(msg);
         }
-        true
+        Enqueued::Accepted
     }
 
     /// Subscribes a consumer and returns its inbox.
@@ -204,9 +262,12 @@ impl Queue {
             prefetch: sub.prefetch,
             in_flight: 0,
             exclusive: sub.exclusive,
+            priority: sub.priority,
         });
         st.had_consumer = true;
+        self.touch();
         self.dispatch(&mut st);
+        self.finish(st);
         Ok(rx)
     }
 
@@ -219,24 +280,35 @@ impl Queue {
             for msg in drained {
                 st.ready.requeue(msg);
             }
+            self.touch();
+            self.trim(&mut st);
             self.dispatch(&mut st);
         }
-        Unsubscribed {
+        let unsubscribed = Unsubscribed {
             now_unused: self.auto_delete
                 && st.had_consumer
                 && st.consumers.is_empty()
                 && !st.deleted,
-        }
+        };
+        self.finish(st);
+        unsubscribed
     }
 
     /// Takes the head message for `basic_get`, with the number of messages left ready.
     pub(crate) fn get(&self, no_ack: bool) -> Option<(QueuedMessage, usize)> {
         let mut st = self.state.lock();
-        let msg = st.ready.pop_front()?;
+        self.touch();
+        self.expire_heads(&mut st);
+        let Some(msg) = st.ready.pop_front() else {
+            self.finish(st);
+            return None;
+        };
         if !no_ack {
             self.unacked.fetch_add(1, Ordering::Relaxed);
         }
-        Some((msg, st.ready.len()))
+        let left = st.ready.len();
+        self.finish(st);
+        Some((msg, left))
     }
 
     /// Settles `count` deliveries (acked, or received without ack) of `consumer`.
@@ -253,6 +325,7 @@ impl Queue {
             st.consumers
                 .credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
             self.dispatch(&mut st);
+            self.finish(st);
         }
     }
 
@@ -275,7 +348,9 @@ impl Queue {
             msg.redelivered = true;
             st.ready.requeue(msg);
         }
+        self.trim(&mut st);
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Counts `count` settled deliveries as unacknowledged again (before requeueing them).
@@ -293,7 +368,9 @@ impl Queue {
         for msg in msgs {
             st.ready.requeue(msg);
         }
+        self.trim(&mut st);
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Removes every ready message; returns how many.
@@ -335,6 +412,7 @@ impl Queue {
     /// Hands ready messages to consumers while some have credit.
     fn dispatch(&self, st: &mut QueueState) {
         while !st.ready.is_empty() && st.consumers.any_credit() {
+            self.expire_heads(st);
             let Some(msg) = st.ready.pop_front() else {
                 break;
             };
@@ -349,4 +427,15 @@ impl Queue {
             }
         }
     }
+}
+
+/// What a queue did with a published message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// Enqueued or handed to a consumer.
+    Accepted,
+    /// Refused by a length limit (`x-overflow = reject-publish`): the publisher gets a nack.
+    Refused,
+    /// The queue was deleted meanwhile.
+    Gone,
 }

@@ -1,0 +1,69 @@
+//! Priority lanes of a priority queue (`x-max-priority`).
+//!
+//! One lane per priority from 0 to the maximum, each in sequence order. The head of the
+//! queue is the head of the highest non-empty lane: higher priorities first, FIFO within a
+//! priority, and a requeued message returns to its place within its own lane (as RabbitMQ's
+//! classic priority queues do). A priority above the maximum counts as the maximum; a
+//! message without one counts as 0.
+
+use std::collections::VecDeque;
+
+use crate::envelope::QueuedMessage;
+
+/// The ready messages of a priority queue.
+#[derive(Debug)]
+pub(crate) struct Lanes {
+    /// `lanes[p]` holds the messages of effective priority `p`, sorted by `seq`.
+    lanes: Vec<VecDeque<QueuedMessage>>,
+}
+
+impl Lanes {
+    /// Creates empty lanes for priorities `0..=max`.
+    pub(crate) fn new(max: u8) -> Self {
+        Lanes {
+            lanes: (0..=max).map(|_| VecDeque::new()).collect(),
+        }
+    }
+
+    fn lane_of(&self, msg: &QueuedMessage) -> usize {
+        let p = msg.envelope.message.properties().priority.unwrap_or(0);
+        usize::from(p).min(self.lanes.len() - 1)
+    }
+
+    /// Appends a newly published message to its lane.
+    pub(crate) fn push_back(&mut self, msg: QueuedMessage) {
+        let lane = self.lane_of(&msg);
+        self.lanes[lane].push_back(msg);
+    }
+
+    /// Puts a requeued message back in its place within its lane.
+    pub(crate) fn requeue(&mut self, msg: QueuedMessage) {
+        let lane = self.lane_of(&msg);
+        let lane = &mut self.lanes[lane];
+        let at = lane.partition_point(|m| m.seq < msg.seq);
+        lane.insert(at, msg);
+    }
+
+    /// Takes the head: the oldest message of the highest non-empty lane.
+    pub(crate) fn pop_front(&mut self) -> Option<QueuedMessage> {
+        self.lanes.iter_mut().rev().find_map(VecDeque::pop_front)
+    }
+
+    /// Takes the head of some lane if `expired` says it has expired.
+    pub(crate) fn pop_expired(
+        &mut self,
+        expired: impl Fn(&QueuedMessage) -> bool,
+    ) -> Option<QueuedMessage> {
+        let lane = self
+            .lanes
+            .iter_mut()
+            .rev()
+            .find(|l| l.front().is_some_and(&expired))?;
+        lane.pop_front()
+    }
+
+    /// Removes every message.
+    pub(crate) fn clear(&mut self) {
+        self.lanes.iter_mut().for_each(VecDeque::clear);
+    }
+}
