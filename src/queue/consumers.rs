@@ -132,7 +132,10 @@ impl ConsumerSet {
     fn deliver_selected(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
         let n = self.slots.len();
         let chosen = if self.single_active {
-            self.slots.first().is_some_and(ConsumerSlot::has_credit).then_some(0)
+            self.slots
+                .first()
+                .is_some_and(ConsumerSlot::has_credit)
+                .then_some(0)
         } else {
             let mut best: Option<usize> = None;
             for step in 0..n {

@@ -58,7 +58,9 @@ impl VHost {
             .entry(dst.id)
             .or_insert_with(|| Destination::Exchange(Arc::clone(&dst)));
         self.e2e_used.store(true, Ordering::Relaxed);
-        let added = src.bind(key.clone()).map_err(|e| Error::precondition(e.0))?;
+        let added = src
+            .bind(key.clone())
+            .map_err(|e| Error::precondition(e.0))?;
         if added {
             topology.inbound.entry(dst.id).or_default().push((src, key));
         }
