@@ -266,8 +266,8 @@ impl VHost {
                 existing.check_access(connection)?;
                 if !options.passive {
                     existing.check_equivalent(options, arguments)?;
-                    existing.touch();
                 }
+                existing.touch();
                 return Ok((declare_ok(&existing), None));
             }
             if options.passive {

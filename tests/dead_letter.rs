@@ -153,6 +153,41 @@ fn dying_again_in_the_same_queue_counts_and_a_new_queue_is_prepended() {
 }
 
 #[test]
+fn dying_again_in_an_earlier_queue_moves_its_entry_to_the_front() {
+    let (_b, _c, ch) = setup();
+    work_with_dlx(&ch);
+    declare(
+        &ch,
+        "work2",
+        FieldTable::new().with("x-dead-letter-exchange", "dlx"),
+    );
+    let mut msg = Message::new("m");
+    for queue in ["work", "work2", "work"] {
+        ch.basic_publish("", queue, msg).unwrap();
+        get(&ch, queue).reject(false).unwrap();
+        let d = get(&ch, "dlq");
+        msg = d.message().clone();
+        d.ack().unwrap();
+    }
+    let h = msg.properties().headers.clone().unwrap();
+    let summary: Vec<(String, Option<i64>)> = h
+        .get("x-death")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let d = d.as_table().unwrap();
+            (text(d, "queue").to_owned(), d.get("count").and_then(FieldValue::as_i64))
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("work".to_owned(), Some(2)), ("work2".to_owned(), Some(1))]
+    );
+}
+
+#[test]
 fn dead_letter_routing_key_and_cc() {
     let (_b, _c, ch) = setup();
     declare_exchange(&ch, "dlxd", ExchangeKind::Direct);

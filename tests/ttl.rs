@@ -293,6 +293,18 @@ fn consumers_get_and_redeclare_renew_the_lease() {
 }
 
 #[test]
+fn a_passive_declare_renews_the_lease() {
+    let (clock, broker, ch) = manual();
+    declare(&ch, "lease", FieldTable::new().with("x-expires", 400));
+    for _ in 0..4 {
+        clock.advance(ms(200));
+        ch.queue_declare("lease", QueueDeclareOptions::passive(), FieldTable::new())
+            .unwrap();
+    }
+    assert!(broker.queue_stats("/", "lease").is_ok());
+}
+
+#[test]
 fn invalid_x_expires_is_refused() {
     for (value, reason) in [(0, "{value_zero,0}"), (-5, "{value_negative,-5}")] {
         let (_c, _b, ch) = manual();

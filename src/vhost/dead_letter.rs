@@ -17,6 +17,7 @@
 //! It is routed through the dead-letter exchange with `x-dead-letter-routing-key` if the
 //! queue has one, otherwise with its original routing keys (including `CC`), and arrives
 //! with `redelivered = false`. A dead-letter exchange that does not exist drops the message.
+//! The dead-letter exchange counts the message as published, and as routed or unroutable.
 //!
 //! # Cycles
 //!
@@ -25,11 +26,12 @@
 //! rejection is a client's decision, so it cannot loop by itself). Such a cycle drops the
 //! message for that queue, so expiry and length-limit loops always end.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Destination, VHost};
 use crate::envelope::Envelope;
-use crate::queue::{DeadLetter, Reason};
+use crate::queue::{DeadLetter, Enqueued, Reason};
 use crate::{FieldTable, FieldValue, Message};
 
 impl VHost {
@@ -73,6 +75,7 @@ impl VHost {
                 exchange: Arc::clone(&dlx.name),
                 routing_key: routing_key.unwrap_or(&envelope.routing_key).into(),
             });
+            let mut delivered = false;
             for id in &ids {
                 let Some(Destination::Queue(target)) = self.destinations.get(id).map(|d| d.clone())
                 else {
@@ -81,8 +84,16 @@ impl VHost {
                 if letter.reason != Reason::Rejected && is_cycle(&deaths, &target.name) {
                     continue;
                 }
-                target.publish(Arc::clone(&envelope));
+                delivered |= target.publish(Arc::clone(&envelope)) != Enqueued::Gone;
             }
+            let counters = &dlx.counters;
+            counters.published.fetch_add(1, Ordering::Relaxed);
+            let outcome = if delivered {
+                &counters.routed
+            } else {
+                &counters.unroutable
+            };
+            outcome.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
