@@ -26,7 +26,8 @@ fn declare_with_ae(ch: &Channel, name: &str, kind: ExchangeKind, ae: &str) {
 }
 
 fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str) {
-    ch.queue_bind(queue, exchange, key, FieldTable::new()).unwrap();
+    ch.queue_bind(queue, exchange, key, FieldTable::new())
+        .unwrap();
 }
 
 fn bind_x(ch: &Channel, destination: &str, source: &str, key: &str) {
@@ -148,7 +149,9 @@ fn exchange_bind_errors() {
         .unwrap_err();
     assert_eq!(code(&err), 404);
     let ch = conn.open_channel().unwrap();
-    let err = ch.exchange_bind("x", "", "", FieldTable::new()).unwrap_err();
+    let err = ch
+        .exchange_bind("x", "", "", FieldTable::new())
+        .unwrap_err();
     assert_eq!(code(&err), 403);
     let ch = conn.open_channel().unwrap();
     ch.exchange_unbind("x", "amq.direct", "never", FieldTable::new())

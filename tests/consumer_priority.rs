@@ -61,7 +61,10 @@ fn single_active_consumer_hands_over_when_the_active_one_goes() {
     publish(&ch, "", "q", "b");
     let held = s1.recv_timeout(PATIENCE).unwrap();
     assert_eq!(body(&held), "a");
-    assert!(s2.try_recv().is_err(), "b waits for the active consumer's credit");
+    assert!(
+        s2.try_recv().is_err(),
+        "b waits for the active consumer's credit"
+    );
     s1.cancel().unwrap();
     // The active consumer went: its unacked message stays on its channel; b goes to s2.
     assert_eq!(bodies(&s2), ["b"]);

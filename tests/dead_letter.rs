@@ -121,7 +121,8 @@ fn dying_again_in_the_same_queue_counts_and_a_new_queue_is_prepended() {
     let first = get(&ch, "dlq");
     let first_time = deaths(&first)[0].get("time").cloned();
     // Republish with its headers and reject again in the same queue.
-    ch.basic_publish("", "work", first.message().clone()).unwrap();
+    ch.basic_publish("", "work", first.message().clone())
+        .unwrap();
     first.ack().unwrap();
     get(&ch, "work").reject(false).unwrap();
     let second = get(&ch, "dlq");
@@ -178,7 +179,10 @@ fn dying_again_in_an_earlier_queue_moves_its_entry_to_the_front() {
         .iter()
         .map(|d| {
             let d = d.as_table().unwrap();
-            (text(d, "queue").to_owned(), d.get("count").and_then(FieldValue::as_i64))
+            (
+                text(d, "queue").to_owned(),
+                d.get("count").and_then(FieldValue::as_i64),
+            )
         })
         .collect();
     assert_eq!(
@@ -253,7 +257,11 @@ fn a_consumer_reject_dead_letters_and_a_persistent_message_stays_persistent() {
     let consumer = ch.basic_consume("work", ConsumeOptions::default()).unwrap();
     ch.basic_publish("", "work", Message::new("p").persistent().priority(3))
         .unwrap();
-    consumer.recv_timeout(PATIENCE).unwrap().reject(false).unwrap();
+    consumer
+        .recv_timeout(PATIENCE)
+        .unwrap()
+        .reject(false)
+        .unwrap();
     let d = get(&ch, "dlq");
     assert!(d.properties().is_persistent());
     assert_eq!(d.properties().priority, Some(3));

@@ -88,12 +88,18 @@ fn requeue_row(held: &[&str], published: &[&str]) -> (u32, Vec<String>) {
 
 #[test]
 fn unacked_messages_do_not_count_and_a_requeue_into_a_full_queue_drops_from_the_head() {
-    assert_eq!(requeue_row(&["u1"], &["u2", "u3"]), (2, vec!["u2".into(), "u3".into()]));
+    assert_eq!(
+        requeue_row(&["u1"], &["u2", "u3"]),
+        (2, vec!["u2".into(), "u3".into()])
+    );
     assert_eq!(
         requeue_row(&["u1", "u2"], &["u3", "u4"]),
         (2, vec!["u3".into(), "u4".into()])
     );
-    assert_eq!(requeue_row(&["u1"], &["u2"]), (1, vec!["u1(R)".into(), "u2".into()]));
+    assert_eq!(
+        requeue_row(&["u1"], &["u2"]),
+        (1, vec!["u1(R)".into(), "u2".into()])
+    );
     assert_eq!(
         requeue_row(&["u1", "u2"], &["u3"]),
         (1, vec!["u2(R)".into(), "u3".into()])
@@ -111,7 +117,10 @@ fn max_length_bytes_counts_body_bytes() {
     for body in ["aaaa", "bbbb", "cccc", "dddddddddddd"] {
         publish(&ch, "", "q", body);
     }
-    assert!(drain(&ch, "q").is_empty(), "the 12-byte message is dropped too");
+    assert!(
+        drain(&ch, "q").is_empty(),
+        "the 12-byte message is dropped too"
+    );
     publish(&ch, "", "q", "0123456789");
     assert_eq!(drain(&ch, "q"), ["0123456789"]);
 }
@@ -219,7 +228,10 @@ fn invalid_arguments_are_refused_with_rabbitmq_texts() {
     );
     assert_eq!(
         declare_error(FieldTable::new().with("x-dead-letter-routing-key", "k")),
-        invalid("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
+        invalid(
+            "x-dead-letter-routing-key",
+            "routing_key_but_no_dlx_defined"
+        )
     );
     assert_eq!(
         declare_error(FieldTable::new().with("x-queue-type", "bogus")),

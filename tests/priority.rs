@@ -97,7 +97,11 @@ fn a_requeued_message_returns_to_its_place_within_its_priority() {
     first.nack(true).unwrap();
     let mut order = Vec::new();
     while let Some(d) = ch.basic_get("q", GetOptions::no_ack()).unwrap() {
-        order.push(format!("{}{}", body(&d), if d.redelivered() { "(R)" } else { "" }));
+        order.push(format!(
+            "{}{}",
+            body(&d),
+            if d.redelivered() { "(R)" } else { "" }
+        ));
     }
     assert_eq!(order, ["9", "5#1(R)", "5#2", "1"]);
 }
@@ -109,7 +113,9 @@ fn consumers_receive_in_priority_order() {
     publish_all(&ch, &[("a", Some(1)), ("b", Some(2)), ("c", Some(3))]);
     let consumer_ch = conn.open_channel().unwrap();
     consumer_ch.basic_qos(1).unwrap();
-    let consumer = consumer_ch.basic_consume("q", ConsumeOptions::default()).unwrap();
+    let consumer = consumer_ch
+        .basic_consume("q", ConsumeOptions::default())
+        .unwrap();
     let mut got = Vec::new();
     for _ in 0..3 {
         let d = consumer.recv_timeout(PATIENCE).unwrap();
@@ -121,7 +127,10 @@ fn consumers_receive_in_priority_order() {
 
 #[test]
 fn invalid_max_priority_is_refused() {
-    for (value, reason) in [(256, "{max_value_exceeded,256}"), (-1, "{value_negative,-1}")] {
+    for (value, reason) in [
+        (256, "{max_value_exceeded,256}"),
+        (-1, "{value_negative,-1}"),
+    ] {
         let (_b, _c, ch) = setup();
         let err = ch
             .queue_declare(

@@ -80,7 +80,10 @@ fn a_return_is_still_confirmed() {
     let returns = ch.returns();
     mandatory(&ch, "", "nowhere", "m");
     assert!(returns.try_recv().is_ok());
-    assert!(ch.wait_for_confirms().unwrap(), "basic.return then basic.ack");
+    assert!(
+        ch.wait_for_confirms().unwrap(),
+        "basic.return then basic.ack"
+    );
 }
 
 #[test]
@@ -136,5 +139,8 @@ fn the_handle_disconnects_when_the_channel_closes() {
     assert_eq!(returns.recv().unwrap().message.body().as_ref(), b"last");
     assert!(returns.recv().is_err());
     assert_eq!(returns.iter().count(), 0);
-    assert_eq!(ch.returns().try_recv().unwrap_err(), TryRecvError::Disconnected);
+    assert_eq!(
+        ch.returns().try_recv().unwrap_err(),
+        TryRecvError::Disconnected
+    );
 }

@@ -135,7 +135,11 @@ fn per_message_expiration_is_enforced_only_at_the_head() {
     ch.basic_publish("", "q", Message::new("short").expiration_ms(50))
         .unwrap();
     clock.advance(ms(300));
-    assert_eq!(ready(&ch, "q"), 2, "the expired message behind still counts");
+    assert_eq!(
+        ready(&ch, "q"),
+        2,
+        "the expired message behind still counts"
+    );
     assert_eq!(drain(&ch, "q"), ["long"], "short is dropped at the head");
     assert_eq!(ready(&ch, "q"), 0);
 }
@@ -200,7 +204,11 @@ fn a_requeued_message_keeps_its_expiry_time() {
     let d = ch.basic_get("q", GetOptions::default()).unwrap().unwrap();
     clock.advance(ms(150));
     d.nack(true).unwrap();
-    assert_eq!(ready(&ch, "q"), 0, "m1 came back expired; m2 expired meanwhile");
+    assert_eq!(
+        ready(&ch, "q"),
+        0,
+        "m1 came back expired; m2 expired meanwhile"
+    );
 }
 
 #[test]
@@ -241,7 +249,11 @@ fn invalid_ttl_arguments_are_refused_with_rabbitmq_texts() {
         assert!(ch.is_closed());
     }
     let (_c, _b, ch) = manual();
-    declare(&ch, "big", FieldTable::new().with("x-message-ttl", (1i64 << 32) + 1));
+    declare(
+        &ch,
+        "big",
+        FieldTable::new().with("x-message-ttl", (1i64 << 32) + 1),
+    );
     declare(&ch, "zero", FieldTable::new().with("x-message-ttl", 0));
 }
 
@@ -278,13 +290,19 @@ fn consumers_get_and_redeclare_renew_the_lease() {
     let args = FieldTable::new().with("x-expires", 200);
     declare(&ch, "lease", args.clone());
     clock.advance(ms(150));
-    assert!(ch.basic_get("lease", GetOptions::no_ack()).unwrap().is_none());
+    assert!(ch
+        .basic_get("lease", GetOptions::no_ack())
+        .unwrap()
+        .is_none());
     clock.advance(ms(150));
     declare(&ch, "lease", args);
     clock.advance(ms(150));
     let consumer = ch.basic_consume("lease", ConsumeOptions::no_ack()).unwrap();
     clock.advance(ms(10_000));
-    assert!(broker.queue_stats("/", "lease").is_ok(), "a consumer keeps it");
+    assert!(
+        broker.queue_stats("/", "lease").is_ok(),
+        "a consumer keeps it"
+    );
     consumer.cancel().unwrap();
     clock.advance(ms(199));
     assert!(broker.queue_stats("/", "lease").is_ok());
