@@ -1,6 +1,7 @@
 //! A published message as the broker carries it: the message plus where it was published,
 //! shared by every queue it reaches.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use crate::Message;
@@ -28,8 +29,9 @@ pub(crate) struct QueuedMessage {
     /// Delivered before and requeued (AMQP `redelivered`).
     pub(crate) redelivered: bool,
     /// When it expires in this queue (message TTL), in milliseconds since the Unix epoch:
-    /// an absolute time, so that it survives a restart.
-    pub(crate) expires_at: Option<u64>,
+    /// an absolute time, so that it survives a restart. Never 0 (a niche that keeps the
+    /// field at 8 bytes, since every queued message carries it).
+    pub(crate) expires_at: Option<NonZeroU64>,
 }
 
 impl QueuedMessage {

@@ -10,6 +10,7 @@
 //! `reject-publish` a publish that would take it over is refused: the publisher's confirm
 //! is a nack. `reject-publish-dlx` also dead-letters the refused message.
 
+use std::num::NonZeroU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -67,7 +68,7 @@ impl Queue {
 
     /// Returns when a message published now expires in this queue: the smaller of the
     /// queue's `x-message-ttl` and the message's `expiration`.
-    fn expiry_of(&self, envelope: &Envelope) -> Option<u64> {
+    fn expiry_of(&self, envelope: &Envelope) -> Option<NonZeroU64> {
         let queue_ttl = self.config.as_deref().and_then(|c| c.message_ttl);
         let message_ttl = envelope
             .message
@@ -79,7 +80,8 @@ impl Queue {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
         };
-        Some(self.clock.now_millis().saturating_add(ttl))
+        let at = self.clock.now_millis().saturating_add(ttl);
+        Some(NonZeroU64::new(at).unwrap_or(NonZeroU64::MIN))
     }
 
     /// Drops expired heads and, under `drop-head`, heads over the length limits. What is

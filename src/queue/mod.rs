@@ -154,6 +154,9 @@ impl Queue {
             if let Some(max) = config.max_priority {
                 st.ready = ReadyList::with_max_priority(max);
             }
+            if config.max_length_bytes.is_some() {
+                st.ready.count_bytes();
+            }
             st.consumers.single_active = config.single_active_consumer;
         }
         self.may_expire = AtomicBool::new(config.message_ttl.is_some());

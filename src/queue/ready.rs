@@ -19,8 +19,11 @@ pub(crate) struct ReadyList {
     lanes: Option<Box<Lanes>>,
     /// Number of messages (in `messages` or the lanes).
     len: usize,
-    /// Total body bytes of the messages (for `x-max-length-bytes`).
+    /// Total body bytes of the messages, counted only with `count_bytes`.
     bytes: usize,
+    /// Count body bytes (the queue has `x-max-length-bytes`); off for other queues, so that
+    /// taking a message does not have to read its envelope.
+    count_bytes: bool,
 }
 
 impl ReadyList {
@@ -32,15 +35,24 @@ impl ReadyList {
         }
     }
 
+    /// Starts counting body bytes (for `x-max-length-bytes`); call while empty.
+    pub(crate) fn count_bytes(&mut self) {
+        self.count_bytes = true;
+    }
+
     fn added(&mut self, msg: &QueuedMessage) {
         self.len += 1;
-        self.bytes += msg.body_len();
+        if self.count_bytes {
+            self.bytes += msg.body_len();
+        }
     }
 
     fn removed(&mut self, msg: Option<QueuedMessage>) -> Option<QueuedMessage> {
         if let Some(m) = &msg {
             self.len -= 1;
-            self.bytes -= m.body_len();
+            if self.count_bytes {
+                self.bytes -= m.body_len();
+            }
         }
         msg
     }
@@ -77,7 +89,7 @@ impl ReadyList {
     /// Takes a message at the head (of any priority lane) that expired at or before `now`.
     /// Only heads are examined, as RabbitMQ does.
     pub(crate) fn pop_expired(&mut self, now: u64) -> Option<QueuedMessage> {
-        let expired = |m: &QueuedMessage| m.expires_at.is_some_and(|at| at <= now);
+        let expired = |m: &QueuedMessage| m.expires_at.is_some_and(|at| at.get() <= now);
         let msg = match &mut self.lanes {
             Some(lanes) => lanes.pop_expired(expired),
             None => {
@@ -96,7 +108,7 @@ impl ReadyList {
         self.len
     }
 
-    /// Returns the total body bytes of the ready messages.
+    /// Returns the total body bytes of the ready messages (0 unless counting bytes).
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
