@@ -160,7 +160,25 @@ def probe_sac_handover():
           '; publish c:', after_publish, '; s1 channel closes:', got)
 
 
-for p in [probe_mandatory_reject_publish, probe_sac_handover,
+def probe_priority_drop_head():
+    n = q('pdh', {'x-max-priority': 5, 'x-max-length': 2})
+    for body, prio in [('p1', 1), ('p5', 5), ('p3', 3)]:
+        ch.basic_publish('', n, body.encode(), pika.BasicProperties(priority=prio))
+    time.sleep(0.2)
+    print('x-max-priority=5, x-max-length=2, publish p1(1) p5(5) p3(3):', drain(n))
+
+
+def probe_priority_ttl_heads():
+    n = q('pttl', {'x-max-priority': 5})
+    ch.basic_publish('', n, b'long-hi', pika.BasicProperties(priority=5, expiration='10000'))
+    ch.basic_publish('', n, b'short-lo', pika.BasicProperties(priority=1, expiration='50'))
+    time.sleep(0.4)
+    cnt = ch.queue_declare(n, passive=True).method.message_count
+    print('priority queue, expired low-priority head behind a live high one: count', cnt,
+          'then', drain(n))
+
+
+for p in [probe_priority_drop_head, probe_priority_ttl_heads, probe_mandatory_reject_publish, probe_sac_handover,
           probe_ae_dead_end, probe_reject_publish_requeue, probe_xdeath_order,
           probe_consumer_priority, probe_e2e_durability, probe_expires_passive]:
     try:

@@ -1,15 +1,20 @@
 //! Priority queues (`x-max-priority`): higher priority first, FIFO within a priority,
 //! priorities above the maximum clamped to it, no priority = 0, FIFO without the argument,
 //! requeued messages back in their place within their priority, and the 406 texts for an
-//! invalid maximum.
+//! invalid maximum, drop-head and TTL acting on the (highest-priority) head only.
 //!
 //! Expectations were confirmed against RabbitMQ 3.10.8 (docs/rabbitmq-observations.md,
-//! sections 1 "Argument validation" and 14 "Priority").
+//! sections 1 "Argument validation", 14 "Priority" and 16).
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
-use warrenmq::{Channel, ConsumeOptions, FieldTable, GetOptions, Message, QueueDeclareOptions};
+use warrenmq::{
+    Broker, Channel, ConsumeOptions, FieldTable, GetOptions, ManualClock, Message,
+    QueueDeclareOptions,
+};
 
 fn declare_max(ch: &Channel, name: &str, max: i32) {
     ch.queue_declare(
@@ -123,6 +128,44 @@ fn consumers_receive_in_priority_order() {
         d.ack().unwrap();
     }
     assert_eq!(got, ["c", "b", "a"]);
+}
+
+#[test]
+fn drop_head_drops_the_highest_priority_head() {
+    let (_b, _c, ch) = setup();
+    ch.queue_declare(
+        "q",
+        QueueDeclareOptions::default(),
+        FieldTable::new()
+            .with("x-max-priority", 5)
+            .with("x-max-length", 2),
+    )
+    .unwrap();
+    publish_all(&ch, &[("p1", Some(1)), ("p5", Some(5)), ("p3", Some(3))]);
+    assert_eq!(drain(&ch, "q"), ["p3", "p1"]);
+}
+
+#[test]
+fn only_the_head_expires_in_a_priority_queue() {
+    let clock = ManualClock::new();
+    let broker = Broker::builder().clock(clock.clone()).build().unwrap();
+    let ch = broker.connect("/").unwrap().open_channel().unwrap();
+    declare_max(&ch, "q", 5);
+    ch.basic_publish(
+        "",
+        "q",
+        Message::new("long-hi").priority(5).expiration_ms(10_000),
+    )
+    .unwrap();
+    ch.basic_publish(
+        "",
+        "q",
+        Message::new("short-lo").priority(1).expiration_ms(50),
+    )
+    .unwrap();
+    clock.advance(Duration::from_millis(400));
+    assert_eq!(broker.queue_stats("/", "q").unwrap().messages_ready, 2);
+    assert_eq!(drain(&ch, "q"), ["long-hi"]);
 }
 
 #[test]

@@ -49,17 +49,19 @@ impl Lanes {
         self.lanes.iter_mut().rev().find_map(VecDeque::pop_front)
     }
 
-    /// Takes the head of some lane if `expired` says it has expired.
+    /// Takes the head (of the highest non-empty lane) if `expired` says it has expired.
+    /// Heads of lower lanes wait until they are the head, as in RabbitMQ (observed: an
+    /// expired low-priority message behind a live high-priority one still counts).
     pub(crate) fn pop_expired(
         &mut self,
         expired: impl Fn(&QueuedMessage) -> bool,
     ) -> Option<QueuedMessage> {
-        let lane = self
-            .lanes
-            .iter_mut()
-            .rev()
-            .find(|l| l.front().is_some_and(&expired))?;
-        lane.pop_front()
+        let lane = self.lanes.iter_mut().rev().find(|l| !l.is_empty())?;
+        if lane.front().is_some_and(expired) {
+            lane.pop_front()
+        } else {
+            None
+        }
     }
 
     /// Removes every message.

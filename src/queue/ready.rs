@@ -86,8 +86,8 @@ impl ReadyList {
         self.removed(msg)
     }
 
-    /// Takes a message at the head (of any priority lane) that expired at or before `now`.
-    /// Only heads are examined, as RabbitMQ does.
+    /// Takes the message at the head if it expired at or before `now`. Only the head is
+    /// examined, as RabbitMQ does.
     pub(crate) fn pop_expired(&mut self, now: u64) -> Option<QueuedMessage> {
         let expired = |m: &QueuedMessage| m.expires_at.is_some_and(|at| at.get() <= now);
         let msg = match &mut self.lanes {
