@@ -178,7 +178,20 @@ def probe_priority_ttl_heads():
           'then', drain(n))
 
 
-for p in [probe_priority_drop_head, probe_priority_ttl_heads, probe_mandatory_reject_publish, probe_sac_handover,
+def probe_requeue_expired():
+    n = q('rqx', {'x-message-ttl': 200})
+    ch.basic_publish('', n, b'm1')
+    ch.basic_publish('', n, b'm2')
+    time.sleep(0.05)
+    m, _, _ = ch.basic_get(n)
+    time.sleep(0.4)
+    ch.basic_nack(m.delivery_tag, requeue=True)
+    time.sleep(0.1)
+    cnt = ch.queue_declare(n, passive=True).method.message_count
+    print('x-message-ttl=200: m1 held 400 ms then requeued: count', cnt, drain(n))
+
+
+for p in [probe_requeue_expired, probe_priority_drop_head, probe_priority_ttl_heads, probe_mandatory_reject_publish, probe_sac_handover,
           probe_ae_dead_end, probe_reject_publish_requeue, probe_xdeath_order,
           probe_consumer_priority, probe_e2e_durability, probe_expires_passive]:
     try:

@@ -237,6 +237,33 @@ fn invalid_arguments_are_refused_with_rabbitmq_texts() {
         declare_error(FieldTable::new().with("x-queue-type", "bogus")),
         invalid("x-queue-type", "\"unsupported queue type 'bogus'\"")
     );
+    let unacceptable = |arg: &str, v: FieldValue| {
+        declare_error(
+            FieldTable::new()
+                .with("x-dead-letter-exchange", "dlx")
+                .with(arg, v),
+        )
+    };
+    assert_eq!(
+        unacceptable("x-single-active-consumer", "yes".into()),
+        invalid("x-single-active-consumer", "{unacceptable_type,longstr}")
+    );
+    assert_eq!(
+        unacceptable("x-overflow", FieldValue::I32(1)),
+        invalid("x-overflow", "{unacceptable_type,signedint}")
+    );
+    assert_eq!(
+        unacceptable("x-queue-type", FieldValue::I32(1)),
+        invalid("x-queue-type", "{unacceptable_type,signedint}")
+    );
+    assert_eq!(
+        unacceptable("x-dead-letter-routing-key", FieldValue::I32(1)),
+        invalid("x-dead-letter-routing-key", "{unacceptable_type,signedint}")
+    );
+    assert_eq!(
+        declare_error(FieldTable::new().with("x-expires", "1")),
+        invalid("x-expires", "\"expected integer, got longstr\"")
+    );
     assert_eq!(
         declare_error(FieldTable::new().with("x-dead-letter-exchange", FieldValue::I32(1))),
         "PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in \

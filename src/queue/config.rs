@@ -87,28 +87,36 @@ impl QueueConfig {
                 .map_err(|_| invalid("x-max-priority", format!("{{max_value_exceeded,{p}}}")))?;
             config.max_priority = Some(p);
         }
-        if let Some(value) = args.get("x-overflow") {
-            config.overflow = match value.as_str() {
-                Some("drop-head") => Overflow::DropHead,
-                Some("reject-publish") => Overflow::RejectPublish,
-                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+        let unacceptable = |arg: &str, v: &FieldValue| {
+            invalid(arg, format!("{{unacceptable_type,{}}}", v.type_name()))
+        };
+        let string = |arg: &str| -> Result<Option<&str>> {
+            match args.get(arg) {
+                None => Ok(None),
+                Some(v) => v.as_str().map(Some).ok_or_else(|| unacceptable(arg, v)),
+            }
+        };
+        if let Some(overflow) = string("x-overflow")? {
+            config.overflow = match overflow {
+                "drop-head" => Overflow::DropHead,
+                "reject-publish" => Overflow::RejectPublish,
+                "reject-publish-dlx" => Overflow::RejectPublishDlx,
                 _ => return Err(invalid("x-overflow", "invalid_overflow".to_owned())),
             };
         }
-        let string = |arg: &str| -> Result<Option<String>> {
-            match args.get(arg) {
-                None => Ok(None),
-                Some(v) => match v.as_str() {
-                    Some(s) => Ok(Some(s.to_owned())),
-                    None => Err(Error::precondition(format!(
-                        "invalid type '{}' for arg '{arg}' in queue '{queue}' in vhost '{vhost}'",
-                        v.type_name()
-                    ))),
-                },
-            }
-        };
-        config.dead_letter_exchange = string("x-dead-letter-exchange")?;
-        config.dead_letter_routing_key = string("x-dead-letter-routing-key")?;
+        // RabbitMQ words a badly typed dead-letter exchange differently from every other
+        // argument (observed).
+        if let Some(v) = args.get("x-dead-letter-exchange") {
+            let name = v.as_str().ok_or_else(|| {
+                Error::precondition(format!(
+                    "invalid type '{}' for arg 'x-dead-letter-exchange' in queue '{queue}' in \
+                     vhost '{vhost}'",
+                    v.type_name()
+                ))
+            })?;
+            config.dead_letter_exchange = Some(name.to_owned());
+        }
+        config.dead_letter_routing_key = string("x-dead-letter-routing-key")?.map(str::to_owned);
         if config.dead_letter_routing_key.is_some() && config.dead_letter_exchange.is_none() {
             return Err(invalid(
                 "x-dead-letter-routing-key",
@@ -116,30 +124,17 @@ impl QueueConfig {
             ));
         }
         if let Some(value) = args.get("x-single-active-consumer") {
-            config.single_active_consumer = value.as_bool().ok_or_else(|| {
-                Error::precondition(format!(
-                    "invalid type '{}' for arg 'x-single-active-consumer' in queue '{queue}' \
-                     in vhost '{vhost}'",
-                    value.type_name()
-                ))
-            })?;
+            config.single_active_consumer = value
+                .as_bool()
+                .ok_or_else(|| unacceptable("x-single-active-consumer", value))?;
         }
-        if let Some(value) = args.get("x-queue-type") {
-            match value.as_str() {
-                Some("classic") => {}
-                Some(other) => {
-                    return Err(invalid(
-                        "x-queue-type",
-                        format!("\"unsupported queue type '{other}'\""),
-                    ))
-                }
-                None => {
-                    return Err(Error::precondition(format!(
-                        "invalid type '{}' for arg 'x-queue-type' in queue '{queue}' in vhost \
-                         '{vhost}'",
-                        value.type_name()
-                    )))
-                }
+        match string("x-queue-type")? {
+            None | Some("classic") => {}
+            Some(other) => {
+                return Err(invalid(
+                    "x-queue-type",
+                    format!("\"unsupported queue type '{other}'\""),
+                ))
             }
         }
         Ok(config)
@@ -210,6 +205,19 @@ mod tests {
             err(FieldTable::new().with("x-dead-letter-exchange", 1)),
             "PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in \
              queue 'q' in vhost '/'"
+        );
+        assert_eq!(
+            err(FieldTable::new().with("x-overflow", 1)),
+            format!(
+                "{prefix} 'x-overflow' for queue 'q' in vhost '/': {{unacceptable_type,signedint}}"
+            )
+        );
+        assert_eq!(
+            err(FieldTable::new().with("x-single-active-consumer", "yes")),
+            format!(
+                "{prefix} 'x-single-active-consumer' for queue 'q' in vhost '/': \
+                 {{unacceptable_type,longstr}}"
+            )
         );
         assert_eq!(
             parse_expiration("abc").unwrap_err().to_string(),
