@@ -121,6 +121,15 @@ impl ConsumeOptions {
     }
 
     /// Sets the consumer priority (the `x-priority` argument).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{ConsumeOptions, FieldValue};
+    ///
+    /// let options = ConsumeOptions::default().priority(10);
+    /// assert_eq!(options.arguments.get("x-priority"), Some(&FieldValue::I32(10)));
+    /// ```
     #[must_use = "builder methods return the changed options"]
     pub fn priority(mut self, priority: i32) -> Self {
         self.arguments.insert("x-priority", priority);
@@ -139,6 +148,15 @@ pub struct PublishOptions {
 
 impl PublishOptions {
     /// Options for a mandatory publish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::PublishOptions;
+    ///
+    /// assert!(PublishOptions::mandatory().mandatory);
+    /// assert!(!PublishOptions::default().mandatory);
+    /// ```
     pub fn mandatory() -> Self {
         PublishOptions { mandatory: true }
     }
