@@ -14,7 +14,7 @@ use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::exchange::ExchangeSpec;
 use crate::ledger::{Credit, Ledger, Pending};
-use crate::queue::Subscription;
+use crate::queue::{consumer_priority, Subscription};
 use crate::returns::ReturnQueue;
 use crate::sync::{unbounded, Mutex, Receiver, Select, Sender};
 use crate::vhost::{QueueDeclareOk, RoutePreview};
@@ -207,12 +207,12 @@ impl ChannelInner {
         } else {
             self.prefetch.load(Ordering::Relaxed)
         };
-        let priority = options.arguments.get("x-priority").and_then(|v| v.as_i64());
+        let priority = consumer_priority(&options.arguments, &queue.name, &queue.vhost)?;
         let rx = queue.subscribe(Subscription {
             key,
             prefetch,
             exclusive: options.exclusive,
-            priority: priority.map_or(0, |p| p.clamp(i32::MIN.into(), i32::MAX.into()) as i32),
+            priority,
         })?;
         let link = Arc::new(ConsumerLink {
             key,

@@ -116,6 +116,21 @@ fn higher_priority_consumers_receive_while_they_have_credit() {
 }
 
 #[test]
+fn a_non_integer_priority_is_refused() {
+    let (_b, _c, ch) = setup();
+    declare_queue(&ch, "cq");
+    let mut options = ConsumeOptions::default();
+    options.arguments.insert("x-priority", "high");
+    let err = ch.basic_consume("cq", options).unwrap_err();
+    assert_eq!(code(&err), 406);
+    assert_eq!(
+        err.to_string(),
+        "PRECONDITION_FAILED - invalid arg 'x-priority' for queue 'cq' in vhost '/': \
+         \"expected integer, got longstr\""
+    );
+}
+
+#[test]
 fn equal_priorities_share_round_robin() {
     let (_b, _c, ch) = setup();
     declare_queue(&ch, "q");

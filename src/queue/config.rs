@@ -128,6 +128,15 @@ impl QueueConfig {
                 .as_bool()
                 .ok_or_else(|| unacceptable("x-single-active-consumer", value))?;
         }
+        match string("x-queue-mode")? {
+            None | Some("default") | Some("lazy") => {}
+            Some(other) => {
+                return Err(invalid(
+                    "x-queue-mode",
+                    format!("\"unsupported queue mode '{other}'\""),
+                ))
+            }
+        }
         match string("x-queue-type")? {
             None | Some("classic") => {}
             Some(other) => {
@@ -139,6 +148,23 @@ impl QueueConfig {
         }
         Ok(config)
     }
+}
+
+/// Reads a consumer's `x-priority` argument (0 without one).
+///
+/// # Errors
+///
+/// 406 with RabbitMQ's text for a value that is not an integer.
+pub(crate) fn consumer_priority(args: &FieldTable, queue: &str, vhost: &str) -> Result<i32> {
+    let Some(value) = args.get("x-priority") else {
+        return Ok(0);
+    };
+    let n = integer(value).map_err(|reason| {
+        Error::precondition(format!(
+            "invalid arg 'x-priority' for queue '{queue}' in vhost '{vhost}': {reason}"
+        ))
+    })?;
+    Ok(i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX }))
 }
 
 /// Reads an integer argument; the error is RabbitMQ's reason text.
@@ -218,6 +244,16 @@ mod tests {
                 "{prefix} 'x-single-active-consumer' for queue 'q' in vhost '/': \
                  {{unacceptable_type,longstr}}"
             )
+        );
+        assert_eq!(
+            err(FieldTable::new().with("x-queue-mode", "bogus")),
+            format!("{prefix} 'x-queue-mode' for queue 'q' in vhost '/': \"unsupported queue mode 'bogus'\"")
+        );
+        assert_eq!(
+            consumer_priority(&FieldTable::new().with("x-priority", "high"), "q", "/")
+                .unwrap_err()
+                .to_string(),
+            format!("{prefix} 'x-priority' for queue 'q' in vhost '/': \"expected integer, got longstr\"")
         );
         assert_eq!(
             parse_expiration("abc").unwrap_err().to_string(),

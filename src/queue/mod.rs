@@ -25,7 +25,7 @@ use std::sync::{Arc, Weak};
 use consumers::{ConsumerSet, ConsumerSlot};
 use ready::ReadyList;
 
-pub(crate) use config::{parse_expiration, QueueConfig};
+pub(crate) use config::{consumer_priority, parse_expiration, QueueConfig};
 pub(crate) use expiry::{DeadLetter, Reason};
 
 use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
