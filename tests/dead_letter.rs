@@ -371,3 +371,62 @@ fn the_system_clock_sweeper_dead_letters_in_the_background() {
     let d = consumer.recv_timeout(PATIENCE).unwrap();
     assert_eq!(body(&d), "late");
 }
+
+#[test]
+fn concurrent_publishers_rejects_and_drops_lose_nothing() {
+    const PER_THREAD: usize = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
+    let (broker, conn, ch) = setup();
+    declare_exchange(&ch, "dlx", ExchangeKind::Fanout);
+    declare_queue(&ch, "dlq");
+    ch.queue_bind("dlq", "dlx", "", FieldTable::new()).unwrap();
+    declare(
+        &ch,
+        "work",
+        FieldTable::new()
+            .with("x-max-length", 50)
+            .with("x-dead-letter-exchange", "dlx"),
+    );
+    let consumer_ch = conn.open_channel().unwrap();
+    consumer_ch.basic_qos(10).unwrap();
+    let consumer = consumer_ch
+        .basic_consume("work", ConsumeOptions::default())
+        .unwrap();
+    let acked = std::thread::scope(|s| {
+        let publishers: Vec<_> = (0..4)
+            .map(|t| {
+                let ch = conn.open_channel().unwrap();
+                s.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        publish(&ch, "", "work", &format!("{t}-{i}"));
+                    }
+                })
+            })
+            .collect();
+        let mut acked = 0;
+        let mut idle = 0;
+        // Until every publisher is done and the consumer has been idle for a while.
+        while idle < 5 || !publishers.iter().all(|p| p.is_finished()) {
+            match consumer.recv_timeout(Duration::from_millis(50)) {
+                Ok(d) => {
+                    idle = 0;
+                    if d.delivery_tag() % 2 == 0 {
+                        d.ack().unwrap();
+                        acked += 1;
+                    } else {
+                        d.reject(false).unwrap();
+                    }
+                }
+                Err(_) => idle += 1,
+            }
+        }
+        acked
+    });
+    let work = broker.queue_stats("/", "work").unwrap();
+    let dlq = broker.queue_stats("/", "dlq").unwrap();
+    assert_eq!(work.messages(), 0);
+    assert_eq!(acked + dlq.messages_ready, 4 * PER_THREAD);
+}
