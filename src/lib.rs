@@ -92,6 +92,7 @@ mod message;
 mod names;
 mod options;
 mod queue;
+mod returns;
 pub mod routing;
 mod stats;
 mod store;
@@ -100,7 +101,7 @@ mod vhost;
 
 pub use broker::{Broker, BrokerBuilder};
 pub use channel::Channel;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ClockHook, ManualClock, SystemClock};
 pub use connection::Connection;
 pub use consumer::{Consumer, Delivery, Iter, TryIter};
 pub use error::{Error, RecvError, RecvTimeoutError, ReplyCode, Result, TryRecvError};
@@ -108,9 +109,10 @@ pub use exchange::ExchangeKind;
 pub use field_table::{FieldTable, FieldValue};
 pub use message::{DeliveryMode, Message, Properties};
 pub use options::{
-    ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, PublishOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
+pub use returns::{ReturnedMessage, Returns, ReturnsIter, ReturnsTryIter};
 pub use stats::{ExchangeStats, QueueStats};
 pub use store::StoreError;
 pub use vhost::{QueueDeclareOk, RoutePreview};
