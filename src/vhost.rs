@@ -223,12 +223,18 @@ impl VHost {
         }
     }
 
-    fn binding_record(&self, source: &Exchange, queue: &Queue, key: &BindingKey) -> BindingRecord {
+    /// The record of a binding from `source` to the queue or exchange named `destination`.
+    fn binding_record(
+        &self,
+        source: &Exchange,
+        destination: (&str, bool),
+        key: &BindingKey,
+    ) -> BindingRecord {
         BindingRecord {
             vhost: self.name.to_string(),
             source: source.name.to_string(),
-            destination: queue.name.to_string(),
-            destination_is_exchange: false,
+            destination: destination.0.to_owned(),
+            destination_is_exchange: destination.1,
             routing_key: key.key.clone(),
             arguments: key.arguments.table().clone(),
         }
@@ -504,8 +510,9 @@ impl VHost {
             .map_err(|e| Error::precondition(e.0))?;
         if added {
             if source.durable && queue.persistence.is_some() {
-                let stored = self
-                    .persist(|| StoreOp::PutBinding(self.binding_record(&source, &queue, &key)));
+                let stored = self.persist(|| {
+                    StoreOp::PutBinding(self.binding_record(&source, (&queue.name, false), &key))
+                });
                 if let Err(e) = stored {
                     source.unbind(&key);
                     return Err(e);
@@ -547,7 +554,7 @@ impl VHost {
         if source.unbind(&key) {
             if source.durable && queue.persistence.is_some() {
                 self.persist(|| {
-                    StoreOp::DeleteBinding(self.binding_record(&source, &queue, &key))
+                    StoreOp::DeleteBinding(self.binding_record(&source, (&queue.name, false), &key))
                 })?;
             }
             if let Some(list) = topology.inbound.get_mut(&queue.id) {
@@ -776,7 +783,7 @@ impl VHost {
     /// skipped.
     pub(crate) fn recover_binding(&self, record: &BindingRecord) {
         if record.destination_is_exchange {
-            return;
+            return self.recover_exchange_binding(record);
         }
         let (Some(source), Some(queue)) = (
             self.exchanges.get(&record.source).map(|e| Arc::clone(&e)),

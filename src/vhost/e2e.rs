@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::{Destination, VHost};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange};
 use crate::routing::{DestinationId, RoutingInput};
+use crate::store::{BindingRecord, StoreOp};
 use crate::{names, Error, FieldTable, Result};
 
 impl VHost {
@@ -62,9 +63,43 @@ impl VHost {
             .bind(key.clone())
             .map_err(|e| Error::precondition(e.0))?;
         if added {
+            if src.durable && dst.durable {
+                let record = self.binding_record(&src, (&dst.name, true), &key);
+                if let Err(e) = self.persist(|| StoreOp::PutBinding(record)) {
+                    src.unbind(&key);
+                    return Err(e);
+                }
+            }
             topology.inbound.entry(dst.id).or_default().push((src, key));
         }
         Ok(())
+    }
+
+    /// Rebuilds a durable exchange-to-exchange binding at open; skipped if an end is gone.
+    pub(super) fn recover_exchange_binding(&self, record: &BindingRecord) {
+        let (Ok(src), Ok(dst)) = (
+            self.exchange(&record.source),
+            self.exchange(&record.destination),
+        ) else {
+            return;
+        };
+        let key = BindingKey {
+            destination: dst.id,
+            key: record.routing_key.clone(),
+            arguments: ArgumentsKey::new(&record.arguments),
+        };
+        self.destinations
+            .entry(dst.id)
+            .or_insert_with(|| Destination::Exchange(Arc::clone(&dst)));
+        self.e2e_used.store(true, Ordering::Relaxed);
+        if let Ok(true) = src.bind(key.clone()) {
+            self.topology
+                .lock()
+                .inbound
+                .entry(dst.id)
+                .or_default()
+                .push((src, key));
+        }
     }
 
     /// Removes an exchange-to-exchange binding. Removing one that does not exist, even
@@ -91,6 +126,10 @@ impl VHost {
             arguments: ArgumentsKey::new(arguments),
         };
         if src.unbind(&key) {
+            if src.durable && dst.durable {
+                let record = self.binding_record(&src, (&dst.name, true), &key);
+                self.persist(|| StoreOp::DeleteBinding(record))?;
+            }
             if let Some(list) = topology.inbound.get_mut(&dst.id) {
                 list.retain(|(s, k)| !(Arc::ptr_eq(s, &src) && *k == key));
             }
