@@ -1,0 +1,3 @@
+//! Criterion benchmarks of topic matching (work in progress).
+
+fn main() {}

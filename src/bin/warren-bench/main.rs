@@ -1,0 +1,3 @@
+//! The Warren benchmark runner (work in progress).
+
+fn main() {}

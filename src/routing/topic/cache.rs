@@ -1,0 +1,262 @@
+//! A small per-thread cache of routing results, keyed by routing key.
+//!
+//! # Policy
+//!
+//! The cache is two-way set associative: a key may sit in one of two slots of its set, and a
+//! miss replaces the less recently used of the two. It starts at
+//! [`INITIAL_SLOTS`] slots and doubles, up to its capacity, while many lookups evict live
+//! entries. Every entry is tagged with the table's generation, which every bind and unbind
+//! bumps, so an entry from before a change is simply a miss.
+//!
+//! When fewer than one lookup in eight hits (keys that rarely repeat), probing and filling the
+//! cache costs more than it saves, so the cache steps aside: only one lookup in
+//! [`SAMPLE_EVERY`] still uses it, which is enough to notice when the keys start to repeat.
+
+use std::hash::BuildHasher;
+
+use hashbrown::DefaultHashBuilder;
+use smallvec::SmallVec;
+
+use crate::routing::DestinationId;
+
+/// The number of slots a cache starts with.
+pub(crate) const INITIAL_SLOTS: usize = 256;
+/// Lookups per policy decision.
+const WINDOW: u32 = 1024;
+/// While bypassed, one lookup in this many still uses the cache.
+const SAMPLE_EVERY: u32 = 16;
+
+/// One cached result.
+#[derive(Debug)]
+struct Slot {
+    /// The table generation the result was computed at; `u64::MAX` when empty.
+    generation: u64,
+    /// The hash of `key`.
+    hash: u64,
+    /// The routing key (its buffer is reused by later entries).
+    key: String,
+    /// The destinations, in the order the table emitted them.
+    dests: SmallVec<[DestinationId; 4]>,
+}
+
+impl Slot {
+    /// An empty slot.
+    fn empty() -> Self {
+        Slot {
+            generation: u64::MAX,
+            hash: 0,
+            key: String::new(),
+            dests: SmallVec::new(),
+        }
+    }
+}
+
+/// The outcome of [`ResultCache::lookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// The result was appended to the output.
+    Hit,
+    /// Not cached; the key's hash, to hand back to [`ResultCache::insert`].
+    Miss(u64),
+}
+
+/// A bounded routing-result cache for one thread and one router.
+#[derive(Debug)]
+pub(crate) struct ResultCache {
+    /// Pairs of slots (`2 * set` and `2 * set + 1`); the length is a power of two.
+    slots: Vec<Slot>,
+    /// Per set: which of its two slots was used last.
+    recent: Vec<u8>,
+    /// The most slots this cache may grow to.
+    capacity: usize,
+    /// Hashes routing keys.
+    hasher: DefaultHashBuilder,
+    /// Lookups, hits and evictions of live entries in the current window.
+    lookups: u32,
+    /// See `lookups`.
+    hits: u32,
+    /// See `lookups`.
+    evictions: u32,
+    /// Whether the cache is stepping aside for low hit rate.
+    bypass: bool,
+    /// Counts lookups while bypassed, to sample one in `SAMPLE_EVERY`.
+    tick: u32,
+}
+
+impl ResultCache {
+    /// Creates an empty cache that may grow to `capacity` slots (rounded up to a power of two).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(2).next_power_of_two();
+        let slots = INITIAL_SLOTS.min(capacity);
+        ResultCache {
+            slots: (0..slots).map(|_| Slot::empty()).collect(),
+            recent: vec![0; slots / 2],
+            capacity,
+            hasher: DefaultHashBuilder::default(),
+            lookups: 0,
+            hits: 0,
+            evictions: 0,
+            bypass: false,
+            tick: 0,
+        }
+    }
+
+    /// Whether this lookup should use the cache at all.
+    #[inline]
+    pub(crate) fn should_probe(&mut self) -> bool {
+        if !self.bypass {
+            return true;
+        }
+        self.tick = self.tick.wrapping_add(1);
+        self.tick % SAMPLE_EVERY == 0
+    }
+
+    /// Appends the cached result for `key` at table generation `generation` to `out`, if any.
+    #[inline]
+    pub(crate) fn lookup(
+        &mut self,
+        key: &str,
+        generation: u64,
+        out: &mut Vec<DestinationId>,
+    ) -> Probe {
+        let hash = self.hasher.hash_one(key);
+        let set = self.set_of(hash);
+        for way in 0..2 {
+            let slot = &self.slots[2 * set + way];
+            if slot.generation == generation && slot.hash == hash && slot.key == key {
+                out.extend_from_slice(&slot.dests);
+                self.recent[set] = way as u8;
+                self.hits += 1;
+                self.count_lookup();
+                return Probe::Hit;
+            }
+        }
+        Probe::Miss(hash)
+    }
+
+    /// Caches `dests` as the result for `key` (whose hash `lookup` returned) at `generation`.
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: &str,
+        generation: u64,
+        dests: &[DestinationId],
+    ) {
+        let set = self.set_of(hash);
+        // Replace a stale entry if the set has one, else the less recently used.
+        let lru = usize::from(self.recent[set] == 0);
+        let way = if self.slots[2 * set + lru].generation != generation {
+            lru
+        } else if self.slots[2 * set + (1 - lru)].generation != generation {
+            1 - lru
+        } else {
+            lru
+        };
+        let slot = &mut self.slots[2 * set + way];
+        if slot.generation == generation {
+            self.evictions += 1;
+        }
+        slot.generation = generation;
+        slot.hash = hash;
+        slot.key.clear();
+        slot.key.push_str(key);
+        slot.dests.clear();
+        slot.dests.extend_from_slice(dests);
+        self.recent[set] = way as u8;
+        self.count_lookup();
+    }
+
+    /// The set a hash falls in.
+    #[inline]
+    fn set_of(&self, hash: u64) -> usize {
+        // The low bits pick the hashbrown group; use high bits here to stay independent.
+        (hash >> 32) as usize & (self.recent.len() - 1)
+    }
+
+    /// Counts one lookup and, at the end of a window, decides whether to grow or step aside.
+    fn count_lookup(&mut self) {
+        self.lookups += 1;
+        if self.lookups < WINDOW {
+            return;
+        }
+        let thrashing = self.evictions * 4 > self.lookups;
+        if thrashing && self.slots.len() < self.capacity {
+            self.grow();
+            self.bypass = false;
+        } else {
+            self.bypass = self.hits * 8 < self.lookups;
+        }
+        self.lookups = 0;
+        self.hits = 0;
+        self.evictions = 0;
+    }
+
+    /// Doubles the number of slots, dropping the entries (they refill on the next misses).
+    fn grow(&mut self) {
+        let slots = self.slots.len() * 2;
+        self.slots = (0..slots).map(|_| Slot::empty()).collect();
+        self.recent = vec![0; slots / 2];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Probe, ResultCache, INITIAL_SLOTS, WINDOW};
+    use crate::routing::DestinationId;
+
+    fn d(raw: u64) -> DestinationId {
+        DestinationId::new(raw)
+    }
+
+    #[test]
+    fn hit_only_at_the_same_generation() {
+        let mut cache = ResultCache::new(1024);
+        let mut out = Vec::new();
+        let Probe::Miss(hash) = cache.lookup("a.b", 1, &mut out) else {
+            panic!("an empty cache hit");
+        };
+        cache.insert(hash, "a.b", 1, &[d(1), d(2)]);
+        assert_eq!(cache.lookup("a.b", 1, &mut out), Probe::Hit);
+        assert_eq!(out, [d(1), d(2)]);
+        assert!(matches!(cache.lookup("a.b", 2, &mut out), Probe::Miss(_)));
+        assert!(matches!(cache.lookup("a.c", 1, &mut out), Probe::Miss(_)));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn grows_when_thrashing_then_steps_aside_for_unique_keys() {
+        let mut cache = ResultCache::new(1024);
+        let mut out = Vec::new();
+        for i in 0..(4 * WINDOW) {
+            let key = format!("k{i}");
+            if let Probe::Miss(hash) = cache.lookup(&key, 1, &mut out) {
+                cache.insert(hash, &key, 1, &[]);
+            }
+        }
+        assert!(cache.slots.len() > INITIAL_SLOTS);
+        for i in 0..(8 * WINDOW) {
+            let key = format!("u{i}");
+            if cache.should_probe() {
+                if let Probe::Miss(hash) = cache.lookup(&key, 1, &mut out) {
+                    cache.insert(hash, &key, 1, &[]);
+                }
+            }
+        }
+        assert!(cache.bypass, "unique keys never hit");
+    }
+
+    #[test]
+    fn repeated_keys_keep_it_on() {
+        let mut cache = ResultCache::new(1024);
+        let mut out = Vec::new();
+        for i in 0..(4 * WINDOW) {
+            let key = format!("k{}", i % 100);
+            assert!(cache.should_probe());
+            if let Probe::Miss(hash) = cache.lookup(&key, 1, &mut out) {
+                cache.insert(hash, &key, 1, &[d(i.into())]);
+            }
+        }
+        assert!(!cache.bypass);
+        assert_eq!(cache.slots.len(), INITIAL_SLOTS);
+    }
+}
