@@ -7,9 +7,9 @@
 use smallvec::SmallVec;
 
 /// The words of a routing key or binding key: split on `.`, except that the empty key has none.
-pub(crate) fn words(s: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn words(s: &str) -> impl DoubleEndedIterator<Item = &str> {
     // `"".split('.')` yields one empty word; RabbitMQ gives the empty key no words at all.
-    s.split('.').take(if s.is_empty() { 0 } else { usize::MAX })
+    (!s.is_empty()).then(|| s.split('.')).into_iter().flatten()
 }
 
 /// Returns `true` if a message with routing key `key` matches the binding key `pattern` under

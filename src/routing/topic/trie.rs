@@ -1,8 +1,10 @@
 //! The word-level trie that holds every binding key containing `*` or `#`.
 //!
-//! Each node is a pattern prefix. A node's `*` and `#` children are fields of the node; its
-//! literal children live in one table keyed by `(node, interned word)`, as in RabbitMQ's
-//! trie exchange, so a node costs the same whether it has one child or a thousand.
+//! Each node is a pattern prefix. A node's `*` and `#` children are fields of the node. Its
+//! literal children (by interned word) sit in a short list inside the node while there are
+//! few, so the common lookup touches no other memory; a node with many moves them to one
+//! table keyed by `(node, word)`, as in RabbitMQ's trie exchange, so that adding a child
+//! stays O(1) however many there are.
 //!
 //! # Matching
 //!
@@ -10,6 +12,12 @@
 //! after any of the positions `p..=n`; the walk remembers, per `#` node, the lowest position
 //! it has been expanded from, so no `(node, position)` pair is ever visited twice. That keeps
 //! `#.#.#.a` linear in the key length, where a backtracking matcher is cubic.
+//!
+//! Each node also knows how many more key words the patterns below it can take: at least
+//! `min_rest` (their words other than `#`), at most `max_rest` (unbounded below a `#`). The
+//! walk skips a node whose bounds exclude the words left, and expands a `#` only at the
+//! positions its subtree can finish from. Binding widens the bounds along the pattern's path;
+//! unbinding leaves them as they were, so they may be wider than needed but never too narrow.
 //!
 //! # Invariants
 //!
@@ -36,6 +44,10 @@ const STAR_EDGE: u32 = u32::MAX;
 const HASH_EDGE: u32 = u32::MAX - 1;
 /// The word id of a routing-key word that no binding uses: it matches only `*` and `#`.
 const UNKNOWN_WORD: u32 = u32::MAX;
+/// `Node::max_rest` below a `#`: any number of words.
+const UNBOUNDED: u32 = u32::MAX;
+/// A node keeps at most this many literal children in its own list.
+const SMALL_CHILDREN: usize = 8;
 
 /// One pattern prefix.
 #[derive(Debug)]
@@ -44,8 +56,16 @@ struct Node {
     star: u32,
     /// The child reached by `#`, or `NONE`.
     hash: u32,
-    /// How many literal children this node has in `Trie::edges`.
+    /// The fewest key words, after this node, that a pattern below it can match.
+    min_rest: u32,
+    /// The most key words, after this node, that a pattern below it can match (or `UNBOUNDED`).
+    max_rest: u32,
+    /// How many literal children this node has.
     literals: u32,
+    /// Whether the literal children are in `Trie::edges` rather than in `small`.
+    big: bool,
+    /// The literal children as `(word, child)`, while there are at most `SMALL_CHILDREN`.
+    small: SmallVec<[(u32, u32); 2]>,
     /// The parent node (`NONE` for the root and for free nodes).
     parent: u32,
     /// How the parent reaches this node: a word id, `STAR_EDGE` or `HASH_EDGE`.
@@ -60,11 +80,22 @@ impl Node {
         Node {
             star: NONE,
             hash: NONE,
+            // Empty bounds (min > max) until a pattern passes through.
+            min_rest: UNBOUNDED,
+            max_rest: 0,
             literals: 0,
+            big: false,
+            small: SmallVec::new(),
             parent,
             edge,
             dests: SmallVec::new(),
         }
+    }
+
+    /// Whether a pattern below this node could match exactly `rest` more key words.
+    #[inline]
+    fn fits(&self, rest: u32) -> bool {
+        self.min_rest <= rest && rest <= self.max_rest
     }
 
     /// Whether the node has no children.
@@ -80,7 +111,7 @@ pub(crate) struct Trie {
     nodes: Vec<Node>,
     /// Freed arena slots, reused before the arena grows.
     free: Vec<u32>,
-    /// Literal edges: `(parent << 32) | word` → child.
+    /// Literal edges of the nodes with many children: `(parent << 32) | word` → child.
     edges: HashMap<u64, u32>,
     /// The literal words used by edges.
     words: Interner<Box<str>>,
@@ -120,12 +151,20 @@ impl Trie {
         let child = match word {
             "*" => n.star,
             "#" => n.hash,
-            _ => {
-                let id = self.words.get(word)?;
-                *self.edges.get(&edge_key(node, id))?
-            }
+            _ => return self.literal(node, self.words.get(word)?),
         };
         (child != NONE).then_some(child)
+    }
+
+    /// Returns the child of `node` along the interned word `word`, if it exists.
+    #[inline]
+    fn literal(&self, node: u32, word: u32) -> Option<u32> {
+        let n = &self.nodes[node as usize];
+        if n.big {
+            self.edges.get(&edge_key(node, word)).copied()
+        } else {
+            n.small.iter().find(|(w, _)| *w == word).map(|(_, c)| *c)
+        }
     }
 
     /// Returns the node of `pattern`, if it exists.
@@ -141,19 +180,45 @@ impl Trie {
 
     /// Binds `dest` with `pattern`; returns `false` if it already was.
     pub(crate) fn insert(&mut self, pattern: &str, dest: u32) -> bool {
+        let mut path: SmallVec<[u32; 16]> = SmallVec::new();
         let mut node = ROOT;
+        path.push(node);
         for word in words(pattern) {
             node = match self.child(node, word) {
                 Some(child) => child,
                 None => self.add_child(node, word),
             };
+            path.push(node);
         }
         let dests = &mut self.nodes[node as usize].dests;
         if dests.contains(&dest) {
             return false;
         }
         dests.push(dest);
+        self.widen_bounds(&path, pattern);
         true
+    }
+
+    /// Widens the bounds of each node on `path` (the nodes of `pattern`, root first) to
+    /// admit the rest of the pattern after it.
+    fn widen_bounds(&mut self, path: &[u32], pattern: &str) {
+        let (mut min_rest, mut max_rest) = (0_u32, 0_u32);
+        let mut nodes = path.iter().rev();
+        let mut words = words(pattern).rev();
+        loop {
+            let Some(&node) = nodes.next() else { break };
+            let n = &mut self.nodes[node as usize];
+            n.min_rest = n.min_rest.min(min_rest);
+            n.max_rest = n.max_rest.max(max_rest);
+            match words.next() {
+                Some("#") => max_rest = UNBOUNDED,
+                Some(_) => {
+                    min_rest = min_rest.saturating_add(1);
+                    max_rest = max_rest.saturating_add(1).min(UNBOUNDED);
+                }
+                None => break,
+            }
+        }
     }
 
     /// Creates the child of `parent` along `word`.
@@ -180,7 +245,17 @@ impl Trie {
             HASH_EDGE => p.hash = child,
             word => {
                 p.literals += 1;
-                self.edges.insert(edge_key(parent, word), child);
+                if !p.big && p.small.len() < SMALL_CHILDREN {
+                    p.small.push((word, child));
+                } else {
+                    if !p.big {
+                        p.big = true;
+                        let small = std::mem::take(&mut p.small);
+                        let moved = small.into_iter().map(|(w, c)| (edge_key(parent, w), c));
+                        self.edges.extend(moved);
+                    }
+                    self.edges.insert(edge_key(parent, word), child);
+                }
             }
         }
         child
@@ -219,7 +294,12 @@ impl Trie {
             HASH_EDGE => p.hash = NONE,
             word => {
                 p.literals -= 1;
-                self.edges.remove(&edge_key(parent, word));
+                if p.big {
+                    self.edges.remove(&edge_key(parent, word));
+                    p.big = p.literals > 0;
+                } else {
+                    p.small.retain(|(w, _)| *w != word);
+                }
                 self.words.release(word);
             }
         }
@@ -239,8 +319,12 @@ impl Trie {
         walk.stack.push((ROOT, 0));
         while let Some((id, pos)) = walk.stack.pop() {
             let node = &self.nodes[id as usize];
+            if !node.fits(n - pos) {
+                continue;
+            }
             if pos == n {
                 node.dests.iter().for_each(|&d| emit(d));
+                // Only a `#` child can still match, with zero words.
             }
             if node.hash != NONE {
                 self.expand_hash(node.hash, pos, n, walk, &mut emit);
@@ -251,7 +335,7 @@ impl Trie {
                 }
                 let word = tokens[pos as usize];
                 if node.literals > 0 && word != UNKNOWN_WORD {
-                    if let Some(&child) = self.edges.get(&edge_key(id, word)) {
+                    if let Some(child) = self.literal(id, word) {
                         walk.stack.push((child, pos + 1));
                     }
                 }
@@ -274,13 +358,18 @@ impl Trie {
             node.dests.iter().for_each(|&d| emit(d));
             return;
         }
+        // The `#` may stop after any position whose remaining words its subtree can take.
+        let first = pos.max(n.saturating_sub(node.max_rest));
+        let Some(last) = n.checked_sub(node.min_rest) else {
+            return;
+        };
         let seen = &mut walk.hash_from[hash as usize];
-        let done_from = if seen.0 == walk.epoch { seen.1 } else { n + 1 };
-        if pos >= done_from {
+        let end = if seen.0 == walk.epoch { seen.1 } else { last + 1 };
+        if first >= end {
             return;
         }
-        *seen = (walk.epoch, pos);
-        walk.stack.extend((pos..done_from).map(|p| (hash, p)));
+        *seen = (walk.epoch, first);
+        walk.stack.extend((first..end).map(|p| (hash, p)));
     }
 
     /// Estimates the bytes held.
@@ -288,8 +377,11 @@ impl Trie {
         let spilled: usize = self
             .nodes
             .iter()
-            .filter(|n| n.dests.spilled())
-            .map(|n| n.dests.capacity() * size_of::<u32>())
+            .map(|n| {
+                let dests = if n.dests.spilled() { n.dests.capacity() * 4 } else { 0 };
+                let small = if n.small.spilled() { n.small.capacity() * 8 } else { 0 };
+                dests + small
+            })
             .sum();
         self.nodes.capacity() * size_of::<Node>()
             + spilled
