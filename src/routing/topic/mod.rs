@@ -5,6 +5,7 @@
 //!
 //! - `reference`: [`topic_matches`], the plain matcher everything else is checked against.
 //! - `intern`: words and destinations as dense integer ids.
+//! - `node`: one trie node: children, bounds, destinations.
 //! - `trie`: the word trie of binding keys with wildcards, and its memoised walk.
 //! - `table`: exact keys in a hash map, the rest in the trie.
 //! - `scratch`: per-thread, reusable working memory of a route.
@@ -14,6 +15,7 @@
 
 mod cache;
 mod intern;
+mod node;
 mod reference;
 mod router;
 mod scratch;

@@ -6,7 +6,7 @@
 //! O(1). The arrays grow with the table and are never shrunk, so once warm a route allocates
 //! nothing.
 
-use super::intern::Interner;
+use super::node::Dest;
 use crate::routing::DestinationId;
 
 /// Working memory for one thread's routes through one router.
@@ -67,18 +67,13 @@ impl Scratch {
 }
 
 impl Emitted {
-    /// Appends the destination with dense id `id` to `out` unless this route already did.
+    /// Appends `dest` to `out` unless this route already did.
     #[inline]
-    pub(crate) fn emit(
-        &mut self,
-        id: u32,
-        dests: &Interner<DestinationId>,
-        out: &mut Vec<DestinationId>,
-    ) {
-        let stamp = &mut self.stamps[id as usize];
+    pub(crate) fn emit(&mut self, dest: Dest, out: &mut Vec<DestinationId>) {
+        let stamp = &mut self.stamps[dest.dense as usize];
         if *stamp != self.epoch {
             *stamp = self.epoch;
-            out.push(*dests.key(id));
+            out.push(dest.raw);
         }
     }
 }
@@ -86,19 +81,21 @@ impl Emitted {
 #[cfg(test)]
 mod tests {
     use super::Scratch;
-    use crate::routing::topic::intern::Interner;
+    use crate::routing::topic::node::Dest;
     use crate::routing::DestinationId;
 
     #[test]
     fn emits_each_destination_once_per_route() {
-        let mut dests = Interner::default();
-        let a = dests.acquire(&DestinationId::new(7), |d| *d);
+        let a = Dest {
+            dense: 1,
+            raw: DestinationId::new(7),
+        };
         let mut scratch = Scratch::default();
         let mut out = Vec::new();
         for _ in 0..3 {
-            scratch.begin(0, dests.id_bound());
-            scratch.emitted.emit(a, &dests, &mut out);
-            scratch.emitted.emit(a, &dests, &mut out);
+            scratch.begin(0, 2);
+            scratch.emitted.emit(a, &mut out);
+            scratch.emitted.emit(a, &mut out);
         }
         assert_eq!(out, [DestinationId::new(7); 3]);
     }

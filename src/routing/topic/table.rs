@@ -10,6 +10,7 @@ use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use super::intern::Interner;
+use super::node::Dest;
 use super::reference::words;
 use super::scratch::Scratch;
 use super::size::hash_map_bytes;
@@ -19,8 +20,8 @@ use crate::routing::DestinationId;
 /// All bindings of one topic router. Bind and unbind cost O(words of the key).
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    /// Binding keys without wildcards → dense ids of the destinations bound with them.
-    exact: HashMap<Box<str>, SmallVec<[u32; 2]>>,
+    /// Binding keys without wildcards → the destinations bound with them.
+    exact: HashMap<Box<str>, SmallVec<[Dest; 1]>>,
     /// Binding keys with wildcards.
     trie: Trie,
     /// Destination → dense id, counted once per binding that uses it.
@@ -55,7 +56,8 @@ impl Table {
         if has_wildcard(pattern) {
             self.trie.contains(pattern, id)
         } else {
-            self.exact.get(pattern).is_some_and(|ids| ids.contains(&id))
+            let dests = self.exact.get(pattern);
+            dests.is_some_and(|dests| dests.iter().any(|d| d.dense == id))
         }
     }
 
@@ -64,11 +66,12 @@ impl Table {
         if self.contains(dest, pattern) {
             return false;
         }
-        let id = self.dests.acquire(&dest, |d| *d);
+        let dense = self.dests.acquire(&dest, |d| *d);
+        let dest = Dest { dense, raw: dest };
         if has_wildcard(pattern) {
-            self.trie.insert(pattern, id);
+            self.trie.insert(pattern, dest);
         } else {
-            self.exact.entry_ref(pattern).or_default().push(id);
+            self.exact.entry_ref(pattern).or_default().push(dest);
         }
         self.bindings += 1;
         self.generation += 1;
@@ -95,14 +98,14 @@ impl Table {
 
     /// Removes destination `id` from the exact key `pattern`.
     fn remove_exact(&mut self, pattern: &str, id: u32) -> bool {
-        let Some(ids) = self.exact.get_mut(pattern) else {
+        let Some(dests) = self.exact.get_mut(pattern) else {
             return false;
         };
-        let Some(at) = ids.iter().position(|&d| d == id) else {
+        let Some(at) = dests.iter().position(|d| d.dense == id) else {
             return false;
         };
-        ids.swap_remove(at);
-        if ids.is_empty() {
+        dests.swap_remove(at);
+        if dests.is_empty() {
             self.exact.remove(pattern);
         }
         true
@@ -116,16 +119,14 @@ impl Table {
             walk,
             emitted,
         } = scratch;
-        if let Some(ids) = self.exact.get(key) {
-            ids.iter()
-                .for_each(|&id| emitted.emit(id, &self.dests, out));
+        if let Some(dests) = self.exact.get(key) {
+            dests.iter().for_each(|&d| emitted.emit(d, out));
         }
         if self.trie.is_empty() {
             return;
         }
         self.trie.tokenize(key, tokens);
-        self.trie
-            .walk(tokens, walk, |id| emitted.emit(id, &self.dests, out));
+        self.trie.walk(tokens, walk, |d| emitted.emit(d, out));
     }
 
     /// Estimates the bytes held.
@@ -133,8 +134,12 @@ impl Table {
         let exact_heap: usize = self
             .exact
             .iter()
-            .map(|(key, ids)| {
-                let spilled = if ids.spilled() { ids.capacity() * 4 } else { 0 };
+            .map(|(key, dests)| {
+                let spilled = if dests.spilled() {
+                    dests.capacity() * size_of::<Dest>()
+                } else {
+                    0
+                };
                 key.len() + spilled
             })
             .sum();

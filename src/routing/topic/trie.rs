@@ -2,9 +2,9 @@
 //!
 //! Each node is a pattern prefix. A node's `*` and `#` children are fields of the node. Its
 //! literal children (by interned word) sit in a short list inside the node while there are
-//! few, so the common lookup touches no other memory; a node with many moves them to one
-//! table keyed by `(node, word)`, as in RabbitMQ's trie exchange, so that adding a child
-//! stays O(1) however many there are.
+//! few, so the common lookup touches no other memory; a node with many moves them to a hash
+//! map of its own, so that adding a child stays O(1) however many there are (see
+//! [`Node`](super::node::Node)).
 //!
 //! # Matching
 //!
@@ -26,109 +26,54 @@
 
 use std::mem::size_of;
 
-use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use super::intern::Interner;
+use super::node::{Dest, Node, NONE, UNBOUNDED};
 use super::reference::words;
 use super::scratch::WalkState;
-use super::size::hash_map_bytes;
 
-/// No node: an absent `*`/`#` child, or the root's parent.
-const NONE: u32 = u32::MAX;
 /// The root node, present even in an empty trie.
 const ROOT: u32 = 0;
-/// `Node::edge` of a node reached by `*`.
+/// `Link::edge` of a node reached by `*`.
 const STAR_EDGE: u32 = u32::MAX;
-/// `Node::edge` of a node reached by `#`.
+/// `Link::edge` of a node reached by `#`.
 const HASH_EDGE: u32 = u32::MAX - 1;
 /// The word id of a routing-key word that no binding uses: it matches only `*` and `#`.
 const UNKNOWN_WORD: u32 = u32::MAX;
-/// `Node::max_rest` below a `#`: any number of words.
-const UNBOUNDED: u32 = u32::MAX;
-/// A node keeps at most this many literal children in its own list.
-const SMALL_CHILDREN: usize = 8;
 
-/// One pattern prefix.
-#[derive(Debug)]
-struct Node {
-    /// The child reached by `*`, or `NONE`.
-    star: u32,
-    /// The child reached by `#`, or `NONE`.
-    hash: u32,
-    /// The fewest key words, after this node, that a pattern below it can match.
-    min_rest: u32,
-    /// The most key words, after this node, that a pattern below it can match (or `UNBOUNDED`).
-    max_rest: u32,
-    /// How many literal children this node has.
-    literals: u32,
-    /// Whether the literal children are in `Trie::edges` rather than in `small`.
-    big: bool,
-    /// The literal children as `(word, child)`, while there are at most `SMALL_CHILDREN`.
-    small: SmallVec<[(u32, u32); 2]>,
+/// How a node hangs from its parent; only unbinding needs it, so it is kept apart from the
+/// nodes the walk reads.
+#[derive(Clone, Copy, Debug)]
+struct Link {
     /// The parent node (`NONE` for the root and for free nodes).
     parent: u32,
-    /// How the parent reaches this node: a word id, `STAR_EDGE` or `HASH_EDGE`.
+    /// A word id, `STAR_EDGE` or `HASH_EDGE`.
     edge: u32,
-    /// Dense ids of the destinations bound with exactly this pattern.
-    dests: SmallVec<[u32; 2]>,
 }
 
-impl Node {
-    /// A fresh node below `parent`.
-    fn new(parent: u32, edge: u32) -> Self {
-        Node {
-            star: NONE,
-            hash: NONE,
-            // Empty bounds (min > max) until a pattern passes through.
-            min_rest: UNBOUNDED,
-            max_rest: 0,
-            literals: 0,
-            big: false,
-            small: SmallVec::new(),
-            parent,
-            edge,
-            dests: SmallVec::new(),
-        }
-    }
-
-    /// Whether a pattern below this node could match exactly `rest` more key words.
-    #[inline]
-    fn fits(&self, rest: u32) -> bool {
-        self.min_rest <= rest && rest <= self.max_rest
-    }
-
-    /// Whether the node has no children.
-    fn is_leaf(&self) -> bool {
-        self.star == NONE && self.hash == NONE && self.literals == 0
-    }
-}
-
-/// The trie of wildcard patterns; destinations are dense ids from the table's interner.
+/// The trie of wildcard patterns.
 #[derive(Debug)]
 pub(crate) struct Trie {
     /// Node arena; index 0 is the root.
     nodes: Vec<Node>,
+    /// Parent links, by node index.
+    links: Vec<Link>,
     /// Freed arena slots, reused before the arena grows.
     free: Vec<u32>,
-    /// Literal edges of the nodes with many children: `(parent << 32) | word` → child.
-    edges: HashMap<u64, u32>,
     /// The literal words used by edges.
     words: Interner<Box<str>>,
-}
-
-/// The key of a literal edge.
-#[inline]
-fn edge_key(parent: u32, word: u32) -> u64 {
-    (u64::from(parent) << 32) | u64::from(word)
 }
 
 impl Default for Trie {
     fn default() -> Self {
         Trie {
-            nodes: vec![Node::new(NONE, NONE)],
+            nodes: vec![Node::new()],
+            links: vec![Link {
+                parent: NONE,
+                edge: NONE,
+            }],
             free: Vec::new(),
-            edges: HashMap::new(),
             words: Interner::default(),
         }
     }
@@ -142,7 +87,8 @@ impl Trie {
 
     /// Whether the trie holds no pattern.
     pub(crate) fn is_empty(&self) -> bool {
-        self.nodes[ROOT as usize].is_leaf() && self.nodes[ROOT as usize].dests.is_empty()
+        let root = &self.nodes[ROOT as usize];
+        root.is_leaf() && root.dests.is_empty()
     }
 
     /// Returns the child of `node` along one pattern word, if it exists.
@@ -151,20 +97,9 @@ impl Trie {
         let child = match word {
             "*" => n.star,
             "#" => n.hash,
-            _ => return self.literal(node, self.words.get(word)?),
+            _ => return n.literal(self.words.get(word)?),
         };
         (child != NONE).then_some(child)
-    }
-
-    /// Returns the child of `node` along the interned word `word`, if it exists.
-    #[inline]
-    fn literal(&self, node: u32, word: u32) -> Option<u32> {
-        let n = &self.nodes[node as usize];
-        if n.big {
-            self.edges.get(&edge_key(node, word)).copied()
-        } else {
-            n.small.iter().find(|(w, _)| *w == word).map(|(_, c)| *c)
-        }
     }
 
     /// Returns the node of `pattern`, if it exists.
@@ -172,14 +107,16 @@ impl Trie {
         words(pattern).try_fold(ROOT, |node, word| self.child(node, word))
     }
 
-    /// Whether destination `dest` is bound with `pattern`.
-    pub(crate) fn contains(&self, pattern: &str, dest: u32) -> bool {
-        self.find(pattern)
-            .is_some_and(|node| self.nodes[node as usize].dests.contains(&dest))
+    /// Whether the destination with dense id `dense` is bound with `pattern`.
+    pub(crate) fn contains(&self, pattern: &str, dense: u32) -> bool {
+        self.find(pattern).is_some_and(|node| {
+            let dests = &self.nodes[node as usize].dests;
+            dests.iter().any(|d| d.dense == dense)
+        })
     }
 
     /// Binds `dest` with `pattern`; returns `false` if it already was.
-    pub(crate) fn insert(&mut self, pattern: &str, dest: u32) -> bool {
+    pub(crate) fn insert(&mut self, pattern: &str, dest: Dest) -> bool {
         let mut path: SmallVec<[u32; 16]> = SmallVec::new();
         let mut node = ROOT;
         path.push(node);
@@ -191,7 +128,7 @@ impl Trie {
             path.push(node);
         }
         let dests = &mut self.nodes[node as usize].dests;
-        if dests.contains(&dest) {
+        if dests.iter().any(|d| d.dense == dest.dense) {
             return false;
         }
         dests.push(dest);
@@ -202,19 +139,18 @@ impl Trie {
     /// Widens the bounds of each node on `path` (the nodes of `pattern`, root first) to
     /// admit the rest of the pattern after it.
     fn widen_bounds(&mut self, path: &[u32], pattern: &str) {
-        let (mut min_rest, mut max_rest) = (0_u32, 0_u32);
-        let mut nodes = path.iter().rev();
+        // Words the rest of the pattern takes: at least `min`, at most `max` (None: unbounded).
+        let (mut min, mut max) = (0_u32, Some(0_u32));
         let mut words = words(pattern).rev();
-        loop {
-            let Some(&node) = nodes.next() else { break };
-            let n = &mut self.nodes[node as usize];
-            n.min_rest = n.min_rest.min(min_rest);
-            n.max_rest = n.max_rest.max(max_rest);
+        for &node in path.iter().rev() {
+            let min16 = u16::try_from(min).unwrap_or(UNBOUNDED);
+            let max16 = max.and_then(|m| u16::try_from(m).ok()).unwrap_or(UNBOUNDED);
+            self.nodes[node as usize].widen(min16, max16);
             match words.next() {
-                Some("#") => max_rest = UNBOUNDED,
+                Some("#") => max = None,
                 Some(_) => {
-                    min_rest = min_rest.saturating_add(1);
-                    max_rest = max_rest.saturating_add(1).min(UNBOUNDED);
+                    min = min.saturating_add(1);
+                    max = max.map(|m| m.saturating_add(1));
                 }
                 None => break,
             }
@@ -228,14 +164,17 @@ impl Trie {
             "#" => HASH_EDGE,
             _ => self.words.acquire(word, |w| Box::from(w)),
         };
+        let link = Link { parent, edge };
         let child = match self.free.pop() {
             Some(id) => {
-                self.nodes[id as usize] = Node::new(parent, edge);
+                self.nodes[id as usize] = Node::new();
+                self.links[id as usize] = link;
                 id
             }
             None => {
                 let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 trie nodes");
-                self.nodes.push(Node::new(parent, edge));
+                self.nodes.push(Node::new());
+                self.links.push(link);
                 id
             }
         };
@@ -243,32 +182,19 @@ impl Trie {
         match edge {
             STAR_EDGE => p.star = child,
             HASH_EDGE => p.hash = child,
-            word => {
-                p.literals += 1;
-                if !p.big && p.small.len() < SMALL_CHILDREN {
-                    p.small.push((word, child));
-                } else {
-                    if !p.big {
-                        p.big = true;
-                        let small = std::mem::take(&mut p.small);
-                        let moved = small.into_iter().map(|(w, c)| (edge_key(parent, w), c));
-                        self.edges.extend(moved);
-                    }
-                    self.edges.insert(edge_key(parent, word), child);
-                }
-            }
+            word => p.add_literal(word, child),
         }
         child
     }
 
-    /// Unbinds `dest` from `pattern`, pruning nodes left empty; returns `false` if it was not
-    /// bound.
-    pub(crate) fn remove(&mut self, pattern: &str, dest: u32) -> bool {
+    /// Unbinds the destination with dense id `dense` from `pattern`, pruning nodes left empty;
+    /// returns `false` if it was not bound.
+    pub(crate) fn remove(&mut self, pattern: &str, dense: u32) -> bool {
         let Some(mut node) = self.find(pattern) else {
             return false;
         };
         let dests = &mut self.nodes[node as usize].dests;
-        let Some(at) = dests.iter().position(|&d| d == dest) else {
+        let Some(at) = dests.iter().position(|d| d.dense == dense) else {
             return false;
         };
         dests.swap_remove(at);
@@ -277,9 +203,13 @@ impl Trie {
             if !n.is_leaf() || !n.dests.is_empty() {
                 break;
             }
-            let (parent, edge) = (n.parent, n.edge);
+            let Link { parent, edge } = self.links[node as usize];
             self.detach(parent, edge);
-            self.nodes[node as usize] = Node::new(NONE, NONE);
+            self.nodes[node as usize] = Node::new();
+            self.links[node as usize] = Link {
+                parent: NONE,
+                edge: NONE,
+            };
             self.free.push(node);
             node = parent;
         }
@@ -293,13 +223,7 @@ impl Trie {
             STAR_EDGE => p.star = NONE,
             HASH_EDGE => p.hash = NONE,
             word => {
-                p.literals -= 1;
-                if p.big {
-                    self.edges.remove(&edge_key(parent, word));
-                    p.big = p.literals > 0;
-                } else {
-                    p.small.retain(|(w, _)| *w != word);
-                }
+                p.remove_literal(word);
                 self.words.release(word);
             }
         }
@@ -312,9 +236,10 @@ impl Trie {
 
     /// Calls `emit` with the destinations of every pattern matching the key `tokens`.
     ///
-    /// `walk` must have been started for this trie ([`Scratch::begin`](super::scratch::Scratch::begin)).
-    /// A destination may be emitted more than once; the caller removes duplicates.
-    pub(crate) fn walk(&self, tokens: &[u32], walk: &mut WalkState, mut emit: impl FnMut(u32)) {
+    /// `walk` must have been started for this trie
+    /// ([`Scratch::begin`](super::scratch::Scratch::begin)). A destination may be emitted
+    /// more than once; the caller removes duplicates.
+    pub(crate) fn walk(&self, tokens: &[u32], walk: &mut WalkState, mut emit: impl FnMut(Dest)) {
         let n = tokens.len() as u32;
         walk.stack.push((ROOT, 0));
         while let Some((id, pos)) = walk.stack.pop() {
@@ -324,7 +249,6 @@ impl Trie {
             }
             if pos == n {
                 node.dests.iter().for_each(|&d| emit(d));
-                // Only a `#` child can still match, with zero words.
             }
             if node.hash != NONE {
                 self.expand_hash(node.hash, pos, n, walk, &mut emit);
@@ -334,8 +258,8 @@ impl Trie {
                     walk.stack.push((node.star, pos + 1));
                 }
                 let word = tokens[pos as usize];
-                if node.literals > 0 && word != UNKNOWN_WORD {
-                    if let Some(child) = self.literal(id, word) {
+                if word != UNKNOWN_WORD {
+                    if let Some(child) = node.literal(word) {
                         walk.stack.push((child, pos + 1));
                     }
                 }
@@ -350,7 +274,7 @@ impl Trie {
         pos: u32,
         n: u32,
         walk: &mut WalkState,
-        emit: &mut impl FnMut(u32),
+        emit: &mut impl FnMut(Dest),
     ) {
         let node = &self.nodes[hash as usize];
         if node.is_leaf() {
@@ -359,12 +283,20 @@ impl Trie {
             return;
         }
         // The `#` may stop after any position whose remaining words its subtree can take.
-        let first = pos.max(n.saturating_sub(node.max_rest));
-        let Some(last) = n.checked_sub(node.min_rest) else {
+        let first = if node.max_rest == UNBOUNDED {
+            pos
+        } else {
+            pos.max(n.saturating_sub(u32::from(node.max_rest)))
+        };
+        let Some(last) = n.checked_sub(u32::from(node.min_rest)) else {
             return;
         };
         let seen = &mut walk.hash_from[hash as usize];
-        let end = if seen.0 == walk.epoch { seen.1 } else { last + 1 };
+        let end = if seen.0 == walk.epoch {
+            seen.1
+        } else {
+            last + 1
+        };
         if first >= end {
             return;
         }
@@ -374,19 +306,11 @@ impl Trie {
 
     /// Estimates the bytes held.
     pub(crate) fn memory_bytes(&self) -> usize {
-        let spilled: usize = self
-            .nodes
-            .iter()
-            .map(|n| {
-                let dests = if n.dests.spilled() { n.dests.capacity() * 4 } else { 0 };
-                let small = if n.small.spilled() { n.small.capacity() * 8 } else { 0 };
-                dests + small
-            })
-            .sum();
+        let heap: usize = self.nodes.iter().map(Node::heap_bytes).sum();
         self.nodes.capacity() * size_of::<Node>()
-            + spilled
+            + self.links.capacity() * size_of::<Link>()
+            + heap
             + self.free.capacity() * size_of::<u32>()
-            + hash_map_bytes(&self.edges)
             + self.words.memory_bytes(|w| w.len())
     }
 }
@@ -394,26 +318,37 @@ impl Trie {
 #[cfg(test)]
 mod tests {
     use super::Trie;
+    use crate::routing::topic::node::Dest;
     use crate::routing::topic::scratch::Scratch;
+    use crate::routing::DestinationId;
 
     fn matching(trie: &Trie, key: &str) -> Vec<u32> {
         let mut scratch = Scratch::default();
         scratch.begin(trie.node_bound(), 0);
         trie.tokenize(key, &mut scratch.tokens);
         let mut out = Vec::new();
-        trie.walk(&scratch.tokens, &mut scratch.walk, |d| out.push(d));
+        trie.walk(&scratch.tokens, &mut scratch.walk, |d| out.push(d.dense));
         out.sort_unstable();
+        out.dedup();
         out
+    }
+
+    /// A destination whose dense and raw ids are both `id`.
+    fn d(id: u32) -> Dest {
+        Dest {
+            dense: id,
+            raw: DestinationId::new(id.into()),
+        }
     }
 
     #[test]
     fn insert_match_remove() {
         let mut trie = Trie::default();
         assert!(trie.is_empty());
-        assert!(trie.insert("a.*.z", 1));
-        assert!(!trie.insert("a.*.z", 1));
-        assert!(trie.insert("a.#", 2));
-        assert!(trie.insert("#.z", 3));
+        assert!(trie.insert("a.*.z", d(1)));
+        assert!(!trie.insert("a.*.z", d(1)));
+        assert!(trie.insert("a.#", d(2)));
+        assert!(trie.insert("#.z", d(3)));
         assert_eq!(matching(&trie, "a.b.z"), [1, 2, 3]);
         assert_eq!(matching(&trie, "a"), [2]);
         assert_eq!(matching(&trie, "z"), [3]);
@@ -430,14 +365,14 @@ mod tests {
     #[test]
     fn pruning_keeps_shared_prefixes() {
         let mut trie = Trie::default();
-        trie.insert("a.b.#", 1);
-        trie.insert("a.b.#.c", 2);
+        trie.insert("a.b.#", d(1));
+        trie.insert("a.b.#.c", d(2));
         trie.remove("a.b.#", 1);
         assert_eq!(matching(&trie, "a.b.x.c"), [2]);
         assert!(trie.contains("a.b.#.c", 2));
         trie.remove("a.b.#.c", 2);
         assert!(trie.is_empty());
-        trie.insert("*.#", 4);
+        trie.insert("*.#", d(4));
         assert_eq!(trie.nodes.len(), 5, "freed nodes are reused");
     }
 
@@ -445,7 +380,7 @@ mod tests {
     fn runs_of_hash_stay_linear() {
         let mut trie = Trie::default();
         let pattern = vec!["#"; 40].join(".") + ".a";
-        trie.insert(&pattern, 9);
+        trie.insert(&pattern, d(9));
         let long_key = vec!["x"; 200].join(".");
         assert_eq!(matching(&trie, &long_key), Vec::<u32>::new());
         assert_eq!(matching(&trie, &(long_key + ".a")), [9]);

@@ -1,0 +1,186 @@
+//! One trie node: its children, the bounds of what its subtree can match, its destinations.
+
+use std::mem::size_of;
+
+use hashbrown::HashMap;
+use smallvec::SmallVec;
+
+use super::size::hash_map_bytes;
+use crate::routing::DestinationId;
+
+/// No node: an absent `*` or `#` child.
+pub(crate) const NONE: u32 = u32::MAX;
+/// `Node::max_rest` when a `#` lies below: any number of words.
+pub(crate) const UNBOUNDED: u16 = u16::MAX;
+/// A node keeps at most this many literal children in its inline list.
+const FEW: usize = 8;
+
+/// A destination as the table stores it: its dense id, to de-duplicate output with a stamp
+/// array, beside the id to output, so that emitting it reads no other memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dest {
+    /// The dense id from the table's destination interner.
+    pub(crate) dense: u32,
+    /// The destination itself.
+    pub(crate) raw: DestinationId,
+}
+
+/// One pattern prefix of the trie.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// The child reached by `*`, or `NONE`.
+    pub(crate) star: u32,
+    /// The child reached by `#`, or `NONE`.
+    pub(crate) hash: u32,
+    /// The fewest key words, after this node, that a pattern below it matches (saturating).
+    pub(crate) min_rest: u16,
+    /// The most key words, after this node, that a pattern below it matches, or `UNBOUNDED`.
+    pub(crate) max_rest: u16,
+    /// The children reached by a literal word.
+    literals: Literals,
+    /// The destinations bound with exactly this pattern.
+    pub(crate) dests: SmallVec<[Dest; 1]>,
+}
+
+/// Literal children: `(word, child)` pairs inline while few, a hash map once many.
+///
+/// The inline list makes the common lookup (a node with a handful of children) touch no
+/// memory beyond the node; the per-node map keeps a busy node's lookups O(1) and its table
+/// small enough to stay in cache when the node is hot (the root and its wildcard children).
+#[derive(Debug)]
+enum Literals {
+    /// At most `FEW` children, unsorted.
+    Few(SmallVec<[(u32, u32); 2]>),
+    /// More than `FEW` children at some point.
+    Many(Box<HashMap<u32, u32>>),
+}
+
+impl Node {
+    /// A fresh node with no children, no destinations and empty bounds.
+    pub(crate) fn new() -> Self {
+        Node {
+            star: NONE,
+            hash: NONE,
+            // Empty bounds (min > max) until a pattern passes through.
+            min_rest: UNBOUNDED,
+            max_rest: 0,
+            literals: Literals::Few(SmallVec::new()),
+            dests: SmallVec::new(),
+        }
+    }
+
+    /// Whether a pattern below this node could match exactly `rest` more key words.
+    #[inline]
+    pub(crate) fn fits(&self, rest: u32) -> bool {
+        // Saturated bounds only ever widen the range, so the check stays conservative.
+        u32::from(self.min_rest) <= rest
+            && (self.max_rest == UNBOUNDED || rest <= u32::from(self.max_rest))
+    }
+
+    /// Widens the bounds to admit a pattern that takes `min..=max` more words.
+    pub(crate) fn widen(&mut self, min: u16, max: u16) {
+        self.min_rest = self.min_rest.min(min);
+        self.max_rest = self.max_rest.max(max);
+    }
+
+    /// Whether the node has no children.
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.star == NONE && self.hash == NONE && !self.has_literals()
+    }
+
+    /// Whether the node has a literal child.
+    #[inline]
+    pub(crate) fn has_literals(&self) -> bool {
+        match &self.literals {
+            Literals::Few(few) => !few.is_empty(),
+            Literals::Many(many) => !many.is_empty(),
+        }
+    }
+
+    /// The child along interned word `word`, if any.
+    #[inline]
+    pub(crate) fn literal(&self, word: u32) -> Option<u32> {
+        match &self.literals {
+            Literals::Few(few) => few.iter().find(|(w, _)| *w == word).map(|(_, c)| *c),
+            Literals::Many(many) => many.get(&word).copied(),
+        }
+    }
+
+    /// Adds a literal child; the word must not have one yet.
+    pub(crate) fn add_literal(&mut self, word: u32, child: u32) {
+        match &mut self.literals {
+            Literals::Few(few) if few.len() < FEW => few.push((word, child)),
+            Literals::Few(few) => {
+                let mut many: HashMap<u32, u32> = few.drain(..).collect();
+                many.insert(word, child);
+                self.literals = Literals::Many(Box::new(many));
+            }
+            Literals::Many(many) => {
+                many.insert(word, child);
+            }
+        }
+    }
+
+    /// Removes the literal child along `word`.
+    pub(crate) fn remove_literal(&mut self, word: u32) {
+        match &mut self.literals {
+            Literals::Few(few) => few.retain(|(w, _)| *w != word),
+            Literals::Many(many) => {
+                many.remove(&word);
+                if many.len() <= FEW / 2 {
+                    self.literals = Literals::Few(many.drain().collect());
+                }
+            }
+        }
+    }
+
+    /// Estimates the heap bytes the node owns (its own size is counted by the arena).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let literals = match &self.literals {
+            Literals::Few(few) if few.spilled() => few.capacity() * size_of::<(u32, u32)>(),
+            Literals::Few(_) => 0,
+            Literals::Many(many) => size_of::<HashMap<u32, u32>>() + hash_map_bytes(many),
+        };
+        let dests = if self.dests.spilled() {
+            self.dests.capacity() * size_of::<Dest>()
+        } else {
+            0
+        };
+        literals + dests
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Node, FEW};
+
+    #[test]
+    fn literal_children_move_to_a_map_and_back() {
+        let mut node = Node::new();
+        assert!(node.is_leaf());
+        let many = 3 * FEW as u32;
+        for word in 0..many {
+            node.add_literal(word, 100 + word);
+        }
+        assert!(node.heap_bytes() > 0);
+        assert_eq!(node.literal(FEW as u32 + 1), Some(101 + FEW as u32));
+        for word in 1..many {
+            node.remove_literal(word);
+            assert_eq!(node.literal(word), None);
+        }
+        assert_eq!(node.literal(0), Some(100));
+        assert!(node.has_literals() && !node.is_leaf());
+        node.remove_literal(0);
+        assert!(node.is_leaf());
+    }
+
+    #[test]
+    fn bounds_widen_and_saturate() {
+        let mut node = Node::new();
+        assert!(!node.fits(0), "a fresh node matches nothing");
+        node.widen(2, 3);
+        assert!(!node.fits(1) && node.fits(2) && node.fits(3) && !node.fits(4));
+        node.widen(u16::MAX, u16::MAX);
+        assert!(node.fits(1_000_000));
+    }
+}
