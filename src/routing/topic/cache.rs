@@ -2,8 +2,8 @@
 //!
 //! # Policy
 //!
-//! The cache is two-way set associative: a key may sit in one of two slots of its set, and a
-//! miss replaces the less recently used of the two. It starts at
+//! The cache is four-way set associative: a key may sit in any of the four slots of its set,
+//! and a miss replaces a stale entry or else the least recently used of the four. It starts at
 //! [`INITIAL_SLOTS`] slots and doubles, up to its capacity, while many lookups evict live
 //! entries. Every entry is tagged with the table's generation, which every bind and unbind
 //! bumps, so an entry from before a change is simply a miss.
@@ -25,14 +25,14 @@ pub(crate) const INITIAL_SLOTS: usize = 256;
 const WINDOW: u32 = 1024;
 /// While bypassed, one lookup in this many still uses the cache.
 const SAMPLE_EVERY: u32 = 16;
+/// Slots per set: a key may sit in any of the `WAYS` slots of its set.
+const WAYS: usize = 4;
 
 /// One cached result.
 #[derive(Debug)]
 struct Slot {
     /// The table generation the result was computed at; `u64::MAX` when empty.
     generation: u64,
-    /// The hash of `key`.
-    hash: u64,
     /// The routing key (its buffer is reused by later entries).
     key: String,
     /// The destinations, in the order the table emitted them.
@@ -44,7 +44,6 @@ impl Slot {
     fn empty() -> Self {
         Slot {
             generation: u64::MAX,
-            hash: 0,
             key: String::new(),
             dests: SmallVec::new(),
         }
@@ -63,14 +62,19 @@ pub(crate) enum Probe {
 /// A bounded routing-result cache for one thread and one router.
 #[derive(Debug)]
 pub(crate) struct ResultCache {
-    /// Pairs of slots (`2 * set` and `2 * set + 1`); the length is a power of two.
+    /// The entries, `WAYS` per set; the length is a power of two.
     slots: Vec<Slot>,
-    /// Per set: which of its two slots was used last.
-    recent: Vec<u8>,
+    /// Per slot: the hash of its key with the low bit set, or 0 when empty. Kept apart from
+    /// the slots so that a lookup scans its whole set in one cache line.
+    tags: Vec<u64>,
+    /// Per slot: the lookup count when it was last used, to evict the least recent.
+    used: Vec<u32>,
     /// The most slots this cache may grow to.
     capacity: usize,
     /// Hashes routing keys.
     hasher: DefaultHashBuilder,
+    /// Counts every lookup; the clock of `used`.
+    clock: u32,
     /// Lookups, hits and evictions of live entries in the current window.
     lookups: u32,
     /// See `lookups`.
@@ -86,19 +90,22 @@ pub(crate) struct ResultCache {
 impl ResultCache {
     /// Creates an empty cache that may grow to `capacity` slots (rounded up to a power of two).
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(2).next_power_of_two();
-        let slots = INITIAL_SLOTS.min(capacity);
-        ResultCache {
-            slots: (0..slots).map(|_| Slot::empty()).collect(),
-            recent: vec![0; slots / 2],
+        let capacity = capacity.max(WAYS).next_power_of_two();
+        let mut cache = ResultCache {
+            slots: Vec::new(),
+            tags: Vec::new(),
+            used: Vec::new(),
             capacity,
             hasher: DefaultHashBuilder::default(),
+            clock: 0,
             lookups: 0,
             hits: 0,
             evictions: 0,
             bypass: false,
             tick: 0,
-        }
+        };
+        cache.resize(INITIAL_SLOTS.min(capacity));
+        cache
     }
 
     /// Whether this lookup should use the cache at all.
@@ -119,13 +126,17 @@ impl ResultCache {
         generation: u64,
         out: &mut Vec<DestinationId>,
     ) -> Probe {
-        let hash = self.hasher.hash_one(key);
-        let set = self.set_of(hash);
-        for way in 0..2 {
-            let slot = &self.slots[2 * set + way];
-            if slot.generation == generation && slot.hash == hash && slot.key == key {
+        let hash = self.hasher.hash_one(key) | 1;
+        let first = self.set_of(hash);
+        self.clock = self.clock.wrapping_add(1);
+        for at in first..first + WAYS {
+            if self.tags[at] != hash {
+                continue;
+            }
+            let slot = &self.slots[at];
+            if slot.generation == generation && slot.key == key {
                 out.extend_from_slice(&slot.dests);
-                self.recent[set] = way as u8;
+                self.used[at] = self.clock;
                 self.hits += 1;
                 self.count_lookup();
                 return Probe::Hit;
@@ -142,35 +153,32 @@ impl ResultCache {
         generation: u64,
         dests: &[DestinationId],
     ) {
-        let set = self.set_of(hash);
-        // Replace a stale entry if the set has one, else the less recently used.
-        let lru = usize::from(self.recent[set] == 0);
-        let way = if self.slots[2 * set + lru].generation != generation {
-            lru
-        } else if self.slots[2 * set + (1 - lru)].generation != generation {
-            1 - lru
-        } else {
-            lru
-        };
-        let slot = &mut self.slots[2 * set + way];
-        if slot.generation == generation {
+        let first = self.set_of(hash);
+        // Replace an empty or stale entry if the set has one, else the least recently used.
+        let stale = (first..first + WAYS)
+            .find(|&at| self.tags[at] == 0 || self.slots[at].generation != generation);
+        let at = stale.unwrap_or_else(|| {
             self.evictions += 1;
-        }
+            let age = |at: &usize| self.clock.wrapping_sub(self.used[*at]);
+            (first..first + WAYS).max_by_key(age).unwrap_or(first)
+        });
+        let slot = &mut self.slots[at];
         slot.generation = generation;
-        slot.hash = hash;
         slot.key.clear();
         slot.key.push_str(key);
         slot.dests.clear();
         slot.dests.extend_from_slice(dests);
-        self.recent[set] = way as u8;
+        self.tags[at] = hash;
+        self.used[at] = self.clock;
         self.count_lookup();
     }
 
-    /// The set a hash falls in.
+    /// The first slot of the set a hash falls in.
     #[inline]
     fn set_of(&self, hash: u64) -> usize {
-        // The low bits pick the hashbrown group; use high bits here to stay independent.
-        (hash >> 32) as usize & (self.recent.len() - 1)
+        // High bits: hashbrown uses the low ones, and the tag's low bit is forced to 1.
+        let sets = self.slots.len() / WAYS;
+        ((hash >> 32) as usize & (sets - 1)) * WAYS
     }
 
     /// Counts one lookup and, at the end of a window, decides whether to grow or step aside.
@@ -179,9 +187,10 @@ impl ResultCache {
         if self.lookups < WINDOW {
             return;
         }
-        let thrashing = self.evictions * 4 > self.lookups;
+        // Every eviction of a live entry is a hit lost later: grow while they are not rare.
+        let thrashing = self.evictions * 16 > self.lookups;
         if thrashing && self.slots.len() < self.capacity {
-            self.grow();
+            self.resize(self.slots.len() * 2);
             self.bypass = false;
         } else {
             self.bypass = self.hits * 8 < self.lookups;
@@ -191,11 +200,22 @@ impl ResultCache {
         self.evictions = 0;
     }
 
-    /// Doubles the number of slots, dropping the entries (they refill on the next misses).
-    fn grow(&mut self) {
-        let slots = self.slots.len() * 2;
-        self.slots = (0..slots).map(|_| Slot::empty()).collect();
-        self.recent = vec![0; slots / 2];
+    /// Gives the cache `slots` slots, keeping the entries that still fit.
+    fn resize(&mut self, slots: usize) {
+        let old_slots =
+            std::mem::replace(&mut self.slots, (0..slots).map(|_| Slot::empty()).collect());
+        let old_tags = std::mem::replace(&mut self.tags, vec![0; slots]);
+        self.used = vec![0; slots];
+        for (slot, tag) in old_slots.into_iter().zip(old_tags) {
+            let first = self.set_of(tag);
+            if tag == 0 {
+                continue;
+            }
+            if let Some(at) = (first..first + WAYS).find(|&at| self.tags[at] == 0) {
+                self.slots[at] = slot;
+                self.tags[at] = tag;
+            }
+        }
     }
 }
 
@@ -257,6 +277,6 @@ mod tests {
             }
         }
         assert!(!cache.bypass);
-        assert_eq!(cache.slots.len(), INITIAL_SLOTS);
+        assert!(cache.slots.len() <= 2 * INITIAL_SLOTS, "a small key set stays small");
     }
 }

@@ -13,7 +13,7 @@ use super::table::Table;
 use crate::routing::{Binding, DestinationId, InvalidBinding, Router, RoutingInput};
 
 /// The default [`TopicRouter::with_cache_capacity`]: result-cache slots per publishing thread.
-const DEFAULT_CACHE_SLOTS: usize = 8192;
+const DEFAULT_CACHE_SLOTS: usize = 16_384;
 
 /// Routes by topic pattern: dot-separated words, `*` for exactly one word, `#` for zero or
 /// more, with RabbitMQ's rules (see [`topic_matches`](crate::routing::topic_matches)).
@@ -38,7 +38,7 @@ const DEFAULT_CACHE_SLOTS: usize = 8192;
 ///
 /// ## Defaults
 ///
-/// The result cache is on, with up to 8,192 slots per publishing thread.
+/// The result cache is on, with up to 16,384 slots per publishing thread.
 ///
 /// # Examples
 ///
