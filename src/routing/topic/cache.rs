@@ -277,6 +277,9 @@ mod tests {
             }
         }
         assert!(!cache.bypass);
-        assert!(cache.slots.len() <= 2 * INITIAL_SLOTS, "a small key set stays small");
+        assert!(
+            cache.slots.len() <= 2 * INITIAL_SLOTS,
+            "a small key set stays small"
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! One trie node: its children, the bounds of what its subtree can match, its destinations.
 
+use std::hash::BuildHasher;
 use std::mem::size_of;
 
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use smallvec::SmallVec;
 
-use super::size::hash_map_bytes;
+use super::size::hash_table_bytes;
 use crate::routing::DestinationId;
 
 /// No node: an absent `*` or `#` child.
@@ -45,14 +46,15 @@ pub(crate) struct Node {
 /// Literal children: `(word, child)` pairs inline while few, a hash map once many.
 ///
 /// The inline list makes the common lookup (a node with a handful of children) touch no
-/// memory beyond the node; the per-node map keeps a busy node's lookups O(1) and its table
-/// small enough to stay in cache when the node is hot (the root and its wildcard children).
+/// memory beyond the node; the per-node table keeps a busy node's lookups O(1) and small
+/// enough to stay in cache when the node is hot (the root and its wildcard children). The
+/// table stores no hasher: the trie passes its one hasher in.
 #[derive(Debug)]
 enum Literals {
     /// At most `FEW` children, unsorted.
-    Few(SmallVec<[(u32, u32); 2]>),
-    /// More than `FEW` children at some point.
-    Many(Box<HashMap<u32, u32>>),
+    Few(SmallVec<[(u32, u32); 3]>),
+    /// More than `FEW / 2` children: `(word, child)` hashed by word.
+    Many(HashTable<(u32, u32)>),
 }
 
 impl Node {
@@ -99,34 +101,42 @@ impl Node {
 
     /// The child along interned word `word`, if any.
     #[inline]
-    pub(crate) fn literal(&self, word: u32) -> Option<u32> {
+    pub(crate) fn literal(&self, word: u32, hasher: &impl BuildHasher) -> Option<u32> {
         match &self.literals {
             Literals::Few(few) => few.iter().find(|(w, _)| *w == word).map(|(_, c)| *c),
-            Literals::Many(many) => many.get(&word).copied(),
+            Literals::Many(many) => {
+                let found = many.find(hasher.hash_one(word), |(w, _)| *w == word);
+                found.map(|(_, c)| *c)
+            }
         }
     }
 
     /// Adds a literal child; the word must not have one yet.
-    pub(crate) fn add_literal(&mut self, word: u32, child: u32) {
+    pub(crate) fn add_literal(&mut self, word: u32, child: u32, hasher: &impl BuildHasher) {
+        let rehash = |(w, _): &(u32, u32)| hasher.hash_one(*w);
         match &mut self.literals {
             Literals::Few(few) if few.len() < FEW => few.push((word, child)),
             Literals::Few(few) => {
-                let mut many: HashMap<u32, u32> = few.drain(..).collect();
-                many.insert(word, child);
-                self.literals = Literals::Many(Box::new(many));
+                let mut many = HashTable::with_capacity(2 * FEW);
+                for entry in few.drain(..).chain([(word, child)]) {
+                    many.insert_unique(hasher.hash_one(entry.0), entry, rehash);
+                }
+                self.literals = Literals::Many(many);
             }
             Literals::Many(many) => {
-                many.insert(word, child);
+                many.insert_unique(hasher.hash_one(word), (word, child), rehash);
             }
         }
     }
 
     /// Removes the literal child along `word`.
-    pub(crate) fn remove_literal(&mut self, word: u32) {
+    pub(crate) fn remove_literal(&mut self, word: u32, hasher: &impl BuildHasher) {
         match &mut self.literals {
             Literals::Few(few) => few.retain(|(w, _)| *w != word),
             Literals::Many(many) => {
-                many.remove(&word);
+                if let Ok(entry) = many.find_entry(hasher.hash_one(word), |(w, _)| *w == word) {
+                    entry.remove();
+                }
                 if many.len() <= FEW / 2 {
                     self.literals = Literals::Few(many.drain().collect());
                 }
@@ -139,7 +149,7 @@ impl Node {
         let literals = match &self.literals {
             Literals::Few(few) if few.spilled() => few.capacity() * size_of::<(u32, u32)>(),
             Literals::Few(_) => 0,
-            Literals::Many(many) => size_of::<HashMap<u32, u32>>() + hash_map_bytes(many),
+            Literals::Many(many) => hash_table_bytes(many.capacity(), size_of::<(u32, u32)>()),
         };
         let dests = if self.dests.spilled() {
             self.dests.capacity() * size_of::<Dest>()
@@ -152,25 +162,28 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
+    use hashbrown::DefaultHashBuilder;
+
     use super::{Node, FEW};
 
     #[test]
     fn literal_children_move_to_a_map_and_back() {
+        let h = DefaultHashBuilder::default();
         let mut node = Node::new();
         assert!(node.is_leaf());
         let many = 3 * FEW as u32;
         for word in 0..many {
-            node.add_literal(word, 100 + word);
+            node.add_literal(word, 100 + word, &h);
         }
         assert!(node.heap_bytes() > 0);
-        assert_eq!(node.literal(FEW as u32 + 1), Some(101 + FEW as u32));
+        assert_eq!(node.literal(FEW as u32 + 1, &h), Some(101 + FEW as u32));
         for word in 1..many {
-            node.remove_literal(word);
-            assert_eq!(node.literal(word), None);
+            node.remove_literal(word, &h);
+            assert_eq!(node.literal(word, &h), None);
         }
-        assert_eq!(node.literal(0), Some(100));
+        assert_eq!(node.literal(0, &h), Some(100));
         assert!(node.has_literals() && !node.is_leaf());
-        node.remove_literal(0);
+        node.remove_literal(0, &h);
         assert!(node.is_leaf());
     }
 

@@ -7,7 +7,11 @@ use hashbrown::HashMap;
 /// Estimates the bytes of a hashbrown map's table: its buckets (a power of two, at most 7/8
 /// full) each hold one entry and one control byte. Heap owned by the entries is not included.
 pub(crate) fn hash_map_bytes<K, V, S>(map: &HashMap<K, V, S>) -> usize {
-    let capacity = map.capacity();
+    hash_table_bytes(map.capacity(), size_of::<(K, V)>())
+}
+
+/// Estimates the bytes of a hashbrown table of `capacity` entries of `entry` bytes each.
+pub(crate) fn hash_table_bytes(capacity: usize, entry: usize) -> usize {
     if capacity == 0 {
         return 0;
     }
@@ -16,7 +20,7 @@ pub(crate) fn hash_map_bytes<K, V, S>(map: &HashMap<K, V, S>) -> usize {
     } else {
         (capacity * 8 / 7).next_power_of_two()
     };
-    buckets * (size_of::<(K, V)>() + 1) + 16
+    buckets * (entry + 1) + 16
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 
 use std::mem::size_of;
 
+use hashbrown::DefaultHashBuilder;
 use smallvec::SmallVec;
 
 use super::intern::Interner;
@@ -63,6 +64,8 @@ pub(crate) struct Trie {
     free: Vec<u32>,
     /// The literal words used by edges.
     words: Interner<Box<str>>,
+    /// Hashes words in the nodes' child tables.
+    hasher: DefaultHashBuilder,
 }
 
 impl Default for Trie {
@@ -75,6 +78,7 @@ impl Default for Trie {
             }],
             free: Vec::new(),
             words: Interner::default(),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 }
@@ -97,7 +101,7 @@ impl Trie {
         let child = match word {
             "*" => n.star,
             "#" => n.hash,
-            _ => return n.literal(self.words.get(word)?),
+            _ => return n.literal(self.words.get(word)?, &self.hasher),
         };
         (child != NONE).then_some(child)
     }
@@ -182,7 +186,7 @@ impl Trie {
         match edge {
             STAR_EDGE => p.star = child,
             HASH_EDGE => p.hash = child,
-            word => p.add_literal(word, child),
+            word => p.add_literal(word, child, &self.hasher),
         }
         child
     }
@@ -223,7 +227,7 @@ impl Trie {
             STAR_EDGE => p.star = NONE,
             HASH_EDGE => p.hash = NONE,
             word => {
-                p.remove_literal(word);
+                p.remove_literal(word, &self.hasher);
                 self.words.release(word);
             }
         }
@@ -259,7 +263,7 @@ impl Trie {
                 }
                 let word = tokens[pos as usize];
                 if word != UNKNOWN_WORD {
-                    if let Some(child) = node.literal(word) {
+                    if let Some(child) = node.literal(word, &self.hasher) {
                         walk.stack.push((child, pos + 1));
                     }
                 }
