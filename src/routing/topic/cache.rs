@@ -33,8 +33,10 @@ const WAYS: usize = 4;
 struct Slot {
     /// The table generation the result was computed at; `u64::MAX` when empty.
     generation: u64,
-    /// The routing key (its buffer is reused by later entries).
-    key: String,
+    /// The lookup count when the slot was last used, to evict the least recent.
+    used: u32,
+    /// The routing key's bytes: inline up to 48 bytes, so that a hit reads one place.
+    key: SmallVec<[u8; 48]>,
     /// The destinations, in the order the table emitted them.
     dests: SmallVec<[DestinationId; 4]>,
 }
@@ -44,7 +46,8 @@ impl Slot {
     fn empty() -> Self {
         Slot {
             generation: u64::MAX,
-            key: String::new(),
+            used: 0,
+            key: SmallVec::new(),
             dests: SmallVec::new(),
         }
     }
@@ -67,8 +70,6 @@ pub(crate) struct ResultCache {
     /// Per slot: the hash of its key with the low bit set, or 0 when empty. Kept apart from
     /// the slots so that a lookup scans its whole set in one cache line.
     tags: Vec<u64>,
-    /// Per slot: the lookup count when it was last used, to evict the least recent.
-    used: Vec<u32>,
     /// The most slots this cache may grow to.
     capacity: usize,
     /// Hashes routing keys.
@@ -94,7 +95,6 @@ impl ResultCache {
         let mut cache = ResultCache {
             slots: Vec::new(),
             tags: Vec::new(),
-            used: Vec::new(),
             capacity,
             hasher: DefaultHashBuilder::default(),
             clock: 0,
@@ -133,10 +133,10 @@ impl ResultCache {
             if self.tags[at] != hash {
                 continue;
             }
-            let slot = &self.slots[at];
-            if slot.generation == generation && slot.key == key {
+            let slot = &mut self.slots[at];
+            if slot.generation == generation && slot.key[..] == *key.as_bytes() {
                 out.extend_from_slice(&slot.dests);
-                self.used[at] = self.clock;
+                slot.used = self.clock;
                 self.hits += 1;
                 self.count_lookup();
                 return Probe::Hit;
@@ -159,17 +159,17 @@ impl ResultCache {
             .find(|&at| self.tags[at] == 0 || self.slots[at].generation != generation);
         let at = stale.unwrap_or_else(|| {
             self.evictions += 1;
-            let age = |at: &usize| self.clock.wrapping_sub(self.used[*at]);
+            let age = |at: &usize| self.clock.wrapping_sub(self.slots[*at].used);
             (first..first + WAYS).max_by_key(age).unwrap_or(first)
         });
         let slot = &mut self.slots[at];
         slot.generation = generation;
+        slot.used = self.clock;
         slot.key.clear();
-        slot.key.push_str(key);
+        slot.key.extend_from_slice(key.as_bytes());
         slot.dests.clear();
         slot.dests.extend_from_slice(dests);
         self.tags[at] = hash;
-        self.used[at] = self.clock;
         self.count_lookup();
     }
 
@@ -188,7 +188,7 @@ impl ResultCache {
             return;
         }
         // Every eviction of a live entry is a hit lost later: grow while they are not rare.
-        let thrashing = self.evictions * 16 > self.lookups;
+        let thrashing = self.evictions * 64 > self.lookups;
         if thrashing && self.slots.len() < self.capacity {
             self.resize(self.slots.len() * 2);
             self.bypass = false;
@@ -205,7 +205,6 @@ impl ResultCache {
         let old_slots =
             std::mem::replace(&mut self.slots, (0..slots).map(|_| Slot::empty()).collect());
         let old_tags = std::mem::replace(&mut self.tags, vec![0; slots]);
-        self.used = vec![0; slots];
         for (slot, tag) in old_slots.into_iter().zip(old_tags) {
             let first = self.set_of(tag);
             if tag == 0 {
