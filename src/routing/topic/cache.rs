@@ -269,7 +269,7 @@ mod tests {
         let mut cache = ResultCache::new(1024);
         let mut out = Vec::new();
         for i in 0..(4 * WINDOW) {
-            let key = format!("k{}", i % 100);
+            let key = format!("k{}", i % 20);
             assert!(cache.should_probe());
             if let Probe::Miss(hash) = cache.lookup(&key, 1, &mut out) {
                 cache.insert(hash, &key, 1, &[d(i.into())]);

@@ -5,7 +5,8 @@
 //!
 //! - `reference`: [`topic_matches`], the plain matcher everything else is checked against.
 //! - `intern`: words and destinations as dense integer ids.
-//! - `node`: one trie node: children, bounds, destinations.
+//! - `node`: one trie node: its children and destinations.
+//! - `summary`: what a walk checks before visiting a node: bounds, child flags, word filter.
 //! - `trie`: the word trie of binding keys with wildcards, and its memoised walk.
 //! - `table`: exact keys in a hash map, the rest in the trie.
 //! - `scratch`: per-thread, reusable working memory of a route.
@@ -20,6 +21,7 @@ mod reference;
 mod router;
 mod scratch;
 mod size;
+mod summary;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! One trie node: its children, the bounds of what its subtree can match, its destinations.
+//! One trie node: its children and its destinations.
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
@@ -11,8 +11,6 @@ use crate::routing::DestinationId;
 
 /// No node: an absent `*` or `#` child.
 pub(crate) const NONE: u32 = u32::MAX;
-/// `Node::max_rest` when a `#` lies below: any number of words.
-pub(crate) const UNBOUNDED: u16 = u16::MAX;
 /// A node keeps at most this many literal children in its inline list.
 const FEW: usize = 8;
 
@@ -33,10 +31,6 @@ pub(crate) struct Node {
     pub(crate) star: u32,
     /// The child reached by `#`, or `NONE`.
     pub(crate) hash: u32,
-    /// The fewest key words, after this node, that a pattern below it matches (saturating).
-    pub(crate) min_rest: u16,
-    /// The most key words, after this node, that a pattern below it matches, or `UNBOUNDED`.
-    pub(crate) max_rest: u16,
     /// The children reached by a literal word.
     literals: Literals,
     /// The destinations bound with exactly this pattern.
@@ -58,31 +52,14 @@ enum Literals {
 }
 
 impl Node {
-    /// A fresh node with no children, no destinations and empty bounds.
+    /// A fresh node with no children and no destinations.
     pub(crate) fn new() -> Self {
         Node {
             star: NONE,
             hash: NONE,
-            // Empty bounds (min > max) until a pattern passes through.
-            min_rest: UNBOUNDED,
-            max_rest: 0,
             literals: Literals::Few(SmallVec::new()),
             dests: SmallVec::new(),
         }
-    }
-
-    /// Whether a pattern below this node could match exactly `rest` more key words.
-    #[inline]
-    pub(crate) fn fits(&self, rest: u32) -> bool {
-        // Saturated bounds only ever widen the range, so the check stays conservative.
-        u32::from(self.min_rest) <= rest
-            && (self.max_rest == UNBOUNDED || rest <= u32::from(self.max_rest))
-    }
-
-    /// Widens the bounds to admit a pattern that takes `min..=max` more words.
-    pub(crate) fn widen(&mut self, min: u16, max: u16) {
-        self.min_rest = self.min_rest.min(min);
-        self.max_rest = self.max_rest.max(max);
     }
 
     /// Whether the node has no children.
@@ -185,15 +162,5 @@ mod tests {
         assert!(node.has_literals() && !node.is_leaf());
         node.remove_literal(0, &h);
         assert!(node.is_leaf());
-    }
-
-    #[test]
-    fn bounds_widen_and_saturate() {
-        let mut node = Node::new();
-        assert!(!node.fits(0), "a fresh node matches nothing");
-        node.widen(2, 3);
-        assert!(!node.fits(1) && node.fits(2) && node.fits(3) && !node.fits(4));
-        node.widen(u16::MAX, u16::MAX);
-        assert!(node.fits(1_000_000));
     }
 }

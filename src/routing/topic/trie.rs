@@ -30,9 +30,10 @@ use hashbrown::DefaultHashBuilder;
 use smallvec::SmallVec;
 
 use super::intern::Interner;
-use super::node::{Dest, Node, NONE, UNBOUNDED};
+use super::node::{Dest, Node, NONE};
 use super::reference::words;
 use super::scratch::WalkState;
+use super::summary::{Summary, UNBOUNDED, UNKNOWN_WORD};
 
 /// The root node, present even in an empty trie.
 const ROOT: u32 = 0;
@@ -40,8 +41,6 @@ const ROOT: u32 = 0;
 const STAR_EDGE: u32 = u32::MAX;
 /// `Link::edge` of a node reached by `#`.
 const HASH_EDGE: u32 = u32::MAX - 1;
-/// The word id of a routing-key word that no binding uses: it matches only `*` and `#`.
-const UNKNOWN_WORD: u32 = u32::MAX;
 
 /// How a node hangs from its parent; only unbinding needs it, so it is kept apart from the
 /// nodes the walk reads.
@@ -58,6 +57,8 @@ struct Link {
 pub(crate) struct Trie {
     /// Node arena; index 0 is the root.
     nodes: Vec<Node>,
+    /// Summaries of the nodes, by node index: read before a node is visited.
+    summaries: Vec<Summary>,
     /// Parent links, by node index.
     links: Vec<Link>,
     /// Freed arena slots, reused before the arena grows.
@@ -72,6 +73,7 @@ impl Default for Trie {
     fn default() -> Self {
         Trie {
             nodes: vec![Node::new()],
+            summaries: vec![Summary::EMPTY],
             links: vec![Link {
                 parent: NONE,
                 edge: NONE,
@@ -136,6 +138,7 @@ impl Trie {
             return false;
         }
         dests.push(dest);
+        self.summaries[node as usize].set_dests(true);
         self.widen_bounds(&path, pattern);
         true
     }
@@ -149,7 +152,7 @@ impl Trie {
         for &node in path.iter().rev() {
             let min16 = u16::try_from(min).unwrap_or(UNBOUNDED);
             let max16 = max.and_then(|m| u16::try_from(m).ok()).unwrap_or(UNBOUNDED);
-            self.nodes[node as usize].widen(min16, max16);
+            self.summaries[node as usize].widen(min16, max16);
             match words.next() {
                 Some("#") => max = None,
                 Some(_) => {
@@ -172,21 +175,35 @@ impl Trie {
         let child = match self.free.pop() {
             Some(id) => {
                 self.nodes[id as usize] = Node::new();
+                self.summaries[id as usize] = Summary::EMPTY;
                 self.links[id as usize] = link;
                 id
             }
             None => {
                 let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 trie nodes");
                 self.nodes.push(Node::new());
+                self.summaries.push(Summary::EMPTY);
                 self.links.push(link);
                 id
             }
         };
-        let p = &mut self.nodes[parent as usize];
+        let (p, summary) = (
+            &mut self.nodes[parent as usize],
+            &mut self.summaries[parent as usize],
+        );
         match edge {
-            STAR_EDGE => p.star = child,
-            HASH_EDGE => p.hash = child,
-            word => p.add_literal(word, child, &self.hasher),
+            STAR_EDGE => {
+                p.star = child;
+                summary.set_star(true);
+            }
+            HASH_EDGE => {
+                p.hash = child;
+                summary.set_hash(true);
+            }
+            word => {
+                p.add_literal(word, child, &self.hasher);
+                summary.add_word(word);
+            }
         }
         child
     }
@@ -202,6 +219,9 @@ impl Trie {
             return false;
         };
         dests.swap_remove(at);
+        if dests.is_empty() {
+            self.summaries[node as usize].set_dests(false);
+        }
         while node != ROOT {
             let n = &self.nodes[node as usize];
             if !n.is_leaf() || !n.dests.is_empty() {
@@ -210,6 +230,7 @@ impl Trie {
             let Link { parent, edge } = self.links[node as usize];
             self.detach(parent, edge);
             self.nodes[node as usize] = Node::new();
+            self.summaries[node as usize] = Summary::EMPTY;
             self.links[node as usize] = Link {
                 parent: NONE,
                 edge: NONE,
@@ -222,11 +243,21 @@ impl Trie {
 
     /// Removes the edge `edge` from `parent`.
     fn detach(&mut self, parent: u32, edge: u32) {
-        let p = &mut self.nodes[parent as usize];
+        let (p, summary) = (
+            &mut self.nodes[parent as usize],
+            &mut self.summaries[parent as usize],
+        );
         match edge {
-            STAR_EDGE => p.star = NONE,
-            HASH_EDGE => p.hash = NONE,
+            STAR_EDGE => {
+                p.star = NONE;
+                summary.set_star(false);
+            }
+            HASH_EDGE => {
+                p.hash = NONE;
+                summary.set_hash(false);
+            }
             word => {
+                // The word filter keeps the word's bit: it may be shared, and is only a hint.
                 p.remove_literal(word, &self.hasher);
                 self.words.release(word);
             }
@@ -242,76 +273,81 @@ impl Trie {
     ///
     /// `walk` must have been started for this trie
     /// ([`Scratch::begin`](super::scratch::Scratch::begin)). A destination may be emitted
-    /// more than once; the caller removes duplicates.
+    /// more than once; the caller removes duplicates. A `(node, position)` pair is pushed only
+    /// if the node's summary says it may lead to a match.
     pub(crate) fn walk(&self, tokens: &[u32], walk: &mut WalkState, mut emit: impl FnMut(Dest)) {
         let n = tokens.len() as u32;
-        walk.stack.push((ROOT, 0));
+        let next = |pos: u32| tokens.get(pos as usize).copied().unwrap_or(UNKNOWN_WORD);
+        if self.summaries[ROOT as usize].promising(n, next(0)) {
+            walk.stack.push((ROOT, 0));
+        }
         while let Some((id, pos)) = walk.stack.pop() {
             let node = &self.nodes[id as usize];
-            if !node.fits(n - pos) {
-                continue;
-            }
             if pos == n {
                 node.dests.iter().for_each(|&d| emit(d));
             }
             if node.hash != NONE {
-                self.expand_hash(node.hash, pos, n, walk, &mut emit);
+                self.expand_hash(node.hash, pos, tokens, walk, &mut emit);
             }
             if pos < n {
-                if node.star != NONE {
+                let (rest, after) = (n - pos - 1, next(pos + 1));
+                let promising = |child: u32| self.summaries[child as usize].promising(rest, after);
+                if node.star != NONE && promising(node.star) {
                     walk.stack.push((node.star, pos + 1));
                 }
                 let word = tokens[pos as usize];
                 if word != UNKNOWN_WORD {
-                    if let Some(child) = node.literal(word, &self.hasher) {
-                        walk.stack.push((child, pos + 1));
+                    match node.literal(word, &self.hasher) {
+                        Some(child) if promising(child) => walk.stack.push((child, pos + 1)),
+                        _ => {}
                     }
                 }
             }
         }
     }
 
-    /// Enters `#` node `hash` after `pos` of `n` words: it may swallow any number of them.
+    /// Enters `#` node `hash` after `pos` words of `tokens`: it may swallow any number of them.
     fn expand_hash(
         &self,
         hash: u32,
         pos: u32,
-        n: u32,
+        tokens: &[u32],
         walk: &mut WalkState,
         emit: &mut impl FnMut(Dest),
     ) {
+        let n = tokens.len() as u32;
         let node = &self.nodes[hash as usize];
         if node.is_leaf() {
             // A trailing `#` swallows the rest of the key: it always matches.
             node.dests.iter().for_each(|&d| emit(d));
             return;
         }
-        // The `#` may stop after any position whose remaining words its subtree can take.
-        let first = if node.max_rest == UNBOUNDED {
-            pos
-        } else {
-            pos.max(n.saturating_sub(u32::from(node.max_rest)))
-        };
-        let Some(last) = n.checked_sub(u32::from(node.min_rest)) else {
-            return;
-        };
+        let summary = &self.summaries[hash as usize];
+        let stops = summary.stops(pos, n);
+        // Memo: stopping after `p` onwards was already pushed by an earlier entry.
         let seen = &mut walk.hash_from[hash as usize];
         let end = if seen.0 == walk.epoch {
-            seen.1
+            stops.end.min(seen.1)
         } else {
-            last + 1
+            stops.end
         };
-        if first >= end {
+        if stops.start >= end {
             return;
         }
-        *seen = (walk.epoch, first);
-        walk.stack.extend((first..end).map(|p| (hash, p)));
+        *seen = (walk.epoch, stops.start);
+        for q in stops.start..end {
+            let next = tokens.get(q as usize).copied().unwrap_or(UNKNOWN_WORD);
+            if summary.promising(n - q, next) {
+                walk.stack.push((hash, q));
+            }
+        }
     }
 
     /// Estimates the bytes held.
     pub(crate) fn memory_bytes(&self) -> usize {
         let heap: usize = self.nodes.iter().map(Node::heap_bytes).sum();
         self.nodes.capacity() * size_of::<Node>()
+            + self.summaries.capacity() * size_of::<Summary>()
             + self.links.capacity() * size_of::<Link>()
             + heap
             + self.free.capacity() * size_of::<u32>()
