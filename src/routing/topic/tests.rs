@@ -182,6 +182,41 @@ fn topic(max_words: usize) -> impl Strategy<Value = String> {
     prop::collection::vec(word(), 0..=max_words).prop_map(|w| w.join("."))
 }
 
+/// A wider vocabulary: enough literal words for nodes to outgrow their inline child lists,
+/// and for different words to share a bit of the summaries' word filter (ids 64 apart).
+fn wide_word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (0..80_u32).prop_map(|i| format!("w{i}")),
+        1 => Just(String::new()),
+        2 => Just("*".to_string()),
+        2 => Just("#".to_string()),
+    ]
+}
+
+fn wide_topic(max_words: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(wide_word(), 0..=max_words).prop_map(|w| w.join("."))
+}
+
+/// A routing key that `pattern` matches: each `*` becomes a word, each `#` zero to two words,
+/// chosen by `seed`.
+fn instantiate(pattern: &str, mut seed: u64) -> String {
+    let mut pick = |bound: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % bound
+    };
+    let mut words = Vec::new();
+    for word in super::reference::words(pattern) {
+        match word {
+            "*" => words.push(format!("w{}", pick(80))),
+            "#" => (0..pick(3)).for_each(|_| words.push(format!("w{}", pick(80)))),
+            literal => words.push(literal.to_string()),
+        }
+    }
+    words.join(".")
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Bind(u64, String),
@@ -216,6 +251,31 @@ proptest! {
             prop_assert_eq!(&route(&uncached, key), &want, "key {:?}", key);
             prop_assert_eq!(&route(&cached, key), &want, "key {:?}", key);
             prop_assert_eq!(&route(&cached, key), &want, "cached key {:?}", key);
+        }
+    }
+
+    #[test]
+    fn wide_tries_agree_with_reference(
+        bindings in prop::collection::btree_set((0..6_u64, wide_topic(4)), 0..200),
+        keys in prop::collection::vec(wide_topic(5), 1..40),
+        drop_every in 2..5_usize,
+        seed in any::<u64>(),
+    ) {
+        let router = TopicRouter::with_cache(false);
+        for (dest, pattern) in &bindings {
+            prop_assert!(bind(&router, *dest, pattern));
+        }
+        // Unbinding some leaves stale (wider) summaries behind: results must not change.
+        let mut kept = bindings.clone();
+        for (i, binding) in bindings.iter().enumerate() {
+            if i % drop_every == 0 {
+                prop_assert!(unbind(&router, binding.0, &binding.1));
+                kept.remove(binding);
+            }
+        }
+        let matching = bindings.iter().enumerate().map(|(i, (_, p))| instantiate(p, seed ^ i as u64));
+        for key in keys.iter().cloned().chain(matching) {
+            prop_assert_eq!(&route(&router, &key), &expected(&kept, &key), "key {:?}", key);
         }
     }
 
