@@ -3,8 +3,9 @@
 //! Each node is a pattern prefix. A node's `*` and `#` children are fields of the node. Its
 //! literal children (by interned word) sit in a short list inside the node while there are
 //! few, so the common lookup touches no other memory; a node with many moves them to a hash
-//! map of its own, so that adding a child stays O(1) however many there are (see
-//! [`Node`](super::node::Node)).
+//! table of its own, so that adding a child stays O(1) however many there are (see
+//! [`Node`]). Beside each node, a 16-byte [`Summary`] tells the walk whether the node is worth
+//! visiting at all.
 //!
 //! # Matching
 //!
@@ -13,11 +14,12 @@
 //! it has been expanded from, so no `(node, position)` pair is ever visited twice. That keeps
 //! `#.#.#.a` linear in the key length, where a backtracking matcher is cubic.
 //!
-//! Each node also knows how many more key words the patterns below it can take: at least
-//! `min_rest` (their words other than `#`), at most `max_rest` (unbounded below a `#`). The
-//! walk skips a node whose bounds exclude the words left, and expands a `#` only at the
-//! positions its subtree can finish from. Binding widens the bounds along the pattern's path;
-//! unbinding leaves them as they were, so they may be wider than needed but never too narrow.
+//! Each summary knows how many more key words the patterns below its node can take: at least
+//! their words other than `#`, at most as many (unbounded below a `#`). The walk pushes a
+//! child only if its bounds admit the words left and it has a `*` or `#` child or, by its
+//! word filter, may have a child for the next word; it expands a `#` only at the positions its
+//! subtree can finish from. Binding widens the bounds along the pattern's path; unbinding
+//! leaves them as they were, so they may be wider than needed but never too narrow.
 //!
 //! # Invariants
 //!
