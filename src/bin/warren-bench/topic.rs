@@ -69,6 +69,16 @@ enum Keys {
     Skewed,
 }
 
+impl Keys {
+    /// The name given on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            Keys::Uniform => "uniform",
+            Keys::Skewed => "skewed",
+        }
+    }
+}
+
 /// Everything one run measured.
 #[derive(Debug)]
 struct Report {
@@ -252,8 +262,13 @@ fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 fn print_table(args: &TopicArgs, threads: usize, r: &Report) {
     println!(
         "warren-bench topic: {} bindings ({}% with wildcards), {}-word vocabulary, \
-         {:?} keys from a pool of {}, {} s per measurement",
-        args.bindings, args.wildcards, args.vocabulary, args.keys, args.key_pool, args.seconds
+         {} keys from a pool of {}, {} s per measurement",
+        args.bindings,
+        args.wildcards,
+        args.vocabulary,
+        args.keys.name(),
+        args.key_pool,
+        args.seconds
     );
     println!(
         "routing table: {} (Router::memory_bytes); {:.2} destinations per key on average; \
@@ -263,7 +278,10 @@ fn print_table(args: &TopicArgs, threads: usize, r: &Report) {
         r.binds_per_s
     );
     println!();
-    let threads_title = format!("{threads} threads, M/s");
+    let threads_title = match threads {
+        1 => "1 thread again, M/s".to_string(),
+        n => format!("{n} threads, M/s"),
+    };
     let mut table = Table::new(&[
         "lookup",
         "1 thread, M/s",
@@ -306,7 +324,7 @@ fn to_json(args: &TopicArgs, threads: usize, r: &Report) -> serde_json::Value {
     json!({
         "bindings": args.bindings,
         "wildcard_pct": args.wildcards,
-        "keys": format!("{:?}", args.keys).to_lowercase(),
+        "keys": args.keys.name(),
         "key_pool": args.key_pool,
         "vocabulary": args.vocabulary,
         "seconds": args.seconds,

@@ -77,6 +77,12 @@ impl Summary {
         }
     }
 
+    /// Whether the node may have a literal child along `word` (never a false "no").
+    #[inline]
+    pub(crate) fn may_have_word(&self, word: u32) -> bool {
+        word != UNKNOWN_WORD && self.words & (1 << (word % 64)) != 0
+    }
+
     /// Whether a pattern below the node could match exactly `rest` more key words.
     #[inline]
     pub(crate) fn fits(&self, rest: u32) -> bool {
@@ -95,8 +101,7 @@ impl Summary {
         if rest == 0 {
             return self.flags & (DESTS | HASH) != 0;
         }
-        self.flags & (STAR | HASH) != 0
-            || (next != UNKNOWN_WORD && self.words & (1 << (next % 64)) != 0)
+        self.flags & (STAR | HASH) != 0 || self.may_have_word(next)
     }
 
     /// The positions after which a `#` with this summary below it may stop, when it is

@@ -298,7 +298,7 @@ impl Trie {
                     walk.stack.push((node.star, pos + 1));
                 }
                 let word = tokens[pos as usize];
-                if word != UNKNOWN_WORD {
+                if self.summaries[id as usize].may_have_word(word) {
                     match node.literal(word, &self.hasher) {
                         Some(child) if promising(child) => walk.stack.push((child, pos + 1)),
                         _ => {}
