@@ -228,6 +228,13 @@ mod tests {
     }
 
     #[test]
+    fn slots_stay_small() {
+        // The router's docs promise about 120 bytes per slot.
+        let size = std::mem::size_of::<super::Slot>();
+        assert!((100..=128).contains(&size), "{size}");
+    }
+
+    #[test]
     fn hit_only_at_the_same_generation() {
         let mut cache = ResultCache::new(1024);
         let mut out = Vec::new();

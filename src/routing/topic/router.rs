@@ -27,8 +27,11 @@ const DEFAULT_CACHE_SLOTS: usize = 16_384;
 ///
 /// # Caching
 ///
-/// Each publishing thread keeps a small cache of recent results, keyed by routing key and
-/// dropped on any bind or unbind. It steps aside by itself when keys rarely repeat.
+/// Each publishing thread keeps a cache of recent results, keyed by routing key and made
+/// stale by any bind or unbind. It starts at 256 slots and grows, up to its capacity, only
+/// while it keeps evicting live entries; a slot takes about 120 bytes (keys up to 48 bytes are
+/// stored inline), so the default capacity costs at most about 2 MiB per publishing thread.
+/// It steps aside by itself when keys rarely repeat.
 ///
 /// # Concurrency
 ///
