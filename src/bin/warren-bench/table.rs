@@ -58,9 +58,14 @@ impl Table {
     }
 }
 
-/// Formats a rate in millions per second, or `-` when there is none.
-pub(crate) fn millions(per_s: Option<f64>) -> String {
-    per_s.map_or_else(|| "-".to_string(), |r| format!("{:.3}", r / 1e6))
+/// Formats a rate per second with an SI prefix (`84.2/s`, `877 k/s`, `16.97 M/s`), or `-`.
+pub(crate) fn rate(per_s: Option<f64>) -> String {
+    match per_s {
+        None => "-".to_string(),
+        Some(r) if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
+        Some(r) if r >= 1e3 => format!("{:.1} k/s", r / 1e3),
+        Some(r) => format!("{r:.1} /s"),
+    }
 }
 
 /// Formats a ratio such as `12.3×`, or `-` when there is none.
@@ -79,7 +84,15 @@ pub(crate) fn mebibytes(bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Table;
+    use super::{rate, Table};
+
+    #[test]
+    fn rates_read_well() {
+        assert_eq!(rate(Some(84.25)), "84.2 /s");
+        assert_eq!(rate(Some(877_000.0)), "877.0 k/s");
+        assert_eq!(rate(Some(16_966_000.0)), "16.97 M/s");
+        assert_eq!(rate(None), "-");
+    }
 
     #[test]
     fn columns_line_up() {

@@ -17,7 +17,7 @@ use warrenmq::routing::{topic_matches, Binding, DestinationId, Router, RoutingIn
 use warrenmq::FieldTable;
 
 use crate::measure::{run, run_parallel, Budget, Rate};
-use crate::table::{mebibytes, millions, ratio, Table};
+use crate::table::{mebibytes, rate, ratio, Table};
 use crate::workload::{KeyDistribution, Spec, Workload};
 
 /// Routing keys generated, cycled through by every measurement.
@@ -279,12 +279,12 @@ fn print_table(args: &TopicArgs, threads: usize, r: &Report) {
     );
     println!();
     let threads_title = match threads {
-        1 => "1 thread again, M/s".to_string(),
-        n => format!("{n} threads, M/s"),
+        1 => "1 thread again".to_string(),
+        n => format!("{n} threads"),
     };
     let mut table = Table::new(&[
         "lookup",
-        "1 thread, M/s",
+        "1 thread",
         &threads_title,
         "× naive",
         "floor ÷ this",
@@ -295,8 +295,8 @@ fn print_table(args: &TopicArgs, threads: usize, r: &Report) {
         let one = one.map(|x| x.per_s);
         table.row(vec![
             label.to_string(),
-            millions(one),
-            millions(all.map(|x| x.per_s)),
+            rate(one),
+            rate(all.map(|x| x.per_s)),
             ratio(div(one, naive)),
             ratio(div(floor, one)),
         ]);
