@@ -268,7 +268,13 @@ impl Trie {
 
     /// Writes the interned ids of the routing key's words to `tokens`.
     pub(crate) fn tokenize(&self, key: &str, tokens: &mut Vec<u32>) {
-        tokens.extend(words(key).map(|w| self.words.get(w).unwrap_or(UNKNOWN_WORD)));
+        // A plain loop: `extend` over the `words` adapter chain is measurably slower here.
+        if key.is_empty() {
+            return;
+        }
+        for word in key.split('.') {
+            tokens.push(self.words.get(word).unwrap_or(UNKNOWN_WORD));
+        }
     }
 
     /// Calls `emit` with the destinations of every pattern matching the key `tokens`.
