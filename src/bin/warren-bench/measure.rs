@@ -85,3 +85,62 @@ pub(crate) fn run_parallel<T>(
         ops: rates.iter().map(|r| r.ops).sum(),
     }
 }
+
+/// One operation to time against others.
+pub(crate) struct Contender<'a, T> {
+    /// The operation, as for [`run`].
+    pub(crate) op: &'a (dyn Fn(&str, &mut Vec<T>) + Sync),
+    /// Operations between two looks at the clock.
+    pub(crate) batch: usize,
+    /// Whether to time it on all threads too.
+    pub(crate) parallel: bool,
+}
+
+/// Times every contender in `rounds` interleaved rounds of `round` each and returns, per
+/// contender, the median one-thread rate and (if asked) the median all-threads rate.
+///
+/// Interleaving makes the ratios between contenders fair on a machine shared with other
+/// work: a burst of outside load slows one round of each, not the whole of one contender.
+pub(crate) fn interleaved<T>(
+    contenders: &[Contender<'_, T>],
+    rounds: usize,
+    round: Duration,
+    threads: usize,
+    keys: &[String],
+) -> Vec<(Rate, Option<Rate>)> {
+    let mut one: Vec<Vec<Rate>> = vec![Vec::new(); contenders.len()];
+    let mut all: Vec<Vec<Rate>> = vec![Vec::new(); contenders.len()];
+    for r in 0..rounds.max(1) {
+        // Re-warm caches each round: the other contenders ran in between.
+        let warm_up = if r == 0 { round } else { round / 8 };
+        for (i, c) in contenders.iter().enumerate() {
+            let budget = Budget {
+                run: round,
+                warm_up: if c.batch == 1 {
+                    Duration::ZERO
+                } else {
+                    warm_up
+                },
+                batch: c.batch,
+            };
+            let start = r * 977 % keys.len().max(1);
+            one[i].push(run(budget, keys, start, |k, out| (c.op)(k, out)));
+            if c.parallel {
+                all[i].push(run_parallel(budget, threads, keys, |k, out| (c.op)(k, out)));
+            }
+        }
+    }
+    one.into_iter()
+        .zip(all)
+        .map(|(one, all)| (median(one), (!all.is_empty()).then(|| median(all))))
+        .collect()
+}
+
+/// The median rate, with the operations of all rounds.
+fn median(mut rates: Vec<Rate>) -> Rate {
+    rates.sort_by(|a, b| a.per_s.total_cmp(&b.per_s));
+    Rate {
+        per_s: rates[rates.len() / 2].per_s,
+        ops: rates.iter().map(|r| r.ops).sum(),
+    }
+}

@@ -16,12 +16,14 @@ use serde_json::json;
 use warrenmq::routing::{topic_matches, Binding, DestinationId, Router, RoutingInput, TopicRouter};
 use warrenmq::FieldTable;
 
-use crate::measure::{run, run_parallel, Budget, Rate};
+use crate::measure::{interleaved, Contender, Rate};
 use crate::table::{mebibytes, rate, ratio, Table};
 use crate::workload::{KeyDistribution, Spec, Workload};
 
 /// Routing keys generated, cycled through by every measurement.
 const STREAM: usize = 1 << 16;
+/// Length of one timed round; measurements are interleaved round by round.
+const ROUND: Duration = Duration::from_millis(300);
 /// Keys checked against the naive matcher before timing anything.
 const CHECKED_KEYS: usize = 32;
 
@@ -43,7 +45,8 @@ pub(crate) struct TopicArgs {
     /// Number of distinct words in binding and routing keys.
     #[arg(long, default_value_t = 256)]
     vocabulary: usize,
-    /// Seconds per measurement (there are seven).
+    /// Seconds per measurement (there are seven), in interleaved rounds of 0.3 s; each
+    /// figure is the median round.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
     /// Threads for the all-cores measurements [default: the number of cores].
@@ -186,39 +189,48 @@ fn measure_all(args: &TopicArgs, workload: &Workload, threads: usize) -> Result<
         check(&uncached, &naive_table, &workload.keys)?;
     }
 
-    let fast = Budget {
-        run: Duration::from_secs_f64(args.seconds),
-        warm_up: Duration::from_secs_f64((args.seconds / 4.0).min(0.5)),
-        batch: 64,
-    };
-    let slow = Budget {
-        warm_up: Duration::ZERO,
-        batch: 1,
-        ..fast
-    };
     let keys = &workload.keys;
-    let routed = |r: &TopicRouter| {
-        let one = run(fast, keys, 0, |k, out| route(r, k, out));
-        let all = run_parallel(fast, threads, keys, |k, out| route(r, k, out));
-        (one, all)
-    };
+    let route_uncached = |k: &str, out: &mut Vec<DestinationId>| route(&uncached, k, out);
+    let route_cached = |k: &str, out: &mut Vec<DestinationId>| route(&cached, k, out);
+    let route_naive = |k: &str, out: &mut Vec<DestinationId>| naive(&naive_table, k, out);
     let floor_lookup = |k: &str, out: &mut Vec<DestinationId>| {
         if let Some(dests) = floor.get(k) {
             out.extend_from_slice(dests);
         }
     };
+    let fast = |op| Contender {
+        op,
+        batch: 64,
+        parallel: true,
+    };
+    let mut contenders = vec![
+        fast(&route_uncached),
+        fast(&route_cached),
+        fast(&floor_lookup),
+    ];
+    if run_naive {
+        contenders.push(Contender {
+            op: &route_naive,
+            batch: 1,
+            parallel: false,
+        });
+    }
+    let rates = interleaved(&contenders, rounds(args.seconds), ROUND, threads, keys);
+    let both = |i: usize| (rates[i].0, rates[i].1.unwrap_or(rates[i].0));
     Ok(Report {
-        uncached: routed(&uncached),
-        cached: routed(&cached),
-        naive: run_naive.then(|| run(slow, keys, 0, |k, out| naive(&naive_table, k, out))),
-        floor: (
-            run(fast, keys, 0, floor_lookup),
-            run_parallel(fast, threads, keys, floor_lookup),
-        ),
+        uncached: both(0),
+        cached: both(1),
+        floor: both(2),
+        naive: rates.get(3).map(|r| r.0),
         table_bytes: uncached.memory_bytes(),
         binds_per_s,
         matches_per_key: matches_per_key(&uncached, keys),
     })
+}
+
+/// The number of rounds that `seconds` per measurement make.
+fn rounds(seconds: f64) -> usize {
+    (seconds / ROUND.as_secs_f64()).ceil().max(1.0) as usize
 }
 
 /// Fails if the trie router and the naive matcher disagree on the first keys of the stream.
@@ -262,13 +274,14 @@ fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 fn print_table(args: &TopicArgs, threads: usize, r: &Report) {
     println!(
         "warren-bench topic: {} bindings ({}% with wildcards), {}-word vocabulary, \
-         {} keys from a pool of {}, {} s per measurement",
+         {} keys from a pool of {}; medians of {} interleaved rounds of {} s",
         args.bindings,
         args.wildcards,
         args.vocabulary,
         args.keys.name(),
         args.key_pool,
-        args.seconds
+        rounds(args.seconds),
+        ROUND.as_secs_f64()
     );
     println!(
         "routing table: {} (Router::memory_bytes); {:.2} destinations per key on average; \
@@ -328,6 +341,7 @@ fn to_json(args: &TopicArgs, threads: usize, r: &Report) -> serde_json::Value {
         "key_pool": args.key_pool,
         "vocabulary": args.vocabulary,
         "seconds": args.seconds,
+        "rounds": rounds(args.seconds),
         "threads": threads,
         "matches_per_s_uncached": r.uncached.0.per_s,
         "matches_per_s_uncached_all_threads": r.uncached.1.per_s,

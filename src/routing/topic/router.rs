@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
+use crossbeam_utils::CachePadded;
 use thread_local::ThreadLocal;
 
 use super::cache::{Probe, ResultCache};
@@ -68,8 +69,9 @@ pub struct TopicRouter {
     generation: AtomicU64,
     /// Result-cache slots per thread; 0 disables the cache.
     cache_slots: usize,
-    /// Each publishing thread's scratch memory and result cache.
-    locals: ThreadLocal<RefCell<Local>>,
+    /// Each publishing thread's scratch memory and result cache, padded so that threads
+    /// writing their own state do not share a cache line.
+    locals: ThreadLocal<CachePadded<RefCell<Local>>>,
 }
 
 /// One thread's private state for one router.
@@ -161,10 +163,10 @@ impl TopicRouter {
     /// This thread's state.
     fn local(&self) -> &RefCell<Local> {
         self.locals.get_or(|| {
-            RefCell::new(Local {
+            CachePadded::new(RefCell::new(Local {
                 scratch: Scratch::default(),
                 cache: (self.cache_slots > 0).then(|| ResultCache::new(self.cache_slots)),
-            })
+            }))
         })
     }
 }
