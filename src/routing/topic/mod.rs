@@ -5,7 +5,7 @@
 //!
 //! - `reference`: [`topic_matches`], the plain matcher everything else is checked against.
 //! - `intern`: words and destinations as dense integer ids.
-//! - `node`: one trie node: its children and destinations.
+//! - `node`: trie nodes (one cache line each) and the arena that owns them.
 //! - `summary`: what a walk checks before visiting a node: bounds, child flags, word filter.
 //! - `trie`: the word trie of binding keys with wildcards, and its memoised walk.
 //! - `table`: exact keys in a hash map, the rest in the trie.

@@ -1,18 +1,25 @@
-//! One trie node: its children and its destinations.
+//! Trie nodes, one cache line each, and the arena that owns them and their overflow.
+//!
+//! A walk reads one node per step, so a node is laid out to be read in one cache line: its
+//! [`Summary`] (checked before the walk steps in), its `*` and `#` children, up to four
+//! literal children inline, and the index of its destination list. What does not fit (a fifth
+//! literal child, the destinations) lives in side pools that the arena indexes; the walk
+//! reads those only when it must (a busy node's child table, a node that matches).
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
 
-use hashbrown::HashTable;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use smallvec::SmallVec;
 
 use super::size::hash_table_bytes;
+use super::summary::Summary;
 use crate::routing::DestinationId;
 
-/// No node: an absent `*` or `#` child.
+/// No node, table or list: an absent child, or a node without destinations.
 pub(crate) const NONE: u32 = u32::MAX;
-/// A node keeps at most this many literal children in its inline list.
-const FEW: usize = 8;
+/// Literal children kept in the node itself.
+const INLINE: usize = 4;
 
 /// A destination as the table stores it: its dense id, to de-duplicate output with a stamp
 /// array, beside the id to output, so that emitting it reads no other memory.
@@ -24,143 +31,310 @@ pub(crate) struct Dest {
     pub(crate) raw: DestinationId,
 }
 
-/// One pattern prefix of the trie.
-#[derive(Debug)]
+/// One pattern prefix of the trie: exactly one cache line.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
 pub(crate) struct Node {
+    /// What the patterns below this node can match.
+    pub(crate) summary: Summary,
     /// The child reached by `*`, or `NONE`.
     pub(crate) star: u32,
     /// The child reached by `#`, or `NONE`.
     pub(crate) hash: u32,
-    /// The children reached by a literal word.
-    literals: Literals,
-    /// The destinations bound with exactly this pattern.
-    pub(crate) dests: SmallVec<[Dest; 1]>,
-}
-
-/// Literal children: `(word, child)` pairs inline while few, a hash map once many.
-///
-/// The inline list makes the common lookup (a node with a handful of children) touch no
-/// memory beyond the node; the per-node table keeps a busy node's lookups O(1) and small
-/// enough to stay in cache when the node is hot (the root and its wildcard children). The
-/// table stores no hasher: the trie passes its one hasher in.
-#[derive(Debug)]
-enum Literals {
-    /// At most `FEW` children, unsorted.
-    Few(SmallVec<[(u32, u32); 3]>),
-    /// More than `FEW / 2` children: `(word, child)` hashed by word.
-    Many(HashTable<(u32, u32)>),
+    /// Index of this node's destination list in `Arena::dest_lists`, or `NONE`.
+    dests: u32,
+    /// The number of literal children.
+    literals: u32,
+    /// `(word, child)` while `literals <= INLINE`; otherwise `inline[0].0` is the index of
+    /// the node's table in `Arena::tables`.
+    inline: [(u32, u32); INLINE],
 }
 
 impl Node {
-    /// A fresh node with no children and no destinations.
-    pub(crate) fn new() -> Self {
-        Node {
-            star: NONE,
-            hash: NONE,
-            literals: Literals::Few(SmallVec::new()),
-            dests: SmallVec::new(),
-        }
-    }
+    /// A node with nothing below it.
+    const EMPTY: Node = Node {
+        summary: Summary::EMPTY,
+        star: NONE,
+        hash: NONE,
+        dests: NONE,
+        literals: 0,
+        inline: [(NONE, NONE); INLINE],
+    };
 
     /// Whether the node has no children.
+    #[inline]
     pub(crate) fn is_leaf(&self) -> bool {
-        self.star == NONE && self.hash == NONE && !self.has_literals()
+        self.star == NONE && self.hash == NONE && self.literals == 0
+    }
+}
+
+/// The nodes and their overflow: child tables of busy nodes, destination lists.
+#[derive(Debug)]
+pub(crate) struct Arena {
+    /// The nodes; index 0 is the root.
+    nodes: Vec<Node>,
+    /// Freed node slots.
+    free_nodes: Vec<u32>,
+    /// Child tables of nodes with more than `INLINE` literal children, `(word, child)`.
+    tables: Vec<HashTable<(u32, u32)>>,
+    /// Freed table slots.
+    free_tables: Vec<u32>,
+    /// Destination lists of the nodes that end a bound pattern.
+    dest_lists: Vec<SmallVec<[Dest; 2]>>,
+    /// Freed list slots.
+    free_dests: Vec<u32>,
+    /// Hashes words in the child tables.
+    hasher: DefaultHashBuilder,
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena {
+            nodes: vec![Node::EMPTY],
+            free_nodes: Vec::new(),
+            tables: Vec::new(),
+            free_tables: Vec::new(),
+            dest_lists: Vec::new(),
+            free_dests: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+}
+
+/// Takes a slot from a free list, or the next one.
+fn take_slot<T>(items: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(at) => {
+            items[at as usize] = item;
+            at
+        }
+        None => {
+            items.push(item);
+            u32::try_from(items.len() - 1).expect("fewer than 2^32 trie items")
+        }
+    }
+}
+
+impl Arena {
+    /// The node with index `id`.
+    #[inline]
+    pub(crate) fn node(&self, id: u32) -> &Node {
+        &self.nodes[id as usize]
     }
 
-    /// Whether the node has a literal child.
+    /// The node with index `id`, to change.
+    pub(crate) fn node_mut(&mut self, id: u32) -> &mut Node {
+        &mut self.nodes[id as usize]
+    }
+
+    /// The number of node slots: the size a per-node stamp array needs.
+    pub(crate) fn node_bound(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Allocates an empty node.
+    pub(crate) fn alloc(&mut self) -> u32 {
+        take_slot(&mut self.nodes, &mut self.free_nodes, Node::EMPTY)
+    }
+
+    /// Frees a node that has no children and no destinations.
+    pub(crate) fn free(&mut self, id: u32) {
+        debug_assert!(self.node(id).is_leaf() && self.node(id).dests == NONE);
+        self.nodes[id as usize] = Node::EMPTY;
+        self.free_nodes.push(id);
+    }
+
+    /// The destinations bound with exactly the pattern of `node`.
     #[inline]
-    pub(crate) fn has_literals(&self) -> bool {
-        match &self.literals {
-            Literals::Few(few) => !few.is_empty(),
-            Literals::Many(many) => !many.is_empty(),
+    pub(crate) fn dests(&self, node: &Node) -> &[Dest] {
+        match node.dests {
+            NONE => &[],
+            list => &self.dest_lists[list as usize],
         }
     }
 
-    /// The child along interned word `word`, if any.
-    #[inline]
-    pub(crate) fn literal(&self, word: u32, hasher: &impl BuildHasher) -> Option<u32> {
-        match &self.literals {
-            Literals::Few(few) => few.iter().find(|(w, _)| *w == word).map(|(_, c)| *c),
-            Literals::Many(many) => {
-                let found = many.find(hasher.hash_one(word), |(w, _)| *w == word);
-                found.map(|(_, c)| *c)
+    /// Adds a destination to `id`; returns `false` if it was there.
+    pub(crate) fn add_dest(&mut self, id: u32, dest: Dest) -> bool {
+        let list = match self.nodes[id as usize].dests {
+            NONE => {
+                let list = take_slot(&mut self.dest_lists, &mut self.free_dests, SmallVec::new());
+                self.nodes[id as usize].dests = list;
+                list
             }
+            list => list,
+        };
+        let dests = &mut self.dest_lists[list as usize];
+        if dests.iter().any(|d| d.dense == dest.dense) {
+            return false;
         }
+        dests.push(dest);
+        self.nodes[id as usize].summary.set_dests(true);
+        true
     }
 
-    /// Adds a literal child; the word must not have one yet.
-    pub(crate) fn add_literal(&mut self, word: u32, child: u32, hasher: &impl BuildHasher) {
+    /// Removes the destination with dense id `dense` from `id`; returns `false` if absent.
+    pub(crate) fn remove_dest(&mut self, id: u32, dense: u32) -> bool {
+        let list = self.nodes[id as usize].dests;
+        if list == NONE {
+            return false;
+        }
+        let dests = &mut self.dest_lists[list as usize];
+        let Some(at) = dests.iter().position(|d| d.dense == dense) else {
+            return false;
+        };
+        dests.swap_remove(at);
+        if dests.is_empty() {
+            self.dest_lists[list as usize] = SmallVec::new();
+            self.free_dests.push(list);
+            let node = &mut self.nodes[id as usize];
+            node.dests = NONE;
+            node.summary.set_dests(false);
+        }
+        true
+    }
+
+    /// The child of `node` along interned word `word`, if any.
+    #[inline]
+    pub(crate) fn literal(&self, node: &Node, word: u32) -> Option<u32> {
+        let count = node.literals as usize;
+        if count <= INLINE {
+            let inline = &node.inline[..count];
+            return inline.iter().find(|(w, _)| *w == word).map(|(_, c)| *c);
+        }
+        let table = &self.tables[node.inline[0].0 as usize];
+        let found = table.find(self.hasher.hash_one(word), |(w, _)| *w == word);
+        found.map(|(_, c)| *c)
+    }
+
+    /// Adds a literal child to `id`; the word must not have one yet.
+    pub(crate) fn add_literal(&mut self, id: u32, word: u32, child: u32) {
+        let hasher = &self.hasher;
         let rehash = |(w, _): &(u32, u32)| hasher.hash_one(*w);
-        match &mut self.literals {
-            Literals::Few(few) if few.len() < FEW => few.push((word, child)),
-            Literals::Few(few) => {
-                let mut many = HashTable::with_capacity(2 * FEW);
-                for entry in few.drain(..).chain([(word, child)]) {
-                    many.insert_unique(hasher.hash_one(entry.0), entry, rehash);
-                }
-                self.literals = Literals::Many(many);
+        let node = &mut self.nodes[id as usize];
+        let count = node.literals as usize;
+        node.summary.add_word(word);
+        node.literals += 1;
+        if count < INLINE {
+            node.inline[count] = (word, child);
+            return;
+        }
+        if count == INLINE {
+            let mut table = HashTable::with_capacity(4 * INLINE);
+            for entry in node.inline {
+                table.insert_unique(hasher.hash_one(entry.0), entry, rehash);
             }
-            Literals::Many(many) => {
-                many.insert_unique(hasher.hash_one(word), (word, child), rehash);
+            node.inline = [(NONE, NONE); INLINE];
+            node.inline[0].0 = take_slot(&mut self.tables, &mut self.free_tables, table);
+        }
+        let table = &mut self.tables[node.inline[0].0 as usize];
+        table.insert_unique(hasher.hash_one(word), (word, child), rehash);
+    }
+
+    /// Removes the literal child of `id` along `word`.
+    pub(crate) fn remove_literal(&mut self, id: u32, word: u32) {
+        let node = &mut self.nodes[id as usize];
+        let count = node.literals as usize;
+        if count <= INLINE {
+            let Some(at) = node.inline[..count].iter().position(|(w, _)| *w == word) else {
+                return;
+            };
+            node.inline.copy_within(at + 1..count, at);
+            node.inline[count - 1] = (NONE, NONE);
+            node.literals -= 1;
+            return;
+        }
+        let at = node.inline[0].0;
+        let table = &mut self.tables[at as usize];
+        let Ok(entry) = table.find_entry(self.hasher.hash_one(word), |(w, _)| *w == word) else {
+            return;
+        };
+        entry.remove();
+        node.literals -= 1;
+        if node.literals as usize == INLINE {
+            // Back inline: the table goes to the free list.
+            let table = std::mem::take(&mut self.tables[at as usize]);
+            for (slot, entry) in node.inline.iter_mut().zip(table) {
+                *slot = entry;
             }
+            self.free_tables.push(at);
         }
     }
 
-    /// Removes the literal child along `word`.
-    pub(crate) fn remove_literal(&mut self, word: u32, hasher: &impl BuildHasher) {
-        match &mut self.literals {
-            Literals::Few(few) => few.retain(|(w, _)| *w != word),
-            Literals::Many(many) => {
-                if let Ok(entry) = many.find_entry(hasher.hash_one(word), |(w, _)| *w == word) {
-                    entry.remove();
-                }
-                if many.len() <= FEW / 2 {
-                    self.literals = Literals::Few(many.drain().collect());
-                }
-            }
-        }
-    }
-
-    /// Estimates the heap bytes the node owns (its own size is counted by the arena).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        let literals = match &self.literals {
-            Literals::Few(few) if few.spilled() => few.capacity() * size_of::<(u32, u32)>(),
-            Literals::Few(_) => 0,
-            Literals::Many(many) => hash_table_bytes(many.capacity(), size_of::<(u32, u32)>()),
-        };
-        let dests = if self.dests.spilled() {
-            self.dests.capacity() * size_of::<Dest>()
-        } else {
-            0
-        };
-        literals + dests
+    /// Estimates the bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let tables: usize = self
+            .tables
+            .iter()
+            .map(|t| hash_table_bytes(t.capacity(), size_of::<(u32, u32)>()))
+            .sum();
+        let lists: usize = self
+            .dest_lists
+            .iter()
+            .filter(|l| l.spilled())
+            .map(|l| l.capacity() * size_of::<Dest>())
+            .sum();
+        self.nodes.capacity() * size_of::<Node>()
+            + self.free_nodes.capacity() * 4
+            + self.tables.capacity() * size_of::<HashTable<(u32, u32)>>()
+            + tables
+            + self.free_tables.capacity() * 4
+            + self.dest_lists.capacity() * size_of::<SmallVec<[Dest; 2]>>()
+            + lists
+            + self.free_dests.capacity() * 4
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use hashbrown::DefaultHashBuilder;
-
-    use super::{Node, FEW};
+    use super::{Arena, Dest, Node, INLINE};
+    use crate::routing::DestinationId;
 
     #[test]
-    fn literal_children_move_to_a_map_and_back() {
-        let h = DefaultHashBuilder::default();
-        let mut node = Node::new();
-        assert!(node.is_leaf());
-        let many = 3 * FEW as u32;
+    fn a_node_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Node>(), 64);
+    }
+
+    #[test]
+    fn literal_children_move_to_a_table_and_back() {
+        let mut arena = Arena::default();
+        let root = 0;
+        let many = 3 * INLINE as u32;
         for word in 0..many {
-            node.add_literal(word, 100 + word, &h);
+            arena.add_literal(root, word, 100 + word);
         }
-        assert!(node.heap_bytes() > 0);
-        assert_eq!(node.literal(FEW as u32 + 1, &h), Some(101 + FEW as u32));
+        assert!(arena.memory_bytes() > 64);
+        let node = *arena.node(root);
+        assert_eq!(
+            arena.literal(&node, INLINE as u32 + 1),
+            Some(101 + INLINE as u32)
+        );
         for word in 1..many {
-            node.remove_literal(word, &h);
-            assert_eq!(node.literal(word, &h), None);
+            arena.remove_literal(root, word);
+            assert_eq!(arena.literal(arena.node(root), word), None, "{word}");
+            for kept in 0..=0 {
+                assert_eq!(arena.literal(arena.node(root), kept), Some(100 + kept));
+            }
         }
-        assert_eq!(node.literal(0, &h), Some(100));
-        assert!(node.has_literals() && !node.is_leaf());
-        node.remove_literal(0, &h);
-        assert!(node.is_leaf());
+        assert!(!arena.node(root).is_leaf());
+        arena.remove_literal(root, 0);
+        assert!(arena.node(root).is_leaf());
+    }
+
+    #[test]
+    fn destination_lists_come_and_go() {
+        let mut arena = Arena::default();
+        let id = arena.alloc();
+        let d = |dense| Dest {
+            dense,
+            raw: DestinationId::new(dense.into()),
+        };
+        assert!(arena.add_dest(id, d(1)) && arena.add_dest(id, d(2)));
+        assert!(!arena.add_dest(id, d(1)));
+        assert_eq!(arena.dests(arena.node(id)), [d(1), d(2)]);
+        assert!(arena.remove_dest(id, 1) && !arena.remove_dest(id, 1));
+        assert!(arena.remove_dest(id, 2));
+        assert!(arena.dests(arena.node(id)).is_empty());
+        arena.free(id);
+        assert_eq!(arena.alloc(), id, "the slot is reused");
     }
 }

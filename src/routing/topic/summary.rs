@@ -1,9 +1,9 @@
 //! A node's summary: what a walk checks before it fetches the node itself.
 //!
-//! Summaries sit in one dense array beside the node arena, 16 bytes each, so that deciding
-//! whether a child is worth a visit reads far less memory than the visit would. Most children
-//! a walk could step into are dead ends (a prefix that exists, followed by nothing that fits
-//! the rest of the key); the summary rules most of them out.
+//! A summary is the first 16 bytes of its node's cache line. Most children a walk could step
+//! into are dead ends (a prefix that exists, followed by nothing that fits the rest of the
+//! key); checking the child's summary before pushing it rules most of them out, so they cost
+//! one read instead of a visit.
 //!
 //! Every test here is conservative: a summary may claim more than its subtree holds (bounds
 //! only widen, the word filter is never cleared while the node lives), never less.

@@ -1,11 +1,9 @@
 //! The word-level trie that holds every binding key containing `*` or `#`.
 //!
-//! Each node is a pattern prefix. A node's `*` and `#` children are fields of the node. Its
-//! literal children (by interned word) sit in a short list inside the node while there are
-//! few, so the common lookup touches no other memory; a node with many moves them to a hash
-//! table of its own, so that adding a child stays O(1) however many there are (see
-//! [`Node`]). Beside each node, a 16-byte [`Summary`] tells the walk whether the node is worth
-//! visiting at all.
+//! Each node is a pattern prefix, one cache line in an [`Arena`]: its `*` and `#` children,
+//! up to four literal children (by interned word) inline, and a [`Summary`] that tells the
+//! walk whether the node is worth visiting at all. A node with more literal children moves
+//! them to a hash table of its own, so that adding a child stays O(1) however many there are.
 //!
 //! # Matching
 //!
@@ -28,11 +26,10 @@
 
 use std::mem::size_of;
 
-use hashbrown::DefaultHashBuilder;
 use smallvec::SmallVec;
 
 use super::intern::Interner;
-use super::node::{Dest, Node, NONE};
+use super::node::{Arena, Dest, NONE};
 use super::reference::words;
 use super::scratch::WalkState;
 use super::summary::{Summary, UNBOUNDED, UNKNOWN_WORD};
@@ -57,32 +54,23 @@ struct Link {
 /// The trie of wildcard patterns.
 #[derive(Debug)]
 pub(crate) struct Trie {
-    /// Node arena; index 0 is the root.
-    nodes: Vec<Node>,
-    /// Summaries of the nodes, by node index: read before a node is visited.
-    summaries: Vec<Summary>,
+    /// The nodes; index 0 is the root.
+    arena: Arena,
     /// Parent links, by node index.
     links: Vec<Link>,
-    /// Freed arena slots, reused before the arena grows.
-    free: Vec<u32>,
     /// The literal words used by edges.
     words: Interner<Box<str>>,
-    /// Hashes words in the nodes' child tables.
-    hasher: DefaultHashBuilder,
 }
 
 impl Default for Trie {
     fn default() -> Self {
         Trie {
-            nodes: vec![Node::new()],
-            summaries: vec![Summary::EMPTY],
+            arena: Arena::default(),
             links: vec![Link {
                 parent: NONE,
                 edge: NONE,
             }],
-            free: Vec::new(),
             words: Interner::default(),
-            hasher: DefaultHashBuilder::default(),
         }
     }
 }
@@ -90,22 +78,22 @@ impl Default for Trie {
 impl Trie {
     /// The number of node slots: the size a per-node stamp array needs.
     pub(crate) fn node_bound(&self) -> usize {
-        self.nodes.len()
+        self.arena.node_bound()
     }
 
     /// Whether the trie holds no pattern.
     pub(crate) fn is_empty(&self) -> bool {
-        let root = &self.nodes[ROOT as usize];
-        root.is_leaf() && root.dests.is_empty()
+        let root = self.arena.node(ROOT);
+        root.is_leaf() && self.arena.dests(root).is_empty()
     }
 
     /// Returns the child of `node` along one pattern word, if it exists.
     fn child(&self, node: u32, word: &str) -> Option<u32> {
-        let n = &self.nodes[node as usize];
+        let n = self.arena.node(node);
         let child = match word {
             "*" => n.star,
             "#" => n.hash,
-            _ => return n.literal(self.words.get(word)?, &self.hasher),
+            _ => return self.arena.literal(n, self.words.get(word)?),
         };
         (child != NONE).then_some(child)
     }
@@ -118,7 +106,7 @@ impl Trie {
     /// Whether the destination with dense id `dense` is bound with `pattern`.
     pub(crate) fn contains(&self, pattern: &str, dense: u32) -> bool {
         self.find(pattern).is_some_and(|node| {
-            let dests = &self.nodes[node as usize].dests;
+            let dests = self.arena.dests(self.arena.node(node));
             dests.iter().any(|d| d.dense == dense)
         })
     }
@@ -135,12 +123,9 @@ impl Trie {
             };
             path.push(node);
         }
-        let dests = &mut self.nodes[node as usize].dests;
-        if dests.iter().any(|d| d.dense == dest.dense) {
+        if !self.arena.add_dest(node, dest) {
             return false;
         }
-        dests.push(dest);
-        self.summaries[node as usize].set_dests(true);
         self.widen_bounds(&path, pattern);
         true
     }
@@ -154,7 +139,7 @@ impl Trie {
         for &node in path.iter().rev() {
             let min16 = u16::try_from(min).unwrap_or(UNBOUNDED);
             let max16 = max.and_then(|m| u16::try_from(m).ok()).unwrap_or(UNBOUNDED);
-            self.summaries[node as usize].widen(min16, max16);
+            self.arena.node_mut(node).summary.widen(min16, max16);
             match words.next() {
                 Some("#") => max = None,
                 Some(_) => {
@@ -173,39 +158,24 @@ impl Trie {
             "#" => HASH_EDGE,
             _ => self.words.acquire(word, |w| Box::from(w)),
         };
+        let child = self.arena.alloc();
         let link = Link { parent, edge };
-        let child = match self.free.pop() {
-            Some(id) => {
-                self.nodes[id as usize] = Node::new();
-                self.summaries[id as usize] = Summary::EMPTY;
-                self.links[id as usize] = link;
-                id
-            }
-            None => {
-                let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 trie nodes");
-                self.nodes.push(Node::new());
-                self.summaries.push(Summary::EMPTY);
-                self.links.push(link);
-                id
-            }
-        };
-        let (p, summary) = (
-            &mut self.nodes[parent as usize],
-            &mut self.summaries[parent as usize],
-        );
+        match self.links.get_mut(child as usize) {
+            Some(slot) => *slot = link,
+            None => self.links.push(link),
+        }
         match edge {
             STAR_EDGE => {
+                let p = self.arena.node_mut(parent);
                 p.star = child;
-                summary.set_star(true);
+                p.summary.set_star(true);
             }
             HASH_EDGE => {
+                let p = self.arena.node_mut(parent);
                 p.hash = child;
-                summary.set_hash(true);
+                p.summary.set_hash(true);
             }
-            word => {
-                p.add_literal(word, child, &self.hasher);
-                summary.add_word(word);
-            }
+            word => self.arena.add_literal(parent, word, child),
         }
         child
     }
@@ -216,28 +186,21 @@ impl Trie {
         let Some(mut node) = self.find(pattern) else {
             return false;
         };
-        let dests = &mut self.nodes[node as usize].dests;
-        let Some(at) = dests.iter().position(|d| d.dense == dense) else {
+        if !self.arena.remove_dest(node, dense) {
             return false;
-        };
-        dests.swap_remove(at);
-        if dests.is_empty() {
-            self.summaries[node as usize].set_dests(false);
         }
         while node != ROOT {
-            let n = &self.nodes[node as usize];
-            if !n.is_leaf() || !n.dests.is_empty() {
+            let n = self.arena.node(node);
+            if !n.is_leaf() || !self.arena.dests(n).is_empty() {
                 break;
             }
             let Link { parent, edge } = self.links[node as usize];
             self.detach(parent, edge);
-            self.nodes[node as usize] = Node::new();
-            self.summaries[node as usize] = Summary::EMPTY;
+            self.arena.free(node);
             self.links[node as usize] = Link {
                 parent: NONE,
                 edge: NONE,
             };
-            self.free.push(node);
             node = parent;
         }
         true
@@ -245,22 +208,20 @@ impl Trie {
 
     /// Removes the edge `edge` from `parent`.
     fn detach(&mut self, parent: u32, edge: u32) {
-        let (p, summary) = (
-            &mut self.nodes[parent as usize],
-            &mut self.summaries[parent as usize],
-        );
         match edge {
             STAR_EDGE => {
+                let p = self.arena.node_mut(parent);
                 p.star = NONE;
-                summary.set_star(false);
+                p.summary.set_star(false);
             }
             HASH_EDGE => {
+                let p = self.arena.node_mut(parent);
                 p.hash = NONE;
-                summary.set_hash(false);
+                p.summary.set_hash(false);
             }
             word => {
                 // The word filter keeps the word's bit: it may be shared, and is only a hint.
-                p.remove_literal(word, &self.hasher);
+                self.arena.remove_literal(parent, word);
                 self.words.release(word);
             }
         }
@@ -286,26 +247,26 @@ impl Trie {
     pub(crate) fn walk(&self, tokens: &[u32], walk: &mut WalkState, mut emit: impl FnMut(Dest)) {
         let n = tokens.len() as u32;
         let next = |pos: u32| tokens.get(pos as usize).copied().unwrap_or(UNKNOWN_WORD);
-        if self.summaries[ROOT as usize].promising(n, next(0)) {
+        if self.arena.node(ROOT).summary.promising(n, next(0)) {
             walk.stack.push((ROOT, 0));
         }
         while let Some((id, pos)) = walk.stack.pop() {
-            let node = &self.nodes[id as usize];
+            let node = self.arena.node(id);
             if pos == n {
-                node.dests.iter().for_each(|&d| emit(d));
+                self.arena.dests(node).iter().for_each(|&d| emit(d));
             }
             if node.hash != NONE {
                 self.expand_hash(node.hash, pos, tokens, walk, &mut emit);
             }
             if pos < n {
                 let (rest, after) = (n - pos - 1, next(pos + 1));
-                let promising = |child: u32| self.summaries[child as usize].promising(rest, after);
+                let promising = |child: u32| self.arena.node(child).summary.promising(rest, after);
                 if node.star != NONE && promising(node.star) {
                     walk.stack.push((node.star, pos + 1));
                 }
                 let word = tokens[pos as usize];
-                if self.summaries[id as usize].may_have_word(word) {
-                    match node.literal(word, &self.hasher) {
+                if node.summary.may_have_word(word) {
+                    match self.arena.literal(node, word) {
                         Some(child) if promising(child) => walk.stack.push((child, pos + 1)),
                         _ => {}
                     }
@@ -324,13 +285,13 @@ impl Trie {
         emit: &mut impl FnMut(Dest),
     ) {
         let n = tokens.len() as u32;
-        let node = &self.nodes[hash as usize];
+        let node = self.arena.node(hash);
         if node.is_leaf() {
             // A trailing `#` swallows the rest of the key: it always matches.
-            node.dests.iter().for_each(|&d| emit(d));
+            self.arena.dests(node).iter().for_each(|&d| emit(d));
             return;
         }
-        let summary = &self.summaries[hash as usize];
+        let summary = &node.summary;
         let stops = summary.stops(pos, n);
         // Memo: stopping after `p` onwards was already pushed by an earlier entry.
         let seen = &mut walk.hash_from[hash as usize];
@@ -353,12 +314,8 @@ impl Trie {
 
     /// Estimates the bytes held.
     pub(crate) fn memory_bytes(&self) -> usize {
-        let heap: usize = self.nodes.iter().map(Node::heap_bytes).sum();
-        self.nodes.capacity() * size_of::<Node>()
-            + self.summaries.capacity() * size_of::<Summary>()
+        self.arena.memory_bytes()
             + self.links.capacity() * size_of::<Link>()
-            + heap
-            + self.free.capacity() * size_of::<u32>()
             + self.words.memory_bytes(|w| w.len())
     }
 }
@@ -421,7 +378,7 @@ mod tests {
         trie.remove("a.b.#.c", 2);
         assert!(trie.is_empty());
         trie.insert("*.#", d(4));
-        assert_eq!(trie.nodes.len(), 5, "freed nodes are reused");
+        assert_eq!(trie.node_bound(), 5, "freed nodes are reused");
     }
 
     #[test]
