@@ -1,7 +1,8 @@
 //! The word-level trie that holds every binding key containing `*` or `#`.
 //!
 //! Each node is a pattern prefix, one cache line in an [`Arena`]: its `*` and `#` children,
-//! up to four literal children (by interned word) inline, and a [`Summary`] that tells the
+//! up to four literal children (by interned word) inline, and a
+//! [`Summary`](super::summary::Summary) that tells the
 //! walk whether the node is worth visiting at all. A node with more literal children moves
 //! them to a hash table of its own, so that adding a child stays O(1) however many there are.
 //!
@@ -32,7 +33,7 @@ use super::intern::Interner;
 use super::node::{Arena, Dest, NONE};
 use super::reference::words;
 use super::scratch::WalkState;
-use super::summary::{Summary, UNBOUNDED, UNKNOWN_WORD};
+use super::summary::{UNBOUNDED, UNKNOWN_WORD};
 
 /// The root node, present even in an empty trie.
 const ROOT: u32 = 0;
