@@ -6,6 +6,7 @@
 //! - `reference`: [`topic_matches`], the plain matcher everything else is checked against.
 //! - `intern`: words and destinations as dense integer ids.
 //! - `node`: trie nodes (one cache line each) and the arena that owns them.
+//! - `dests`: the destinations of one binding key, O(1) to change however many.
 //! - `summary`: what a walk checks before visiting a node: bounds, child flags, word filter.
 //! - `trie`: the word trie of binding keys with wildcards, and its memoised walk.
 //! - `table`: exact keys in a hash map, the rest in the trie.
@@ -15,6 +16,7 @@
 //! - `size`: memory estimates.
 
 mod cache;
+mod dests;
 mod intern;
 mod node;
 mod reference;

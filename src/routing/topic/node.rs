@@ -9,12 +9,11 @@
 use std::hash::BuildHasher;
 use std::mem::size_of;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
-use smallvec::SmallVec;
-
+use super::dests::DestList;
 use super::size::hash_table_bytes;
 use super::summary::Summary;
 use crate::routing::DestinationId;
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 /// No node, table or list: an absent child, or a node without destinations.
 pub(crate) const NONE: u32 = u32::MAX;
@@ -80,7 +79,7 @@ pub(crate) struct Arena {
     /// Freed table slots.
     free_tables: Vec<u32>,
     /// Destination lists of the nodes that end a bound pattern.
-    dest_lists: Vec<SmallVec<[Dest; 2]>>,
+    dest_lists: Vec<DestList>,
     /// Freed list slots.
     free_dests: Vec<u32>,
     /// Hashes words in the child tables.
@@ -149,7 +148,7 @@ impl Arena {
     pub(crate) fn dests(&self, node: &Node) -> &[Dest] {
         match node.dests {
             NONE => &[],
-            list => &self.dest_lists[list as usize],
+            list => self.dest_lists[list as usize].as_slice(),
         }
     }
 
@@ -157,17 +156,16 @@ impl Arena {
     pub(crate) fn add_dest(&mut self, id: u32, dest: Dest) -> bool {
         let list = match self.nodes[id as usize].dests {
             NONE => {
-                let list = take_slot(&mut self.dest_lists, &mut self.free_dests, SmallVec::new());
+                let empty = DestList::default();
+                let list = take_slot(&mut self.dest_lists, &mut self.free_dests, empty);
                 self.nodes[id as usize].dests = list;
                 list
             }
             list => list,
         };
-        let dests = &mut self.dest_lists[list as usize];
-        if dests.iter().any(|d| d.dense == dest.dense) {
+        if !self.dest_lists[list as usize].insert(dest) {
             return false;
         }
-        dests.push(dest);
         self.nodes[id as usize].summary.set_dests(true);
         true
     }
@@ -179,12 +177,11 @@ impl Arena {
             return false;
         }
         let dests = &mut self.dest_lists[list as usize];
-        let Some(at) = dests.iter().position(|d| d.dense == dense) else {
+        if !dests.remove(dense) {
             return false;
-        };
-        dests.swap_remove(at);
+        }
         if dests.is_empty() {
-            self.dest_lists[list as usize] = SmallVec::new();
+            self.dest_lists[list as usize] = DestList::default();
             self.free_dests.push(list);
             let node = &mut self.nodes[id as usize];
             node.dests = NONE;
@@ -267,18 +264,13 @@ impl Arena {
             .iter()
             .map(|t| hash_table_bytes(t.capacity(), size_of::<(u32, u32)>()))
             .sum();
-        let lists: usize = self
-            .dest_lists
-            .iter()
-            .filter(|l| l.spilled())
-            .map(|l| l.capacity() * size_of::<Dest>())
-            .sum();
+        let lists: usize = self.dest_lists.iter().map(DestList::heap_bytes).sum();
         self.nodes.capacity() * size_of::<Node>()
             + self.free_nodes.capacity() * 4
             + self.tables.capacity() * size_of::<HashTable<(u32, u32)>>()
             + tables
             + self.free_tables.capacity() * 4
-            + self.dest_lists.capacity() * size_of::<SmallVec<[Dest; 2]>>()
+            + self.dest_lists.capacity() * size_of::<DestList>()
             + lists
             + self.free_dests.capacity() * 4
     }

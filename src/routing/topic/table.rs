@@ -7,8 +7,8 @@
 use std::mem::size_of;
 
 use hashbrown::HashMap;
-use smallvec::SmallVec;
 
+use super::dests::DestList;
 use super::intern::Interner;
 use super::node::Dest;
 use super::reference::words;
@@ -21,7 +21,7 @@ use crate::routing::DestinationId;
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     /// Binding keys without wildcards → the destinations bound with them.
-    exact: HashMap<Box<str>, SmallVec<[Dest; 1]>>,
+    exact: HashMap<Box<str>, DestList>,
     /// Binding keys with wildcards.
     trie: Trie,
     /// Destination → dense id, counted once per binding that uses it.
@@ -56,8 +56,9 @@ impl Table {
         if has_wildcard(pattern) {
             self.trie.contains(pattern, id)
         } else {
-            let dests = self.exact.get(pattern);
-            dests.is_some_and(|dests| dests.iter().any(|d| d.dense == id))
+            self.exact
+                .get(pattern)
+                .is_some_and(|dests| dests.contains(id))
         }
     }
 
@@ -71,7 +72,7 @@ impl Table {
         if has_wildcard(pattern) {
             self.trie.insert(pattern, dest);
         } else {
-            self.exact.entry_ref(pattern).or_default().push(dest);
+            self.exact.entry_ref(pattern).or_default().insert(dest);
         }
         self.bindings += 1;
         self.generation += 1;
@@ -101,10 +102,9 @@ impl Table {
         let Some(dests) = self.exact.get_mut(pattern) else {
             return false;
         };
-        let Some(at) = dests.iter().position(|d| d.dense == id) else {
+        if !dests.remove(id) {
             return false;
-        };
-        dests.swap_remove(at);
+        }
         if dests.is_empty() {
             self.exact.remove(pattern);
         }
@@ -120,7 +120,7 @@ impl Table {
             emitted,
         } = scratch;
         if let Some(dests) = self.exact.get(key) {
-            dests.iter().for_each(|&d| emitted.emit(d, out));
+            dests.as_slice().iter().for_each(|&d| emitted.emit(d, out));
         }
         if self.trie.is_empty() {
             return;
@@ -134,14 +134,7 @@ impl Table {
         let exact_heap: usize = self
             .exact
             .iter()
-            .map(|(key, dests)| {
-                let spilled = if dests.spilled() {
-                    dests.capacity() * size_of::<Dest>()
-                } else {
-                    0
-                };
-                key.len() + spilled
-            })
+            .map(|(key, dests)| key.len() + dests.heap_bytes())
             .sum();
         size_of::<Self>()
             + hash_map_bytes(&self.exact)

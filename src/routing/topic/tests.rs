@@ -137,6 +137,26 @@ fn binding_identity_is_destination_and_key() {
 }
 
 #[test]
+fn many_destinations_on_one_key() {
+    const COUNT: u64 = if cfg!(debug_assertions) { 5_000 } else { 50_000 };
+    let router = TopicRouter::new();
+    for dest in 0..COUNT {
+        assert!(bind(&router, dest, "#"));
+        assert!(bind(&router, dest, "a.b"));
+    }
+    assert!(!bind(&router, COUNT / 2, "#"));
+    assert_eq!(route(&router, "a.b"), (0..COUNT).collect::<Vec<_>>());
+    for dest in (0..COUNT).filter(|d| d % 2 == 0) {
+        assert!(unbind(&router, dest, "#"));
+        assert!(unbind(&router, dest, "a.b"));
+    }
+    assert!(!unbind(&router, 0, "#"));
+    let odd: Vec<u64> = (0..COUNT).filter(|d| d % 2 == 1).collect();
+    assert_eq!(route(&router, "a.b"), odd);
+    assert_eq!(route(&router, "x"), odd);
+}
+
+#[test]
 fn cache_never_serves_stale_results() {
     let router = TopicRouter::with_cache_capacity(4);
     for round in 0..50_u64 {
