@@ -4,8 +4,8 @@
 //!
 //! The cache is four-way set associative: a key may sit in any of the four slots of its set,
 //! and a miss replaces a stale entry or else the least recently used of the four. It starts at
-//! [`INITIAL_SLOTS`] slots and doubles, up to its capacity, while many lookups evict live
-//! entries. Every entry is tagged with the table's generation, which every bind and unbind
+//! [`INITIAL_SLOTS`] slots and doubles (keeping its entries), up to its capacity, while more
+//! than one lookup in 64 evicts a live entry. Every entry is tagged with the table's generation, which every bind and unbind
 //! bumps, so an entry from before a change is simply a miss.
 //!
 //! When fewer than one lookup in eight hits (keys that rarely repeat), probing and filling the
