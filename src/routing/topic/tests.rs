@@ -138,7 +138,11 @@ fn binding_identity_is_destination_and_key() {
 
 #[test]
 fn many_destinations_on_one_key() {
-    const COUNT: u64 = if cfg!(debug_assertions) { 5_000 } else { 50_000 };
+    const COUNT: u64 = if cfg!(debug_assertions) {
+        5_000
+    } else {
+        50_000
+    };
     let router = TopicRouter::new();
     for dest in 0..COUNT {
         assert!(bind(&router, dest, "#"));
