@@ -161,6 +161,29 @@ fn many_destinations_on_one_key() {
 }
 
 #[test]
+fn huge_keys_and_patterns() {
+    let router = TopicRouter::with_cache(false);
+    // More words than the summaries' 16-bit bounds can hold: they saturate, still correct.
+    let long: Vec<String> = (0..70_000).map(|i| format!("w{}", i % 7)).collect();
+    let long_key = long.join(".");
+    let mut pattern = long.clone();
+    pattern[0] = "*".into();
+    assert!(bind(&router, 1, &pattern.join(".")));
+    pattern[1] = "#".into();
+    assert!(bind(&router, 2, &pattern.join(".")));
+    assert_eq!(route(&router, &long_key), [1, 2]);
+    // One word short: `*` takes the first, `#` none, so only the pattern with `#` matches.
+    assert_eq!(route(&router, &long[1..].join(".")), [2]);
+    assert_eq!(route(&router, &long[2..].join(".")), Vec::<u64>::new());
+    // A run of `#` against a long key that does not match: linear, not exponential.
+    let hashes = vec!["#"; 300].join(".") + ".end";
+    assert!(bind(&router, 3, &hashes));
+    let miss = vec!["x"; 2_000].join(".");
+    assert_eq!(route(&router, &miss), Vec::<u64>::new());
+    assert_eq!(route(&router, &(miss + ".end")), [3]);
+}
+
+#[test]
 fn cache_never_serves_stale_results() {
     let router = TopicRouter::with_cache_capacity(4);
     for round in 0..50_u64 {
