@@ -31,7 +31,7 @@ use std::fmt;
 pub use direct::DirectRouter;
 pub use fanout::FanoutRouter;
 pub use headers::HeadersRouter;
-pub use topic::TopicRouter;
+pub use topic::{topic_matches, TopicRouter};
 
 use crate::FieldTable;
 

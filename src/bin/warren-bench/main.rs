@@ -1,0 +1,47 @@
+//! `warren-bench`: Warren's benchmark runner. It prints comparison tables (or JSON).
+//!
+//! ```text
+//! cargo run --release --bin warren-bench -- topic --bindings 100000 --wildcards 30 --seconds 3
+//! ```
+//!
+//! Each subcommand lives in its own module and prints with the shared [`table`] helpers;
+//! the runner uses only Warren's public API, like any application.
+
+mod measure;
+mod table;
+mod topic;
+mod workload;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(name = "warren-bench", version, about = "Warren's benchmark runner")]
+struct Cli {
+    /// What to measure.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Topic matching: the trie router against a naive matcher and a hash-lookup floor.
+    Topic(topic::TopicArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Topic(args) => topic::run_topic(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("warren-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
