@@ -1,6 +1,8 @@
 //! Warren: an embeddable, in-process message bus with the semantics of RabbitMQ.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "wire")]
+mod amqp;
 mod broker;
 mod channel;
 mod clock;
@@ -20,6 +22,8 @@ mod stats;
 mod sync;
 mod vhost;
 
+#[cfg(feature = "wire")]
+pub use amqp::{WireOptions, WireServer};
 pub use broker::{Broker, BrokerBuilder};
 pub use channel::Channel;
 pub use clock::{Clock, ManualClock, SystemClock};

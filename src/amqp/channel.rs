@@ -1,0 +1,490 @@
+//! One AMQP channel: dispatches its methods to a session [`Channel`] and keeps what the
+//! wire adds on top (consumer threads, content being assembled, confirm numbering).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amq_protocol::frame::AMQPContentHeader;
+use amq_protocol::protocol::{basic, channel, confirm, exchange, queue, AMQPClass};
+use amq_protocol::types::ShortString;
+
+use super::content::{self, Assembly};
+use super::convert::{properties_to_wire, short_string, table_from_wire};
+use super::failure::{Failure, MethodId};
+use super::forwarder::{Forwarder, Route};
+use super::frames;
+use super::writer::Outbox;
+use crate::{
+    Channel, ConsumeOptions, Delivery, Error, ExchangeDeclareOptions, ExchangeDeleteOptions,
+    ExchangeKind, GetOptions, Message, QueueDeclareOptions, QueueDeleteOptions, ReplyCode,
+};
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::from_error(&e, MethodId::default())
+    }
+}
+
+/// What every channel of a connection shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Link {
+    /// The writer.
+    pub(crate) outbox: Outbox,
+    /// The negotiated frame size.
+    pub(crate) frame_max: u32,
+    /// The client wants `basic.cancel` when the server ends a consumer.
+    pub(crate) notify_cancel: bool,
+}
+
+/// An open channel.
+#[derive(Debug)]
+pub(crate) struct WireChannel {
+    /// The channel number.
+    id: u16,
+    /// The session channel.
+    channel: Arc<Channel>,
+    /// The connection's writer and settings.
+    link: Link,
+    /// Forwarding threads by consumer tag.
+    consumers: HashMap<String, Forwarder>,
+    /// A publish whose content is still arriving.
+    assembly: Option<Assembly>,
+    /// Publisher confirms: the sequence number of the last publish, once confirm mode is on.
+    published: Option<u64>,
+    /// The last publish confirmed to the client.
+    confirmed: u64,
+    /// The queue last declared, which an empty queue name refers to.
+    last_queue: Option<String>,
+}
+
+impl WireChannel {
+    /// Wraps a freshly opened session channel.
+    pub(crate) fn new(id: u16, channel: Channel, link: Link) -> Self {
+        WireChannel {
+            id,
+            channel: Arc::new(channel),
+            link,
+            consumers: HashMap::new(),
+            assembly: None,
+            published: None,
+            confirmed: 0,
+            last_queue: None,
+        }
+    }
+
+    /// Handles one method sent on this channel.
+    ///
+    /// # Errors
+    ///
+    /// A channel failure closes this channel; a connection failure the connection.
+    pub(crate) fn method(&mut self, method: AMQPClass) -> Result<(), Failure> {
+        if self.assembly.is_some() {
+            return Err(content::unexpected("content header"));
+        }
+        let id = MethodId::of(&method);
+        let result = match method {
+            AMQPClass::Exchange(m) => self.exchange(m),
+            AMQPClass::Queue(m) => self.queue(m),
+            AMQPClass::Basic(m) => self.basic(m),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(m)) => self.confirm_select(m),
+            AMQPClass::Channel(channel::AMQPMethod::Flow(m)) => {
+                let ok = channel::FlowOk { active: m.active };
+                self.reply(AMQPClass::Channel(channel::AMQPMethod::FlowOk(ok)));
+                Ok(())
+            }
+            AMQPClass::Access(_) => {
+                let ok = amq_protocol::protocol::access::RequestOk {};
+                let m = amq_protocol::protocol::access::AMQPMethod::RequestOk(ok);
+                self.reply(AMQPClass::Access(m));
+                Ok(())
+            }
+            AMQPClass::Tx(_) => Err(not_implemented("transactions (tx.*)")),
+            _ => Err(Failure::hard(
+                ReplyCode::COMMAND_INVALID,
+                "unexpected method on an open channel",
+            )),
+        };
+        result.map_err(|f| f.at(id))
+    }
+
+    /// Handles a content header frame.
+    ///
+    /// # Errors
+    ///
+    /// 505 when no publish waits for content; soft errors of the publish.
+    pub(crate) fn header(&mut self, header: AMQPContentHeader) -> Result<(), Failure> {
+        let assembly = self
+            .assembly
+            .as_mut()
+            .ok_or_else(|| content::unexpected("method frame"))?;
+        match assembly.header(header) {
+            Ok(Some(message)) => self.publish(message),
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.abandon(e)),
+        }
+    }
+
+    /// Handles a content body frame.
+    ///
+    /// # Errors
+    ///
+    /// 505 when no publish waits for content; soft errors of the publish.
+    pub(crate) fn body(&mut self, chunk: &[u8]) -> Result<(), Failure> {
+        let assembly = self
+            .assembly
+            .as_mut()
+            .ok_or_else(|| content::unexpected("method frame"))?;
+        match assembly.body(chunk) {
+            Ok(Some(message)) => self.publish(message),
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.abandon(e)),
+        }
+    }
+
+    /// Returns a `basic.ack` covering every publish not yet confirmed, if any. In memory a
+    /// publish is safe once `basic_publish` returns.
+    pub(crate) fn take_confirms(&mut self) -> Option<Vec<u8>> {
+        let published = self.published?;
+        if published == self.confirmed {
+            return None;
+        }
+        let multiple = published - self.confirmed > 1;
+        self.confirmed = published;
+        let ack = basic::Ack {
+            delivery_tag: published,
+            multiple,
+        };
+        Some(frames::method(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::Ack(ack)),
+        ))
+    }
+
+    /// Closes the session channel (its unacknowledged messages go back to their queues)
+    /// and waits for the forwarding threads.
+    pub(crate) fn shutdown(self) {
+        for forwarder in self.consumers.values() {
+            forwarder.expect_stop();
+        }
+        self.channel.close();
+        for (_, forwarder) in self.consumers {
+            forwarder.join();
+        }
+    }
+
+    fn reply(&self, method: AMQPClass) {
+        self.link.outbox.send(frames::method(self.id, method));
+    }
+
+    fn abandon(&mut self, failure: Failure) -> Failure {
+        let id = MethodId {
+            class: 60,
+            method: 40,
+        };
+        self.assembly = None;
+        failure.at(id)
+    }
+
+    /// Resolves a queue name: empty means the queue last declared on this channel.
+    fn queue_name(&self, name: &ShortString) -> Result<String, Failure> {
+        if !name.as_str().is_empty() {
+            return Ok(name.as_str().to_owned());
+        }
+        self.last_queue.clone().ok_or_else(|| Failure::Channel {
+            code: ReplyCode::NOT_FOUND,
+            text: "NOT_FOUND - no previously declared queue".into(),
+            method: MethodId::default(),
+        })
+    }
+
+    fn exchange(&mut self, method: exchange::AMQPMethod) -> Result<(), Failure> {
+        use exchange::AMQPMethod as M;
+        match method {
+            M::Declare(m) => {
+                let options = ExchangeDeclareOptions {
+                    passive: m.passive,
+                    durable: m.durable,
+                    auto_delete: m.auto_delete,
+                    internal: m.internal,
+                };
+                let kind = ExchangeKind::from_name(m.kind.as_str());
+                let arguments = table_from_wire(&m.arguments);
+                self.channel
+                    .exchange_declare(m.exchange.as_str(), kind, options, arguments)?;
+                if !m.nowait {
+                    self.reply(AMQPClass::Exchange(M::DeclareOk(exchange::DeclareOk {})));
+                }
+            }
+            M::Delete(m) => {
+                let options = ExchangeDeleteOptions {
+                    if_unused: m.if_unused,
+                };
+                self.channel.exchange_delete(m.exchange.as_str(), options)?;
+                if !m.nowait {
+                    self.reply(AMQPClass::Exchange(M::DeleteOk(exchange::DeleteOk {})));
+                }
+            }
+            M::Bind(_) | M::Unbind(_) => {
+                return Err(not_implemented("exchange-to-exchange bindings"));
+            }
+            _ => return Err(unexpected_method()),
+        }
+        Ok(())
+    }
+
+    fn queue(&mut self, method: queue::AMQPMethod) -> Result<(), Failure> {
+        use queue::AMQPMethod as M;
+        match method {
+            M::Declare(m) => {
+                let options = QueueDeclareOptions {
+                    passive: m.passive,
+                    durable: m.durable,
+                    exclusive: m.exclusive,
+                    auto_delete: m.auto_delete,
+                };
+                let arguments = table_from_wire(&m.arguments);
+                let ok = self
+                    .channel
+                    .queue_declare(m.queue.as_str(), options, arguments)?;
+                self.last_queue = Some(ok.queue.clone());
+                if !m.nowait {
+                    let ok = queue::DeclareOk {
+                        queue: short_string(&ok.queue),
+                        message_count: ok.message_count,
+                        consumer_count: ok.consumer_count,
+                    };
+                    self.reply(AMQPClass::Queue(M::DeclareOk(ok)));
+                }
+            }
+            M::Bind(m) => {
+                let queue = self.queue_name(&m.queue)?;
+                let arguments = table_from_wire(&m.arguments);
+                self.channel.queue_bind(
+                    &queue,
+                    m.exchange.as_str(),
+                    m.routing_key.as_str(),
+                    arguments,
+                )?;
+                if !m.nowait {
+                    self.reply(AMQPClass::Queue(M::BindOk(queue::BindOk {})));
+                }
+            }
+            M::Unbind(m) => {
+                let queue = self.queue_name(&m.queue)?;
+                let arguments = table_from_wire(&m.arguments);
+                self.channel.queue_unbind(
+                    &queue,
+                    m.exchange.as_str(),
+                    m.routing_key.as_str(),
+                    arguments,
+                )?;
+                self.reply(AMQPClass::Queue(M::UnbindOk(queue::UnbindOk {})));
+            }
+            M::Purge(m) => {
+                let queue = self.queue_name(&m.queue)?;
+                let message_count = self.channel.queue_purge(&queue)?;
+                if !m.nowait {
+                    self.reply(AMQPClass::Queue(M::PurgeOk(queue::PurgeOk {
+                        message_count,
+                    })));
+                }
+            }
+            M::Delete(m) => {
+                let queue = self.queue_name(&m.queue)?;
+                let options = QueueDeleteOptions {
+                    if_unused: m.if_unused,
+                    if_empty: m.if_empty,
+                };
+                let message_count = self.channel.queue_delete(&queue, options)?;
+                if !m.nowait {
+                    let ok = queue::DeleteOk { message_count };
+                    self.reply(AMQPClass::Queue(M::DeleteOk(ok)));
+                }
+            }
+            _ => return Err(unexpected_method()),
+        }
+        Ok(())
+    }
+
+    fn basic(&mut self, method: basic::AMQPMethod) -> Result<(), Failure> {
+        use basic::AMQPMethod as M;
+        match method {
+            M::Publish(m) => {
+                if m.immediate {
+                    return Err(not_implemented("immediate=true"));
+                }
+                self.assembly = Some(Assembly::new(m));
+            }
+            M::Consume(m) => self.consume(m)?,
+            M::Cancel(m) => self.cancel(&m)?,
+            M::Get(m) => self.get(&m)?,
+            M::Ack(m) => self.channel.basic_ack(m.delivery_tag, m.multiple)?,
+            M::Nack(m) => self
+                .channel
+                .basic_nack(m.delivery_tag, m.multiple, m.requeue)?,
+            M::Reject(m) => self.channel.basic_reject(m.delivery_tag, m.requeue)?,
+            M::Qos(m) => {
+                self.channel.basic_qos(m.prefetch_count)?;
+                self.reply(AMQPClass::Basic(M::QosOk(basic::QosOk {})));
+            }
+            // RabbitMQ always requeues on recover, whatever the `requeue` flag says.
+            M::Recover(_) => {
+                self.channel.basic_recover()?;
+                self.reply(AMQPClass::Basic(M::RecoverOk(basic::RecoverOk {})));
+            }
+            M::RecoverAsync(_) => self.channel.basic_recover()?,
+            _ => return Err(unexpected_method()),
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, m: basic::Consume) -> Result<(), Failure> {
+        let queue = self.queue_name(&m.queue)?;
+        let tag = m.consumer_tag.as_str();
+        let options = ConsumeOptions {
+            consumer_tag: (!tag.is_empty()).then(|| tag.to_owned()),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+        };
+        let consumer = self.channel.basic_consume(&queue, options)?;
+        let tag = consumer.tag().to_owned();
+        if !m.nowait {
+            let ok = basic::ConsumeOk {
+                consumer_tag: short_string(&tag),
+            };
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
+        }
+        let route = Route {
+            channel_id: self.id,
+            channel: Arc::clone(&self.channel),
+            outbox: self.link.outbox.clone(),
+            frame_max: self.link.frame_max,
+            notify_cancel: self.link.notify_cancel,
+        };
+        let forwarder = Forwarder::spawn(route, consumer)
+            .map_err(|e| Failure::hard(ReplyCode::INTERNAL_ERROR, e))?;
+        self.consumers.insert(tag, forwarder);
+        Ok(())
+    }
+
+    fn cancel(&mut self, m: &basic::Cancel) -> Result<(), Failure> {
+        let tag = m.consumer_tag.as_str();
+        if let Some(forwarder) = self.consumers.remove(tag) {
+            forwarder.expect_stop();
+            let cancelled = self.channel.basic_cancel(tag);
+            forwarder.join();
+            cancelled?;
+        }
+        if !m.nowait {
+            let ok = basic::CancelOk {
+                consumer_tag: m.consumer_tag.clone(),
+            };
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::CancelOk(ok)));
+        }
+        Ok(())
+    }
+
+    fn get(&mut self, m: &basic::Get) -> Result<(), Failure> {
+        let queue = self.queue_name(&m.queue)?;
+        let options = GetOptions { no_ack: m.no_ack };
+        let frames = match self.channel.basic_get(&queue, options)? {
+            Some(d) => self.get_ok(d),
+            None => frames::method(
+                self.id,
+                AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+            ),
+        };
+        self.link.outbox.send(frames);
+        Ok(())
+    }
+
+    /// Encodes a fetched message. The delivery stays unacknowledged on the session channel
+    /// until the client acks its tag.
+    fn get_ok(&self, d: Delivery) -> Vec<u8> {
+        let ok = basic::GetOk {
+            delivery_tag: d.delivery_tag(),
+            redelivered: d.redelivered(),
+            exchange: short_string(d.exchange()),
+            routing_key: short_string(d.routing_key()),
+            message_count: d.message_count().unwrap_or(0),
+        };
+        frames::with_content(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)),
+            properties_to_wire(d.properties()),
+            d.body(),
+            self.link.frame_max,
+        )
+    }
+
+    fn confirm_select(&mut self, m: confirm::Select) -> Result<(), Failure> {
+        self.channel.confirm_select()?;
+        self.published.get_or_insert(0);
+        if !m.nowait {
+            let ok = confirm::SelectOk {};
+            self.reply(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(ok)));
+        }
+        Ok(())
+    }
+
+    /// Publishes assembled content; a `mandatory` message that reaches no queue comes back
+    /// as `basic.return` first.
+    fn publish(&mut self, message: Message) -> Result<(), Failure> {
+        let Some(assembly) = self.assembly.take() else {
+            return Ok(());
+        };
+        let p = &assembly.publish;
+        let (exchange, key) = (p.exchange.as_str(), p.routing_key.as_str());
+        if p.mandatory {
+            self.return_if_unroutable(exchange, key, &message);
+        }
+        let result = self.channel.basic_publish(exchange, key, message);
+        result.map_err(|e| {
+            Failure::from(e).at(MethodId {
+                class: 60,
+                method: 40,
+            })
+        })?;
+        if let Some(n) = self.published.as_mut() {
+            *n += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends `basic.return` (312 NO_ROUTE) when a message would reach no queue. Errors are
+    /// left to the publish itself, which meets them again.
+    fn return_if_unroutable(&self, exchange: &str, key: &str, message: &Message) {
+        let empty = crate::FieldTable::new();
+        let headers = message.properties().headers.as_ref().unwrap_or(&empty);
+        let Ok(route) = self.channel.route_preview(exchange, key, headers) else {
+            return;
+        };
+        if !route.queues.is_empty() {
+            return;
+        }
+        let ret = basic::Return {
+            reply_code: ReplyCode::NO_ROUTE.0,
+            reply_text: short_string("NO_ROUTE"),
+            exchange: short_string(exchange),
+            routing_key: short_string(key),
+        };
+        self.link.outbox.send(frames::with_content(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::Return(ret)),
+            properties_to_wire(message.properties()),
+            message.body(),
+            self.link.frame_max,
+        ));
+    }
+}
+
+fn not_implemented(what: &str) -> Failure {
+    Failure::hard(ReplyCode::NOT_IMPLEMENTED, what)
+}
+
+fn unexpected_method() -> Failure {
+    Failure::hard(
+        ReplyCode::COMMAND_INVALID,
+        "unexpected method from a client",
+    )
+}
