@@ -196,7 +196,7 @@ impl VHost {
                 "operation not permitted on the default exchange".to_owned()
             } else {
                 format!(
-                    "exchange '{name}' in vhost '{}' is a built-in exchange",
+                    "deletion of system exchange '{name}' in vhost '{}' not allowed",
                     self.name
                 )
             }));
@@ -289,7 +289,7 @@ impl VHost {
         }
         if if_empty && counts.ready > 0 {
             return Err(Error::precondition(format!(
-                "queue '{name}' in vhost '{}' is not empty",
+                "queue '{name}' in vhost '{}' not empty",
                 self.name
             )));
         }
