@@ -7,6 +7,7 @@ use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, 
 use amq_protocol::protocol::{AMQPClass, BasicProperties};
 
 use super::failure::Failure;
+use super::nesting;
 use crate::ReplyCode;
 
 /// The protocol header of AMQP 0-9-1, which a client sends first and which the server
@@ -112,6 +113,15 @@ pub(crate) fn decode(buf: &[u8]) -> Result<AMQPFrame, Failure> {
         return Err(Failure::hard(
             ReplyCode::FRAME_ERROR,
             "bad frame end marker",
+        ));
+    }
+    if !nesting::check(buf) {
+        return Err(Failure::hard(
+            ReplyCode::SYNTAX_ERROR,
+            format_args!(
+                "field tables nested deeper than {} levels",
+                nesting::MAX_DEPTH
+            ),
         ));
     }
     match parse_frame(buf) {

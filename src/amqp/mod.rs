@@ -16,6 +16,7 @@
 //! - `content`: reassembly of published content (method, header, body frames).
 //! - `forwarder`: the thread that turns a consumer's deliveries into `basic.deliver`.
 //! - `frames`: reading frames with size checks, and encoding outgoing frames.
+//! - `nesting`: a guard against field tables nested deep enough to overflow the parser.
 //! - `writer`: the writer thread and heartbeats.
 //! - `convert`: between `amq-protocol` types and [`FieldTable`](crate::FieldTable) /
 //!   [`Properties`](crate::Properties).
@@ -29,6 +30,7 @@ mod failure;
 mod forwarder;
 mod frames;
 mod handshake;
+mod nesting;
 mod server;
 mod writer;
 

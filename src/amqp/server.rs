@@ -15,9 +15,9 @@ use super::connection;
 use crate::sync::Mutex;
 use crate::Broker;
 
-/// Room for the reader thread of a connection. Field tables nest, and the parser recurses
-/// once per level; a frame can hold thousands of levels.
-const CONNECTION_STACK: usize = 64 * 1024 * 1024;
+/// Room for the reader thread of a connection, which parses frames (recursively, for
+/// nested field tables, whose depth `nesting` bounds).
+const CONNECTION_STACK: usize = 8 * 1024 * 1024;
 
 /// Settings of the wire listener.
 ///
