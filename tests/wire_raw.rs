@@ -570,3 +570,72 @@ fn shutdown_closes_connections() {
         broker.queue_stats("/", "temp").is_err()
     });
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_its_deliveries_requeued() {
+    const COUNT: usize = 3000;
+    let (broker, server) = serve();
+    let conn = broker.connect("/").expect("connects");
+    let ch = conn.open_channel().expect("channel");
+    ch.queue_declare("flood", Default::default(), Default::default())
+        .expect("declared");
+    for _ in 0..COUNT {
+        ch.basic_publish("", "flood", Message::new(vec![0u8; 16 * 1024]))
+            .expect("published");
+    }
+    let mut raw = Raw::open_with(server.local_addr(), "/", 131_072, 1);
+    raw.expect_open_ok();
+    raw.open_channel(1);
+    let consume = basic::Consume {
+        queue: "flood".into(),
+        consumer_tag: "greedy".into(),
+        ..basic::Consume::default()
+    };
+    raw.send_method(1, AMQPClass::Basic(basic::AMQPMethod::Consume(consume)));
+    // The client reads nothing more and sends nothing: the server's writes back up, and
+    // after two heartbeat intervals it gives up on the client.
+    eventually("the server drops the silent client", || {
+        server.connection_count() == 0
+    });
+    eventually("every delivery is back in the queue", || {
+        broker
+            .queue_stats("/", "flood")
+            .is_ok_and(|s| s.messages_ready == COUNT && s.consumers == 0)
+    });
+    drop(raw);
+}
+
+#[test]
+fn a_client_that_pipelines_without_reading_is_dropped() {
+    let (broker, server) = serve();
+    // Long names make long replies, which fill the socket buffers sooner.
+    let name = "p".repeat(250);
+    let mut raw = Raw::open_with(server.local_addr(), "/", 131_072, 1);
+    raw.expect_open_ok();
+    raw.open_channel(1);
+    raw.send_method(1, declare(&name, true));
+    // Ask for replies (declare-ok, tens of bytes each) far beyond what socket buffers and
+    // the writer's queue hold, and never read them; keep sending heartbeats meanwhile.
+    let request = encode(&AMQPFrame::Method(1, declare(&name, true)));
+    let heartbeat = encode(&AMQPFrame::Heartbeat);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    raw.stream
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    while Instant::now() < deadline && server.connection_count() > 0 {
+        let mut burst = Vec::new();
+        for _ in 0..1000 {
+            burst.extend_from_slice(&request);
+        }
+        burst.extend_from_slice(&heartbeat);
+        if raw.stream.write_all(&burst).is_err() {
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    eventually("the server drops the client", || {
+        server.connection_count() == 0
+    });
+    eventually("its exclusive queue goes", || {
+        broker.queue_stats("/", &name).is_err()
+    });
+}

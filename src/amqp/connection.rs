@@ -3,7 +3,7 @@
 //! failures into the codes and texts RabbitMQ sends.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
@@ -101,6 +101,11 @@ fn run(reader: &mut FrameReader<TcpStream>, outbox: &Outbox, negotiated: Negotia
         }
     };
     if let Some(failure) = outcome {
+        if matches!(failure, Failure::Gone) {
+            // The writer may be stuck on a peer that stopped reading, with consumer threads
+            // waiting on the writer: closing the socket frees them all before they are joined.
+            let _ = reader.get_ref().shutdown(Shutdown::Both);
+        }
         session.shutdown();
         fail(reader, outbox, failure);
     }

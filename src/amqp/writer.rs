@@ -1,6 +1,9 @@
 //! The writer thread of a connection: the only code that writes to the socket. It batches
 //! frames into few syscalls and sends heartbeats when the connection has been quiet for
 //! half the negotiated interval.
+//!
+//! When the writer stops (the socket failed or was closed), its queue disconnects, so
+//! every thread blocked on [`Outbox::send`] wakes up with `false`.
 
 use std::io::{BufWriter, Write};
 use std::net::{Shutdown, TcpStream};
@@ -63,43 +66,55 @@ pub(crate) fn spawn(stream: TcpStream) -> std::io::Result<(Outbox, JoinHandle<()
 fn run(stream: TcpStream, rx: &Receiver<Outgoing>) {
     let mut out = BufWriter::with_capacity(64 * 1024, &stream);
     let mut heartbeat: Option<Duration> = None;
-    loop {
-        let first = match heartbeat {
-            Some(interval) => match rx.recv_timeout(interval) {
-                Ok(item) => item,
-                Err(RecvTimeoutError::Timeout) => Outgoing::Frames(frames::heartbeat()),
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(item) => item,
-                Err(_) => break,
-            },
-        };
-        // Write everything already queued before one flush.
-        let mut next = Some(first);
+    while let Some(first) = next(rx, heartbeat) {
+        // Write everything already queued, then flush once.
+        let mut item = Some(first);
         let mut close = false;
-        while let Some(item) = next {
-            match item {
+        while let Some(current) = item {
+            match current {
                 Outgoing::Frames(bytes) => {
                     if out.write_all(&bytes).is_err() {
-                        close = true;
-                        break;
+                        return abort(&stream);
                     }
                 }
-                Outgoing::Heartbeat(interval) => heartbeat = Some(interval),
-                Outgoing::Close => {
-                    close = true;
-                    break;
+                Outgoing::Heartbeat(interval) => {
+                    heartbeat = Some(interval);
+                    // A peer that takes no bytes for two heartbeat intervals is as gone as
+                    // one that sends none; without this a full socket would block the
+                    // writer, and everything queued behind it, for ever.
+                    let _ = stream.set_write_timeout(Some(interval * 4));
                 }
+                Outgoing::Close => close = true,
             }
-            next = rx.try_recv().ok();
+            item = if close { None } else { rx.try_recv().ok() };
         }
-        if out.flush().is_err() || close {
+        if out.flush().is_err() {
+            return abort(&stream);
+        }
+        if close {
             break;
         }
     }
-    let _ = out.flush();
     drop(out);
     // Also wakes the reader thread, which then sees the end of the stream.
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Waits for the next thing to write: a heartbeat after `heartbeat` of silence, `None`
+/// once every sender is gone.
+fn next(rx: &Receiver<Outgoing>, heartbeat: Option<Duration>) -> Option<Outgoing> {
+    match heartbeat {
+        Some(interval) => match rx.recv_timeout(interval) {
+            Ok(item) => Some(item),
+            Err(RecvTimeoutError::Timeout) => Some(Outgoing::Frames(frames::heartbeat())),
+            Err(RecvTimeoutError::Disconnected) => None,
+        },
+        None => rx.recv().ok(),
+    }
+}
+
+/// Gives up on a socket that failed: closes it at once, without trying to flush what is
+/// buffered (a peer that stopped reading would make every flush wait for the timeout).
+fn abort(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
 }
