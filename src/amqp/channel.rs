@@ -129,7 +129,7 @@ impl WireChannel {
     /// # Errors
     ///
     /// 505 when no publish waits for content; soft errors of the publish.
-    pub(crate) fn body(&mut self, chunk: &[u8]) -> Result<(), Failure> {
+    pub(crate) fn body(&mut self, chunk: Vec<u8>) -> Result<(), Failure> {
         let assembly = self
             .assembly
             .as_mut()

@@ -118,7 +118,7 @@ impl Session {
             AMQPFrame::Method(0, method) => self.connection_method(method),
             AMQPFrame::Method(id, method) => self.channel_method(id, method),
             AMQPFrame::Header(id, header) => self.content(id, |ch| ch.header(header)),
-            AMQPFrame::Body(id, body) => self.content(id, |ch| ch.body(&body)),
+            AMQPFrame::Body(id, body) => self.content(id, |ch| ch.body(body)),
             AMQPFrame::InvalidHeartbeat(_) => Err(Failure::hard(
                 ReplyCode::FRAME_ERROR,
                 "heartbeat frame on a non-zero channel",

@@ -62,7 +62,7 @@ impl Assembly {
     /// # Errors
     ///
     /// 505 for a body before the header; 501 for more bytes than announced.
-    pub(crate) fn body(&mut self, chunk: &[u8]) -> Result<Option<Message>, Failure> {
+    pub(crate) fn body(&mut self, chunk: Vec<u8>) -> Result<Option<Message>, Failure> {
         let Some((size, _)) = &self.header else {
             return Err(unexpected("content header"));
         };
@@ -72,7 +72,12 @@ impl Assembly {
                 "content body larger than announced in its header",
             ));
         }
-        self.body.extend_from_slice(chunk);
+        if self.body.is_empty() {
+            // Most bodies fit one frame: keep its buffer rather than copy it.
+            self.body = chunk;
+        } else {
+            self.body.extend_from_slice(&chunk);
+        }
         Ok(self.finish())
     }
 
@@ -115,8 +120,8 @@ mod tests {
     fn body_frames_are_joined() {
         let mut a = Assembly::new(Publish::default());
         assert!(a.header(header(5)).unwrap().is_none());
-        assert!(a.body(b"he").unwrap().is_none());
-        let msg = a.body(b"llo").unwrap().expect("complete");
+        assert!(a.body(b"he".to_vec()).unwrap().is_none());
+        let msg = a.body(b"llo".to_vec()).unwrap().expect("complete");
         assert_eq!(msg.body().as_ref(), b"hello");
         assert!(msg.properties().is_persistent());
     }
@@ -130,9 +135,9 @@ mod tests {
     #[test]
     fn order_and_size_are_checked() {
         let mut a = Assembly::new(Publish::default());
-        assert!(a.body(b"x").is_err());
+        assert!(a.body(b"x".to_vec()).is_err());
         let mut a = Assembly::new(Publish::default());
         a.header(header(1)).unwrap();
-        assert!(a.body(b"xy").is_err());
+        assert!(a.body(b"xy".to_vec()).is_err());
     }
 }
