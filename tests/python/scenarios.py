@@ -309,8 +309,67 @@ def confirms(conn):
     return obs
 
 
+def more(conn):
+    obs = {}
+    ch = conn.channel()
+    # topic patterns with # in the middle, and unbinding
+    ch.exchange_declare(n("t2"), "topic")
+    declare_queues(ch, "mid")
+    ch.queue_bind(n("mid"), n("t2"), "a.#.z")
+    ch.queue_bind(n("mid"), n("t2"), "x.*")
+    for key in ["a.z", "a.b.z", "a.b.c.z", "a.b", "x.y", "x.y.z", "x"]:
+        publish(ch, n("t2"), key, key)
+    ch.queue_unbind(n("mid"), n("t2"), "x.*")
+    publish(ch, n("t2"), "x.after-unbind", "x.after-unbind")
+    obs["topic_middle_hash"] = drain(ch, n("mid"))
+    # basic.get reports the messages left
+    for i in range(3):
+        publish(ch, "", n("mid"), "left-%d" % i)
+    time.sleep(0.1)
+    obs["get_message_counts"] = [ch.basic_get(n("mid"), auto_ack=True)[0].message_count
+                                 for _ in range(3)]
+    # consumers: redelivery in order after the channel closes
+    c2 = conn.channel()
+    got = []
+    c2.basic_consume(n("mid"), lambda c, m, p, b: got.append(b))
+    for i in range(3):
+        publish(ch, "", n("mid"), "again-%d" % i)
+    settle(conn)
+    c2.close()
+    obs["consumer_redelivered"] = drain(ch, n("mid"))
+    ch.close()
+    # if-unused deletes and exclusive consumers
+    obs["queue_delete_if_unused"] = expect_channel_error(conn, lambda c: (
+        c.basic_consume(n("mid"), lambda *a: None),
+        c.queue_delete(n("mid"), if_unused=True)))
+    obs["exchange_delete_if_unused"] = expect_channel_error(
+        conn, lambda c: c.exchange_delete(n("t2"), if_unused=True))
+    obs["exclusive_consumer"] = expect_channel_error(conn, lambda c: (
+        c.basic_consume(n("mid"), lambda *a: None, exclusive=True),
+        c.basic_consume(n("mid"), lambda *a: None)))
+    # an auto-delete exchange goes with its last binding
+    ch = conn.channel()
+    ch.exchange_declare(n("auto_x"), "fanout", auto_delete=True)
+    ch.queue_bind(n("mid"), n("auto_x"))
+    ch.queue_unbind(n("mid"), n("auto_x"))
+    ch.close()
+    obs["auto_delete_exchange"] = expect_channel_error(
+        conn, lambda c: c.exchange_declare(n("auto_x"), "fanout", passive=True))
+    ch = conn.channel()
+    ch.queue_delete(n("mid"))
+    ch.exchange_delete(n("t2"))
+    ch.close()
+    return obs
+
+
 def connection_errors():
     obs = {}
+    conn = connect()
+    try:
+        conn.channel().exchange_declare(n("odd"), "no-such-kind")
+        obs["unknown_exchange_kind"] = "declared"
+    except ConnectionClosedByBroker as e:
+        obs["unknown_exchange_kind"] = error(e)
     try:
         pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT, virtual_host=n("vhost")))
         obs["unknown_vhost"] = "opened"
@@ -338,6 +397,7 @@ def main():
         "acks": acks(conn),
         "consuming": consuming(conn),
         "confirms": confirms(conn),
+        "more": more(conn),
     }
     conn.close()
     observations["connection"] = connection_errors()
