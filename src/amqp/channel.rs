@@ -87,8 +87,12 @@ impl WireChannel {
             AMQPClass::Queue(m) => self.queue(m),
             AMQPClass::Basic(m) => self.basic(m),
             AMQPClass::Confirm(confirm::AMQPMethod::Select(m)) => self.confirm_select(m),
-            AMQPClass::Channel(channel::AMQPMethod::Flow(m)) => {
-                let ok = channel::FlowOk { active: m.active };
+            // As RabbitMQ 3: a channel cannot be paused, only confirmed active.
+            AMQPClass::Channel(channel::AMQPMethod::Flow(m)) if !m.active => {
+                Err(not_implemented("active=false"))
+            }
+            AMQPClass::Channel(channel::AMQPMethod::Flow(_)) => {
+                let ok = channel::FlowOk { active: true };
                 self.reply(AMQPClass::Channel(channel::AMQPMethod::FlowOk(ok)));
                 Ok(())
             }

@@ -370,6 +370,14 @@ def connection_errors():
         obs["unknown_exchange_kind"] = "declared"
     except ConnectionClosedByBroker as e:
         obs["unknown_exchange_kind"] = error(e)
+    conn = connect()
+    ch = conn.channel()
+    obs["flow_active"] = ch.flow(True)
+    try:
+        ch.flow(False)
+        obs["flow_paused"] = "paused"
+    except ConnectionClosedByBroker as e:
+        obs["flow_paused"] = error(e)
     try:
         pika.BlockingConnection(pika.ConnectionParameters(HOST, PORT, virtual_host=n("vhost")))
         obs["unknown_vhost"] = "opened"
