@@ -639,3 +639,10 @@ fn a_client_that_pipelines_without_reading_is_dropped() {
         broker.queue_stats("/", &name).is_err()
     });
 }
+
+#[test]
+fn wire_handles_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<WireServer>();
+    assert_send_sync::<warrenmq::WireOptions>();
+}

@@ -185,23 +185,68 @@ fn accept_loop(
 
 impl WireServer {
     /// Returns the address the server listens on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = warrenmq::Broker::in_memory().serve("127.0.0.1:0")?;
+    /// assert!(server.local_addr().ip().is_loopback());
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// Returns the number of client connections open now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = warrenmq::Broker::in_memory().serve("127.0.0.1:0")?;
+    /// assert_eq!(server.connection_count(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connection_count(&self) -> usize {
         self.shared.connections.lock().len()
     }
 
-    /// Stops accepting connections and closes the open ones (their unacknowledged
-    /// messages go back to their queues).
+    /// Stops accepting connections and closes the open ones: each client connection's
+    /// session [`Connection`](crate::Connection) is dropped, so its unacknowledged
+    /// messages go back to their queues and its exclusive queues are deleted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = warrenmq::Broker::in_memory().serve("127.0.0.1:0")?;
+    /// let addr = server.local_addr();
+    /// server.shutdown();
+    /// assert!(std::net::TcpStream::connect(addr).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shutdown(mut self) {
         self.stop();
     }
 
-    /// Blocks the calling thread until the server is stopped (from another thread or
-    /// process signal), for programs that only serve.
+    /// Serves for as long as the process runs, blocking the calling thread: for programs
+    /// such as `warren-server` that do nothing else and stop with the process (Ctrl-C,
+    /// SIGTERM).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let server = warrenmq::Broker::in_memory().serve("0.0.0.0:5672")?;
+    /// server.wait();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn wait(mut self) {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
