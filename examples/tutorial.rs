@@ -53,9 +53,10 @@ fn main() -> Result<(), warrenmq::Error> {
         println!("{msg}");
         chan2.basic_publish("sorting_room", "1111", Message::new(msg).persistent())?;
     }
+    // A panic in the consumer thread carries on here.
     consumer
         .join()
-        .expect("the consumer thread does not panic")?;
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
 
     // The commented part of the tutorial: pull one message and acknowledge it by hand.
     chan2.basic_publish(
