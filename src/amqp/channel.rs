@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::frame::AMQPContentHeader;
-use amq_protocol::protocol::{basic, channel, confirm, exchange, queue, AMQPClass};
+use amq_protocol::protocol::{basic, channel, confirm, exchange, queue, tx, AMQPClass};
 use amq_protocol::types::ShortString;
 
 use super::content::{self, Assembly};
@@ -13,6 +13,7 @@ use super::convert::{properties_to_wire, short_string, table_from_wire};
 use super::failure::{Failure, MethodId};
 use super::forwarder::{Forwarder, Route};
 use super::frames;
+use super::tx::{self as held, Held, Transaction};
 use super::writer::Outbox;
 use crate::{
     Channel, ConsumeOptions, Delivery, Error, ExchangeDeclareOptions, ExchangeDeleteOptions,
@@ -55,6 +56,8 @@ pub(crate) struct WireChannel {
     confirmed: u64,
     /// The queue last declared, which an empty queue name refers to.
     last_queue: Option<String>,
+    /// The open transaction, once `tx.select` made the channel transactional.
+    tx: Option<Transaction>,
 }
 
 impl WireChannel {
@@ -69,6 +72,7 @@ impl WireChannel {
             published: None,
             confirmed: 0,
             last_queue: None,
+            tx: None,
         }
     }
 
@@ -102,7 +106,7 @@ impl WireChannel {
                 self.reply(AMQPClass::Access(m));
                 Ok(())
             }
-            AMQPClass::Tx(_) => Err(not_implemented("transactions (tx.*)")),
+            AMQPClass::Tx(m) => self.transaction(m),
             _ => Err(Failure::hard(
                 ReplyCode::COMMAND_INVALID,
                 "unexpected method on an open channel",
@@ -322,11 +326,20 @@ impl WireChannel {
             M::Consume(m) => self.consume(m)?,
             M::Cancel(m) => self.cancel(&m)?,
             M::Get(m) => self.get(&m)?,
-            M::Ack(m) => self.channel.basic_ack(m.delivery_tag, m.multiple)?,
-            M::Nack(m) => self
-                .channel
-                .basic_nack(m.delivery_tag, m.multiple, m.requeue)?,
-            M::Reject(m) => self.channel.basic_reject(m.delivery_tag, m.requeue)?,
+            M::Ack(m) => self.settle(Held::Ack {
+                tag: m.delivery_tag,
+                multiple: m.multiple,
+            })?,
+            M::Nack(m) => self.settle(Held::Nack {
+                tag: m.delivery_tag,
+                multiple: m.multiple,
+                requeue: m.requeue,
+            })?,
+            M::Reject(m) => self.settle(Held::Nack {
+                tag: m.delivery_tag,
+                multiple: false,
+                requeue: m.requeue,
+            })?,
             M::Qos(m) => {
                 self.channel.basic_qos(m.prefetch_count)?;
                 self.reply(AMQPClass::Basic(M::QosOk(basic::QosOk {})));
@@ -422,6 +435,9 @@ impl WireChannel {
     }
 
     fn confirm_select(&mut self, m: confirm::Select) -> Result<(), Failure> {
+        if self.tx.is_some() {
+            return Err(precondition(held::text::TX_TO_CONFIRM));
+        }
         self.channel.confirm_select()?;
         self.published.get_or_insert(0);
         if !m.nowait {
@@ -437,7 +453,75 @@ impl WireChannel {
         let Some(assembly) = self.assembly.take() else {
             return Ok(());
         };
-        let p = &assembly.publish;
+        match self.tx.as_mut() {
+            Some(tx) => {
+                tx.hold(Held::Publish(Box::new((assembly.publish, message))));
+                Ok(())
+            }
+            None => self.publish_now(&assembly.publish, message),
+        }
+    }
+
+    /// Applies an ack, nack or reject now, or at commit on a transactional channel.
+    fn settle(&mut self, op: Held) -> Result<(), Failure> {
+        match self.tx.as_mut() {
+            Some(tx) => {
+                tx.hold(op);
+                Ok(())
+            }
+            None => self.apply(op),
+        }
+    }
+
+    fn apply(&mut self, op: Held) -> Result<(), Failure> {
+        match op {
+            Held::Publish(publish) => {
+                let (publish, message) = *publish;
+                self.publish_now(&publish, message)?;
+            }
+            Held::Ack { tag, multiple } => self.channel.basic_ack(tag, multiple)?,
+            Held::Nack {
+                tag,
+                multiple,
+                requeue,
+            } => self.channel.basic_nack(tag, multiple, requeue)?,
+        }
+        Ok(())
+    }
+
+    fn transaction(&mut self, method: tx::AMQPMethod) -> Result<(), Failure> {
+        use tx::AMQPMethod as M;
+        let reply = match method {
+            M::Select(_) if self.published.is_some() => {
+                return Err(precondition(held::text::CONFIRM_TO_TX));
+            }
+            M::Select(_) => {
+                self.tx.get_or_insert_with(Transaction::default);
+                M::SelectOk(tx::SelectOk {})
+            }
+            M::Commit(_) | M::Rollback(_) if self.tx.is_none() => {
+                return Err(precondition(held::text::NOT_TRANSACTIONAL));
+            }
+            M::Commit(_) => {
+                let ops = self.tx.as_mut().map(Transaction::take).unwrap_or_default();
+                for op in ops {
+                    self.apply(op)?;
+                }
+                M::CommitOk(tx::CommitOk {})
+            }
+            M::Rollback(_) => {
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.take();
+                }
+                M::RollbackOk(tx::RollbackOk {})
+            }
+            _ => return Err(unexpected_method()),
+        };
+        self.reply(AMQPClass::Tx(reply));
+        Ok(())
+    }
+
+    fn publish_now(&mut self, p: &basic::Publish, message: Message) -> Result<(), Failure> {
         let (exchange, key) = (p.exchange.as_str(), p.routing_key.as_str());
         if p.mandatory {
             self.return_if_unroutable(exchange, key, &message);
@@ -484,6 +568,14 @@ impl WireChannel {
 
 fn not_implemented(what: &str) -> Failure {
     Failure::hard(ReplyCode::NOT_IMPLEMENTED, what)
+}
+
+fn precondition(reason: &str) -> Failure {
+    Failure::Channel {
+        code: ReplyCode::PRECONDITION_FAILED,
+        text: format!("PRECONDITION_FAILED - {reason}"),
+        method: MethodId::default(),
+    }
 }
 
 fn unexpected_method() -> Failure {

@@ -17,6 +17,7 @@
 //! - `forwarder`: the thread that turns a consumer's deliveries into `basic.deliver`.
 //! - `frames`: reading frames with size checks, and encoding outgoing frames.
 //! - `nesting`: a guard against field tables nested deep enough to overflow the parser.
+//! - `tx`: transactions, which hold publishes and acks back until commit.
 //! - `writer`: the writer thread and heartbeats.
 //! - `convert`: between `amq-protocol` types and [`FieldTable`](crate::FieldTable) /
 //!   [`Properties`](crate::Properties).
@@ -32,6 +33,7 @@ mod frames;
 mod handshake;
 mod nesting;
 mod server;
+mod tx;
 mod writer;
 
 pub use server::{WireOptions, WireServer};

@@ -362,6 +362,41 @@ def more(conn):
     return obs
 
 
+def transactions(conn):
+    obs = {}
+    cases = {
+        "commit_without_select": lambda ch: ch.tx_commit(),
+        "rollback_without_select": lambda ch: ch.tx_rollback(),
+        "select_after_confirm": lambda ch: (ch.confirm_delivery(), ch.tx_select()),
+        "confirm_after_select": lambda ch: (ch.tx_select(), ch.confirm_delivery()),
+        "ack_unknown_in_tx": lambda ch: (ch.tx_select(), ch.basic_ack(42), ch.tx_commit()),
+    }
+    for name, action in sorted(cases.items()):
+        obs[name] = expect_channel_error(conn, action)
+    ch = conn.channel()
+    ch.queue_declare(n("txq"))
+    ch.tx_select()
+    publish(ch, "", n("txq"), "a")
+    publish(ch, "", n("txq"), "b")
+    counts = [ch.queue_declare(n("txq"), passive=True).method.message_count]
+    ch.tx_commit()
+    counts.append(ch.queue_declare(n("txq"), passive=True).method.message_count)
+    publish(ch, "", n("txq"), "c")
+    ch.tx_rollback()
+    counts.append(ch.queue_declare(n("txq"), passive=True).method.message_count)
+    method = ch.basic_get(n("txq"))[0]
+    ch.basic_ack(method.delivery_tag)
+    ch.tx_rollback()
+    counts.append(ch.queue_declare(n("txq"), passive=True).method.message_count)
+    obs["counts"] = counts
+    ch.close()
+    ch = conn.channel()
+    obs["after_close"] = drain(ch, n("txq"))
+    ch.queue_delete(n("txq"))
+    ch.close()
+    return obs
+
+
 def connection_errors():
     obs = {}
     conn = connect()
@@ -406,6 +441,7 @@ def main():
         "consuming": consuming(conn),
         "confirms": confirms(conn),
         "more": more(conn),
+        "transactions": transactions(conn),
     }
     conn.close()
     observations["connection"] = connection_errors()
