@@ -10,6 +10,7 @@ use amq_protocol::types::{AMQPValue, FieldTable as WireTable, LongString};
 
 use super::failure::{Failure, MethodId};
 use super::frames::{self, FrameReader, PROTOCOL_HEADER};
+use super::nesting;
 use super::server::WireOptions;
 use super::writer::Outbox;
 use crate::{Broker, Connection, ReplyCode};
@@ -218,6 +219,9 @@ fn plain(response: &[u8]) -> Option<(String, String)> {
 fn amqplain(response: &[u8]) -> Option<(String, String)> {
     let mut bytes = (response.len() as u32).to_be_bytes().to_vec();
     bytes.extend_from_slice(response);
+    if !nesting::check_table(&bytes) {
+        return None;
+    }
     let (_, table) = amq_protocol::types::parsing::parse_field_table(bytes.as_slice()).ok()?;
     let text = |key: &str| match table.inner().get(key)? {
         AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
@@ -248,6 +252,24 @@ mod tests {
             Some(("guest".into(), "secret".into()))
         );
         assert_eq!(plain(b"guest"), None);
+    }
+
+    #[test]
+    fn amqplain_responses_are_read_and_bounded() {
+        // LOGIN: S"guest", PASSWORD: S"pw", without the table's length prefix.
+        let mut response = vec![5];
+        response.extend_from_slice(b"LOGINS\0\0\0\x05guest");
+        response.push(8);
+        response.extend_from_slice(b"PASSWORDS\0\0\0\x02pw");
+        assert_eq!(amqplain(&response), Some(("guest".into(), "pw".into())));
+        let mut deep = Vec::new();
+        for _ in 0..10_000 {
+            let inner = std::mem::take(&mut deep);
+            deep.extend_from_slice(&[1, b'k', b'F']);
+            deep.extend_from_slice(&(inner.len() as u32).to_be_bytes());
+            deep.extend_from_slice(&inner);
+        }
+        assert_eq!(amqplain(&deep), None);
     }
 
     #[test]

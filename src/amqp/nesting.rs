@@ -29,6 +29,12 @@ pub(crate) fn check(frame: &[u8]) -> bool {
     }
 }
 
+/// Checks a length-prefixed field table on its own (an AMQPLAIN response). Returns
+/// `false` when it nests deeper than [`MAX_DEPTH`] or is malformed.
+pub(crate) fn check_table(table: &[u8]) -> bool {
+    table_ok(table, 0).is_some()
+}
+
 /// A cursor over a byte slice.
 struct Cursor<'a>(&'a [u8]);
 
@@ -181,6 +187,14 @@ mod tests {
         assert!(check(&nested_declare(MAX_DEPTH)));
         assert!(!check(&nested_declare(MAX_DEPTH + 2)));
         assert!(!check(&nested_declare(20_000)));
+    }
+
+    #[test]
+    fn lone_tables_are_checked_too() {
+        assert!(check_table(&[0, 0, 0, 0]));
+        let deep = &nested_declare(MAX_DEPTH + 2)[16..];
+        assert!(!check_table(&deep[..deep.len() - 1]));
+        assert!(!check_table(&[0, 0, 0, 9, 1]));
     }
 
     #[test]
