@@ -564,7 +564,12 @@ fn shutdown_closes_connections() {
     let _ = raw.method();
     let addr = server.local_addr();
     server.shutdown();
-    assert_eq!(raw.frame(), None);
+    let (code, text) = raw.expect_connection_close();
+    assert_eq!(code, ReplyCode::CONNECTION_FORCED.0);
+    assert_eq!(
+        text,
+        "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+    );
     assert!(TcpStream::connect(addr).is_err());
     eventually("the exclusive queue goes", || {
         broker.queue_stats("/", "temp").is_err()

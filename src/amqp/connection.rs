@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
@@ -56,7 +57,15 @@ struct Session {
 /// Serves one TCP connection until it closes. Never panics on bad input; every failure
 /// ends with the socket closed and the session connection dropped, which requeues
 /// unacknowledged messages and deletes exclusive queues.
-pub(crate) fn serve(stream: TcpStream, broker: &Broker, options: &WireOptions) {
+///
+/// When `stopping` is set and the read side of the socket is shut down, the client is told
+/// with `connection.close` 320 CONNECTION_FORCED, as RabbitMQ does when it shuts down.
+pub(crate) fn serve(
+    stream: TcpStream,
+    broker: &Broker,
+    options: &WireOptions,
+    stopping: &AtomicBool,
+) {
     let _ = stream.set_nodelay(true);
     let Ok(write_half) = stream.try_clone() else {
         return;
@@ -67,14 +76,19 @@ pub(crate) fn serve(stream: TcpStream, broker: &Broker, options: &WireOptions) {
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let mut reader = FrameReader::new(stream);
     match handshake::negotiate(&mut reader, &outbox, broker, options) {
-        Ok(negotiated) => run(&mut reader, &outbox, negotiated),
+        Ok(negotiated) => run(&mut reader, &outbox, negotiated, stopping),
         Err(failure) => fail(&mut reader, &outbox, failure),
     }
     outbox.close();
     let _ = writer.join();
 }
 
-fn run(reader: &mut FrameReader<TcpStream>, outbox: &Outbox, negotiated: Negotiated) {
+fn run(
+    reader: &mut FrameReader<TcpStream>,
+    outbox: &Outbox,
+    negotiated: Negotiated,
+    stopping: &AtomicBool,
+) {
     // A peer that sends nothing, not even heartbeats, for two intervals is gone.
     let timeout = (negotiated.heartbeat > 0)
         .then(|| Duration::from_secs(2 * u64::from(negotiated.heartbeat)));
@@ -100,8 +114,13 @@ fn run(reader: &mut FrameReader<TcpStream>, outbox: &Outbox, negotiated: Negotia
             session.send_confirms();
         }
     };
-    if let Some(failure) = outcome {
-        if matches!(failure, Failure::Gone) {
+    if let Some(mut failure) = outcome {
+        if matches!(failure, Failure::Gone) && stopping.load(Ordering::Acquire) {
+            failure = Failure::hard(
+                ReplyCode::CONNECTION_FORCED,
+                "broker forced connection closure with reason 'shutdown'",
+            );
+        } else if matches!(failure, Failure::Gone) {
             // The writer may be stuck on a peer that stopped reading, with consumer threads
             // waiting on the writer: closing the socket frees them all before they are joined.
             let _ = reader.get_ref().shutdown(Shutdown::Both);

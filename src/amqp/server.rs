@@ -10,6 +10,7 @@ use std::net::{
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use super::connection;
 use crate::sync::Mutex;
@@ -18,6 +19,9 @@ use crate::Broker;
 /// Room for the reader thread of a connection, which parses frames (recursively, for
 /// nested field tables, whose depth `nesting` bounds).
 const CONNECTION_STACK: usize = 8 * 1024 * 1024;
+
+/// How long [`WireServer::shutdown`] lets connections say goodbye before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings of the wire listener.
 ///
@@ -172,7 +176,7 @@ fn accept_loop(
             .name("warren-wire-connection".into())
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                connection::serve(stream, &broker, &options);
+                connection::serve(stream, &broker, &options, &owner.stopping);
                 owner.connections.lock().remove(&id);
             });
         if spawned.is_err() {
@@ -215,9 +219,11 @@ impl WireServer {
         self.shared.connections.lock().len()
     }
 
-    /// Stops accepting connections and closes the open ones: each client connection's
+    /// Stops accepting connections and closes the open ones: each client is told with
+    /// `connection.close` 320 CONNECTION_FORCED (as RabbitMQ does when it stops) and its
     /// session [`Connection`](crate::Connection) is dropped, so its unacknowledged
-    /// messages go back to their queues and its exclusive queues are deleted.
+    /// messages go back to their queues and its exclusive queues are deleted. Returns once
+    /// every connection has ended (after at most a few seconds).
     ///
     /// # Examples
     ///
@@ -261,6 +267,15 @@ impl WireServer {
         // Wake the blocked accept with a connection of our own.
         let _ = TcpStream::connect(wake_address(self.local_addr));
         let _ = thread.join();
+        // Each connection sees the end of its input and, as the server is stopping, tells
+        // its client with connection.close 320 before it goes.
+        for stream in self.shared.connections.lock().values() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.connection_count() > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
         for (_, stream) in self.shared.connections.lock().drain() {
             let _ = stream.shutdown(Shutdown::Both);
         }
