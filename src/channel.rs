@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use crate::connection::ConnectionInner;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
-use crate::exchange::ExchangeSpec;
+use crate::exchange::{Exchange, ExchangeSpec};
 use crate::ledger::{Credit, Ledger, Pending};
 use crate::queue::Subscription;
+use crate::store::Durable;
 use crate::sync::{unbounded, Mutex, Receiver, Select, Sender};
 use crate::vhost::{QueueDeclareOk, RoutePreview};
 use crate::{
@@ -49,6 +50,11 @@ pub(crate) struct ChannelInner {
     wake_rx: Receiver<()>,
     /// Publisher confirms are on.
     confirms: AtomicBool,
+    /// Store writes of messages published in confirm mode that no one has waited for yet.
+    unconfirmed: Mutex<Vec<Durable>>,
+    /// The exchange last published to, so that a publisher sending to one exchange skips
+    /// the lookup by name.
+    last_exchange: Mutex<Option<Arc<Exchange>>>,
 }
 
 impl ChannelInner {
@@ -63,6 +69,8 @@ impl ChannelInner {
             wake_tx,
             wake_rx,
             confirms: AtomicBool::new(false),
+            unconfirmed: Mutex::new(Vec::new()),
+            last_exchange: Mutex::new(None),
         })
     }
 
@@ -78,21 +86,25 @@ impl ChannelInner {
         }
     }
 
-    /// Runs a channel method: fails on a closed channel, and closes the channel when the
-    /// method fails, as AMQP does.
+    /// Runs a channel method: fails on a closed channel, and when the method fails closes
+    /// the channel (soft errors: 403, 404, 405, 406) or the whole connection (hard errors
+    /// such as 503 or 530), as AMQP does.
     fn run<T>(self: &Arc<Self>, method: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_open()?;
         let result = method();
         if let Err(e) = &result {
             if !matches!(e, Error::ChannelClosed { .. } | Error::ConnectionClosed) {
                 self.close_with(Some(Arc::new(e.clone())));
+                if !e.reply_code().is_channel_error() {
+                    self.conn.close();
+                }
             }
         }
         result
     }
 
     /// Closes the channel: cancels its consumers and requeues its unacknowledged deliveries.
-    pub(crate) fn close_with(self: &Arc<Self>, cause: Option<Arc<Error>>) {
+    pub(crate) fn close_with(&self, cause: Option<Arc<Error>>) {
         if self.closed.set(cause).is_err() {
             return;
         }
@@ -129,30 +141,47 @@ impl ChannelInner {
             return None;
         }
         let tag = ledger.next_tag();
-        let delivery = Delivery::new(
-            Arc::clone(self),
-            &msg,
-            tag,
-            Some(Arc::clone(&link.tag)),
-            None,
-        );
-        let credit = Credit {
-            consumer: link.key,
-            limited: link.limited,
-        };
+        let consumer_tag = Some(Arc::clone(&link.tag));
         if link.no_ack {
             drop(ledger);
-            link.queue.settle(Some(credit), 1);
-        } else {
-            ledger.insert(
+            link.queue.forget(std::slice::from_ref(&msg));
+            let QueuedMessage {
+                envelope,
+                redelivered,
+                ..
+            } = msg;
+            return Some(Delivery::new(
+                Arc::clone(self),
+                envelope,
+                redelivered,
                 tag,
-                Pending {
-                    queue: Arc::clone(&link.queue),
-                    msg,
-                    credit: Some(credit),
-                },
-            );
+                consumer_tag,
+                None,
+            ));
         }
+        let envelope = Arc::clone(&msg.envelope);
+        let delivery = Delivery::new(
+            Arc::clone(self),
+            envelope,
+            msg.redelivered,
+            tag,
+            consumer_tag,
+            None,
+        );
+        link.queue.hold(1);
+        link.queue.mark_delivered(&msg);
+        let credit = Some(Credit {
+            consumer: link.key,
+            limited: link.limited,
+        });
+        ledger.insert(
+            tag,
+            Pending {
+                queue: Arc::clone(&link.queue),
+                msg,
+                credit,
+            },
+        );
         Some(delivery)
     }
 
@@ -218,10 +247,76 @@ impl ChannelInner {
         Ok(link)
     }
 
+    /// Settles acknowledged deliveries, one call per run of the same queue and consumer.
     fn settle(&self, pending: Vec<Pending>) {
-        for p in pending {
-            p.queue.settle(p.credit, 1);
+        let mut run: Vec<QueuedMessage> = Vec::new();
+        let mut iter = pending.into_iter().peekable();
+        while let Some(p) = iter.next() {
+            run.push(p.msg);
+            let same_run = iter
+                .peek()
+                .is_some_and(|next| Arc::ptr_eq(&next.queue, &p.queue) && next.credit == p.credit);
+            if !same_run {
+                p.queue.settle(p.credit, &run);
+                run.clear();
+            }
         }
+    }
+
+    /// Finds the exchange to publish to, from the one-entry cache when it is the last one.
+    fn publish_target(&self, name: &str) -> Result<Arc<Exchange>> {
+        let mut last = self.last_exchange.lock();
+        if let Some(exchange) = last
+            .as_ref()
+            .filter(|e| &*e.name == name && !e.is_deleted())
+        {
+            return Ok(Arc::clone(exchange));
+        }
+        let exchange = self.conn.vhost.exchange(name)?;
+        *last = Some(Arc::clone(&exchange));
+        Ok(exchange)
+    }
+
+    /// Remembers the store write of a message published in confirm mode.
+    fn track_confirm(&self, durable: Durable) {
+        if durable.is_finished() && durable.try_result().is_some_and(|r| r.is_ok()) {
+            return;
+        }
+        let mut unconfirmed = self.unconfirmed.lock();
+        if unconfirmed.len() >= 4096 {
+            // Keep memory bounded for publishers that rarely wait: forget what is durable,
+            // keep what failed (to report it) or is still pending.
+            unconfirmed.retain(|d| d.try_result().is_none_or(|r| r.is_err()));
+        }
+        unconfirmed.push(durable);
+    }
+
+    /// Waits for every tracked store write; `Ok(None)` if `deadline` passes first.
+    fn wait_confirms(&self, deadline: Option<Instant>) -> Result<Option<bool>> {
+        if !self.confirms.load(Ordering::Relaxed) {
+            return Err(Error::precondition("channel is not in confirm mode"));
+        }
+        let pending = std::mem::take(&mut *self.unconfirmed.lock());
+        for (i, durable) in pending.iter().enumerate() {
+            let outcome = match deadline {
+                None => Some(durable.wait()),
+                Some(deadline) => {
+                    durable.wait_timeout(deadline.saturating_duration_since(Instant::now()))
+                }
+            };
+            match outcome {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(Error::Storage(e)),
+                None => {
+                    let mut unconfirmed = self.unconfirmed.lock();
+                    let rest = pending.into_iter().skip(i);
+                    let newer = std::mem::take(&mut *unconfirmed);
+                    unconfirmed.extend(rest.chain(newer));
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(true))
     }
 
     /// Waits for one callback delivery and runs its callback. Returns `false` on timeout.
@@ -288,8 +383,10 @@ impl ChannelInner {
         let outcome = catch_unwind(AssertUnwindSafe(|| (callback.lock())(delivery)));
         if outcome.is_err() {
             match kept {
-                Some(msg) => {
-                    link.queue.unsettle(1);
+                Some(mut msg) => {
+                    // Settled on receipt, so its store entry is gone: the retry is transient.
+                    msg.persisted = false;
+                    link.queue.hold(1);
                     link.queue.requeue(None, vec![msg]);
                 }
                 None => {
@@ -321,11 +418,14 @@ impl fmt::Debug for ChannelInner {
 /// A session on a [`Connection`](crate::Connection): the AMQP methods for exchanges, queues,
 /// publishing and consuming.
 ///
-/// A channel is `Send + Sync`: threads may share one. As in AMQP, a method that fails with a
-/// channel-level error (404, 405, 406, 403, ...) closes the channel; later calls return
-/// [`Error::ChannelClosed`] carrying that first error. The connection and its other
-/// channels go on. Closing (or dropping) a channel cancels its consumers and returns its
-/// unacknowledged messages to their queues, marked redelivered.
+/// A channel is `Send + Sync`: threads may share one. As in AMQP, a method that fails
+/// closes the channel; later calls return [`Error::ChannelClosed`] carrying that first
+/// error. The connection and its other channels go on.
+///
+/// Closing a channel cancels its consumers and returns its unacknowledged messages to their
+/// queues, marked redelivered. A channel closes when [`close`](Self::close) is called, when
+/// its connection closes, or when the `Channel` and every [`Consumer`] and [`Delivery`] of it
+/// have been dropped.
 pub struct Channel {
     inner: Arc<ChannelInner>,
 }
@@ -480,11 +580,18 @@ impl Channel {
     /// 404 for a missing exchange; 403 for an internal exchange.
     pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.inner.run(|| {
-            self.inner
+            let source = self.inner.publish_target(exchange)?;
+            let published = self
+                .inner
                 .conn
                 .vhost
-                .publish(exchange, routing_key, message)
-                .map(drop)
+                .publish(&source, routing_key, message)?;
+            if let Some(durable) = published.durable {
+                if self.inner.confirms.load(Ordering::Relaxed) {
+                    self.inner.track_confirm(durable);
+                }
+            }
+            Ok(())
         })
     }
 
@@ -498,13 +605,24 @@ impl Channel {
             let conn = &self.inner.conn;
             let queue = conn.vhost.queue(queue, conn.id)?;
             let mut ledger = self.inner.ledger.lock();
-            let Some((msg, left)) = queue.get(options.no_ack) else {
+            let Some((msg, left)) = queue.get() else {
                 return Ok(None);
             };
             let tag = ledger.next_tag();
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
-            let delivery = Delivery::new(Arc::clone(&self.inner), &msg, tag, None, count);
-            if !options.no_ack {
+            let envelope = Arc::clone(&msg.envelope);
+            let delivery = Delivery::new(
+                Arc::clone(&self.inner),
+                envelope,
+                msg.redelivered,
+                tag,
+                None,
+                count,
+            );
+            if options.no_ack {
+                queue.settle(None, std::slice::from_ref(&msg));
+            } else {
+                queue.mark_delivered(&msg);
                 ledger.insert(
                     tag,
                     Pending {
@@ -681,19 +799,34 @@ impl Channel {
         })
     }
 
-    /// Waits until every message published on this channel is confirmed; returns `false` if
-    /// the broker refused any.
+    /// Waits until every message published on this channel since confirms were turned on is
+    /// confirmed; returns `false` if the broker refused (nacked) any.
+    ///
+    /// # Durability
+    ///
+    /// On a persistent broker a persistent message routed to a durable queue is confirmed
+    /// once its group commit is on disk (fsync'd); everything else is confirmed when it is
+    /// enqueued, which has happened by the time `basic_publish` returns.
     ///
     /// # Errors
     ///
-    /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select)).
+    /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select));
+    /// [`Error::Storage`] if a message could not be written, so its confirm cannot be given.
     pub fn wait_for_confirms(&self) -> Result<bool> {
-        self.inner.run(|| {
-            if !self.inner.confirms.load(Ordering::Relaxed) {
-                return Err(Error::precondition("channel is not in confirm mode"));
-            }
-            Ok(true)
-        })
+        self.inner
+            .run(|| Ok(self.inner.wait_confirms(None)?.unwrap_or(true)))
+    }
+
+    /// Like [`wait_for_confirms`](Self::wait_for_confirms), but gives up after `timeout`:
+    /// `None` if some confirm was still outstanding then (they stay tracked).
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait_for_confirms`](Self::wait_for_confirms).
+    pub fn wait_for_confirms_timeout(&self, timeout: Duration) -> Result<Option<bool>> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.inner
+            .run(|| self.inner.wait_confirms(deadline.or(Some(Instant::now()))))
     }
 
     /// Computes which queues a message would reach, without publishing it. For unit tests of
@@ -733,9 +866,9 @@ impl Channel {
     }
 }
 
-impl Drop for Channel {
+impl Drop for ChannelInner {
     fn drop(&mut self) {
-        self.inner.close_with(None);
+        self.close_with(None);
     }
 }
 

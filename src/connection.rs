@@ -41,7 +41,7 @@ impl ConnectionInner {
         self.exclusive_queues.lock().push(queue);
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -59,8 +59,10 @@ impl ConnectionInner {
 /// A connection to one vhost of a [`Broker`](crate::Broker), carrying any number of
 /// [`Channel`]s.
 ///
-/// Closing or dropping the connection closes its channels (their unacknowledged messages go
-/// back to their queues) and deletes the exclusive queues it declared.
+/// Closing the connection closes its channels (their unacknowledged messages go back to
+/// their queues) and deletes the exclusive queues it declared. A connection closes when
+/// [`close`](Self::close) is called, or when the `Connection` and every [`Channel`] (with
+/// its consumers and deliveries) have been dropped.
 pub struct Connection {
     inner: Arc<ConnectionInner>,
 }
@@ -114,9 +116,9 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
+impl Drop for ConnectionInner {
     fn drop(&mut self) {
-        self.inner.close();
+        self.close();
     }
 }
 

@@ -52,16 +52,17 @@ pub struct Delivery {
 impl Delivery {
     pub(crate) fn new(
         channel: Arc<ChannelInner>,
-        msg: &QueuedMessage,
+        envelope: Arc<Envelope>,
+        redelivered: bool,
         delivery_tag: u64,
         consumer_tag: Option<Arc<str>>,
         message_count: Option<u32>,
     ) -> Self {
         Delivery {
             channel,
-            envelope: Arc::clone(&msg.envelope),
+            envelope,
             delivery_tag,
-            redelivered: msg.redelivered,
+            redelivered,
             consumer_tag,
             message_count,
         }

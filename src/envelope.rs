@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use crate::Message;
 
 /// A published message with its publish-time routing information. Created once per publish
@@ -11,10 +13,11 @@ use crate::Message;
 pub(crate) struct Envelope {
     /// Body and properties.
     pub(crate) message: Message,
-    /// The exchange it was published to.
-    pub(crate) exchange: Arc<str>,
-    /// The routing key it was published with.
-    pub(crate) routing_key: Box<str>,
+    /// The exchange it was published to (a copy, inline when short: sharing the exchange's
+    /// name would make publisher and consumer threads contend on its reference count).
+    pub(crate) exchange: CompactString,
+    /// The routing key it was published with (inline when short: no allocation).
+    pub(crate) routing_key: CompactString,
 }
 
 /// One message in one queue.
@@ -27,4 +30,6 @@ pub(crate) struct QueuedMessage {
     pub(crate) envelope: Arc<Envelope>,
     /// Delivered before and requeued (AMQP `redelivered`).
     pub(crate) redelivered: bool,
+    /// Has an entry in the store (a persistent message in a durable queue).
+    pub(crate) persisted: bool,
 }

@@ -172,7 +172,10 @@ pub enum Error {
     /// The connection is closed (320).
     #[error("CONNECTION_FORCED - connection is closed")]
     ConnectionClosed,
-    /// An internal failure, such as storage that cannot be written (541).
+    /// The store failed: the database cannot be opened, read or written (541).
+    #[error("INTERNAL_ERROR - {0}")]
+    Storage(#[from] crate::StoreError),
+    /// An internal failure (541).
     #[error("INTERNAL_ERROR - {reason}")]
     Internal {
         /// What failed.
@@ -204,7 +207,7 @@ impl Error {
             Error::NotImplemented { .. } => ReplyCode::NOT_IMPLEMENTED,
             Error::ChannelClosed { .. } => ReplyCode::CHANNEL_ERROR,
             Error::ConnectionClosed => ReplyCode::CONNECTION_FORCED,
-            Error::Internal { .. } => ReplyCode::INTERNAL_ERROR,
+            Error::Internal { .. } | Error::Storage(_) => ReplyCode::INTERNAL_ERROR,
         }
     }
 

@@ -2,9 +2,10 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::arguments::{self, Entity, COMPARED_EXCHANGE_ARGUMENTS};
 use crate::routing::{Binding, DestinationId, InvalidBinding, Router, RoutingInput};
 use crate::sync::Mutex;
 use crate::{Error, ExchangeDeclareOptions, FieldTable, Result};
@@ -141,6 +142,8 @@ pub(crate) struct Exchange {
     bindings: Mutex<HashSet<BindingKey>>,
     /// Message counters.
     pub(crate) counters: ExchangeCounters,
+    /// Set when the exchange is deleted, so that handles cached by channels notice.
+    deleted: AtomicBool,
 }
 
 /// What an exchange is declared with, checked for equivalence on redeclare.
@@ -171,7 +174,18 @@ impl Exchange {
             router,
             bindings: Mutex::new(HashSet::new()),
             counters: ExchangeCounters::default(),
+            deleted: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the exchange deleted.
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    /// Returns `true` once the exchange is deleted.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     /// Checks that a redeclare asks for the same exchange (406 otherwise), as RabbitMQ does.
@@ -201,13 +215,17 @@ impl Exchange {
             let (r, c) = (spec.options.internal, self.internal);
             return mismatch("internal", r.to_string(), c.to_string());
         }
-        if &self.arguments != spec.arguments {
-            return Err(Error::precondition(format!(
-                "inequivalent arguments for exchange '{}' in vhost '{vhost}'",
-                self.name
-            )));
-        }
-        Ok(())
+        let entity = Entity {
+            kind: "exchange",
+            name: &self.name,
+            vhost,
+        };
+        arguments::check_equivalent(
+            entity,
+            COMPARED_EXCHANGE_ARGUMENTS,
+            &self.arguments,
+            spec.arguments,
+        )
     }
 
     /// Adds a binding. Returns `Ok(false)` if it existed.

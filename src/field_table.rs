@@ -51,6 +51,28 @@ pub enum FieldValue {
     Void,
 }
 
+impl fmt::Display for FieldValue {
+    /// Writes the value the way RabbitMQ's error texts show it: strings without quotes,
+    /// numbers and booleans plainly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Bool(v) => write!(f, "{v}"),
+            FieldValue::String(s) => f.write_str(s),
+            FieldValue::Bytes(b) => f.write_str(&String::from_utf8_lossy(b)),
+            FieldValue::F32(v) => write!(f, "{v}"),
+            FieldValue::F64(v) => write!(f, "{v}"),
+            FieldValue::Decimal { scale, value } => write!(f, "{{{scale},{value}}}"),
+            FieldValue::Table(t) => write!(f, "{t:?}"),
+            FieldValue::Array(a) => write!(f, "{a:?}"),
+            FieldValue::Void => f.write_str("void"),
+            other => match other.as_i64() {
+                Some(v) => write!(f, "{v}"),
+                None => write!(f, "{other:?}"),
+            },
+        }
+    }
+}
+
 impl FieldValue {
     /// Returns the value as an `i64` if it is an integer of any width.
     pub fn as_i64(&self) -> Option<i64> {
@@ -64,6 +86,42 @@ impl FieldValue {
             FieldValue::I64(v) => Some(v),
             FieldValue::Timestamp(v) => i64::try_from(v).ok(),
             _ => None,
+        }
+    }
+
+    /// Returns the value as an `f64` if it is a number of any type (RabbitMQ compares header
+    /// values numerically across integer and float types).
+    pub fn as_number(&self) -> Option<f64> {
+        match *self {
+            FieldValue::F32(v) => Some(v.into()),
+            FieldValue::F64(v) => Some(v),
+            FieldValue::Timestamp(_) => None,
+            // Integers above 2^53 lose precision here; equal integers still compare equal.
+            _ => self.as_i64().map(|v| v as f64),
+        }
+    }
+
+    /// Returns RabbitMQ's name for the value's type, as used in its error texts (e.g.
+    /// `signedint`, `longstr`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldValue::Bool(_) => "bool",
+            FieldValue::I8(_) => "byte",
+            FieldValue::U8(_) => "unsignedbyte",
+            FieldValue::I16(_) => "short",
+            FieldValue::U16(_) => "unsignedshort",
+            FieldValue::I32(_) => "signedint",
+            FieldValue::U32(_) => "unsignedint",
+            FieldValue::I64(_) => "long",
+            FieldValue::F32(_) => "float",
+            FieldValue::F64(_) => "double",
+            FieldValue::Decimal { .. } => "decimal",
+            FieldValue::String(_) => "longstr",
+            FieldValue::Bytes(_) => "binary",
+            FieldValue::Timestamp(_) => "timestamp",
+            FieldValue::Table(_) => "table",
+            FieldValue::Array(_) => "array",
+            FieldValue::Void => "void",
         }
     }
 

@@ -66,7 +66,9 @@ impl Ledger {
             if tag == 0 {
                 return Ok(self.take_all());
             }
-            if !self.pending.iter().any(|(t, p)| *t <= tag && p.is_some()) {
+            // As in RabbitMQ, the named tag itself must be awaiting an ack.
+            let known = self.pending.binary_search_by_key(&tag, |(t, _)| *t);
+            if !known.is_ok_and(|at| self.pending[at].1.is_some()) {
                 return Err(Error::UnknownDeliveryTag { delivery_tag: tag });
             }
             let mut taken = Vec::new();

@@ -1,8 +1,88 @@
 //! Warren: an embeddable, in-process message bus with the semantics of RabbitMQ.
+//!
+//! A [`Broker`] lives inside your application. It owns vhosts, exchanges, queues and
+//! bindings; applications talk to it through [`Connection`]s and [`Channel`]s with the
+//! methods AMQP 0-9-1 clients know (`exchange_declare`, `queue_bind`, `basic_publish`,
+//! `basic_consume`, `basic_ack`, ...), and it answers as RabbitMQ 3.x does: same routing, same
+//! errors and reply codes, same redelivery. See `docs/semantics.md` for the contract and the
+//! few deliberate differences.
+//!
+//! # Quick start
+//!
+//! ```
+//! use warrenmq::{Broker, ConsumeOptions, FieldTable, Message, QueueDeclareOptions};
+//!
+//! # fn main() -> Result<(), warrenmq::Error> {
+//! let broker = Broker::in_memory();
+//! let conn = broker.connect("/")?;
+//! let ch = conn.open_channel()?;
+//! ch.queue_declare("hello", QueueDeclareOptions::default(), FieldTable::new())?;
+//! ch.basic_publish("", "hello", Message::new("Hello World!"))?;
+//!
+//! let consumer = ch.basic_consume("hello", ConsumeOptions::default())?;
+//! let delivery = consumer.recv().expect("a delivery");
+//! assert_eq!(delivery.body().as_ref(), b"Hello World!");
+//! delivery.ack()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Exchanges and routing
+//!
+//! Messages are published to an exchange with a routing key; the exchange's kind decides
+//! which bound queues get a copy ([`ExchangeKind`]: direct, fanout, topic, headers, or a
+//! [custom kind](routing::Router)). The default exchange `""` routes to the queue named by
+//! the key. [`Channel::route_preview`] tells where a message would go without sending it.
+//!
+//! ```
+//! use warrenmq::{Broker, ExchangeDeclareOptions, ExchangeKind, FieldTable, QueueDeclareOptions};
+//!
+//! # fn main() -> Result<(), warrenmq::Error> {
+//! let broker = Broker::in_memory();
+//! let ch = broker.connect("/")?.open_channel()?;
+//! ch.exchange_declare("logs", ExchangeKind::Topic, ExchangeDeclareOptions::default(), FieldTable::new())?;
+//! ch.queue_declare("kernel", QueueDeclareOptions::default(), FieldTable::new())?;
+//! ch.queue_bind("kernel", "logs", "kern.#", FieldTable::new())?;
+//! let preview = ch.route_preview("logs", "kern.critical", &FieldTable::new())?;
+//! assert_eq!(preview.queues, ["kernel"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Queues and consumers
+//!
+//! [`Channel::basic_get`] pulls one message. [`Channel::basic_consume`] returns a blocking
+//! [`Consumer`] with crossbeam's receive family (`recv`, `recv_timeout`, `try_recv`, `iter`);
+//! [`Channel::basic_consume_with`] registers a callback that [`Channel::wait`] runs, as the
+//! py-amqp programs of the tutorial Warren grew from do. Consumers of one queue share its
+//! messages round-robin; [`Channel::basic_qos`] bounds how many each holds unacknowledged.
+//!
+//! # Acknowledgements
+//!
+//! A [`Delivery`] from a manual-ack consumer stays unacknowledged until
+//! [`ack`](Delivery::ack)ed, [`nack`](Delivery::nack)ed or [`reject`](Delivery::reject)ed
+//! (or acked by tag, with `multiple`). Requeued messages, and those of a channel that closes,
+//! go back to their original place in the queue marked [`redelivered`](Delivery::redelivered).
+//!
+//! # Persistence
+//!
+//! [`Broker::open`] keeps durable exchanges, queues, bindings and persistent messages
+//! (`delivery_mode = 2`) routed to durable queues in a redb file; after a restart or a crash
+//! they come back. With [`Channel::confirm_select`], [`Channel::wait_for_confirms`] returns
+//! once every published message is on disk; writes are group-committed.
+//!
+//! # Crate features
+//!
+//! - `persistence` (default): [`Broker::open`] and [`BrokerBuilder::data_path`], on redb.
+//! - `wire` (default): `Broker::serve`, an AMQP 0-9-1 listener that real clients (pika,
+//!   py-amqp, lapin, amqprs) connect to, and the `warren-server` binary; see
+//!   `docs/wire.md`.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "wire")]
 mod amqp;
+mod arguments;
 mod broker;
 mod channel;
 mod clock;
@@ -19,10 +99,12 @@ mod options;
 mod queue;
 pub mod routing;
 mod stats;
+mod store;
 mod sync;
 mod vhost;
 
 #[cfg(feature = "wire")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub use amqp::{WireOptions, WireServer};
 pub use broker::{Broker, BrokerBuilder};
 pub use channel::Channel;
@@ -38,4 +120,5 @@ pub use options::{
     QueueDeleteOptions,
 };
 pub use stats::{ExchangeStats, QueueStats};
+pub use store::StoreError;
 pub use vhost::{QueueDeclareOk, RoutePreview};

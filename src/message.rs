@@ -89,10 +89,36 @@ impl Properties {
 /// assert!(msg.properties().is_persistent());
 /// assert_eq!(msg.body().as_ref(), br#"{"id": "0111"}"#);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Message {
     body: Bytes,
-    properties: Properties,
+    /// `None` while every property is unset, which keeps a plain message small and its
+    /// publishing free of allocations for properties.
+    properties: Option<Box<Properties>>,
+}
+
+/// The properties of a message that sets none.
+static NO_PROPERTIES: Properties = Properties {
+    content_type: None,
+    content_encoding: None,
+    headers: None,
+    delivery_mode: None,
+    priority: None,
+    correlation_id: None,
+    reply_to: None,
+    expiration: None,
+    message_id: None,
+    timestamp: None,
+    message_type: None,
+    user_id: None,
+    app_id: None,
+    cluster_id: None,
+};
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.body == other.body && self.properties() == other.properties()
+    }
 }
 
 macro_rules! string_setters {
@@ -101,7 +127,7 @@ macro_rules! string_setters {
             $(#[$doc])*
             #[must_use = "builder methods return the changed message"]
             pub fn $name(mut self, value: impl Into<String>) -> Self {
-                self.properties.$name = Some(value.into());
+                self.props().$name = Some(value.into());
                 self
             }
         )*
@@ -113,16 +139,21 @@ impl Message {
     pub fn new(body: impl Into<Bytes>) -> Self {
         Message {
             body: body.into(),
-            properties: Properties::default(),
+            properties: None,
         }
     }
 
     /// Creates a message from a body and complete properties.
     pub fn with_properties(body: impl Into<Bytes>, properties: Properties) -> Self {
+        let properties = (properties != NO_PROPERTIES).then(|| Box::new(properties));
         Message {
             body: body.into(),
             properties,
         }
+    }
+
+    fn props(&mut self) -> &mut Properties {
+        self.properties.get_or_insert_with(Box::default)
     }
 
     /// Returns the body.
@@ -132,17 +163,17 @@ impl Message {
 
     /// Returns the properties.
     pub fn properties(&self) -> &Properties {
-        &self.properties
+        self.properties.as_deref().unwrap_or(&NO_PROPERTIES)
     }
 
     /// Returns the properties for changing them in place.
     pub fn properties_mut(&mut self) -> &mut Properties {
-        &mut self.properties
+        self.props()
     }
 
     /// Splits the message into its body and properties.
     pub fn into_parts(self) -> (Bytes, Properties) {
-        (self.body, self.properties)
+        (self.body, self.properties.map(|p| *p).unwrap_or_default())
     }
 
     /// Sets `delivery_mode = 2`: the message survives a restart in a durable queue.
@@ -154,35 +185,35 @@ impl Message {
     /// Sets the delivery mode.
     #[must_use = "builder methods return the changed message"]
     pub fn delivery_mode(mut self, mode: DeliveryMode) -> Self {
-        self.properties.delivery_mode = Some(mode);
+        self.props().delivery_mode = Some(mode);
         self
     }
 
     /// Sets the priority.
     #[must_use = "builder methods return the changed message"]
     pub fn priority(mut self, priority: u8) -> Self {
-        self.properties.priority = Some(priority);
+        self.props().priority = Some(priority);
         self
     }
 
     /// Sets the per-message TTL (`expiration`) in milliseconds.
     #[must_use = "builder methods return the changed message"]
     pub fn expiration_ms(mut self, ttl_ms: u64) -> Self {
-        self.properties.expiration = Some(ttl_ms.to_string());
+        self.props().expiration = Some(ttl_ms.to_string());
         self
     }
 
     /// Sets the timestamp, in seconds since the Unix epoch.
     #[must_use = "builder methods return the changed message"]
     pub fn timestamp(mut self, seconds: u64) -> Self {
-        self.properties.timestamp = Some(seconds);
+        self.props().timestamp = Some(seconds);
         self
     }
 
     /// Adds one application header.
     #[must_use = "builder methods return the changed message"]
     pub fn header(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
-        self.properties
+        self.props()
             .headers
             .get_or_insert_with(FieldTable::new)
             .insert(key, value);
@@ -192,7 +223,7 @@ impl Message {
     /// Replaces all application headers.
     #[must_use = "builder methods return the changed message"]
     pub fn headers(mut self, headers: FieldTable) -> Self {
-        self.properties.headers = Some(headers);
+        self.props().headers = Some(headers);
         self
     }
 

@@ -5,3 +5,10 @@
 pub(crate) use crossbeam_channel::bounded;
 pub(crate) use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Select, Sender};
 pub(crate) use parking_lot::Mutex;
+
+/// The hasher of the broker's hash maps: fast on short keys (names, ids), and randomly
+/// seeded so that names chosen by clients cannot force collisions.
+pub(crate) type FastHash = ahash::RandomState;
+
+/// A concurrent map with [`FastHash`].
+pub(crate) type ConcurrentMap<K, V> = dashmap::DashMap<K, V, FastHash>;

@@ -10,16 +10,19 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use dashmap::DashMap;
+use smallvec::SmallVec;
 
 use crate::broker::Settings;
 use crate::connection::ConnectionId;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, QueuedMessage};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::names;
 use crate::queue::Queue;
 use crate::routing::{DestinationId, RoutingInput};
-use crate::sync::Mutex;
+use crate::store::{
+    BindingRecord, Durable, ExchangeRecord, MessageRecord, QueueRecord, RecoveredQueue, StoreOp,
+};
+use crate::sync::{ConcurrentMap, Mutex};
 use crate::{
     Error, ExchangeDeclareOptions, ExchangeKind, ExchangeStats, FieldTable, Message,
     QueueDeclareOptions, QueueStats, Result,
@@ -41,6 +44,16 @@ pub struct QueueDeclareOk {
     pub message_count: u32,
     /// Consumers of the queue.
     pub consumer_count: u32,
+}
+
+/// What a publish did: how many queues took the message, and (for a persistent message
+/// bound for durable queues) the ticket that finishes when it is on disk.
+#[derive(Debug)]
+pub(crate) struct Published {
+    /// Queues that took the message.
+    pub(crate) queues: usize,
+    /// The store write of the message, if it was stored.
+    pub(crate) durable: Option<Durable>,
 }
 
 /// Where a message would go, as computed by [`Channel::route_preview`](crate::Channel::route_preview).
@@ -67,11 +80,11 @@ pub(crate) struct VHost {
     /// Broker-wide settings and id source.
     settings: Arc<Settings>,
     /// Exchanges by name.
-    exchanges: DashMap<String, Arc<Exchange>>,
+    exchanges: ConcurrentMap<String, Arc<Exchange>>,
     /// Queues by name.
-    queues: DashMap<String, Arc<Queue>>,
+    queues: ConcurrentMap<String, Arc<Queue>>,
     /// Binding destinations by id.
-    destinations: DashMap<DestinationId, Destination>,
+    destinations: ConcurrentMap<DestinationId, Destination>,
     /// Serialises topology changes; see the module docs.
     topology: Mutex<Topology>,
 }
@@ -87,9 +100,9 @@ impl VHost {
         let vhost = VHost {
             name: name.into(),
             settings,
-            exchanges: DashMap::new(),
-            queues: DashMap::new(),
-            destinations: DashMap::new(),
+            exchanges: ConcurrentMap::default(),
+            queues: ConcurrentMap::default(),
+            destinations: ConcurrentMap::default(),
             topology: Mutex::new(Topology::default()),
         };
         let builtins = [
@@ -151,17 +164,47 @@ impl VHost {
         Ok(queue)
     }
 
+    /// Makes a topology change durable before it is acknowledged (nothing to do for an
+    /// in-memory broker).
+    fn persist(&self, op: impl FnOnce() -> StoreOp) -> Result<()> {
+        let store = &self.settings.store;
+        if !store.is_persistent() {
+            return Ok(());
+        }
+        store.submit(op()).wait().map_err(Error::from)
+    }
+
+    fn exchange_record(&self, exchange: &Exchange) -> ExchangeRecord {
+        ExchangeRecord {
+            vhost: self.name.to_string(),
+            name: exchange.name.to_string(),
+            kind: exchange.kind.as_str().to_owned(),
+            durable: exchange.durable,
+            auto_delete: exchange.auto_delete,
+            internal: exchange.internal,
+            arguments: exchange.arguments.clone(),
+        }
+    }
+
+    fn binding_record(&self, source: &Exchange, queue: &Queue, key: &BindingKey) -> BindingRecord {
+        BindingRecord {
+            vhost: self.name.to_string(),
+            source: source.name.to_string(),
+            destination: queue.name.to_string(),
+            destination_is_exchange: false,
+            routing_key: key.key.clone(),
+            arguments: key.arguments.table().clone(),
+        }
+    }
+
     /// Declares an exchange, or checks an existing one.
     pub(crate) fn declare_exchange(&self, spec: &ExchangeSpec<'_>) -> Result<()> {
         names::check_length("exchange name", spec.name)?;
         let _topology = self.topology.lock();
-        if !spec.options.passive {
-            if spec.name.is_empty() {
-                return Err(Error::access_refused(
-                    "operation not permitted on the default exchange",
-                ));
-            }
-            names::check_not_reserved("exchange", spec.name)?;
+        if spec.name.is_empty() {
+            return Err(Error::access_refused(
+                "operation not permitted on the default exchange",
+            ));
         }
         if let Some(existing) = self.exchanges.get(spec.name) {
             if spec.options.passive {
@@ -172,13 +215,22 @@ impl VHost {
         if spec.options.passive {
             return Err(self.exchange_not_found(spec.name));
         }
-        let router = self
-            .settings
-            .router_for(spec.kind)
-            .ok_or_else(|| Error::CommandInvalid {
-                reason: format!("unknown exchange type '{}'", spec.kind),
-            })?;
+        names::check_not_reserved("exchange", spec.name)?;
+        let router = self.settings.router_for(spec.kind).ok_or_else(|| {
+            let kind = spec.kind.as_str();
+            let adjective = if kind.is_empty() {
+                "invalid"
+            } else {
+                "unknown"
+            };
+            Error::CommandInvalid {
+                reason: format!("{adjective} exchange type '{kind}'"),
+            }
+        })?;
         let exchange = Exchange::new(spec, self.settings.next_destination(), router, false);
+        if exchange.durable {
+            self.persist(|| StoreOp::PutExchange(self.exchange_record(&exchange)))?;
+        }
         self.exchanges
             .insert(spec.name.to_owned(), Arc::new(exchange));
         Ok(())
@@ -207,11 +259,26 @@ impl VHost {
                 self.name
             )));
         }
-        self.remove_exchange(&mut topology, &exchange);
-        Ok(())
+        match self.remove_exchange(&mut topology, &exchange) {
+            Some(durable) => durable.wait().map_err(Error::from),
+            None => Ok(()),
+        }
     }
 
-    fn remove_exchange(&self, topology: &mut Topology, exchange: &Arc<Exchange>) {
+    /// Removes an exchange and its bindings; returns the store write for a durable one.
+    fn remove_exchange(
+        &self,
+        topology: &mut Topology,
+        exchange: &Arc<Exchange>,
+    ) -> Option<Durable> {
+        let durable = (exchange.durable && self.settings.store.is_persistent()).then(|| {
+            let vhost = self.name.to_string();
+            let name = exchange.name.to_string();
+            self.settings
+                .store
+                .submit(StoreOp::DeleteExchange { vhost, name })
+        });
+        exchange.mark_deleted();
         self.exchanges.remove(&*exchange.name);
         self.destinations.remove(&exchange.id);
         for key in exchange.bindings() {
@@ -220,6 +287,7 @@ impl VHost {
                 list.retain(|(src, k)| !(Arc::ptr_eq(src, exchange) && *k == key));
             }
         }
+        durable
     }
 
     /// Declares a queue, or checks an existing one.
@@ -232,6 +300,9 @@ impl VHost {
     ) -> Result<(QueueDeclareOk, Option<Arc<Queue>>)> {
         names::check_length("queue name", name)?;
         let _topology = self.topology.lock();
+        if options.passive && name.is_empty() {
+            return Err(self.queue_not_found(name));
+        }
         if !name.is_empty() {
             if let Some(existing) = self.queues.get(name).map(|q| Arc::clone(&q)) {
                 existing.check_access(connection)?;
@@ -259,7 +330,20 @@ impl VHost {
             options,
             owner,
             arguments.clone(),
+            &self.settings.store,
         ));
+        if queue.persistence.is_some() && owner.is_none() {
+            self.persist(|| {
+                StoreOp::PutQueue(QueueRecord {
+                    vhost: self.name.to_string(),
+                    name: name.clone(),
+                    durable: true,
+                    auto_delete: options.auto_delete,
+                    exclusive: false,
+                    arguments: arguments.clone(),
+                })
+            })?;
+        }
         self.queues.insert(name, Arc::clone(&queue));
         self.destinations
             .insert(id, Destination::Queue(Arc::clone(&queue)));
@@ -322,7 +406,8 @@ impl VHost {
 
     fn auto_delete_exchange(&self, topology: &mut Topology, exchange: &Arc<Exchange>) {
         if exchange.auto_delete && exchange.binding_count() == 0 && !exchange.builtin {
-            self.remove_exchange(topology, exchange);
+            // An auto-delete happens as a side effect; nobody waits for its store write.
+            drop(self.remove_exchange(topology, exchange));
         }
     }
 
@@ -337,8 +422,8 @@ impl VHost {
     ) -> Result<()> {
         names::check_length("routing key", routing_key)?;
         let mut topology = self.topology.lock();
-        let queue = self.queue(queue, connection)?;
         let source = self.bindable_exchange(exchange)?;
+        let queue = self.queue(queue, connection)?;
         if !self.settings.allow_mixed_durability
             && !source.builtin
             && source.durable != queue.durable
@@ -364,6 +449,14 @@ impl VHost {
             .bind(key.clone())
             .map_err(|e| Error::precondition(e.0))?;
         if added {
+            if source.durable && queue.persistence.is_some() {
+                let stored = self
+                    .persist(|| StoreOp::PutBinding(self.binding_record(&source, &queue, &key)));
+                if let Err(e) = stored {
+                    source.unbind(&key);
+                    return Err(e);
+                }
+            }
             topology
                 .inbound
                 .entry(queue.id)
@@ -373,8 +466,8 @@ impl VHost {
         Ok(())
     }
 
-    /// Removes a binding between a queue and an exchange. Unbinding what is not bound is not
-    /// an error (as in RabbitMQ).
+    /// Removes a binding between a queue and an exchange. Unbinding what is not bound, even
+    /// from a missing queue or exchange, is not an error (as in RabbitMQ).
     pub(crate) fn unbind_queue(
         &self,
         queue: &str,
@@ -384,14 +477,25 @@ impl VHost {
         connection: ConnectionId,
     ) -> Result<()> {
         let mut topology = self.topology.lock();
-        let queue = self.queue(queue, connection)?;
-        let source = self.bindable_exchange(exchange)?;
+        let source = match self.bindable_exchange(exchange) {
+            Err(Error::ExchangeNotFound { .. }) => return Ok(()),
+            other => other?,
+        };
+        let queue = match self.queue(queue, connection) {
+            Err(Error::QueueNotFound { .. }) => return Ok(()),
+            other => other?,
+        };
         let key = BindingKey {
             destination: queue.id,
             key: routing_key.to_owned(),
             arguments: ArgumentsKey::new(arguments),
         };
         if source.unbind(&key) {
+            if source.durable && queue.persistence.is_some() {
+                self.persist(|| {
+                    StoreOp::DeleteBinding(self.binding_record(&source, &queue, &key))
+                })?;
+            }
             if let Some(list) = topology.inbound.get_mut(&queue.id) {
                 list.retain(|(src, k)| !(Arc::ptr_eq(src, &source) && *k == key));
             }
@@ -414,15 +518,15 @@ impl VHost {
         Ok(self.queue(name, connection)?.purge())
     }
 
-    /// Routes a message and enqueues it on every queue reached; returns how many.
+    /// Routes a message and enqueues it on every queue reached.
     pub(crate) fn publish(
         &self,
-        exchange: &str,
+        source: &Arc<Exchange>,
         routing_key: &str,
         message: Message,
-    ) -> Result<usize> {
+    ) -> Result<Published> {
         names::check_length("routing key", routing_key)?;
-        let source = self.exchange(exchange)?;
+        let exchange = &source.name;
         if source.internal {
             return Err(Error::access_refused(format!(
                 "cannot publish to internal exchange '{exchange}' in vhost '{}'",
@@ -430,35 +534,227 @@ impl VHost {
             )));
         }
         source.counters.published.fetch_add(1, Ordering::Relaxed);
-        let mut buffer = ROUTE_BUFFER.with(RefCell::take);
-        buffer.clear();
-        self.route(
-            &source,
-            routing_key,
-            message.properties().headers.as_ref(),
-            &mut buffer,
-        );
+        let headers = message.properties().headers.as_ref();
+        let queues = self.target_queues(source, routing_key, headers);
         let envelope = Arc::new(Envelope {
             message,
-            exchange: Arc::clone(&source.name),
+            exchange: source.name.as_ref().into(),
             routing_key: routing_key.into(),
         });
-        let mut delivered = 0;
-        for id in &buffer {
-            if let Some(Destination::Queue(queue)) = self.destinations.get(id).map(|d| d.clone()) {
-                if queue.publish(Arc::clone(&envelope)) {
-                    delivered += 1;
-                }
-            }
-        }
-        ROUTE_BUFFER.with(|b| b.replace(buffer));
-        let counter = if delivered > 0 {
+        let published = self.enqueue(&envelope, &queues);
+        let counter = if published.queues > 0 {
             &source.counters.routed
         } else {
             &source.counters.unroutable
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(delivered)
+        Ok(published)
+    }
+
+    /// Puts a routed message into its queues.
+    fn enqueue(&self, envelope: &Arc<Envelope>, queues: &[Arc<Queue>]) -> Published {
+        if queues.iter().any(|q| q.stores(&envelope.message)) {
+            return self.enqueue_stored(envelope, queues);
+        }
+        let delivered = queues
+            .iter()
+            .filter(|queue| {
+                queue.publish(QueuedMessage {
+                    seq: queue.next_seq(),
+                    envelope: Arc::clone(envelope),
+                    redelivered: false,
+                    persisted: false,
+                })
+            })
+            .count();
+        Published {
+            queues: delivered,
+            durable: None,
+        }
+    }
+
+    /// Puts a persistent message into its queues, some durable. The message is submitted to
+    /// the store (once, with an entry per durable queue) before any queue holds it, so that
+    /// no ack can reach the store before the message does.
+    fn enqueue_stored(&self, envelope: &Arc<Envelope>, queues: &[Arc<Queue>]) -> Published {
+        let placed: Vec<(u64, bool)> = queues
+            .iter()
+            .map(|q| (q.next_seq(), q.stores(&envelope.message)))
+            .collect();
+        let entries = queues
+            .iter()
+            .zip(&placed)
+            .filter(|(_, (_, stored))| *stored)
+            .filter_map(|(q, (seq, _))| q.persistence.as_ref().map(|p| p.key.entry(*seq)))
+            .collect();
+        let store = &self.settings.store;
+        let record = MessageRecord {
+            exchange: envelope.exchange.to_string(),
+            routing_key: envelope.routing_key.to_string(),
+            properties: envelope.message.properties().clone(),
+            body: envelope.message.body().clone(),
+            expires_at_ms: None,
+        };
+        let id = store.next_message_id();
+        let durable = store.submit(StoreOp::Enqueue {
+            id,
+            message: record,
+            entries,
+        });
+        let mut delivered = 0;
+        for (queue, (seq, persisted)) in queues.iter().zip(placed) {
+            let envelope = Arc::clone(envelope);
+            if queue.publish(QueuedMessage {
+                seq,
+                envelope,
+                redelivered: false,
+                persisted,
+            }) {
+                delivered += 1;
+            }
+        }
+        Published {
+            queues: delivered,
+            durable: Some(durable),
+        }
+    }
+
+    /// Rebuilds a durable exchange from the store at open.
+    pub(crate) fn recover_exchange(&self, record: &ExchangeRecord) -> Result<()> {
+        let kind = ExchangeKind::from_name(&record.kind);
+        let router = self
+            .settings
+            .router_for(&kind)
+            .ok_or_else(|| Error::Internal {
+                reason: format!(
+                    "stored exchange '{}' in vhost '{}' has kind '{}', which is not registered",
+                    record.name, self.name, record.kind
+                ),
+            })?;
+        let options = ExchangeDeclareOptions {
+            passive: false,
+            durable: true,
+            auto_delete: record.auto_delete,
+            internal: record.internal,
+        };
+        let spec = ExchangeSpec {
+            name: &record.name,
+            kind: &kind,
+            options,
+            arguments: &record.arguments,
+        };
+        let exchange = Exchange::new(&spec, self.settings.next_destination(), router, false);
+        self.exchanges
+            .insert(record.name.clone(), Arc::new(exchange));
+        Ok(())
+    }
+
+    /// Rebuilds a durable queue and its messages from the store at open. Messages stored in
+    /// several queues share one envelope through `envelopes`.
+    pub(crate) fn recover_queue(
+        &self,
+        recovered: &RecoveredQueue,
+        envelopes: &mut HashMap<u64, Arc<Envelope>>,
+    ) {
+        let record = &recovered.record;
+        let options = QueueDeclareOptions {
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: record.auto_delete,
+        };
+        let id = self.settings.next_destination();
+        let queue = Arc::new(Queue::new(
+            record.name.as_str().into(),
+            Arc::clone(&self.name),
+            id,
+            options,
+            None,
+            record.arguments.clone(),
+            &self.settings.store,
+        ));
+        let msgs = recovered
+            .messages
+            .iter()
+            .map(|m| {
+                let envelope = envelopes.entry(m.id.0).or_insert_with(|| {
+                    let r = &m.message;
+                    let message = Message::with_properties(r.body.clone(), r.properties.clone());
+                    Arc::new(Envelope {
+                        message,
+                        exchange: r.exchange.as_str().into(),
+                        routing_key: r.routing_key.as_str().into(),
+                    })
+                });
+                QueuedMessage {
+                    seq: m.seq,
+                    envelope: Arc::clone(envelope),
+                    redelivered: m.redelivered,
+                    persisted: true,
+                }
+            })
+            .collect();
+        queue.recover(msgs, recovered.next_seq());
+        self.queues.insert(record.name.clone(), Arc::clone(&queue));
+        self.destinations.insert(id, Destination::Queue(queue));
+    }
+
+    /// Rebuilds a durable binding from the store at open; a binding whose ends are gone is
+    /// skipped.
+    pub(crate) fn recover_binding(&self, record: &BindingRecord) {
+        if record.destination_is_exchange {
+            return;
+        }
+        let (Some(source), Some(queue)) = (
+            self.exchanges.get(&record.source).map(|e| Arc::clone(&e)),
+            self.queues.get(&record.destination).map(|q| Arc::clone(&q)),
+        ) else {
+            return;
+        };
+        let key = BindingKey {
+            destination: queue.id,
+            key: record.routing_key.clone(),
+            arguments: ArgumentsKey::new(&record.arguments),
+        };
+        if let Ok(true) = source.bind(key.clone()) {
+            self.topology
+                .lock()
+                .inbound
+                .entry(queue.id)
+                .or_default()
+                .push((source, key));
+        }
+    }
+
+    /// Returns the distinct queues a message published to `source` reaches.
+    fn target_queues(
+        &self,
+        source: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> SmallVec<[Arc<Queue>; 4]> {
+        if source.name.is_empty() {
+            // The default exchange: one lookup by queue name, no router.
+            return self
+                .queues
+                .get(routing_key)
+                .map(|q| Arc::clone(&q))
+                .into_iter()
+                .collect();
+        }
+        let mut buffer = ROUTE_BUFFER.with(RefCell::take);
+        buffer.clear();
+        self.route(source, routing_key, headers, &mut buffer);
+        let queues = buffer
+            .iter()
+            .filter_map(|id| {
+                self.destinations.get(id).map(|d| match &*d {
+                    Destination::Queue(queue) => Arc::clone(queue),
+                })
+            })
+            .collect();
+        ROUTE_BUFFER.with(|b| b.replace(buffer));
+        queues
     }
 
     /// Fills `out` with the distinct destinations of a message published to `source`.

@@ -103,6 +103,11 @@ impl ConsumerSet {
         Err(msg)
     }
 
+    /// Returns the number of messages waiting unreceived in the consumers' inboxes.
+    pub(crate) fn waiting(&self) -> usize {
+        self.slots.iter().map(|s| s.rx.len()).sum()
+    }
+
     /// Returns `true` if some consumer could take a message now.
     pub(crate) fn any_credit(&self) -> bool {
         self.slots.iter().any(ConsumerSlot::has_credit)

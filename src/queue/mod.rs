@@ -4,23 +4,25 @@
 //! - `consumers`: consumer inboxes, prefetch credit, round-robin ([`ConsumerSet`]).
 //!
 //! A message published to a queue is handed straight to a consumer with credit, or waits in
-//! the ready list. A delivered message is *unacked* until it is settled (acked, or received
-//! by a `no_ack` consumer) or requeued; the queue counts such messages but their bodies
-//! live in the consumer inboxes and the channels' ledgers.
+//! the ready list. A delivered message is *unacked* while it waits in a consumer inbox or is
+//! held by the application awaiting its ack; the bodies live in the inboxes and the
+//! channels' ledgers.
 
 mod consumers;
 mod ready;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use consumers::{ConsumerSet, ConsumerSlot};
 use ready::ReadyList;
 
+use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
 use crate::connection::ConnectionId;
-use crate::envelope::{Envelope, QueuedMessage};
+use crate::envelope::QueuedMessage;
 use crate::ledger::Credit;
 use crate::routing::DestinationId;
+use crate::store::{QueueKey, Store, StoreOp};
 use crate::sync::{unbounded, Mutex, Receiver};
 use crate::{Error, FieldTable, QueueDeclareOptions, Result};
 
@@ -41,10 +43,17 @@ pub(crate) struct Queue {
     pub(crate) exclusive_owner: Option<ConnectionId>,
     /// Declare arguments.
     pub(crate) arguments: FieldTable,
+    /// Where the queue's persistent messages are stored: set for durable queues of a
+    /// persistent broker.
+    pub(crate) persistence: Option<QueuePersistence>,
+    /// The position of the next published message.
+    next_seq: AtomicU64,
     /// Messages and consumers. Lock order: a queue's state is taken after any channel lock.
     state: Mutex<QueueState>,
-    /// Deliveries made and not yet settled or requeued.
-    unacked: AtomicUsize,
+    /// Messages the application received (or fetched) with manual ack and has not yet
+    /// settled or requeued. Messages still waiting in consumer inboxes are counted from the
+    /// inboxes, so that publishing touches no counter here.
+    held: AtomicUsize,
 }
 
 /// The mutable part of a queue.
@@ -52,14 +61,21 @@ pub(crate) struct Queue {
 struct QueueState {
     /// Messages waiting for a consumer.
     ready: ReadyList,
-    /// Sequence number of the next published message.
-    next_seq: u64,
     /// Subscribed consumers.
     consumers: ConsumerSet,
     /// Has had a consumer (auto-delete applies only after the first).
     had_consumer: bool,
     /// Deleted: accepts nothing more.
     deleted: bool,
+}
+
+/// A durable queue's link to the store.
+#[derive(Debug, Clone)]
+pub(crate) struct QueuePersistence {
+    /// The store.
+    pub(crate) store: Arc<dyn Store>,
+    /// The queue's key in the store.
+    pub(crate) key: QueueKey,
 }
 
 /// How a consumer subscribes.
@@ -96,8 +112,15 @@ impl Queue {
         options: QueueDeclareOptions,
         exclusive_owner: Option<ConnectionId>,
         arguments: FieldTable,
+        store: &Arc<dyn Store>,
     ) -> Self {
+        let persistence = (options.durable && store.is_persistent()).then(|| QueuePersistence {
+            store: Arc::clone(store),
+            key: QueueKey::new(Arc::clone(&vhost), Arc::clone(&name)),
+        });
         Queue {
+            persistence,
+            next_seq: AtomicU64::new(0),
             name,
             vhost,
             id,
@@ -106,16 +129,20 @@ impl Queue {
             exclusive_owner,
             arguments,
             state: Mutex::new(QueueState::default()),
-            unacked: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
         }
     }
 
-    /// Checks that a redeclare asks for the same queue (406 otherwise).
+    /// Checks that a redeclare asks for the same queue: 405 if the `exclusive` flag
+    /// differs, 406 for any other difference (as RabbitMQ answers).
     pub(crate) fn check_equivalent(
         &self,
         options: QueueDeclareOptions,
         arguments: &FieldTable,
     ) -> Result<()> {
+        if self.exclusive_owner.is_some() != options.exclusive {
+            return Err(self.locked_error());
+        }
         let mismatch = |arg: &str, received: bool, current: bool| {
             Err(Error::precondition(format!(
                 "inequivalent arg '{arg}' for queue '{}' in vhost '{}': \
@@ -129,64 +156,65 @@ impl Queue {
         if self.auto_delete != options.auto_delete {
             return mismatch("auto_delete", options.auto_delete, self.auto_delete);
         }
-        if self.exclusive_owner.is_some() != options.exclusive {
-            return mismatch(
-                "exclusive",
-                options.exclusive,
-                self.exclusive_owner.is_some(),
-            );
-        }
-        for (name, value) in self.arguments.iter().chain(arguments.iter()) {
-            if self.arguments.get(name) != arguments.get(name) {
-                return Err(Error::precondition(format!(
-                    "inequivalent arg '{name}' for queue '{}' in vhost '{}': \
-                     received {:?} but current is {:?}",
-                    self.name,
-                    self.vhost,
-                    arguments.get(name).unwrap_or(value),
-                    self.arguments.get(name)
-                )));
-            }
-        }
-        Ok(())
+        let entity = Entity {
+            kind: "queue",
+            name: &self.name,
+            vhost: &self.vhost,
+        };
+        arguments::check_equivalent(entity, COMPARED_QUEUE_ARGUMENTS, &self.arguments, arguments)
+    }
+
+    fn locked_error(&self) -> Error {
+        Error::locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could \
+             be originally declared on another connection or the exclusive property value \
+             does not match that of the original declaration.",
+            self.name, self.vhost
+        ))
     }
 
     /// Checks that `connection` may use this queue (405 for another's exclusive queue).
     pub(crate) fn check_access(&self, connection: ConnectionId) -> Result<()> {
         match self.exclusive_owner {
-            Some(owner) if owner != connection => Err(Error::locked(format!(
-                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could \
-                 be originally declared on another connection or the exclusive property value \
-                 does not match that of the original declaration.",
-                self.name, self.vhost
-            ))),
+            Some(owner) if owner != connection => Err(self.locked_error()),
             _ => Ok(()),
         }
     }
 
-    /// Enqueues a published message; returns `false` if the queue was deleted meanwhile.
-    pub(crate) fn publish(&self, envelope: Arc<Envelope>) -> bool {
+    /// Reserves the position of a message about to be published.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Returns `true` if a message with these properties is stored when it enters this queue.
+    pub(crate) fn stores(&self, message: &crate::Message) -> bool {
+        self.persistence.is_some() && message.properties().is_persistent()
+    }
+
+    /// Enqueues a published message (its `seq` from [`next_seq`](Self::next_seq)); returns
+    /// `false` if the queue was deleted meanwhile.
+    pub(crate) fn publish(&self, msg: QueuedMessage) -> bool {
         let mut st = self.state.lock();
         if st.deleted {
             return false;
         }
-        let msg = QueuedMessage {
-            seq: st.next_seq,
-            envelope,
-            redelivered: false,
-        };
-        st.next_seq += 1;
         if st.ready.is_empty() {
-            match st.consumers.deliver(msg) {
-                Ok(()) => {
-                    self.unacked.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(msg) => st.ready.push_back(msg),
+            if let Err(msg) = st.consumers.deliver(msg) {
+                st.ready.push(msg);
             }
         } else {
-            st.ready.push_back(msg);
+            st.ready.push(msg);
         }
         true
+    }
+
+    /// Puts back recovered messages, in order, at open.
+    pub(crate) fn recover(&self, msgs: Vec<QueuedMessage>, next_seq: u64) {
+        let mut st = self.state.lock();
+        for msg in msgs {
+            st.ready.push(msg);
+        }
+        self.next_seq.store(next_seq, Ordering::Relaxed);
     }
 
     /// Subscribes a consumer and returns its inbox.
@@ -219,9 +247,7 @@ impl Queue {
     pub(crate) fn unsubscribe(&self, key: u64) -> Unsubscribed {
         let mut st = self.state.lock();
         if let Some(slot) = st.consumers.remove(key) {
-            let drained = slot.drain();
-            self.unacked.fetch_sub(drained.len(), Ordering::Relaxed);
-            for msg in drained {
+            for msg in slot.drain() {
                 st.ready.requeue(msg);
             }
             self.dispatch(&mut st);
@@ -234,21 +260,22 @@ impl Queue {
         }
     }
 
-    /// Takes the head message for `basic_get`, with the number of messages left ready.
-    pub(crate) fn get(&self, no_ack: bool) -> Option<(QueuedMessage, usize)> {
+    /// Takes the head message for `basic_get`, with the number of messages left ready. The
+    /// message counts as unacknowledged until the caller settles it.
+    pub(crate) fn get(&self) -> Option<(QueuedMessage, usize)> {
         let mut st = self.state.lock();
         let msg = st.ready.pop_front()?;
-        if !no_ack {
-            self.unacked.fetch_add(1, Ordering::Relaxed);
-        }
+        self.held.fetch_add(1, Ordering::Relaxed);
         Some((msg, st.ready.len()))
     }
 
-    /// Settles `count` deliveries (acked, or received without ack) of `consumer`.
+    /// Settles deliveries (acked, rejected without requeue, or received without ack) of one
+    /// consumer: they leave the queue for good, and the store forgets them.
     ///
     /// Only a consumer with a prefetch limit needs the queue lock here, to return its credit.
-    pub(crate) fn settle(&self, credit: Option<Credit>, count: usize) {
-        self.unacked.fetch_sub(count, Ordering::Relaxed);
+    pub(crate) fn settle(&self, credit: Option<Credit>, msgs: &[QueuedMessage]) {
+        self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
+        self.forget(msgs);
         if let Some(Credit {
             consumer,
             limited: true,
@@ -256,15 +283,45 @@ impl Queue {
         {
             let mut st = self.state.lock();
             st.consumers
-                .credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
+                .credit(consumer, u32::try_from(msgs.len()).unwrap_or(u32::MAX));
             self.dispatch(&mut st);
+        }
+    }
+
+    /// Removes the store entries of messages that left the queue.
+    pub(crate) fn forget(&self, msgs: &[QueuedMessage]) {
+        let Some(p) = &self.persistence else { return };
+        let mut entries: Vec<_> = msgs
+            .iter()
+            .filter(|m| m.persisted)
+            .map(|m| p.key.entry(m.seq))
+            .collect();
+        match entries.len() {
+            0 => {}
+            1 => drop(
+                p.store
+                    .submit(StoreOp::Remove(entries.pop().expect("one entry"))),
+            ),
+            _ => drop(p.store.submit(StoreOp::RemoveAll(entries))),
+        }
+    }
+
+    /// Records in the store that a stored message was handed to the application, so that it
+    /// comes back redelivered after a restart.
+    pub(crate) fn mark_delivered(&self, msg: &QueuedMessage) {
+        if let Some(p) = self
+            .persistence
+            .as_ref()
+            .filter(|_| msg.persisted && !msg.redelivered)
+        {
+            drop(p.store.submit(StoreOp::MarkDelivered(p.key.entry(msg.seq))));
         }
     }
 
     /// Puts delivered messages back in their places, marked redelivered.
     pub(crate) fn requeue(&self, credit: Option<Credit>, msgs: Vec<QueuedMessage>) {
         let mut st = self.state.lock();
-        self.unacked.fetch_sub(msgs.len(), Ordering::Relaxed);
+        self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
         if st.deleted {
             return;
         }
@@ -283,15 +340,14 @@ impl Queue {
         self.dispatch(&mut st);
     }
 
-    /// Counts `count` settled deliveries as unacknowledged again (before requeueing them).
-    pub(crate) fn unsettle(&self, count: usize) {
-        self.unacked.fetch_add(count, Ordering::Relaxed);
+    /// Counts `count` messages as held by the application, awaiting their ack.
+    pub(crate) fn hold(&self, count: usize) {
+        self.held.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Puts back, unchanged, messages that were handed out but never reached the application.
     pub(crate) fn restore(&self, msgs: Vec<QueuedMessage>) {
         let mut st = self.state.lock();
-        self.unacked.fetch_sub(msgs.len(), Ordering::Relaxed);
         if st.deleted {
             return;
         }
@@ -303,7 +359,10 @@ impl Queue {
 
     /// Removes every ready message; returns how many.
     pub(crate) fn purge(&self) -> usize {
-        self.state.lock().ready.clear()
+        let mut st = self.state.lock();
+        let removed = st.ready.drain();
+        self.forget(&removed);
+        removed.len()
     }
 
     /// Marks the queue deleted, drops its messages and cancels its consumers. Returns the
@@ -311,10 +370,12 @@ impl Queue {
     pub(crate) fn delete(&self) -> usize {
         let mut st = self.state.lock();
         st.deleted = true;
-        let count = st.ready.clear();
+        let count = st.ready.drain().len();
+        if let Some(p) = &self.persistence {
+            drop(p.store.submit(StoreOp::DeleteQueue(p.key.clone())));
+        }
         for slot in st.consumers.take_all() {
-            let drained = slot.drain();
-            self.unacked.fetch_sub(drained.len(), Ordering::Relaxed);
+            drop(slot.drain());
         }
         count
     }
@@ -324,7 +385,7 @@ impl Queue {
         let st = self.state.lock();
         QueueCounts {
             ready: st.ready.len(),
-            unacked: self.unacked.load(Ordering::Relaxed),
+            unacked: self.held.load(Ordering::Relaxed) + st.consumers.waiting(),
             consumers: st.consumers.len(),
         }
     }
@@ -343,14 +404,9 @@ impl Queue {
             let Some(msg) = st.ready.pop_front() else {
                 break;
             };
-            match st.consumers.deliver(msg) {
-                Ok(()) => {
-                    self.unacked.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(msg) => {
-                    st.ready.requeue(msg);
-                    break;
-                }
+            if let Err(msg) = st.consumers.deliver(msg) {
+                st.ready.requeue(msg);
+                break;
             }
         }
     }

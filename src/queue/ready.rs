@@ -16,10 +16,15 @@ pub(crate) struct ReadyList {
 }
 
 impl ReadyList {
-    /// Appends a newly published message.
-    pub(crate) fn push_back(&mut self, msg: QueuedMessage) {
-        debug_assert!(self.messages.back().is_none_or(|last| last.seq < msg.seq));
-        self.messages.push_back(msg);
+    /// Adds a newly published message. Positions are reserved before the queue lock is
+    /// taken, so concurrent publishers may arrive slightly out of order; the message still
+    /// goes to its place (almost always the back).
+    pub(crate) fn push(&mut self, msg: QueuedMessage) {
+        if self.messages.back().is_none_or(|last| last.seq < msg.seq) {
+            self.messages.push_back(msg);
+        } else {
+            self.requeue(msg);
+        }
     }
 
     /// Puts a requeued message back in its place.
@@ -43,10 +48,8 @@ impl ReadyList {
         self.messages.is_empty()
     }
 
-    /// Removes every ready message, returning how many there were.
-    pub(crate) fn clear(&mut self) -> usize {
-        let n = self.messages.len();
-        self.messages.clear();
-        n
+    /// Removes and returns every ready message.
+    pub(crate) fn drain(&mut self) -> Vec<QueuedMessage> {
+        self.messages.drain(..).collect()
     }
 }

@@ -44,8 +44,13 @@ impl MatchKind {
             Some("any") => Ok(MatchKind::Any),
             Some("all-with-x") => Ok(MatchKind::AllWithX),
             Some("any-with-x") => Ok(MatchKind::AnyWithX),
-            _ => Err(InvalidBinding(format!(
-                "Invalid x-match field value {value:?}; expected all, any, all-with-x, or any-with-x"
+            Some(other) => Err(InvalidBinding(format!(
+                "Invalid x-match field value <<\"{other}\">>; expected all, any, all-with-x, or \
+                 any-with-x"
+            ))),
+            None => Err(InvalidBinding(format!(
+                "Invalid x-match field type {} (value {value}); expected longstr",
+                value.type_name()
             ))),
         }
     }
@@ -103,27 +108,21 @@ impl HeadersBinding {
     }
 }
 
-/// Compares a binding value with a header value the way RabbitMQ does: by type class, then
-/// by value; a void binding value matches any header value.
+/// Compares a binding value with a header value the way RabbitMQ does: numbers of any type
+/// by numeric value, strings by their bytes, anything else by type and value; a void binding
+/// value matches any header value.
 fn values_match(wanted: &FieldValue, have: &FieldValue) -> bool {
     if matches!(wanted, FieldValue::Void) {
         return true;
     }
-    if let (Some(a), Some(b)) = (wanted.as_i64(), have.as_i64()) {
-        return a == b && !is_timestamp(wanted) && !is_timestamp(have) || wanted == have;
+    if let (Some(a), Some(b)) = (wanted.as_number(), have.as_number()) {
+        return a == b;
     }
     match (wanted, have) {
-        (FieldValue::F32(a), FieldValue::F64(b)) | (FieldValue::F64(b), FieldValue::F32(a)) => {
-            f64::from(*a) == *b
-        }
         (FieldValue::String(a), FieldValue::Bytes(b))
         | (FieldValue::Bytes(b), FieldValue::String(a)) => a.as_bytes() == b.as_ref(),
         _ => wanted == have,
     }
-}
-
-fn is_timestamp(v: &FieldValue) -> bool {
-    matches!(v, FieldValue::Timestamp(_))
 }
 
 impl HeadersRouter {
@@ -224,6 +223,18 @@ mod tests {
             [1, 2]
         );
         assert_eq!(routed(&r, &FieldTable::new().with("a", 1u8)), [2]);
+        assert_eq!(
+            routed(&r, &FieldTable::new().with("a", 1.0f64).with("b", "x")),
+            [1, 2]
+        );
+        assert_eq!(
+            routed(&r, &FieldTable::new().with("a", "1")),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            routed(&r, &FieldTable::new().with("a", true)),
+            Vec::<u64>::new()
+        );
         assert_eq!(
             routed(&r, &FieldTable::new().with("a", 2)),
             Vec::<u64>::new()

@@ -1,0 +1,171 @@
+//! Persistence: the [`Store`] the broker writes durable state to, and its implementations.
+//!
+//! The store knows records and redb only. It never sees routing, connections, the wire or the
+//! queues' in-memory structures: the broker turns its own state changes into [`StoreOp`]s
+//! and, at open, rebuilds itself from a [`RecoveredState`].
+//!
+//! - `error.rs`: [`StoreError`], the public error of this layer.
+//! - `records.rs`: the serde records ([`ExchangeRecord`], [`QueueRecord`], [`BindingRecord`],
+//!   [`MessageRecord`], ...) and the keys that name queues and entries.
+//! - `op.rs`: [`StoreOp`], one write.
+//! - `durable.rs`: [`Durable`], the ticket of a write, finished once it is on disk.
+//! - `recovery.rs`: [`RecoveredState`] and reading it from the database.
+//! - `codec.rs` (feature `persistence`): records ⇄ bytes, with a format-version byte.
+//! - `tables.rs` (feature `persistence`): the redb tables and how each op changes them.
+//! - `writer.rs` (feature `persistence`): the group-commit writer thread.
+//! - `redb_store.rs` (feature `persistence`): `RedbStore`, the store in a redb file.
+//!
+//! [`NullStore`], for in-memory brokers, is defined here.
+//!
+//! # How the broker calls it
+//!
+//! ```ignore
+//! // Broker::open(path):
+//! let store: Arc<dyn Store> = Arc::new(RedbStore::open(path)?);
+//! let state = store.load()?; // vhosts, exchanges, queues (+ messages in order), bindings
+//! for q in &state.queues {
+//!     // rebuild the queue; deliver `m.redelivered == true` messages as redelivered;
+//!     // continue positions at `q.next_seq()`; drop expired ones (`expires_at_ms`) and
+//!     // submit `StoreOp::Remove` for them.
+//! }
+//!
+//! // Declaring a durable queue (likewise exchanges, bindings, vhosts):
+//! store.submit(StoreOp::PutQueue(record)).wait()?; // declare-ok after the record is durable
+//!
+//! // Publishing a persistent message routed to durable queues q1 and q2:
+//! let id = store.next_message_id();
+//! let entries = vec![q1_key.entry(q1_seq), q2_key.entry(q2_seq)];
+//! let ticket = store.submit(StoreOp::Enqueue { id, message: record, entries });
+//! // without confirms: drop the ticket (never waits for the disk);
+//! // with confirms: send basic.ack when the ticket finishes, basic.nack if it fails:
+//! ticket.on_finished(move |result| confirm(delivery_tag, result.is_ok()));
+//!
+//! // First delivery of a stored entry to a consumer (not for redeliveries):
+//! let _ = store.submit(StoreOp::MarkDelivered(q1_key.entry(seq)));
+//! // Ack, reject/nack without requeue, expiry, dead-lettering away, overflow drop:
+//! let _ = store.submit(StoreOp::Remove(q1_key.entry(seq)));
+//! // Requeue: nothing to write; the entry keeps its position and delivered flag.
+//!
+//! // Broker shutdown: everything submitted is written; the file is marked clean.
+//! store.close()?;
+//! ```
+
+mod durable;
+mod error;
+mod op;
+mod records;
+mod recovery;
+
+#[cfg(feature = "persistence")]
+mod codec;
+#[cfg(feature = "persistence")]
+mod redb_store;
+#[cfg(feature = "persistence")]
+mod tables;
+#[cfg(feature = "persistence")]
+mod writer;
+
+use std::fmt::Debug;
+
+pub(crate) use durable::Durable;
+pub use error::StoreError;
+pub(crate) use op::StoreOp;
+pub(crate) use records::{
+    BindingRecord, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord, VhostRecord,
+};
+pub(crate) use recovery::{RecoveredQueue, RecoveredState};
+#[cfg(feature = "persistence")]
+pub(crate) use redb_store::RedbStore;
+
+/// Where a broker keeps its durable state.
+///
+/// Writes are submitted as [`StoreOp`]s and applied in submission order. Submitting never
+/// waits for the disk; the returned [`Durable`] ticket says when the write is on disk, for the
+/// callers that must know (publisher confirms, declare-ok of a durable entity).
+///
+/// # Durability
+///
+/// A write whose ticket finished with `Ok` survives a crash. A write whose ticket has not
+/// finished may or may not. Writes are applied in order, so when a ticket finishes, every
+/// write submitted before it has finished too.
+pub(crate) trait Store: Send + Sync + Debug {
+    /// Queues a write and returns its ticket.
+    fn submit(&self, op: StoreOp) -> Durable;
+
+    /// Returns a fresh id for a message about to be enqueued.
+    fn next_message_id(&self) -> MessageId;
+
+    /// Returns `true` if writes reach a disk; `false` for [`NullStore`], so the broker can
+    /// skip building records.
+    fn is_persistent(&self) -> bool;
+
+    /// Reads everything stored, for the broker to rebuild itself at open.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] if a record cannot be read or the records contradict each
+    /// other; storage errors as they come.
+    fn load(&self) -> Result<RecoveredState, StoreError>;
+
+    /// Writes everything already submitted, marks a clean shutdown and releases the file;
+    /// later writes and loads fail with [`StoreError::Closed`]. Closing twice is fine.
+    ///
+    /// # Errors
+    ///
+    /// The storage error that stopped the final write.
+    fn close(&self) -> Result<(), StoreError>;
+}
+
+/// The store of an in-memory broker: keeps nothing, and every write is "durable" at once.
+#[derive(Debug, Default)]
+pub(crate) struct NullStore {
+    /// Source of message ids (unique ids keep the broker's code the same for both stores).
+    next_message_id: std::sync::atomic::AtomicU64,
+}
+
+impl Store for NullStore {
+    fn submit(&self, _op: StoreOp) -> Durable {
+        Durable::done()
+    }
+
+    fn next_message_id(&self) -> MessageId {
+        MessageId(
+            self.next_message_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    fn is_persistent(&self) -> bool {
+        false
+    }
+
+    fn load(&self) -> Result<RecoveredState, StoreError> {
+        Ok(RecoveredState {
+            clean_shutdown: true,
+            ..RecoveredState::default()
+        })
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn null_store_is_durable_at_once_and_empty() {
+        let store: Arc<dyn Store> = Arc::new(NullStore::default());
+        assert!(!store.is_persistent());
+        let op = StoreOp::DeleteVhost { vhost: "/".into() };
+        assert!(store.submit(op).try_result().is_some_and(|r| r.is_ok()));
+        assert_ne!(store.next_message_id(), store.next_message_id());
+        let state = store.load().unwrap();
+        assert!(state.clean_shutdown && state.queues.is_empty());
+        store.close().unwrap();
+    }
+}

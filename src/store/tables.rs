@@ -1,0 +1,427 @@
+//! The on-disk schema: the redb tables, their keys, and how each [`StoreOp`] changes them.
+//!
+//! Every value is a record encoded by [`codec`] (version byte + bincode),
+//! except the raw integers of [`META`] and [`MESSAGE_REFS`].
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `&str` name | `u64` (`format_version`, `clean_shutdown`) |
+//! | `vhosts` | vhost | `VhostRecord` |
+//! | `exchanges` | (vhost, name) | `ExchangeRecord` |
+//! | `queues` | (vhost, name) | `QueueRecord` |
+//! | `bindings` | (vhost, source, destination, destination is exchange, routing key, encoded arguments) | `BindingRecord` |
+//! | `messages` | message id | `MessageRecord`, written once |
+//! | `message_refs` | message id | `u32` number of entries that hold it |
+//! | `queue_entries` | (vhost, queue, seq) | `EntryRecord` (message id, delivered) |
+//!
+//! The reference count lives apart from the message so that an ack of one of several queues
+//! rewrites four bytes, not the body.
+
+use std::collections::HashSet;
+
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use super::codec;
+use super::op::StoreOp;
+use super::records::{BindingRecord, EntryKey, EntryRecord, MessageId, QueueKey};
+use super::StoreError;
+
+/// Database-wide settings: the format version and the clean-shutdown flag.
+pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// Key in [`META`] of the database format version.
+pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
+/// Key in [`META`] of the clean-shutdown flag: `1` after a close, `0` while open.
+pub(crate) const CLEAN_SHUTDOWN_KEY: &str = "clean_shutdown";
+/// Vhost name → `VhostRecord`.
+pub(crate) const VHOSTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("vhosts");
+/// (vhost, exchange) → `ExchangeRecord`.
+pub(crate) const EXCHANGES: TableDefinition<'_, (&str, &str), &[u8]> =
+    TableDefinition::new("exchanges");
+/// (vhost, queue) → `QueueRecord`.
+pub(crate) const QUEUES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("queues");
+/// The key of a binding: every field of it, arguments encoded.
+pub(crate) type BindingKey<'a> = (&'a str, &'a str, &'a str, bool, &'a str, &'a [u8]);
+/// Binding identity → `BindingRecord`.
+pub(crate) const BINDINGS: TableDefinition<'_, BindingKey<'static>, &[u8]> =
+    TableDefinition::new("bindings");
+/// Message id → `MessageRecord`.
+pub(crate) const MESSAGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("messages");
+/// Message id → number of queue entries holding it.
+pub(crate) const MESSAGE_REFS: TableDefinition<'_, u64, u32> = TableDefinition::new("message_refs");
+/// (vhost, queue, seq) → `EntryRecord`.
+pub(crate) const QUEUE_ENTRIES: TableDefinition<'_, (&str, &str, u64), &[u8]> =
+    TableDefinition::new("queue_entries");
+
+/// A [`StoreOp`] with its records already encoded, so the writer thread only touches redb.
+#[derive(Debug)]
+pub(crate) enum EncodedOp {
+    /// [`StoreOp::DeleteVhost`].
+    DeleteVhost(String),
+    /// [`StoreOp::DeleteExchange`]: vhost and name.
+    DeleteExchange(String, String),
+    /// [`StoreOp::DeleteQueue`].
+    DeleteQueue(QueueKey),
+    /// [`StoreOp::PurgeQueue`].
+    PurgeQueue(QueueKey),
+    /// [`StoreOp::MarkDelivered`].
+    MarkDelivered(EntryKey),
+    /// [`StoreOp::Remove`] and [`StoreOp::RemoveAll`].
+    Remove(Vec<EntryKey>),
+    /// A vhost, exchange or queue record to insert.
+    Put {
+        /// Which entity.
+        kind: PutKind,
+        /// Its vhost.
+        vhost: String,
+        /// Its name (unused for vhosts).
+        name: String,
+        /// The encoded record.
+        value: Vec<u8>,
+    },
+    /// A binding to insert or delete.
+    Binding {
+        /// The binding.
+        record: BindingRecord,
+        /// Its encoded arguments (part of its key).
+        arguments: Vec<u8>,
+        /// The encoded record, or `None` to delete.
+        value: Option<Vec<u8>>,
+    },
+    /// A message to store with its entries.
+    Enqueue {
+        /// The message id.
+        id: MessageId,
+        /// The encoded `MessageRecord`.
+        message: Vec<u8>,
+        /// Where it goes.
+        entries: Vec<EntryKey>,
+    },
+}
+
+/// Which table an [`EncodedOp::Put`] goes to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PutKind {
+    /// [`VHOSTS`].
+    Vhost,
+    /// [`EXCHANGES`].
+    Exchange,
+    /// [`QUEUES`].
+    Queue,
+}
+
+impl EncodedOp {
+    /// Encodes the records an op carries. Runs on the submitting thread.
+    pub(crate) fn new(op: StoreOp) -> Result<Self, StoreError> {
+        Ok(match op {
+            StoreOp::PutVhost(r) => {
+                let value = codec::encode(&r)?;
+                EncodedOp::Put {
+                    kind: PutKind::Vhost,
+                    vhost: r.name,
+                    name: String::new(),
+                    value,
+                }
+            }
+            StoreOp::PutExchange(r) => {
+                let value = codec::encode(&r)?;
+                EncodedOp::Put {
+                    kind: PutKind::Exchange,
+                    vhost: r.vhost,
+                    name: r.name,
+                    value,
+                }
+            }
+            StoreOp::PutQueue(r) => {
+                let value = codec::encode(&r)?;
+                EncodedOp::Put {
+                    kind: PutKind::Queue,
+                    vhost: r.vhost,
+                    name: r.name,
+                    value,
+                }
+            }
+            StoreOp::PutBinding(record) => {
+                let value = Some(codec::encode(&record)?);
+                EncodedOp::Binding {
+                    arguments: codec::encode(&record.arguments)?,
+                    record,
+                    value,
+                }
+            }
+            StoreOp::DeleteBinding(record) => EncodedOp::Binding {
+                arguments: codec::encode(&record.arguments)?,
+                record,
+                value: None,
+            },
+            StoreOp::Enqueue {
+                id,
+                message,
+                entries,
+            } => EncodedOp::Enqueue {
+                id,
+                message: codec::encode(&message)?,
+                entries,
+            },
+            StoreOp::DeleteVhost { vhost } => EncodedOp::DeleteVhost(vhost),
+            StoreOp::DeleteExchange { vhost, name } => EncodedOp::DeleteExchange(vhost, name),
+            StoreOp::DeleteQueue(queue) => EncodedOp::DeleteQueue(queue),
+            StoreOp::PurgeQueue(queue) => EncodedOp::PurgeQueue(queue),
+            StoreOp::MarkDelivered(entry) => EncodedOp::MarkDelivered(entry),
+            StoreOp::Remove(entry) => EncodedOp::Remove(vec![entry]),
+            StoreOp::RemoveAll(entries) => EncodedOp::Remove(entries),
+        })
+    }
+
+    /// Adds the entries this op removes to `removed` (to skip delivery marks made moot).
+    fn collect_removed(&self, removed: &mut HashSet<EntryKey>) {
+        if let EncodedOp::Remove(entries) = self {
+            removed.extend(entries.iter().cloned());
+        }
+    }
+}
+
+/// Applies a batch of ops, in order, inside one write transaction.
+///
+/// A delivery mark for an entry that a later op of the same batch removes is skipped: the
+/// common deliver-then-ack of a fast consumer then costs one write, not two.
+pub(crate) fn apply_batch(txn: &WriteTransaction, ops: &[EncodedOp]) -> Result<(), StoreError> {
+    let mut removed = HashSet::new();
+    for op in ops {
+        op.collect_removed(&mut removed);
+    }
+    let mut t = Tables::open(txn)?;
+    for op in ops {
+        match op {
+            EncodedOp::MarkDelivered(entry) if removed.contains(entry) => {}
+            op => t.apply(op)?,
+        }
+    }
+    Ok(())
+}
+
+/// The open tables of one write transaction.
+struct Tables<'txn> {
+    /// [`VHOSTS`].
+    vhosts: Table<'txn, &'static str, &'static [u8]>,
+    /// [`EXCHANGES`].
+    exchanges: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    /// [`QUEUES`].
+    queues: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    /// [`BINDINGS`].
+    bindings: Table<'txn, BindingKey<'static>, &'static [u8]>,
+    /// [`MESSAGES`].
+    messages: Table<'txn, u64, &'static [u8]>,
+    /// [`MESSAGE_REFS`].
+    refs: Table<'txn, u64, u32>,
+    /// [`QUEUE_ENTRIES`].
+    entries: Table<'txn, (&'static str, &'static str, u64), &'static [u8]>,
+}
+
+impl<'txn> Tables<'txn> {
+    /// Opens (creating if needed) every data table.
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            vhosts: txn.open_table(VHOSTS)?,
+            exchanges: txn.open_table(EXCHANGES)?,
+            queues: txn.open_table(QUEUES)?,
+            bindings: txn.open_table(BINDINGS)?,
+            messages: txn.open_table(MESSAGES)?,
+            refs: txn.open_table(MESSAGE_REFS)?,
+            entries: txn.open_table(QUEUE_ENTRIES)?,
+        })
+    }
+
+    /// Applies one op.
+    fn apply(&mut self, op: &EncodedOp) -> Result<(), StoreError> {
+        match op {
+            EncodedOp::Put {
+                kind,
+                vhost,
+                name,
+                value,
+            } => self.put(*kind, vhost, name, value),
+            EncodedOp::Binding {
+                record: r,
+                arguments,
+                value,
+            } => {
+                let key = (
+                    &*r.vhost,
+                    &*r.source,
+                    &*r.destination,
+                    r.destination_is_exchange,
+                    &*r.routing_key,
+                    &arguments[..],
+                );
+                match value {
+                    Some(value) => self.bindings.insert(key, &value[..]).map(drop),
+                    None => self.bindings.remove(key).map(drop),
+                }?;
+                Ok(())
+            }
+            EncodedOp::Enqueue {
+                id,
+                message,
+                entries,
+            } => self.enqueue(*id, message, entries),
+            EncodedOp::DeleteVhost(vhost) => self.delete_vhost(vhost),
+            EncodedOp::DeleteExchange(vhost, name) => self.delete_exchange(vhost, name),
+            EncodedOp::DeleteQueue(queue) => self.delete_queue(queue),
+            EncodedOp::PurgeQueue(queue) => self.purge(&queue.vhost, Some(&queue.name)),
+            EncodedOp::MarkDelivered(entry) => self.mark_delivered(entry),
+            EncodedOp::Remove(entries) => entries.iter().try_for_each(|e| self.remove(e)),
+        }
+    }
+
+    /// Inserts a vhost, exchange or queue record.
+    fn put(
+        &mut self,
+        kind: PutKind,
+        vhost: &str,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        match kind {
+            PutKind::Vhost => self.vhosts.insert(vhost, value).map(drop),
+            PutKind::Exchange => self.exchanges.insert((vhost, name), value).map(drop),
+            PutKind::Queue => self.queues.insert((vhost, name), value).map(drop),
+        }?;
+        Ok(())
+    }
+
+    /// Stores a message once and one entry per queue that still exists.
+    fn enqueue(
+        &mut self,
+        id: MessageId,
+        message: &[u8],
+        entries: &[EntryKey],
+    ) -> Result<(), StoreError> {
+        let value = codec::encode(&EntryRecord {
+            message_id: id,
+            delivered: false,
+        })?;
+        let mut count = 0u32;
+        for e in entries {
+            let (vhost, name) = (&*e.queue.vhost, &*e.queue.name);
+            // The queue may have been deleted while the message was being routed: an entry
+            // then would outlive its queue, so it is not written.
+            if self.queues.get((vhost, name))?.is_none() {
+                continue;
+            }
+            let replaced = match self.entries.insert((vhost, name, e.seq), &value[..])? {
+                Some(old) => Some(codec::decode::<EntryRecord>(old.value())?),
+                None => None,
+            };
+            // A reused position must not leak the message that was there.
+            if let Some(old) = replaced {
+                self.release(old.message_id)?;
+            }
+            count = count.checked_add(1).ok_or_else(|| {
+                StoreError::corrupt("a message routed to more than u32::MAX queues")
+            })?;
+        }
+        if count > 0 {
+            self.messages.insert(id.0, message)?;
+            self.refs.insert(id.0, count)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the delivered flag of an entry, if it still exists.
+    fn mark_delivered(&mut self, e: &EntryKey) -> Result<(), StoreError> {
+        let key = (&*e.queue.vhost, &*e.queue.name, e.seq);
+        let Some(mut entry) = self.entry(key)? else {
+            return Ok(());
+        };
+        if !entry.delivered {
+            entry.delivered = true;
+            self.entries.insert(key, &codec::encode(&entry)?[..])?;
+        }
+        Ok(())
+    }
+
+    /// Removes an entry, if it still exists, and releases its message.
+    fn remove(&mut self, e: &EntryKey) -> Result<(), StoreError> {
+        let entry = match self
+            .entries
+            .remove((&*e.queue.vhost, &*e.queue.name, e.seq))?
+        {
+            Some(value) => codec::decode::<EntryRecord>(value.value())?,
+            None => return Ok(()),
+        };
+        self.release(entry.message_id)
+    }
+
+    /// Reads an entry.
+    fn entry(&self, key: (&str, &str, u64)) -> Result<Option<EntryRecord>, StoreError> {
+        match self.entries.get(key)? {
+            Some(value) => Ok(Some(codec::decode(value.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Drops one reference to a message, deleting it with its last one.
+    ///
+    /// A missing count is treated as the last reference: this path only ever frees space.
+    fn release(&mut self, id: MessageId) -> Result<(), StoreError> {
+        let count = self.refs.get(id.0)?.map(|v| v.value()).unwrap_or(0);
+        if count > 1 {
+            self.refs.insert(id.0, count - 1)?;
+        } else {
+            self.refs.remove(id.0)?;
+            self.messages.remove(id.0)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every entry of one queue (`Some`) or of every queue of a vhost (`None`), and
+    /// releases their messages.
+    fn purge(&mut self, vhost: &str, queue: Option<&str>) -> Result<(), StoreError> {
+        let mut released = Vec::new();
+        let mut bad = None;
+        let mut take = |value: &[u8]| {
+            match codec::decode::<EntryRecord>(value) {
+                Ok(entry) => released.push(entry.message_id),
+                Err(e) => bad = Some(e),
+            }
+            false
+        };
+        match queue {
+            Some(q) => self
+                .entries
+                .retain_in((vhost, q, 0)..=(vhost, q, u64::MAX), |_, v| take(v))?,
+            None => self.entries.retain(|k, v| k.0 != vhost || take(v))?,
+        }
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        released.into_iter().try_for_each(|id| self.release(id))
+    }
+
+    /// Deletes a queue, its entries and the bindings to it.
+    fn delete_queue(&mut self, q: &QueueKey) -> Result<(), StoreError> {
+        self.queues.remove((&*q.vhost, &*q.name))?;
+        self.purge(&q.vhost, Some(&q.name))?;
+        self.bindings
+            .retain(|k, _| !(k.0 == &*q.vhost && !k.3 && k.2 == &*q.name))?;
+        Ok(())
+    }
+
+    /// Deletes an exchange and every binding from or to it.
+    fn delete_exchange(&mut self, vhost: &str, name: &str) -> Result<(), StoreError> {
+        self.exchanges.remove((vhost, name))?;
+        self.bindings
+            .retain(|k, _| !(k.0 == vhost && (k.1 == name || (k.3 && k.2 == name))))?;
+        Ok(())
+    }
+
+    /// Deletes a vhost and everything in it.
+    fn delete_vhost(&mut self, vhost: &str) -> Result<(), StoreError> {
+        self.vhosts.remove(vhost)?;
+        self.purge(vhost, None)?;
+        self.exchanges.retain(|k, _| k.0 != vhost)?;
+        self.queues.retain(|k, _| k.0 != vhost)?;
+        self.bindings.retain(|k, _| k.0 != vhost)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The group-commit writer: one background thread that turns queued ops into transactions.
+//!
+//! Submitters encode their op, take a sequence number and send it down an unbounded
+//! crossbeam channel; they never touch the disk. The writer blocks for the first op, then
+//! drains whatever else is queued (up to [`MAX_BATCH`]), applies the whole batch in one redb
+//! write transaction, commits it (one fsync), and then finishes the batch's tickets in the
+//! [`Tracker`]. While one commit is on its way to disk the next batch piles up in the
+//! channel, so the number of fsyncs follows the disk's speed, not the number of writes.
+//!
+//! If a commit fails, every op of that batch fails with the same [`StoreError`]; later
+//! batches are tried again (redb refuses them too after an I/O error, which is what we want:
+//! nothing after a lost write is reported durable).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use redb::Database;
+
+use super::durable::{Durable, Tracker};
+use super::tables::{self, EncodedOp, CLEAN_SHUTDOWN_KEY, META};
+use super::StoreError;
+
+/// The most ops applied in one transaction, which bounds a commit's size and latency.
+const MAX_BATCH: usize = 16 * 1024;
+
+/// A queued op with its sequence number.
+type Queued = (u64, EncodedOp);
+
+/// The submitting side of the writer.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    /// The channel to the thread and the next sequence number, `None` once closed. One lock
+    /// for both keeps sequence numbers in channel order, which the watermark relies on.
+    input: Mutex<Option<(Sender<Queued>, u64)>>,
+    /// The writer thread, joined on close.
+    thread: Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
+    /// Completion of submitted ops.
+    tracker: Arc<Tracker>,
+    /// Shared counters.
+    stats: Arc<WriterStats>,
+}
+
+/// Counters the writer keeps, read by tests and statistics.
+#[derive(Debug, Default)]
+pub(crate) struct WriterStats {
+    /// Transactions committed (successful or not).
+    pub(crate) commits: AtomicU64,
+    /// Ops applied.
+    pub(crate) ops: AtomicU64,
+}
+
+impl Writer {
+    /// Starts the writer thread on `db`.
+    pub(crate) fn start(db: Arc<Database>) -> Result<Self, StoreError> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let tracker = Arc::new(Tracker::default());
+        let stats = Arc::new(WriterStats::default());
+        let worker = Worker {
+            db,
+            rx,
+            tracker: tracker.clone(),
+            stats: stats.clone(),
+        };
+        let thread = thread::Builder::new()
+            .name("warren-store-writer".into())
+            .spawn(move || worker.run())?;
+        Ok(Writer {
+            input: Mutex::new(Some((tx, 1))),
+            thread: Mutex::new(Some(thread)),
+            tracker,
+            stats,
+        })
+    }
+
+    /// Queues an op and returns its ticket. Never blocks on the disk.
+    pub(crate) fn submit(&self, op: EncodedOp) -> Durable {
+        let mut input = self.input.lock();
+        let Some((tx, next)) = input.as_mut() else {
+            return Durable::failed(StoreError::Closed);
+        };
+        let seq = *next;
+        if tx.send((seq, op)).is_err() {
+            return Durable::failed(StoreError::Closed);
+        }
+        *next += 1;
+        Durable::pending(self.tracker.clone(), seq)
+    }
+
+    /// Returns the counters.
+    pub(crate) fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Stops taking ops, lets the thread write everything already queued, marks the database
+    /// cleanly shut down, and waits for the thread. Later calls return `Ok(())`.
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        drop(self.input.lock().take());
+        let Some(thread) = self.thread.lock().take() else {
+            return Ok(());
+        };
+        thread.join().unwrap_or_else(|_| {
+            Err(StoreError::Backend(Arc::new(std::io::Error::other(
+                "the store writer panicked",
+            ))))
+        })
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Errors cannot be reported from drop; `close` is the way to see them.
+        let _ = self.close();
+    }
+}
+
+/// The thread's side of the writer.
+struct Worker {
+    /// The database.
+    db: Arc<Database>,
+    /// Queued ops.
+    rx: Receiver<Queued>,
+    /// Where outcomes go.
+    tracker: Arc<Tracker>,
+    /// Counters.
+    stats: Arc<WriterStats>,
+}
+
+/// Stops the tracker when the thread ends, however it ends, so no waiter hangs.
+struct StopOnDrop(Arc<Tracker>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+impl Worker {
+    /// Runs until every sender is gone and the channel is empty, then marks a clean shutdown.
+    fn run(self) -> Result<(), StoreError> {
+        let _stop = StopOnDrop(self.tracker.clone());
+        let mut batch = Vec::new();
+        let mut all_written = true;
+        while let Ok(first) = self.rx.recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            all_written &= self.commit(&mut batch);
+        }
+        // After a failed batch the delivered flags on disk may be behind: leave the flag
+        // unset so the next open treats every recovered message as redelivered.
+        if all_written {
+            self.write_clean_shutdown()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Applies and commits one batch, then finishes its tickets; `false` if it failed.
+    fn commit(&self, batch: &mut Vec<Queued>) -> bool {
+        let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
+        let ops: Vec<EncodedOp> = batch.drain(..).map(|(_, op)| op).collect();
+        let result = StoreError::guard("writing", || self.write(&ops));
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .ops
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        let ok = result.is_ok();
+        self.tracker.finish(first, last, result);
+        ok
+    }
+
+    /// Runs one durable write transaction.
+    fn write(&self, ops: &[EncodedOp]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        tables::apply_batch(&txn, ops)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Sets the clean-shutdown flag, so the next open trusts the delivered flags.
+    fn write_clean_shutdown(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.insert(CLEAN_SHUTDOWN_KEY, 1)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
