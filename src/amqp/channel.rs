@@ -149,23 +149,41 @@ impl WireChannel {
         }
     }
 
-    /// Returns a `basic.ack` covering every publish not yet confirmed, if any. In memory a
-    /// publish is safe once `basic_publish` returns.
-    pub(crate) fn take_confirms(&mut self) -> Option<Vec<u8>> {
-        let published = self.published?;
+    /// Returns a `basic.ack` (or, if the broker refused any, a `basic.nack`) covering every
+    /// publish not yet confirmed, if any.
+    ///
+    /// # Durability
+    ///
+    /// Waits for [`Channel::wait_for_confirms`] first, so that on a persistent broker a
+    /// persistent message is confirmed only once it is on disk; called once per batch of
+    /// publishes, it shares one group commit among them.
+    ///
+    /// # Errors
+    ///
+    /// The failure of the wait (a storage error).
+    pub(crate) fn take_confirms(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(published) = self.published else {
+            return Ok(None);
+        };
         if published == self.confirmed {
-            return None;
+            return Ok(None);
         }
+        let stored = self.channel.wait_for_confirms()?;
         let multiple = published - self.confirmed > 1;
         self.confirmed = published;
-        let ack = basic::Ack {
-            delivery_tag: published,
-            multiple,
+        let method = if stored {
+            basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: published,
+                multiple,
+            })
+        } else {
+            basic::AMQPMethod::Nack(basic::Nack {
+                delivery_tag: published,
+                multiple,
+                requeue: false,
+            })
         };
-        Some(frames::method(
-            self.id,
-            AMQPClass::Basic(basic::AMQPMethod::Ack(ack)),
-        ))
+        Ok(Some(frames::method(self.id, AMQPClass::Basic(method))))
     }
 
     /// Closes the session channel (its unacknowledged messages go back to their queues)

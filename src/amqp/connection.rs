@@ -111,7 +111,9 @@ fn run(
             Err(failure) => break Some(failure),
         }
         if reader.is_idle() {
-            session.send_confirms();
+            if let Err(failure) = session.send_confirms() {
+                break Some(failure);
+            }
         }
     };
     if let Some(mut failure) = outcome {
@@ -255,8 +257,6 @@ impl Session {
     fn settle(&mut self, id: u16, result: Result<(), Failure>) -> Result<(), Failure> {
         match result {
             Err(Failure::Channel { code, text, method }) => {
-                // Confirms of publishes that succeeded before the failure still go out.
-                self.send_confirms();
                 if let Some(Slot::Open(ch)) = self.channels.insert(id, Slot::Closing) {
                     ch.shutdown();
                 }
@@ -281,19 +281,29 @@ impl Session {
             .send(frames::method(id, AMQPClass::Channel(ok)));
     }
 
-    fn send_confirms(&mut self) {
-        for slot in self.channels.values_mut() {
-            if let Slot::Open(ch) = slot {
-                if let Some(ack) = ch.take_confirms() {
+    /// Sends the confirms every channel owes. A channel whose confirms fail is closed.
+    fn send_confirms(&mut self) -> Result<(), Failure> {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        for id in ids {
+            let Some(Slot::Open(ch)) = self.channels.get_mut(&id) else {
+                continue;
+            };
+            match ch.take_confirms() {
+                Ok(Some(ack)) => {
                     self.link.outbox.send(ack);
                 }
+                Ok(None) => {}
+                Err(failure) => self.settle(id, Err(failure))?,
             }
         }
+        Ok(())
     }
 
     /// Closes every channel: consumers stop, unacknowledged messages go back.
     fn shutdown(&mut self) {
-        self.send_confirms();
+        // Publishes taken before the end are confirmed if they can be; a failure here
+        // changes nothing, as everything closes anyway.
+        let _ = self.send_confirms();
         for (_, slot) in self.channels.drain() {
             if let Slot::Open(ch) = slot {
                 ch.shutdown();

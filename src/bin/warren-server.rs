@@ -7,8 +7,11 @@
 //! ```
 //!
 //! The first line printed is `warren-server listening on ADDR`, with the bound address
-//! (useful with port 0). The server runs until the process is stopped (Ctrl-C, SIGTERM);
-//! an in-memory broker has nothing to save on the way out.
+//! (useful with port 0). The server runs until the process is stopped (Ctrl-C, SIGTERM).
+//! Without `--data-dir` the broker is in memory; with it, durable exchanges, queues,
+//! bindings and persistent messages are kept in `DIR/warren.redb`, and a publisher confirm
+//! means the message is on disk, so stopping the process at any moment loses nothing
+//! confirmed.
 
 use std::process::ExitCode;
 
@@ -48,6 +51,31 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(args)
 }
 
+/// Builds the broker: in memory, or kept in `DIR/warren.redb` with `--data-dir DIR`.
+fn build_broker(args: &Args) -> Result<Broker, String> {
+    let mut builder = Broker::builder();
+    builder.allow_mixed_durability_bindings(args.allow_mixed_durability);
+    if let Some(dir) = &args.data_dir {
+        data_path(&mut builder, dir)?;
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "persistence")]
+fn data_path(builder: &mut warrenmq::BrokerBuilder, dir: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {dir}: {e}"))?;
+    builder.data_path(std::path::Path::new(dir).join("warren.redb"));
+    Ok(())
+}
+
+#[cfg(not(feature = "persistence"))]
+fn data_path(_: &mut warrenmq::BrokerBuilder, dir: &str) -> Result<(), String> {
+    Err(format!(
+        "--data-dir {dir}: this warren-server was built without the `persistence` feature; \
+         rebuild with it, or run without --data-dir for an in-memory broker"
+    ))
+}
+
 fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
         Ok(args) => args,
@@ -56,21 +84,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(dir) = &args.data_dir {
-        eprintln!(
-            "error: --data-dir {dir}: persistence is not compiled into this build of \
-             warren-server yet; run without --data-dir for an in-memory broker"
-        );
-        return ExitCode::from(2);
-    }
-    let broker = match Broker::builder()
-        .allow_mixed_durability_bindings(args.allow_mixed_durability)
-        .build()
-    {
+    let broker = match build_broker(&args) {
         Ok(broker) => broker,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
         }
     };
     let server = match broker.serve_with(args.listen.as_str(), args.options) {
