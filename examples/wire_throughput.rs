@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! cargo run --release --example wire_throughput -- [--count N] [--size BYTES]
-//!     [--warren ADDR] [--rabbitmq ADDR]
+//!     [--warren ADDR] [--rabbitmq ADDR] [--persistent]
 //! ```
+//!
+//! `--persistent` publishes `delivery_mode = 2` messages to a durable queue; against a
+//! `warren-server --data-dir DIR` each confirm then waits for the disk, as RabbitMQ's do.
 //!
 //! Without `--warren`, Warren is served in this process on a free port (so it shares the
 //! machine with the client, as RabbitMQ does). `--rabbitmq` defaults to 127.0.0.1:5672;
@@ -29,6 +32,7 @@ struct Args {
     size: usize,
     warren: Option<String>,
     rabbitmq: String,
+    persistent: bool,
 }
 
 fn parse() -> Args {
@@ -37,9 +41,14 @@ fn parse() -> Args {
         size: 100,
         warren: None,
         rabbitmq: "127.0.0.1:5672".into(),
+        persistent: false,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
+        if flag == "--persistent" {
+            args.persistent = true;
+            continue;
+        }
         let value = argv.next().unwrap_or_default();
         match flag.as_str() {
             "--count" => args.count = value.parse().unwrap_or(args.count),
@@ -53,17 +62,20 @@ fn parse() -> Args {
 }
 
 /// Publish and consume rates, in messages per second.
-async fn measure(addr: &str, count: usize, size: usize) -> lapin::Result<(f64, f64)> {
+async fn measure(addr: &str, args: &Args) -> lapin::Result<(f64, f64)> {
+    let (count, size) = (args.count, args.size);
     let uri = format!("amqp://guest:guest@{addr}/%2f");
     let conn = Connection::connect(&uri, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     let queue = format!("wire-throughput-{}", std::process::id());
-    ch.queue_declare(
-        queue.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
+    let durable = QueueDeclareOptions {
+        durable: args.persistent,
+        ..QueueDeclareOptions::default()
+    };
+    ch.queue_declare(queue.as_str().into(), durable, FieldTable::default())
+        .await?;
+    let mode = if args.persistent { 2 } else { 1 };
+    let properties = BasicProperties::default().with_delivery_mode(mode);
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let body = vec![b'x'; size];
 
@@ -76,7 +88,7 @@ async fn measure(addr: &str, count: usize, size: usize) -> lapin::Result<(f64, f
                 queue.as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
-                BasicProperties::default(),
+                properties.clone(),
             )
             .await?;
         pending.push(confirm);
@@ -131,8 +143,10 @@ async fn main() {
         (None, None) => unreachable!("a local server was started"),
     };
     println!(
-        "{} messages of {} bytes, publisher confirms (window {WINDOW}), consume with prefetch 1000",
-        args.count, args.size
+        "{} {} messages of {} bytes, publisher confirms (window {WINDOW}), consume with prefetch 1000",
+        args.count,
+        if args.persistent { "persistent" } else { "transient" },
+        args.size
     );
     println!(
         "{:<10} {:>16} {:>16}",
@@ -142,7 +156,7 @@ async fn main() {
         ("warren", warren.as_str()),
         ("rabbitmq", args.rabbitmq.as_str()),
     ] {
-        match measure(addr, args.count, args.size).await {
+        match measure(addr, &args).await {
             Ok((publish, consume)) => println!("{name:<10} {publish:>16.0} {consume:>16.0}"),
             Err(e) => println!("{name:<10} unavailable at {addr}: {e}"),
         }
