@@ -220,7 +220,7 @@ impl Broker {
         let mut envelopes = HashMap::new();
         for queue in &state.queues {
             self.insert_vhost(&queue.record.vhost)
-                .recover_queue(queue, &mut envelopes);
+                .recover_queue(queue, &mut envelopes)?;
         }
         for binding in &state.bindings {
             self.insert_vhost(&binding.vhost).recover_binding(binding);

@@ -1,5 +1,7 @@
 //! Channels: the AMQP session API (declare, bind, publish, consume, ack) of a connection.
 
+mod features;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,13 +14,15 @@ use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::exchange::{Exchange, ExchangeSpec};
 use crate::ledger::{Credit, Ledger, Pending};
-use crate::queue::Subscription;
+use crate::queue::{consumer_priority, Subscription};
+use crate::returns::ReturnQueue;
 use crate::store::Durable;
 use crate::sync::{unbounded, Mutex, Receiver, Select, Sender};
 use crate::vhost::{QueueDeclareOk, RoutePreview};
 use crate::{
     names, ConsumeOptions, Consumer, Error, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    ExchangeKind, FieldTable, GetOptions, Message, QueueDeclareOptions, QueueDeleteOptions, Result,
+    ExchangeKind, FieldTable, GetOptions, Message, PublishOptions, QueueDeclareOptions,
+    QueueDeleteOptions, Result,
 };
 
 /// The callback of a consumer started with [`Channel::basic_consume_with`].
@@ -55,6 +59,10 @@ pub(crate) struct ChannelInner {
     /// The exchange last published to, so that a publisher sending to one exchange skips
     /// the lookup by name.
     last_exchange: Mutex<Option<Arc<Exchange>>>,
+    /// Some publish was refused (nacked) since the last `wait_for_confirms`.
+    nacked: AtomicBool,
+    /// Unroutable mandatory messages for the channel's [`Returns`](crate::Returns) handles.
+    returns: ReturnQueue,
 }
 
 impl ChannelInner {
@@ -71,6 +79,8 @@ impl ChannelInner {
             confirms: AtomicBool::new(false),
             unconfirmed: Mutex::new(Vec::new()),
             last_exchange: Mutex::new(None),
+            nacked: AtomicBool::new(false),
+            returns: ReturnQueue::default(),
         })
     }
 
@@ -118,6 +128,7 @@ impl ChannelInner {
             ledger.take_all()
         };
         requeue(pending);
+        self.returns.close();
         let _ = self.wake_tx.send(());
     }
 
@@ -221,10 +232,12 @@ impl ChannelInner {
         } else {
             self.prefetch.load(Ordering::Relaxed)
         };
+        let priority = consumer_priority(&options.arguments, &queue.name, &queue.vhost)?;
         let rx = queue.subscribe(Subscription {
             key,
             prefetch,
             exclusive: options.exclusive,
+            priority,
         })?;
         let link = Arc::new(ConsumerLink {
             key,
@@ -573,26 +586,16 @@ impl Channel {
     /// Publishes a message to an exchange with a routing key.
     ///
     /// A message that reaches no queue is dropped and counted in the exchange's
-    /// [`unroutable`](crate::ExchangeStats::unroutable) counter, as RabbitMQ drops it.
+    /// [`unroutable`](crate::ExchangeStats::unroutable) counter, as RabbitMQ drops it. To
+    /// get it back instead, publish with [`basic_publish_with`](Self::basic_publish_with)
+    /// and [`PublishOptions::mandatory`].
     ///
     /// # Errors
     ///
-    /// 404 for a missing exchange; 403 for an internal exchange.
+    /// 404 for a missing exchange; 403 for an internal exchange; 406 for an invalid
+    /// `expiration` property.
     pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
-        self.inner.run(|| {
-            let source = self.inner.publish_target(exchange)?;
-            let published = self
-                .inner
-                .conn
-                .vhost
-                .publish(&source, routing_key, message)?;
-            if let Some(durable) = published.durable {
-                if self.inner.confirms.load(Ordering::Relaxed) {
-                    self.inner.track_confirm(durable);
-                }
-            }
-            Ok(())
-        })
+        self.basic_publish_with(exchange, routing_key, PublishOptions::default(), message)
     }
 
     /// Fetches the message at the head of a queue, or `None` if it is empty.
@@ -781,7 +784,9 @@ impl Channel {
             if requeue_them {
                 requeue(pending);
             } else {
-                inner.settle(pending);
+                for p in pending {
+                    p.queue.reject(p.credit, p.msg);
+                }
             }
             Ok(())
         })
@@ -813,8 +818,10 @@ impl Channel {
     /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select));
     /// [`Error::Storage`] if a message could not be written, so its confirm cannot be given.
     pub fn wait_for_confirms(&self) -> Result<bool> {
-        self.inner
-            .run(|| Ok(self.inner.wait_confirms(None)?.unwrap_or(true)))
+        self.inner.run(|| {
+            let written = self.inner.wait_confirms(None)?.unwrap_or(true);
+            Ok(written && !self.inner.nacked.swap(false, Ordering::AcqRel))
+        })
     }
 
     /// Like [`wait_for_confirms`](Self::wait_for_confirms), but gives up after `timeout`:
@@ -824,9 +831,13 @@ impl Channel {
     ///
     /// As for [`wait_for_confirms`](Self::wait_for_confirms).
     pub fn wait_for_confirms_timeout(&self, timeout: Duration) -> Result<Option<bool>> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.inner
-            .run(|| self.inner.wait_confirms(deadline.or(Some(Instant::now()))))
+        let deadline = Instant::now().checked_add(timeout).or(Some(Instant::now()));
+        self.inner.run(|| {
+            Ok(self
+                .inner
+                .wait_confirms(deadline)?
+                .map(|written| written && !self.inner.nacked.swap(false, Ordering::AcqRel)))
+        })
     }
 
     /// Computes which queues a message would reach, without publishing it. For unit tests of

@@ -1,6 +1,7 @@
 //! A published message as the broker carries it: the message plus where it was published,
 //! shared by every queue it reaches.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -32,4 +33,26 @@ pub(crate) struct QueuedMessage {
     pub(crate) redelivered: bool,
     /// Has an entry in the store (a persistent message in a durable queue).
     pub(crate) persisted: bool,
+    /// When it expires in this queue (message TTL), in milliseconds since the Unix epoch:
+    /// an absolute time, so that it survives a restart. Never 0 (a niche that keeps the
+    /// field at 8 bytes, since every queued message carries it).
+    pub(crate) expires_at: Option<NonZeroU64>,
+}
+
+impl QueuedMessage {
+    /// A message newly placed at `seq` of a queue: not redelivered, no expiry yet.
+    pub(crate) fn new(seq: u64, envelope: Arc<Envelope>, persisted: bool) -> Self {
+        QueuedMessage {
+            seq,
+            envelope,
+            redelivered: false,
+            persisted,
+            expires_at: None,
+        }
+    }
+
+    /// Returns the body length, which `x-max-length-bytes` counts.
+    pub(crate) fn body_len(&self) -> usize {
+        self.envelope.message.body().len()
+    }
 }

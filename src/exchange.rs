@@ -135,6 +135,8 @@ pub(crate) struct Exchange {
     pub(crate) arguments: FieldTable,
     /// Predeclared by the broker (`""` and `amq.*`): cannot be deleted or redeclared.
     pub(crate) builtin: bool,
+    /// The `alternate-exchange` argument: where messages this exchange cannot route go.
+    pub(crate) alternate: Option<Box<str>>,
     /// The routing table.
     router: Box<dyn Router>,
     /// Every binding whose source is this exchange, for unbinding when a destination goes,
@@ -171,6 +173,11 @@ impl Exchange {
             internal: spec.options.internal,
             arguments: spec.arguments.clone(),
             builtin,
+            alternate: spec
+                .arguments
+                .get("alternate-exchange")
+                .and_then(|v| v.as_str())
+                .map(Into::into),
             router,
             bindings: Mutex::new(HashSet::new()),
             counters: ExchangeCounters::default(),

@@ -97,6 +97,7 @@ mod message;
 mod names;
 mod options;
 mod queue;
+mod returns;
 pub mod routing;
 mod stats;
 mod store;
@@ -108,7 +109,7 @@ mod vhost;
 pub use amqp::{WireOptions, WireServer};
 pub use broker::{Broker, BrokerBuilder};
 pub use channel::Channel;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ClockHook, ManualClock, SystemClock};
 pub use connection::Connection;
 pub use consumer::{Consumer, Delivery, Iter, TryIter};
 pub use error::{Error, RecvError, RecvTimeoutError, ReplyCode, Result, TryRecvError};
@@ -116,9 +117,10 @@ pub use exchange::ExchangeKind;
 pub use field_table::{FieldTable, FieldValue};
 pub use message::{DeliveryMode, Message, Properties};
 pub use options::{
-    ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, PublishOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
+pub use returns::{ReturnedMessage, Returns, ReturnsIter, ReturnsTryIter};
 pub use stats::{ExchangeStats, QueueStats};
 pub use store::StoreError;
 pub use vhost::{QueueDeclareOk, RoutePreview};

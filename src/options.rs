@@ -1,5 +1,7 @@
 //! Option structs for channel methods: flags with `Default`, as AMQP methods carry them.
 
+use crate::FieldTable;
+
 /// Flags of [`Channel::exchange_declare`](crate::Channel::exchange_declare).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExchangeDeclareOptions {
@@ -89,7 +91,7 @@ pub struct QueueDeleteOptions {
 }
 
 /// Options of [`Channel::basic_consume`](crate::Channel::basic_consume).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ConsumeOptions {
     /// The consumer tag; generated (`amq.ctag-…`) when `None`.
     pub consumer_tag: Option<String>,
@@ -97,6 +99,9 @@ pub struct ConsumeOptions {
     pub no_ack: bool,
     /// Be the queue's only consumer (403 if it has others; others are refused after).
     pub exclusive: bool,
+    /// Consumer arguments. `x-priority` (an integer, 0 by default) makes this a priority
+    /// consumer: messages go to the highest-priority consumers that have prefetch credit.
+    pub arguments: FieldTable,
 }
 
 impl ConsumeOptions {
@@ -113,6 +118,47 @@ impl ConsumeOptions {
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.consumer_tag = Some(tag.into());
         self
+    }
+
+    /// Sets the consumer priority (the `x-priority` argument).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{ConsumeOptions, FieldValue};
+    ///
+    /// let options = ConsumeOptions::default().priority(10);
+    /// assert_eq!(options.arguments.get("x-priority"), Some(&FieldValue::I32(10)));
+    /// ```
+    #[must_use = "builder methods return the changed options"]
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.arguments.insert("x-priority", priority);
+        self
+    }
+}
+
+/// Flags of [`Channel::basic_publish_with`](crate::Channel::basic_publish_with).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// Return the message to the publisher (through
+    /// [`Channel::returns`](crate::Channel::returns)) if it reaches no queue, instead of
+    /// dropping it.
+    pub mandatory: bool,
+}
+
+impl PublishOptions {
+    /// Options for a mandatory publish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::PublishOptions;
+    ///
+    /// assert!(PublishOptions::mandatory().mandatory);
+    /// assert!(!PublishOptions::default().mandatory);
+    /// ```
+    pub fn mandatory() -> Self {
+        PublishOptions { mandatory: true }
     }
 }
 

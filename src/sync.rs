@@ -4,7 +4,7 @@
 #[cfg(feature = "wire")]
 pub(crate) use crossbeam_channel::bounded;
 pub(crate) use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Select, Sender};
-pub(crate) use parking_lot::Mutex;
+pub(crate) use parking_lot::{Mutex, MutexGuard};
 
 /// The hasher of the broker's hash maps: fast on short keys (names, ids), and randomly
 /// seeded so that names chosen by clients cannot force collisions.

@@ -5,10 +5,20 @@
 //! guards the index of bindings by destination used to unbind a deleted queue in time
 //! proportional to its own bindings.
 
+//!
+//! - `e2e`: exchange-to-exchange bindings and alternate exchanges.
+//! - `dead_letter`: dead-lettering with `x-death` headers.
+//! - `timers`: message TTL and queue expiry sweeps.
+
+mod dead_letter;
+mod e2e;
+mod timers;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use smallvec::SmallVec;
 
@@ -17,7 +27,7 @@ use crate::connection::ConnectionId;
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::names;
-use crate::queue::Queue;
+use crate::queue::{parse_expiration, Enqueued, Queue, QueueConfig};
 use crate::routing::{DestinationId, RoutingInput};
 use crate::store::{
     BindingRecord, Durable, ExchangeRecord, MessageRecord, QueueRecord, RecoveredQueue, StoreOp,
@@ -32,6 +42,8 @@ use crate::{
 #[derive(Debug, Clone)]
 enum Destination {
     Queue(Arc<Queue>),
+    /// An exchange-to-exchange binding's destination.
+    Exchange(Arc<Exchange>),
 }
 
 /// The answer to a queue declare.
@@ -46,14 +58,33 @@ pub struct QueueDeclareOk {
     pub consumer_count: u32,
 }
 
-/// What a publish did: how many queues took the message, and (for a persistent message
-/// bound for durable queues) the ticket that finishes when it is on disk.
-#[derive(Debug)]
+/// What a publish did: how many queues took the message, whether a queue refused it, the
+/// message itself if it must be returned, and (for a persistent message bound for durable
+/// queues) the ticket that finishes when it is on disk.
+#[derive(Debug, Default)]
 pub(crate) struct Published {
-    /// Queues that took the message.
+    /// Queues that took the message (or refused it by a length limit: it was routed).
     pub(crate) queues: usize,
+    /// Some queue refused the message (`x-overflow = reject-publish`): nack it.
+    pub(crate) refused: bool,
+    /// The message, if it was `mandatory` and reached no queue.
+    pub(crate) returned: Option<Message>,
     /// The store write of the message, if it was stored.
     pub(crate) durable: Option<Durable>,
+}
+
+impl Published {
+    /// Counts one queue's answer.
+    fn count(&mut self, outcome: Enqueued) {
+        match outcome {
+            Enqueued::Accepted => self.queues += 1,
+            Enqueued::Refused => {
+                self.queues += 1;
+                self.refused = true;
+            }
+            Enqueued::Gone => {}
+        }
+    }
 }
 
 /// Where a message would go, as computed by [`Channel::route_preview`](crate::Channel::route_preview).
@@ -87,6 +118,10 @@ pub(crate) struct VHost {
     destinations: ConcurrentMap<DestinationId, Destination>,
     /// Serialises topology changes; see the module docs.
     topology: Mutex<Topology>,
+    /// Some exchange-to-exchange binding was made: routing must follow the graph.
+    e2e_used: AtomicBool,
+    /// The TTL and expiry sweep, once started.
+    timers: OnceLock<timers::Timers>,
 }
 
 thread_local! {
@@ -104,6 +139,8 @@ impl VHost {
             queues: ConcurrentMap::default(),
             destinations: ConcurrentMap::default(),
             topology: Mutex::new(Topology::default()),
+            e2e_used: AtomicBool::new(false),
+            timers: OnceLock::new(),
         };
         let builtins = [
             ("", ExchangeKind::Direct),
@@ -186,12 +223,18 @@ impl VHost {
         }
     }
 
-    fn binding_record(&self, source: &Exchange, queue: &Queue, key: &BindingKey) -> BindingRecord {
+    /// The record of a binding from `source` to the queue or exchange named `destination`.
+    fn binding_record(
+        &self,
+        source: &Exchange,
+        destination: (&str, bool),
+        key: &BindingKey,
+    ) -> BindingRecord {
         BindingRecord {
             vhost: self.name.to_string(),
             source: source.name.to_string(),
-            destination: queue.name.to_string(),
-            destination_is_exchange: false,
+            destination: destination.0.to_owned(),
+            destination_is_exchange: destination.1,
             routing_key: key.key.clone(),
             arguments: key.arguments.table().clone(),
         }
@@ -281,6 +324,7 @@ impl VHost {
         exchange.mark_deleted();
         self.exchanges.remove(&*exchange.name);
         self.destinations.remove(&exchange.id);
+        self.unbind_destination_exchange(topology, exchange);
         for key in exchange.bindings() {
             exchange.unbind(&key);
             if let Some(list) = topology.inbound.get_mut(&key.destination) {
@@ -292,7 +336,7 @@ impl VHost {
 
     /// Declares a queue, or checks an existing one.
     pub(crate) fn declare_queue(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         options: QueueDeclareOptions,
         arguments: &FieldTable,
@@ -303,12 +347,18 @@ impl VHost {
         if options.passive && name.is_empty() {
             return Err(self.queue_not_found(name));
         }
+        let config = if options.passive {
+            QueueConfig::default()
+        } else {
+            QueueConfig::parse(arguments, name, &self.name)?
+        };
         if !name.is_empty() {
             if let Some(existing) = self.queues.get(name).map(|q| Arc::clone(&q)) {
                 existing.check_access(connection)?;
                 if !options.passive {
                     existing.check_equivalent(options, arguments)?;
                 }
+                existing.touch();
                 return Ok((declare_ok(&existing), None));
             }
             if options.passive {
@@ -323,15 +373,25 @@ impl VHost {
         };
         let owner = options.exclusive.then_some(connection);
         let id = self.settings.next_destination();
-        let queue = Arc::new(Queue::new(
-            name.as_str().into(),
-            Arc::clone(&self.name),
-            id,
-            options,
-            owner,
-            arguments.clone(),
-            &self.settings.store,
-        ));
+        let queue = Arc::new(
+            Queue::new(
+                name.as_str().into(),
+                Arc::clone(&self.name),
+                id,
+                options,
+                owner,
+                arguments.clone(),
+                &self.settings.store,
+            )
+            .with_features(
+                config,
+                Arc::downgrade(self),
+                Arc::clone(&self.settings.clock),
+            ),
+        );
+        if queue.is_timed() {
+            VHost::ensure_timers(&Arc::downgrade(self));
+        }
         if queue.persistence.is_some() && owner.is_none() {
             self.persist(|| {
                 StoreOp::PutQueue(QueueRecord {
@@ -450,8 +510,9 @@ impl VHost {
             .map_err(|e| Error::precondition(e.0))?;
         if added {
             if source.durable && queue.persistence.is_some() {
-                let stored = self
-                    .persist(|| StoreOp::PutBinding(self.binding_record(&source, &queue, &key)));
+                let stored = self.persist(|| {
+                    StoreOp::PutBinding(self.binding_record(&source, (&queue.name, false), &key))
+                });
                 if let Err(e) = stored {
                     source.unbind(&key);
                     return Err(e);
@@ -493,7 +554,7 @@ impl VHost {
         if source.unbind(&key) {
             if source.durable && queue.persistence.is_some() {
                 self.persist(|| {
-                    StoreOp::DeleteBinding(self.binding_record(&source, &queue, &key))
+                    StoreOp::DeleteBinding(self.binding_record(&source, (&queue.name, false), &key))
                 })?;
             }
             if let Some(list) = topology.inbound.get_mut(&queue.id) {
@@ -518,14 +579,19 @@ impl VHost {
         Ok(self.queue(name, connection)?.purge())
     }
 
-    /// Routes a message and enqueues it on every queue reached.
+    /// Routes a message and enqueues it on every queue reached. An unroutable `mandatory`
+    /// message is handed back for a return.
     pub(crate) fn publish(
         &self,
         source: &Arc<Exchange>,
         routing_key: &str,
         message: Message,
+        mandatory: bool,
     ) -> Result<Published> {
         names::check_length("routing key", routing_key)?;
+        if let Some(expiration) = &message.properties().expiration {
+            parse_expiration(expiration)?;
+        }
         let exchange = &source.name;
         if source.internal {
             return Err(Error::access_refused(format!(
@@ -541,13 +607,20 @@ impl VHost {
             exchange: source.name.as_ref().into(),
             routing_key: routing_key.into(),
         });
-        let published = self.enqueue(&envelope, &queues);
+        let mut published = self.enqueue(&envelope, &queues);
+        let returned = published.queues == 0 && mandatory;
         let counter = if published.queues > 0 {
             &source.counters.routed
+        } else if returned {
+            &source.counters.returned
         } else {
             &source.counters.unroutable
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if returned {
+            published.returned =
+                Some(Arc::try_unwrap(envelope).map_or_else(|e| e.message.clone(), |e| e.message));
+        }
         Ok(published)
     }
 
@@ -556,21 +629,13 @@ impl VHost {
         if queues.iter().any(|q| q.stores(&envelope.message)) {
             return self.enqueue_stored(envelope, queues);
         }
-        let delivered = queues
-            .iter()
-            .filter(|queue| {
-                queue.publish(QueuedMessage {
-                    seq: queue.next_seq(),
-                    envelope: Arc::clone(envelope),
-                    redelivered: false,
-                    persisted: false,
-                })
-            })
-            .count();
-        Published {
-            queues: delivered,
-            durable: None,
+        let mut published = Published::default();
+        for queue in queues {
+            let seq = queue.next_seq();
+            let msg = QueuedMessage::new(seq, Arc::clone(envelope), false);
+            published.count(queue.publish(msg));
         }
+        published
     }
 
     /// Puts a persistent message into its queues, some durable. The message is submitted to
@@ -581,11 +646,19 @@ impl VHost {
             .iter()
             .map(|q| (q.next_seq(), q.stores(&envelope.message)))
             .collect();
-        let entries = queues
-            .iter()
-            .zip(&placed)
-            .filter(|(_, (_, stored))| *stored)
+        let stored_in = || {
+            queues
+                .iter()
+                .zip(&placed)
+                .filter(|(_, (_, stored))| *stored)
+        };
+        let entries = stored_in()
             .filter_map(|(q, (seq, _))| q.persistence.as_ref().map(|p| p.key.entry(*seq)))
+            .collect();
+        // One record serves every queue: it expires when the last of its queues would let
+        // it go (None if one of them never would).
+        let expiries: Option<Vec<u64>> = stored_in()
+            .map(|(q, _)| q.expiry_of(envelope).map(|at| at.get()))
             .collect();
         let store = &self.settings.store;
         let record = MessageRecord {
@@ -593,7 +666,7 @@ impl VHost {
             routing_key: envelope.routing_key.to_string(),
             properties: envelope.message.properties().clone(),
             body: envelope.message.body().clone(),
-            expires_at_ms: None,
+            expires_at_ms: expiries.and_then(|all| all.into_iter().max()),
         };
         let id = store.next_message_id();
         let durable = store.submit(StoreOp::Enqueue {
@@ -601,22 +674,19 @@ impl VHost {
             message: record,
             entries,
         });
-        let mut delivered = 0;
-        for (queue, (seq, persisted)) in queues.iter().zip(placed) {
-            let envelope = Arc::clone(envelope);
-            if queue.publish(QueuedMessage {
-                seq,
-                envelope,
-                redelivered: false,
-                persisted,
-            }) {
-                delivered += 1;
-            }
-        }
-        Published {
-            queues: delivered,
+        let mut published = Published {
             durable: Some(durable),
+            ..Published::default()
+        };
+        for (queue, (seq, persisted)) in queues.iter().zip(placed) {
+            let outcome = queue.publish(QueuedMessage::new(seq, Arc::clone(envelope), persisted));
+            if outcome == Enqueued::Refused && persisted {
+                // Refused by a length limit after the store took it: forget it there.
+                queue.forget(&[QueuedMessage::new(seq, Arc::clone(envelope), true)]);
+            }
+            published.count(outcome);
         }
+        published
     }
 
     /// Rebuilds a durable exchange from the store at open.
@@ -652,10 +722,10 @@ impl VHost {
     /// Rebuilds a durable queue and its messages from the store at open. Messages stored in
     /// several queues share one envelope through `envelopes`.
     pub(crate) fn recover_queue(
-        &self,
+        self: &Arc<Self>,
         recovered: &RecoveredQueue,
         envelopes: &mut HashMap<u64, Arc<Envelope>>,
-    ) {
+    ) -> Result<()> {
         let record = &recovered.record;
         let options = QueueDeclareOptions {
             passive: false,
@@ -663,16 +733,24 @@ impl VHost {
             exclusive: false,
             auto_delete: record.auto_delete,
         };
+        let config = QueueConfig::parse(&record.arguments, &record.name, &self.name)?;
         let id = self.settings.next_destination();
-        let queue = Arc::new(Queue::new(
-            record.name.as_str().into(),
-            Arc::clone(&self.name),
-            id,
-            options,
-            None,
-            record.arguments.clone(),
-            &self.settings.store,
-        ));
+        let queue = Arc::new(
+            Queue::new(
+                record.name.as_str().into(),
+                Arc::clone(&self.name),
+                id,
+                options,
+                None,
+                record.arguments.clone(),
+                &self.settings.store,
+            )
+            .with_features(
+                config,
+                Arc::downgrade(self),
+                Arc::clone(&self.settings.clock),
+            ),
+        );
         let msgs = recovered
             .messages
             .iter()
@@ -686,24 +764,26 @@ impl VHost {
                         routing_key: r.routing_key.as_str().into(),
                     })
                 });
-                QueuedMessage {
-                    seq: m.seq,
-                    envelope: Arc::clone(envelope),
-                    redelivered: m.redelivered,
-                    persisted: true,
-                }
+                let mut msg = QueuedMessage::new(m.seq, Arc::clone(envelope), true);
+                msg.redelivered = m.redelivered;
+                msg.expires_at = m.message.expires_at_ms.and_then(NonZeroU64::new);
+                msg
             })
             .collect();
         queue.recover(msgs, recovered.next_seq());
+        if queue.is_timed() {
+            VHost::ensure_timers(&Arc::downgrade(self));
+        }
         self.queues.insert(record.name.clone(), Arc::clone(&queue));
         self.destinations.insert(id, Destination::Queue(queue));
+        Ok(())
     }
 
     /// Rebuilds a durable binding from the store at open; a binding whose ends are gone is
     /// skipped.
     pub(crate) fn recover_binding(&self, record: &BindingRecord) {
         if record.destination_is_exchange {
-            return;
+            return self.recover_exchange_binding(record);
         }
         let (Some(source), Some(queue)) = (
             self.exchanges.get(&record.source).map(|e| Arc::clone(&e)),
@@ -748,8 +828,9 @@ impl VHost {
         let queues = buffer
             .iter()
             .filter_map(|id| {
-                self.destinations.get(id).map(|d| match &*d {
-                    Destination::Queue(queue) => Arc::clone(queue),
+                self.destinations.get(id).and_then(|d| match &*d {
+                    Destination::Queue(queue) => Some(Arc::clone(queue)),
+                    Destination::Exchange(_) => None,
                 })
             })
             .collect();
@@ -771,13 +852,14 @@ impl VHost {
             }
             return;
         }
-        source.route(
-            RoutingInput {
-                routing_key,
-                headers,
-            },
-            out,
-        );
+        let input = RoutingInput {
+            routing_key,
+            headers,
+        };
+        if source.alternate.is_some() || self.e2e_used.load(Ordering::Relaxed) {
+            return self.route_graph(source, input, out, None);
+        }
+        source.route(input, out);
         if out.len() > 1 {
             out.sort_unstable();
             out.dedup();
@@ -793,20 +875,28 @@ impl VHost {
     ) -> Result<RoutePreview> {
         let source = self.exchange(exchange)?;
         let mut ids = Vec::new();
-        self.route(&source, routing_key, headers, &mut ids);
+        let mut exchanges = vec![source.name.to_string()];
+        if !source.name.is_empty() {
+            exchanges.clear();
+            let input = RoutingInput {
+                routing_key,
+                headers,
+            };
+            self.route_graph(&source, input, &mut ids, Some(&mut exchanges));
+        } else {
+            self.route(&source, routing_key, headers, &mut ids);
+        }
         let mut queues: Vec<String> = ids
             .iter()
             .filter_map(|id| {
-                self.destinations.get(id).map(|d| match &*d {
-                    Destination::Queue(q) => q.name.to_string(),
+                self.destinations.get(id).and_then(|d| match &*d {
+                    Destination::Queue(q) => Some(q.name.to_string()),
+                    Destination::Exchange(_) => None,
                 })
             })
             .collect();
         queues.sort();
-        Ok(RoutePreview {
-            queues,
-            exchanges: vec![source.name.to_string()],
-        })
+        Ok(RoutePreview { queues, exchanges })
     }
 
     /// Returns the counters of one queue.

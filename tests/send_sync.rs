@@ -20,5 +20,7 @@ fn handles_are_send_and_sync() {
     is_send_sync::<Message>();
     is_send_sync::<Error>();
     is_send_sync::<ManualClock>();
+    is_send_sync::<Returns>();
+    is_send_sync::<ReturnedMessage>();
     is_send::<BrokerBuilder>();
 }

@@ -17,7 +17,8 @@ use super::tx::{self as held, Held, Transaction};
 use super::writer::Outbox;
 use crate::{
     Channel, ConsumeOptions, Delivery, Error, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    ExchangeKind, GetOptions, Message, QueueDeclareOptions, QueueDeleteOptions, ReplyCode,
+    ExchangeKind, GetOptions, Message, PublishOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ReplyCode, Returns,
 };
 
 impl From<Error> for Failure {
@@ -58,11 +59,14 @@ pub(crate) struct WireChannel {
     last_queue: Option<String>,
     /// The open transaction, once `tx.select` made the channel transactional.
     tx: Option<Transaction>,
+    /// Where the session channel hands back unroutable mandatory publishes.
+    returns: Returns,
 }
 
 impl WireChannel {
     /// Wraps a freshly opened session channel.
     pub(crate) fn new(id: u16, channel: Channel, link: Link) -> Self {
+        let returns = channel.returns();
         WireChannel {
             id,
             channel: Arc::new(channel),
@@ -73,6 +77,7 @@ impl WireChannel {
             confirmed: 0,
             last_queue: None,
             tx: None,
+            returns,
         }
     }
 
@@ -250,8 +255,29 @@ impl WireChannel {
                     self.reply(AMQPClass::Exchange(M::DeleteOk(exchange::DeleteOk {})));
                 }
             }
-            M::Bind(_) | M::Unbind(_) => {
-                return Err(not_implemented("exchange-to-exchange bindings"));
+            M::Bind(m) => {
+                let arguments = table_from_wire(&m.arguments);
+                self.channel.exchange_bind(
+                    m.destination.as_str(),
+                    m.source.as_str(),
+                    m.routing_key.as_str(),
+                    arguments,
+                )?;
+                if !m.nowait {
+                    self.reply(AMQPClass::Exchange(M::BindOk(exchange::BindOk {})));
+                }
+            }
+            M::Unbind(m) => {
+                let arguments = table_from_wire(&m.arguments);
+                self.channel.exchange_unbind(
+                    m.destination.as_str(),
+                    m.source.as_str(),
+                    m.routing_key.as_str(),
+                    arguments,
+                )?;
+                if !m.nowait {
+                    self.reply(AMQPClass::Exchange(M::UnbindOk(exchange::UnbindOk {})));
+                }
             }
             _ => return Err(unexpected_method()),
         }
@@ -380,6 +406,7 @@ impl WireChannel {
             consumer_tag: (!tag.is_empty()).then(|| tag.to_owned()),
             no_ack: m.no_ack,
             exclusive: m.exclusive,
+            arguments: table_from_wire(&m.arguments),
         };
         let consumer = self.channel.basic_consume(&queue, options)?;
         let tag = consumer.tag().to_owned();
@@ -541,46 +568,44 @@ impl WireChannel {
 
     fn publish_now(&mut self, p: &basic::Publish, message: Message) -> Result<(), Failure> {
         let (exchange, key) = (p.exchange.as_str(), p.routing_key.as_str());
-        if p.mandatory {
-            self.return_if_unroutable(exchange, key, &message);
-        }
-        let result = self.channel.basic_publish(exchange, key, message);
+        let options = PublishOptions {
+            mandatory: p.mandatory,
+        };
+        let result = self
+            .channel
+            .basic_publish_with(exchange, key, options, message);
         result.map_err(|e| {
             Failure::from(e).at(MethodId {
                 class: 60,
                 method: 40,
             })
         })?;
+        self.send_returns();
         if let Some(n) = self.published.as_mut() {
             *n += 1;
         }
         Ok(())
     }
 
-    /// Sends `basic.return` (312 NO_ROUTE) when a message would reach no queue. Errors are
-    /// left to the publish itself, which meets them again.
-    fn return_if_unroutable(&self, exchange: &str, key: &str, message: &Message) {
-        let empty = crate::FieldTable::new();
-        let headers = message.properties().headers.as_ref().unwrap_or(&empty);
-        let Ok(route) = self.channel.route_preview(exchange, key, headers) else {
-            return;
-        };
-        if !route.queues.is_empty() {
-            return;
+    /// Sends `basic.return` for every mandatory publish that reached no queue; they are
+    /// in the inbox by the time the publish returns, so they precede its confirm.
+    fn send_returns(&self) {
+        for returned in self.returns.try_iter() {
+            let ret = basic::Return {
+                reply_code: returned.reply_code.0,
+                reply_text: short_string(&returned.reply_text),
+                exchange: short_string(&returned.exchange),
+                routing_key: short_string(&returned.routing_key),
+            };
+            let message = &returned.message;
+            self.link.outbox.send(frames::with_content(
+                self.id,
+                AMQPClass::Basic(basic::AMQPMethod::Return(ret)),
+                properties_to_wire(message.properties()),
+                message.body(),
+                self.link.frame_max,
+            ));
         }
-        let ret = basic::Return {
-            reply_code: ReplyCode::NO_ROUTE.0,
-            reply_text: short_string("NO_ROUTE"),
-            exchange: short_string(exchange),
-            routing_key: short_string(key),
-        };
-        self.link.outbox.send(frames::with_content(
-            self.id,
-            AMQPClass::Basic(basic::AMQPMethod::Return(ret)),
-            properties_to_wire(message.properties()),
-            message.body(),
-            self.link.frame_max,
-        ));
     }
 }
 

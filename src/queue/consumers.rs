@@ -1,4 +1,11 @@
 //! The consumers of one queue: their inboxes, prefetch credit and round-robin order.
+//!
+//! Two queue and consumer arguments change who gets the next message:
+//! - `x-single-active-consumer` (queue): only the earliest subscribed consumer still present
+//!   receives; when it goes, the next in subscription order takes over.
+//! - `x-priority` (consumer): a message goes to a consumer of the highest priority that has
+//!   prefetch credit, round-robin among equals; lower priorities get messages only while
+//!   every higher one is out of credit.
 
 use crate::envelope::QueuedMessage;
 use crate::sync::{Receiver, Sender};
@@ -18,6 +25,8 @@ pub(crate) struct ConsumerSlot {
     pub(crate) in_flight: u32,
     /// Asked to be the queue's only consumer.
     pub(crate) exclusive: bool,
+    /// Consumer priority (`x-priority`).
+    pub(crate) priority: i32,
 }
 
 impl ConsumerSlot {
@@ -38,6 +47,10 @@ pub(crate) struct ConsumerSet {
     slots: Vec<ConsumerSlot>,
     /// Index of the consumer to try first for the next message.
     cursor: usize,
+    /// The queue has `x-single-active-consumer`: only the first slot receives.
+    pub(crate) single_active: bool,
+    /// Some consumer has a non-zero priority.
+    prioritized: bool,
 }
 
 impl ConsumerSet {
@@ -55,6 +68,7 @@ impl ConsumerSet {
     }
 
     pub(crate) fn add(&mut self, slot: ConsumerSlot) {
+        self.prioritized |= slot.priority != 0;
         self.slots.push(slot);
     }
 
@@ -87,6 +101,9 @@ impl ConsumerSet {
     /// Hands `msg` to the next consumer in round-robin order that has credit, or gives it
     /// back if none has.
     pub(crate) fn deliver(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
+        if self.single_active || self.prioritized {
+            return self.deliver_selected(msg);
+        }
         let n = self.slots.len();
         for step in 0..n {
             let i = (self.cursor + step) % n;
@@ -110,6 +127,40 @@ impl ConsumerSet {
 
     /// Returns `true` if some consumer could take a message now.
     pub(crate) fn any_credit(&self) -> bool {
+        if self.single_active {
+            return self.slots.first().is_some_and(ConsumerSlot::has_credit);
+        }
         self.slots.iter().any(ConsumerSlot::has_credit)
+    }
+
+    /// Delivers under single-active-consumer or consumer priorities.
+    fn deliver_selected(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
+        let n = self.slots.len();
+        let chosen = if self.single_active {
+            self.slots
+                .first()
+                .is_some_and(ConsumerSlot::has_credit)
+                .then_some(0)
+        } else {
+            let mut best: Option<usize> = None;
+            for step in 0..n {
+                let i = (self.cursor + step) % n;
+                let slot = &self.slots[i];
+                if slot.has_credit() && best.is_none_or(|b| slot.priority > self.slots[b].priority)
+                {
+                    best = Some(i);
+                }
+            }
+            best
+        };
+        let Some(i) = chosen else {
+            return Err(msg);
+        };
+        let slot = &mut self.slots[i];
+        if slot.prefetch > 0 {
+            slot.in_flight += 1;
+        }
+        self.cursor = (i + 1) % n;
+        slot.tx.send(msg).map_err(|e| e.into_inner())
     }
 }

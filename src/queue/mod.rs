@@ -2,20 +2,35 @@
 //!
 //! - `ready`: the ready messages in queue order ([`ReadyList`]).
 //! - `consumers`: consumer inboxes, prefetch credit, round-robin ([`ConsumerSet`]).
+//! - `config`: the queue arguments Warren acts on, validated at declare ([`QueueConfig`]).
+//! - `priority`: the lanes of a priority queue.
+//! - `limits`: the publish path of queues with arguments: TTL, length limits, overflow.
+//! - `expiry`: message TTL at the head, queue expiry (`x-expires`), dead-letter hand-off.
 //!
 //! A message published to a queue is handed straight to a consumer with credit, or waits in
 //! the ready list. A delivered message is *unacked* while it waits in a consumer inbox or is
 //! held by the application awaiting its ack; the bodies live in the inboxes and the
 //! channels' ledgers.
+//!
+//! A durable queue of a persistent broker ([`QueuePersistence`]) removes the store entry of
+//! every stored message that leaves it for good: acked, dropped, expired, dead-lettered,
+//! purged.
 
+mod config;
 mod consumers;
+mod expiry;
+mod limits;
+mod priority;
 mod ready;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use consumers::{ConsumerSet, ConsumerSlot};
 use ready::ReadyList;
+
+pub(crate) use config::{consumer_priority, parse_expiration, QueueConfig};
+pub(crate) use expiry::{DeadLetter, Reason};
 
 use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
 use crate::connection::ConnectionId;
@@ -24,7 +39,8 @@ use crate::ledger::Credit;
 use crate::routing::DestinationId;
 use crate::store::{QueueKey, Store, StoreOp};
 use crate::sync::{unbounded, Mutex, Receiver};
-use crate::{Error, FieldTable, QueueDeclareOptions, Result};
+use crate::vhost::VHost;
+use crate::{Clock, Error, FieldTable, QueueDeclareOptions, Result, SystemClock};
 
 /// One queue of a vhost.
 #[derive(Debug)]
@@ -54,6 +70,16 @@ pub(crate) struct Queue {
     /// settled or requeued. Messages still waiting in consumer inboxes are counted from the
     /// inboxes, so that publishing touches no counter here.
     held: AtomicUsize,
+    /// The arguments that change behaviour; `None` for a plain queue (the fast path).
+    config: Option<Box<QueueConfig>>,
+    /// The vhost, for dead-lettering and timers.
+    vhost_ref: Weak<VHost>,
+    /// The broker's clock.
+    clock: Arc<dyn Clock>,
+    /// Some message in the queue may carry an expiry time (checked at the head).
+    may_expire: AtomicBool,
+    /// Last use for `x-expires` (declare, `basic_get`, consumer change), in ms since the epoch.
+    last_used: AtomicU64,
 }
 
 /// The mutable part of a queue.
@@ -67,6 +93,8 @@ struct QueueState {
     had_consumer: bool,
     /// Deleted: accepts nothing more.
     deleted: bool,
+    /// Messages to dead-letter (or drop) once the lock is released.
+    dead: Vec<DeadLetter>,
 }
 
 /// A durable queue's link to the store.
@@ -87,6 +115,8 @@ pub(crate) struct Subscription {
     pub(crate) prefetch: u32,
     /// Exclusive consumer.
     pub(crate) exclusive: bool,
+    /// Consumer priority (`x-priority`); 0 by default.
+    pub(crate) priority: i32,
 }
 
 /// A consumer's removal, as the caller must finish it.
@@ -130,7 +160,37 @@ impl Queue {
             arguments,
             state: Mutex::new(QueueState::default()),
             held: AtomicUsize::new(0),
+            config: None,
+            vhost_ref: Weak::new(),
+            clock: Arc::new(SystemClock),
+            may_expire: AtomicBool::new(false),
+            last_used: AtomicU64::new(0),
         }
+    }
+
+    /// Gives a new queue its arguments, its vhost and the broker's clock.
+    pub(crate) fn with_features(
+        mut self,
+        config: QueueConfig,
+        vhost: Weak<VHost>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        {
+            let st = self.state.get_mut();
+            if let Some(max) = config.max_priority {
+                st.ready = ReadyList::with_max_priority(max);
+            }
+            if config.max_length_bytes.is_some() {
+                st.ready.count_bytes();
+            }
+            st.consumers.single_active = config.single_active_consumer;
+        }
+        self.may_expire = AtomicBool::new(config.message_ttl.is_some());
+        self.last_used = AtomicU64::new(clock.now_millis());
+        self.config = (!config.is_plain()).then(|| Box::new(config));
+        self.vhost_ref = vhost;
+        self.clock = clock;
+        self
     }
 
     /// Checks that a redeclare asks for the same queue: 405 if the `exclusive` flag
@@ -191,30 +251,38 @@ impl Queue {
         self.persistence.is_some() && message.properties().is_persistent()
     }
 
-    /// Enqueues a published message (its `seq` from [`next_seq`](Self::next_seq)); returns
-    /// `false` if the queue was deleted meanwhile.
-    pub(crate) fn publish(&self, msg: QueuedMessage) -> bool {
+    /// Enqueues a published message (its `seq` from [`next_seq`](Self::next_seq)):
+    /// `Accepted`, `Refused` by a length limit, or `Gone` if the queue was deleted meanwhile.
+    pub(crate) fn publish(&self, msg: QueuedMessage) -> Enqueued {
+        if self.config.is_some() || msg.envelope.message.properties().expiration.is_some() {
+            return self.publish_featured(msg);
+        }
         let mut st = self.state.lock();
         if st.deleted {
-            return false;
+            return Enqueued::Gone;
         }
         if st.ready.is_empty() {
             if let Err(msg) = st.consumers.deliver(msg) {
-                st.ready.push(msg);
+                st.ready.push_back(msg);
             }
         } else {
-            st.ready.push(msg);
+            st.ready.push_back(msg);
         }
-        true
+        Enqueued::Accepted
     }
 
     /// Puts back recovered messages, in order, at open.
     pub(crate) fn recover(&self, msgs: Vec<QueuedMessage>, next_seq: u64) {
         let mut st = self.state.lock();
         for msg in msgs {
-            st.ready.push(msg);
+            if msg.expires_at.is_some() {
+                self.may_expire.store(true, Ordering::Relaxed);
+            }
+            st.ready.push_back(msg);
         }
         self.next_seq.store(next_seq, Ordering::Relaxed);
+        self.trim(&mut st);
+        self.finish(st);
     }
 
     /// Subscribes a consumer and returns its inbox.
@@ -237,9 +305,12 @@ impl Queue {
             prefetch: sub.prefetch,
             in_flight: 0,
             exclusive: sub.exclusive,
+            priority: sub.priority,
         });
         st.had_consumer = true;
+        self.touch();
         self.dispatch(&mut st);
+        self.finish(st);
         Ok(rx)
     }
 
@@ -250,32 +321,47 @@ impl Queue {
             for msg in slot.drain() {
                 st.ready.requeue(msg);
             }
+            self.touch();
+            self.trim(&mut st);
             self.dispatch(&mut st);
         }
-        Unsubscribed {
+        let unsubscribed = Unsubscribed {
             now_unused: self.auto_delete
                 && st.had_consumer
                 && st.consumers.is_empty()
                 && !st.deleted,
-        }
+        };
+        self.finish(st);
+        unsubscribed
     }
 
     /// Takes the head message for `basic_get`, with the number of messages left ready. The
-    /// message counts as unacknowledged until the caller settles it.
+    /// message counts as held by the application until the caller settles it.
     pub(crate) fn get(&self) -> Option<(QueuedMessage, usize)> {
         let mut st = self.state.lock();
-        let msg = st.ready.pop_front()?;
+        self.touch();
+        self.expire_heads(&mut st);
+        let Some(msg) = st.ready.pop_front() else {
+            self.finish(st);
+            return None;
+        };
         self.held.fetch_add(1, Ordering::Relaxed);
-        Some((msg, st.ready.len()))
+        let left = st.ready.len();
+        self.finish(st);
+        Some((msg, left))
     }
 
-    /// Settles deliveries (acked, rejected without requeue, or received without ack) of one
-    /// consumer: they leave the queue for good, and the store forgets them.
-    ///
-    /// Only a consumer with a prefetch limit needs the queue lock here, to return its credit.
+    /// Settles deliveries the application held (acked, or rejected without requeue): they
+    /// leave the queue for good, and the store forgets them.
     pub(crate) fn settle(&self, credit: Option<Credit>, msgs: &[QueuedMessage]) {
-        self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
         self.forget(msgs);
+        self.release(credit, msgs.len());
+    }
+
+    /// Stops counting `count` held deliveries and returns their consumer's credit. Only a
+    /// consumer with a prefetch limit needs the queue lock here.
+    pub(crate) fn release(&self, credit: Option<Credit>, count: usize) {
+        self.held.fetch_sub(count, Ordering::Relaxed);
         if let Some(Credit {
             consumer,
             limited: true,
@@ -283,12 +369,13 @@ impl Queue {
         {
             let mut st = self.state.lock();
             st.consumers
-                .credit(consumer, u32::try_from(msgs.len()).unwrap_or(u32::MAX));
+                .credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
             self.dispatch(&mut st);
+            self.finish(st);
         }
     }
 
-    /// Removes the store entries of messages that left the queue.
+    /// Removes the store entries of messages that left the queue for good.
     pub(crate) fn forget(&self, msgs: &[QueuedMessage]) {
         let Some(p) = &self.persistence else { return };
         let mut entries: Vec<_> = msgs
@@ -337,7 +424,9 @@ impl Queue {
             msg.redelivered = true;
             st.ready.requeue(msg);
         }
+        self.trim(&mut st);
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Counts `count` messages as held by the application, awaiting their ack.
@@ -354,7 +443,9 @@ impl Queue {
         for msg in msgs {
             st.ready.requeue(msg);
         }
+        self.trim(&mut st);
         self.dispatch(&mut st);
+        self.finish(st);
     }
 
     /// Removes every ready message; returns how many.
@@ -401,6 +492,7 @@ impl Queue {
     /// Hands ready messages to consumers while some have credit.
     fn dispatch(&self, st: &mut QueueState) {
         while !st.ready.is_empty() && st.consumers.any_credit() {
+            self.expire_heads(st);
             let Some(msg) = st.ready.pop_front() else {
                 break;
             };
@@ -410,4 +502,15 @@ impl Queue {
             }
         }
     }
+}
+
+/// What a queue did with a published message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// Enqueued or handed to a consumer.
+    Accepted,
+    /// Refused by a length limit (`x-overflow = reject-publish`): the publisher gets a nack.
+    Refused,
+    /// The queue was deleted meanwhile.
+    Gone,
 }

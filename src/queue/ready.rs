@@ -2,54 +2,129 @@
 
 use std::collections::VecDeque;
 
+use super::priority::Lanes;
 use crate::envelope::QueuedMessage;
 
-/// Ready messages ordered by their sequence number.
+/// Ready messages ordered by their sequence number (within their priority, for a priority
+/// queue).
 ///
 /// New messages have the highest sequence so far and go to the back. A requeued message
 /// goes back to the place its sequence number gives it, which is where RabbitMQ's classic
 /// queues put it: at or near the head.
 #[derive(Debug, Default)]
 pub(crate) struct ReadyList {
-    /// Messages, sorted by `seq`.
+    /// Messages, sorted by `seq` (unused in a priority queue).
     messages: VecDeque<QueuedMessage>,
+    /// The lanes of a priority queue; `None` for a plain queue.
+    lanes: Option<Box<Lanes>>,
+    /// Number of messages (in `messages` or the lanes).
+    len: usize,
+    /// Total body bytes of the messages, counted only with `count_bytes`.
+    bytes: usize,
+    /// Count body bytes (the queue has `x-max-length-bytes`); off for other queues, so that
+    /// taking a message does not have to read its envelope.
+    count_bytes: bool,
 }
 
 impl ReadyList {
+    /// Creates the ready list of a priority queue with priorities `0..=max`.
+    pub(crate) fn with_max_priority(max: u8) -> Self {
+        ReadyList {
+            lanes: Some(Box::new(Lanes::new(max))),
+            ..Self::default()
+        }
+    }
+
+    /// Starts counting body bytes (for `x-max-length-bytes`); call while empty.
+    pub(crate) fn count_bytes(&mut self) {
+        self.count_bytes = true;
+    }
+
+    fn added(&mut self, msg: &QueuedMessage) {
+        self.len += 1;
+        if self.count_bytes {
+            self.bytes += msg.body_len();
+        }
+    }
+
+    fn removed(&mut self, msg: Option<QueuedMessage>) -> Option<QueuedMessage> {
+        if let Some(m) = &msg {
+            self.len -= 1;
+            if self.count_bytes {
+                self.bytes -= m.body_len();
+            }
+        }
+        msg
+    }
+
     /// Adds a newly published message. Positions are reserved before the queue lock is
     /// taken, so concurrent publishers may arrive slightly out of order; the message still
     /// goes to its place (almost always the back).
-    pub(crate) fn push(&mut self, msg: QueuedMessage) {
-        if self.messages.back().is_none_or(|last| last.seq < msg.seq) {
-            self.messages.push_back(msg);
-        } else {
-            self.requeue(msg);
+    pub(crate) fn push_back(&mut self, msg: QueuedMessage) {
+        if self.lanes.is_some() || self.messages.back().is_some_and(|last| last.seq > msg.seq) {
+            return self.requeue(msg);
         }
+        self.added(&msg);
+        self.messages.push_back(msg);
     }
 
     /// Puts a requeued message back in its place.
     pub(crate) fn requeue(&mut self, msg: QueuedMessage) {
+        self.added(&msg);
+        if let Some(lanes) = &mut self.lanes {
+            return lanes.requeue(msg);
+        }
         let at = self.messages.partition_point(|m| m.seq < msg.seq);
         self.messages.insert(at, msg);
     }
 
     /// Takes the message at the head.
     pub(crate) fn pop_front(&mut self) -> Option<QueuedMessage> {
-        self.messages.pop_front()
+        let msg = match &mut self.lanes {
+            Some(lanes) => lanes.pop_front(),
+            None => self.messages.pop_front(),
+        };
+        self.removed(msg)
+    }
+
+    /// Takes the message at the head if it expired at or before `now`. Only the head is
+    /// examined, as RabbitMQ does.
+    pub(crate) fn pop_expired(&mut self, now: u64) -> Option<QueuedMessage> {
+        let expired = |m: &QueuedMessage| m.expires_at.is_some_and(|at| at.get() <= now);
+        let msg = match &mut self.lanes {
+            Some(lanes) => lanes.pop_expired(expired),
+            None => {
+                if self.messages.front().is_some_and(expired) {
+                    self.messages.pop_front()
+                } else {
+                    None
+                }
+            }
+        };
+        self.removed(msg)
     }
 
     /// Returns the number of ready messages.
     pub(crate) fn len(&self) -> usize {
-        self.messages.len()
+        self.len
+    }
+
+    /// Returns the total body bytes of the ready messages (0 unless counting bytes).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Returns `true` if no message is ready.
     pub(crate) fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.len == 0
     }
 
-    /// Removes and returns every ready message.
+    /// Removes and returns every ready message, in queue order.
     pub(crate) fn drain(&mut self) -> Vec<QueuedMessage> {
-        self.messages.drain(..).collect()
+        let mut all = Vec::with_capacity(self.len);
+        while let Some(msg) = self.pop_front() {
+            all.push(msg);
+        }
+        all
     }
 }

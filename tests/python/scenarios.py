@@ -397,6 +397,85 @@ def transactions(conn):
     return obs
 
 
+def arguments(conn):
+    """Features driven by arguments and properties, which the wire must carry intact."""
+    obs = {}
+    ch = conn.channel()
+    # exchange-to-exchange bindings
+    ch.exchange_declare(n("e2e_src"), "topic")
+    ch.exchange_declare(n("e2e_dst"), "direct")
+    declare_queues(ch, "e2e_q")
+    ch.exchange_bind(n("e2e_dst"), n("e2e_src"), "a.*")
+    ch.queue_bind(n("e2e_q"), n("e2e_dst"), "a.b")
+    for key in ["a.b", "a.c", "b.b"]:
+        publish(ch, n("e2e_src"), key, "e2e:" + key)
+    ch.exchange_unbind(n("e2e_dst"), n("e2e_src"), "a.*")
+    publish(ch, n("e2e_src"), "a.b", "after-unbind")
+    obs["exchange_to_exchange"] = drain(ch, n("e2e_q"))
+    # alternate exchange
+    ch.exchange_declare(n("ae"), "fanout")
+    ch.exchange_declare(n("with_ae"), "direct", arguments={"alternate-exchange": n("ae")})
+    declare_queues(ch, "ae_q", "main_q")
+    ch.queue_bind(n("ae_q"), n("ae"))
+    ch.queue_bind(n("main_q"), n("with_ae"), "k")
+    publish(ch, n("with_ae"), "k", "routed")
+    publish(ch, n("with_ae"), "other", "unrouted")
+    obs["alternate_exchange"] = {q: drain(ch, n(q)) for q in ["ae_q", "main_q"]}
+    # priority queue
+    ch.queue_declare(n("prio"), arguments={"x-max-priority": 5})
+    for body, prio in [("low", 1), ("high", 5), ("mid", 3), ("none", None)]:
+        publish(ch, "", n("prio"), body, priority=prio)
+    time.sleep(0.1)
+    obs["priority_order"] = drain(ch, n("prio"))
+    # dead-lettering on reject, with x-death
+    ch.queue_declare(n("dlq"))
+    ch.queue_declare(n("src"), arguments={"x-dead-letter-exchange": "",
+                                          "x-dead-letter-routing-key": n("dlq")})
+    publish(ch, "", n("src"), "doomed")
+    method = ch.basic_get(n("src"))[0]
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    time.sleep(0.1)
+    method, props, body = ch.basic_get(n("dlq"), auto_ack=True)
+    death = (props.headers or {}).get("x-death", [{}])[0]
+    obs["dead_letter"] = {"body": body, "routing_key": method.routing_key,
+                          "reason": death.get("reason"), "queue": death.get("queue"),
+                          "count": death.get("count")}
+    # length limit with reject-publish: the refused publish is nacked
+    ch.queue_declare(n("short"), arguments={"x-max-length": 2, "x-overflow": "reject-publish"})
+    ch.close()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    outcomes = []
+    for i in range(3):
+        try:
+            ch.basic_publish("", n("short"), b"s%d" % i)
+            outcomes.append("ack")
+        except pika.exceptions.NackError:
+            outcomes.append("nack")
+    obs["reject_publish"] = outcomes
+    # consumer priorities: the higher-priority consumer gets the messages
+    ch2 = conn.channel()
+    ch2.queue_declare(n("cprio"))
+    seen = {"low": 0, "high": 0}
+    def counter(name):
+        def on_message(c, m, p, b):
+            seen[name] += 1
+        return on_message
+    ch2.basic_consume(n("cprio"), counter("low"), auto_ack=True, arguments={"x-priority": 1})
+    ch2.basic_consume(n("cprio"), counter("high"), auto_ack=True, arguments={"x-priority": 10})
+    for i in range(4):
+        publish(ch2, "", n("cprio"), "cp%d" % i)
+    settle(conn)
+    obs["consumer_priority"] = seen
+    for q in ["e2e_q", "ae_q", "main_q", "prio", "dlq", "src", "short", "cprio"]:
+        ch2.queue_delete(n(q))
+    for x in ["e2e_src", "e2e_dst", "ae", "with_ae"]:
+        ch2.exchange_delete(n(x))
+    ch.close()
+    ch2.close()
+    return obs
+
+
 def connection_errors():
     obs = {}
     conn = connect()
@@ -442,6 +521,7 @@ def main():
         "confirms": confirms(conn),
         "more": more(conn),
         "transactions": transactions(conn),
+        "arguments": arguments(conn),
     }
     conn.close()
     observations["connection"] = connection_errors()

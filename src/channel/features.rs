@@ -1,0 +1,171 @@
+//! Channel methods of the queue and exchange features: mandatory publishes and their
+//! returns, exchange-to-exchange bindings.
+
+use std::sync::atomic::Ordering;
+
+use super::Channel;
+use crate::returns::ReturnedMessage;
+use crate::{FieldTable, Message, PublishOptions, ReplyCode, Result, Returns};
+
+impl Channel {
+    /// Publishes a message with flags: with [`PublishOptions::mandatory`], a message that
+    /// reaches no queue comes back to this channel's [`Returns`] handles with reply code 312
+    /// `NO_ROUTE` (and is counted in [`ExchangeStats::returned`](crate::ExchangeStats)).
+    ///
+    /// Under publisher confirms, a publish refused by a queue's length limit
+    /// (`x-overflow = reject-publish`) makes the next
+    /// [`wait_for_confirms`](Self::wait_for_confirms) return `false`; a returned message is
+    /// still confirmed, as in RabbitMQ.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, Message, PublishOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// let returns = ch.returns();
+    /// ch.basic_publish_with("amq.direct", "nobody", PublishOptions::mandatory(), Message::new("x"))?;
+    /// assert_eq!(returns.try_recv().expect("returned").reply_text, "NO_ROUTE");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`basic_publish`](Self::basic_publish).
+    pub fn basic_publish_with(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        options: PublishOptions,
+        message: Message,
+    ) -> Result<()> {
+        self.inner.run(|| {
+            let source = self.inner.publish_target(exchange)?;
+            let vhost = &self.inner.conn.vhost;
+            let published = vhost.publish(&source, routing_key, message, options.mandatory)?;
+            if let Some(durable) = published.durable {
+                if self.inner.confirms.load(Ordering::Relaxed) {
+                    self.inner.track_confirm(durable);
+                }
+            }
+            if published.refused && self.inner.confirms.load(Ordering::Relaxed) {
+                self.inner.nacked.store(true, Ordering::Release);
+            }
+            if let Some(message) = published.returned {
+                self.inner.returns.send(ReturnedMessage {
+                    reply_code: ReplyCode::NO_ROUTE,
+                    reply_text: "NO_ROUTE".to_owned(),
+                    exchange: exchange.to_owned(),
+                    routing_key: routing_key.to_owned(),
+                    message,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Returns a handle that receives the messages this channel published as mandatory and
+    /// that reached no queue (AMQP `basic.return`). Returns made while no handle exists are
+    /// dropped; the handle disconnects when the channel closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, Message, PublishOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// let returns = ch.returns();
+    /// ch.basic_publish_with("", "no-such-queue", PublishOptions::mandatory(), Message::new("x"))?;
+    /// assert_eq!(returns.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn returns(&self) -> Returns {
+        self.inner.returns.handle()
+    }
+
+    /// Binds exchange `destination` to exchange `source`: messages routed by `source` with a
+    /// matching `routing_key` (or arguments, for headers exchanges) are routed again by
+    /// `destination`. The argument order is AMQP's (`exchange.bind`): destination first.
+    ///
+    /// A queue reachable through several paths gets one copy, and cycles of exchange
+    /// bindings end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, ExchangeDeclareOptions, ExchangeKind, FieldTable, GetOptions};
+    /// use warrenmq::{Message, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// let opts = ExchangeDeclareOptions::default();
+    /// ch.exchange_declare("src", ExchangeKind::Topic, opts, FieldTable::new())?;
+    /// ch.exchange_declare("dst", ExchangeKind::Direct, opts, FieldTable::new())?;
+    /// ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// ch.exchange_bind("dst", "src", "a.*", FieldTable::new())?;
+    /// ch.queue_bind("q", "dst", "a.b", FieldTable::new())?;
+    /// ch.basic_publish("src", "a.b", Message::new("hop"))?;
+    /// assert!(ch.basic_get("q", GetOptions::no_ack())?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing exchange; 403 for the default exchange; 406 for invalid arguments
+    /// or a durable/non-durable pair (unless allowed).
+    pub fn exchange_bind(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.run(|| {
+            let vhost = &self.inner.conn.vhost;
+            vhost.bind_exchange(destination, source, routing_key, &arguments)
+        })
+    }
+
+    /// Removes an exchange-to-exchange binding. Removing one that does not exist succeeds.
+    /// An `auto_delete` source exchange that loses its last binding is deleted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, ExchangeDeclareOptions, ExchangeKind, FieldTable};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// let opts = ExchangeDeclareOptions::default();
+    /// ch.exchange_declare("dst", ExchangeKind::Fanout, opts, FieldTable::new())?;
+    /// ch.exchange_bind("dst", "amq.fanout", "", FieldTable::new())?;
+    /// ch.exchange_unbind("dst", "amq.fanout", "", FieldTable::new())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// 403 for the default exchange.
+    pub fn exchange_unbind(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.run(|| {
+            let vhost = &self.inner.conn.vhost;
+            vhost.unbind_exchange(destination, source, routing_key, &arguments)
+        })
+    }
+}
