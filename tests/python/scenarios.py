@@ -21,8 +21,27 @@ HOST, PORT = sys.argv[1], int(sys.argv[2])
 PREFIX = "wdiff-" + uuid.uuid4().hex[:10]
 
 
+NAMES = set()
+
+
 def n(name):
+    NAMES.add(PREFIX + "." + name)
     return PREFIX + "." + name
+
+
+def cleanup():
+    """Deletes every queue and exchange this run may have declared (a shared RabbitMQ
+    keeps them otherwise)."""
+    conn = connect()
+    for name in sorted(NAMES):
+        for delete in ("queue_delete", "exchange_delete"):
+            try:
+                ch = conn.channel()
+                getattr(ch, delete)(name)
+                ch.close()
+            except (ChannelClosedByBroker, pika.exceptions.ChannelWrongStateError):
+                pass
+    conn.close()
 
 
 def connect():
@@ -525,6 +544,7 @@ def main():
     }
     conn.close()
     observations["connection"] = connection_errors()
+    cleanup()
     print(json.dumps(normalise(observations), sort_keys=True, indent=1))
 
 
