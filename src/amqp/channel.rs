@@ -1,11 +1,13 @@
 //! One AMQP channel: dispatches its methods to a session [`Channel`] and keeps what the
 //! wire adds on top (consumer threads, content being assembled, confirm numbering).
+//!
+//! - `topology`: exchange and queue methods.
+//! - `publishing`: content, publishes, returns, confirms and transactions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use amq_protocol::frame::AMQPContentHeader;
-use amq_protocol::protocol::{basic, channel, confirm, exchange, queue, tx, AMQPClass};
+use amq_protocol::protocol::{basic, channel, confirm, AMQPClass};
 use amq_protocol::types::ShortString;
 
 use super::content::{self, Assembly};
@@ -13,13 +15,12 @@ use super::convert::{properties_to_wire, short_string, table_from_wire};
 use super::failure::{Failure, MethodId};
 use super::forwarder::{Forwarder, Route};
 use super::frames;
-use super::tx::{self as held, Held, Transaction};
+use super::tx::{Held, Transaction};
 use super::writer::Outbox;
-use crate::{
-    Channel, ConsumeOptions, Delivery, Error, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    ExchangeKind, GetOptions, Message, PublishOptions, QueueDeclareOptions, QueueDeleteOptions,
-    ReplyCode, Returns,
-};
+use crate::{Channel, ConsumeOptions, Delivery, Error, GetOptions, ReplyCode, Returns};
+
+mod publishing;
+mod topology;
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
@@ -120,77 +121,6 @@ impl WireChannel {
         result.map_err(|f| f.at(id))
     }
 
-    /// Handles a content header frame.
-    ///
-    /// # Errors
-    ///
-    /// 505 when no publish waits for content; soft errors of the publish.
-    pub(crate) fn header(&mut self, header: AMQPContentHeader) -> Result<(), Failure> {
-        let assembly = self
-            .assembly
-            .as_mut()
-            .ok_or_else(|| content::unexpected("method frame"))?;
-        match assembly.header(header) {
-            Ok(Some(message)) => self.publish(message),
-            Ok(None) => Ok(()),
-            Err(e) => Err(self.abandon(e)),
-        }
-    }
-
-    /// Handles a content body frame.
-    ///
-    /// # Errors
-    ///
-    /// 505 when no publish waits for content; soft errors of the publish.
-    pub(crate) fn body(&mut self, chunk: Vec<u8>) -> Result<(), Failure> {
-        let assembly = self
-            .assembly
-            .as_mut()
-            .ok_or_else(|| content::unexpected("method frame"))?;
-        match assembly.body(chunk) {
-            Ok(Some(message)) => self.publish(message),
-            Ok(None) => Ok(()),
-            Err(e) => Err(self.abandon(e)),
-        }
-    }
-
-    /// Returns a `basic.ack` (or, if the broker refused any, a `basic.nack`) covering every
-    /// publish not yet confirmed, if any.
-    ///
-    /// # Durability
-    ///
-    /// Waits for [`Channel::wait_for_confirms`] first, so that on a persistent broker a
-    /// persistent message is confirmed only once it is on disk; called once per batch of
-    /// publishes, it shares one group commit among them.
-    ///
-    /// # Errors
-    ///
-    /// The failure of the wait (a storage error).
-    pub(crate) fn take_confirms(&mut self) -> Result<Option<Vec<u8>>, Failure> {
-        let Some(published) = self.published else {
-            return Ok(None);
-        };
-        if published == self.confirmed {
-            return Ok(None);
-        }
-        let stored = self.channel.wait_for_confirms()?;
-        let multiple = published - self.confirmed > 1;
-        self.confirmed = published;
-        let method = if stored {
-            basic::AMQPMethod::Ack(basic::Ack {
-                delivery_tag: published,
-                multiple,
-            })
-        } else {
-            basic::AMQPMethod::Nack(basic::Nack {
-                delivery_tag: published,
-                multiple,
-                requeue: false,
-            })
-        };
-        Ok(Some(frames::method(self.id, AMQPClass::Basic(method))))
-    }
-
     /// Closes the session channel (its unacknowledged messages go back to their queues)
     /// and waits for the forwarding threads.
     pub(crate) fn shutdown(self) {
@@ -207,15 +137,6 @@ impl WireChannel {
         self.link.outbox.send(frames::method(self.id, method));
     }
 
-    fn abandon(&mut self, failure: Failure) -> Failure {
-        let id = MethodId {
-            class: 60,
-            method: 40,
-        };
-        self.assembly = None;
-        failure.at(id)
-    }
-
     /// Resolves a queue name: empty means the queue last declared on this channel.
     fn queue_name(&self, name: &ShortString) -> Result<String, Failure> {
         if !name.as_str().is_empty() {
@@ -226,136 +147,6 @@ impl WireChannel {
             text: "NOT_FOUND - no previously declared queue".into(),
             method: MethodId::default(),
         })
-    }
-
-    fn exchange(&mut self, method: exchange::AMQPMethod) -> Result<(), Failure> {
-        use exchange::AMQPMethod as M;
-        match method {
-            M::Declare(m) => {
-                let options = ExchangeDeclareOptions {
-                    passive: m.passive,
-                    durable: m.durable,
-                    auto_delete: m.auto_delete,
-                    internal: m.internal,
-                };
-                let kind = ExchangeKind::from_name(m.kind.as_str());
-                let arguments = table_from_wire(&m.arguments);
-                self.channel
-                    .exchange_declare(m.exchange.as_str(), kind, options, arguments)?;
-                if !m.nowait {
-                    self.reply(AMQPClass::Exchange(M::DeclareOk(exchange::DeclareOk {})));
-                }
-            }
-            M::Delete(m) => {
-                let options = ExchangeDeleteOptions {
-                    if_unused: m.if_unused,
-                };
-                self.channel.exchange_delete(m.exchange.as_str(), options)?;
-                if !m.nowait {
-                    self.reply(AMQPClass::Exchange(M::DeleteOk(exchange::DeleteOk {})));
-                }
-            }
-            M::Bind(m) => {
-                let arguments = table_from_wire(&m.arguments);
-                self.channel.exchange_bind(
-                    m.destination.as_str(),
-                    m.source.as_str(),
-                    m.routing_key.as_str(),
-                    arguments,
-                )?;
-                if !m.nowait {
-                    self.reply(AMQPClass::Exchange(M::BindOk(exchange::BindOk {})));
-                }
-            }
-            M::Unbind(m) => {
-                let arguments = table_from_wire(&m.arguments);
-                self.channel.exchange_unbind(
-                    m.destination.as_str(),
-                    m.source.as_str(),
-                    m.routing_key.as_str(),
-                    arguments,
-                )?;
-                if !m.nowait {
-                    self.reply(AMQPClass::Exchange(M::UnbindOk(exchange::UnbindOk {})));
-                }
-            }
-            _ => return Err(unexpected_method()),
-        }
-        Ok(())
-    }
-
-    fn queue(&mut self, method: queue::AMQPMethod) -> Result<(), Failure> {
-        use queue::AMQPMethod as M;
-        match method {
-            M::Declare(m) => {
-                let options = QueueDeclareOptions {
-                    passive: m.passive,
-                    durable: m.durable,
-                    exclusive: m.exclusive,
-                    auto_delete: m.auto_delete,
-                };
-                let arguments = table_from_wire(&m.arguments);
-                let ok = self
-                    .channel
-                    .queue_declare(m.queue.as_str(), options, arguments)?;
-                self.last_queue = Some(ok.queue.clone());
-                if !m.nowait {
-                    let ok = queue::DeclareOk {
-                        queue: short_string(&ok.queue),
-                        message_count: ok.message_count,
-                        consumer_count: ok.consumer_count,
-                    };
-                    self.reply(AMQPClass::Queue(M::DeclareOk(ok)));
-                }
-            }
-            M::Bind(m) => {
-                let queue = self.queue_name(&m.queue)?;
-                let arguments = table_from_wire(&m.arguments);
-                self.channel.queue_bind(
-                    &queue,
-                    m.exchange.as_str(),
-                    m.routing_key.as_str(),
-                    arguments,
-                )?;
-                if !m.nowait {
-                    self.reply(AMQPClass::Queue(M::BindOk(queue::BindOk {})));
-                }
-            }
-            M::Unbind(m) => {
-                let queue = self.queue_name(&m.queue)?;
-                let arguments = table_from_wire(&m.arguments);
-                self.channel.queue_unbind(
-                    &queue,
-                    m.exchange.as_str(),
-                    m.routing_key.as_str(),
-                    arguments,
-                )?;
-                self.reply(AMQPClass::Queue(M::UnbindOk(queue::UnbindOk {})));
-            }
-            M::Purge(m) => {
-                let queue = self.queue_name(&m.queue)?;
-                let message_count = self.channel.queue_purge(&queue)?;
-                if !m.nowait {
-                    self.reply(AMQPClass::Queue(M::PurgeOk(queue::PurgeOk {
-                        message_count,
-                    })));
-                }
-            }
-            M::Delete(m) => {
-                let queue = self.queue_name(&m.queue)?;
-                let options = QueueDeleteOptions {
-                    if_unused: m.if_unused,
-                    if_empty: m.if_empty,
-                };
-                let message_count = self.channel.queue_delete(&queue, options)?;
-                if !m.nowait {
-                    let ok = queue::DeleteOk { message_count };
-                    self.reply(AMQPClass::Queue(M::DeleteOk(ok)));
-                }
-            }
-            _ => return Err(unexpected_method()),
-        }
-        Ok(())
     }
 
     fn basic(&mut self, method: basic::AMQPMethod) -> Result<(), Failure> {
@@ -477,135 +268,6 @@ impl WireChannel {
             d.body(),
             self.link.frame_max,
         )
-    }
-
-    fn confirm_select(&mut self, m: confirm::Select) -> Result<(), Failure> {
-        if self.tx.is_some() {
-            return Err(precondition(held::text::TX_TO_CONFIRM));
-        }
-        self.channel.confirm_select()?;
-        self.published.get_or_insert(0);
-        if !m.nowait {
-            let ok = confirm::SelectOk {};
-            self.reply(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(ok)));
-        }
-        Ok(())
-    }
-
-    /// Publishes assembled content; a `mandatory` message that reaches no queue comes back
-    /// as `basic.return` first.
-    fn publish(&mut self, message: Message) -> Result<(), Failure> {
-        let Some(assembly) = self.assembly.take() else {
-            return Ok(());
-        };
-        match self.tx.as_mut() {
-            Some(tx) => {
-                tx.hold(Held::Publish(Box::new((assembly.publish, message))));
-                Ok(())
-            }
-            None => self.publish_now(&assembly.publish, message),
-        }
-    }
-
-    /// Applies an ack, nack or reject now, or at commit on a transactional channel.
-    fn settle(&mut self, op: Held) -> Result<(), Failure> {
-        match self.tx.as_mut() {
-            Some(tx) => {
-                tx.hold(op);
-                Ok(())
-            }
-            None => self.apply(op),
-        }
-    }
-
-    fn apply(&mut self, op: Held) -> Result<(), Failure> {
-        match op {
-            Held::Publish(publish) => {
-                let (publish, message) = *publish;
-                self.publish_now(&publish, message)?;
-            }
-            Held::Ack { tag, multiple } => self.channel.basic_ack(tag, multiple)?,
-            Held::Nack {
-                tag,
-                multiple,
-                requeue,
-            } => self.channel.basic_nack(tag, multiple, requeue)?,
-        }
-        Ok(())
-    }
-
-    fn transaction(&mut self, method: tx::AMQPMethod) -> Result<(), Failure> {
-        use tx::AMQPMethod as M;
-        let reply = match method {
-            M::Select(_) if self.published.is_some() => {
-                return Err(precondition(held::text::CONFIRM_TO_TX));
-            }
-            M::Select(_) => {
-                self.tx.get_or_insert_with(Transaction::default);
-                M::SelectOk(tx::SelectOk {})
-            }
-            M::Commit(_) | M::Rollback(_) if self.tx.is_none() => {
-                return Err(precondition(held::text::NOT_TRANSACTIONAL));
-            }
-            M::Commit(_) => {
-                let ops = self.tx.as_mut().map(Transaction::take).unwrap_or_default();
-                for op in ops {
-                    self.apply(op)?;
-                }
-                M::CommitOk(tx::CommitOk {})
-            }
-            M::Rollback(_) => {
-                if let Some(tx) = self.tx.as_mut() {
-                    tx.take();
-                }
-                M::RollbackOk(tx::RollbackOk {})
-            }
-            _ => return Err(unexpected_method()),
-        };
-        self.reply(AMQPClass::Tx(reply));
-        Ok(())
-    }
-
-    fn publish_now(&mut self, p: &basic::Publish, message: Message) -> Result<(), Failure> {
-        let (exchange, key) = (p.exchange.as_str(), p.routing_key.as_str());
-        let options = PublishOptions {
-            mandatory: p.mandatory,
-        };
-        let result = self
-            .channel
-            .basic_publish_with(exchange, key, options, message);
-        result.map_err(|e| {
-            Failure::from(e).at(MethodId {
-                class: 60,
-                method: 40,
-            })
-        })?;
-        self.send_returns();
-        if let Some(n) = self.published.as_mut() {
-            *n += 1;
-        }
-        Ok(())
-    }
-
-    /// Sends `basic.return` for every mandatory publish that reached no queue; they are
-    /// in the inbox by the time the publish returns, so they precede its confirm.
-    fn send_returns(&self) {
-        for returned in self.returns.try_iter() {
-            let ret = basic::Return {
-                reply_code: returned.reply_code.0,
-                reply_text: short_string(&returned.reply_text),
-                exchange: short_string(&returned.exchange),
-                routing_key: short_string(&returned.routing_key),
-            };
-            let message = &returned.message;
-            self.link.outbox.send(frames::with_content(
-                self.id,
-                AMQPClass::Basic(basic::AMQPMethod::Return(ret)),
-                properties_to_wire(message.properties()),
-                message.body(),
-                self.link.frame_max,
-            ));
-        }
     }
 }
 

@@ -12,7 +12,8 @@
 //! - [`server`]: `Broker::serve`, [`WireServer`] and [`WireOptions`].
 //! - `connection`: the per-connection state machine: channel table, closing.
 //! - `handshake`: protocol header, start/tune/open negotiation and authentication.
-//! - `channel`: method dispatch for one channel.
+//! - `channel`: method dispatch for one channel (with `channel/topology` for exchange and
+//!   queue methods and `channel/publishing` for publishes, returns, confirms and `tx`).
 //! - `content`: reassembly of published content (method, header, body frames).
 //! - `forwarder`: the thread that turns a consumer's deliveries into `basic.deliver`.
 //! - `frames`: reading frames with size checks, and encoding outgoing frames.
