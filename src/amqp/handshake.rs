@@ -100,12 +100,11 @@ pub(crate) fn negotiate<R: Read>(
     Ok(Negotiated {
         connection,
         frame_max,
-        channel_max: agree(
-            u32::from(options.channel_max),
-            u32::from(tune_ok.channel_max),
-        )
-        .try_into()
-        .unwrap_or(u16::MAX),
+        // 0 on both sides means no limit.
+        channel_max: match agree(options.channel_max.into(), tune_ok.channel_max.into()) {
+            0 => u16::MAX,
+            n => u16::try_from(n).unwrap_or(u16::MAX),
+        },
         heartbeat: tune_ok.heartbeat,
         notify_cancel,
     })

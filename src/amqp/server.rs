@@ -52,9 +52,10 @@ pub struct WireOptions {
     pub password: String,
     /// The heartbeat interval proposed to clients, in seconds.
     pub heartbeat: u16,
-    /// The largest frame proposed to clients, in bytes.
+    /// The largest frame proposed to clients, in bytes: at least 4096 (AMQP's
+    /// frame-min-size); clients may ask for less.
     pub frame_max: u32,
-    /// The highest channel number proposed to clients.
+    /// The highest channel number proposed to clients (0 = no limit).
     pub channel_max: u16,
 }
 
@@ -133,12 +134,22 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// The I/O error of binding the address or starting the listener thread.
+    /// [`io::ErrorKind::InvalidInput`] for a `frame_max` below 4096; the I/O error of
+    /// binding the address or starting the listener thread.
     pub fn serve_with(
         &self,
         addr: impl ToSocketAddrs,
         options: WireOptions,
     ) -> io::Result<WireServer> {
+        if options.frame_max < 4096 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "frame_max {} is below 4096, AMQP's minimum",
+                    options.frame_max
+                ),
+            ));
+        }
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
