@@ -296,3 +296,83 @@ async fn deleting_a_consumed_queue_cancels_the_consumer() {
     .await
     .expect("declared");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_publish_and_consume_at_once() {
+    const CONNECTIONS: usize = 16;
+    const EACH: usize = if cfg!(debug_assertions) { 200 } else { 2000 };
+    let (broker, server) = serve();
+    let setup = connect(&server).await;
+    let ch = setup.create_channel().await.expect("a channel");
+    ch.queue_declare(
+        "shared".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue");
+    let mut consumers = Vec::new();
+    for c in 0..2 {
+        let conn = connect(&server).await;
+        consumers.push(tokio::spawn(async move {
+            let ch = conn.create_channel().await.expect("a channel");
+            ch.basic_qos(50, BasicQosOptions::default())
+                .await
+                .expect("qos");
+            let mut consumer = ch
+                .basic_consume(
+                    "shared".into(),
+                    format!("c{c}").as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("consume");
+            let mut got = 0usize;
+            while let Ok(Some(Ok(d))) =
+                tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
+            {
+                d.ack(BasicAckOptions::default()).await.expect("acked");
+                got += 1;
+            }
+            got
+        }));
+    }
+    let mut publishers = Vec::new();
+    for p in 0..CONNECTIONS {
+        let conn = connect(&server).await;
+        publishers.push(tokio::spawn(async move {
+            let ch = conn.create_channel().await.expect("a channel");
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .expect("confirms");
+            for i in 0..EACH {
+                ch.basic_publish(
+                    "".into(),
+                    "shared".into(),
+                    BasicPublishOptions::default(),
+                    format!("{p}-{i}").as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .expect("published");
+            }
+            ch.wait_for_confirms().await.expect("all confirmed");
+            conn.close(200, "done".into()).await.expect("closes");
+        }));
+    }
+    for p in publishers {
+        p.await.expect("publisher");
+    }
+    let mut total = 0;
+    for c in consumers {
+        total += c.await.expect("consumer");
+    }
+    assert_eq!(
+        total,
+        CONNECTIONS * EACH,
+        "every message consumed exactly once"
+    );
+    let stats = broker.queue_stats("/", "shared").expect("stats");
+    assert_eq!(stats.messages(), 0);
+}
