@@ -53,6 +53,7 @@ fn main() -> Result<(), warrenmq::Error> {
         println!("{msg}");
         chan2.basic_publish("sorting_room", "1111", Message::new(msg).persistent())?;
     }
+    // A panic in the consumer thread carries on here.
     consumer
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;

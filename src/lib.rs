@@ -74,9 +74,14 @@
 //! # Crate features
 //!
 //! - `persistence` (default): [`Broker::open`] and [`BrokerBuilder::data_path`], on redb.
+//! - `wire` (default): `Broker::serve`, an AMQP 0-9-1 listener that real clients (pika,
+//!   py-amqp, lapin, amqprs) connect to, and the `warren-server` binary; see
+//!   `docs/wire.md`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "wire")]
+mod amqp;
 mod arguments;
 mod broker;
 mod channel;
@@ -99,6 +104,9 @@ mod store;
 mod sync;
 mod vhost;
 
+#[cfg(feature = "wire")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
+pub use amqp::{WireOptions, WireServer};
 pub use broker::{Broker, BrokerBuilder};
 pub use channel::Channel;
 pub use clock::{Clock, ClockHook, ManualClock, SystemClock};

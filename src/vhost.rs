@@ -291,7 +291,7 @@ impl VHost {
                 "operation not permitted on the default exchange".to_owned()
             } else {
                 format!(
-                    "exchange '{name}' in vhost '{}' is a built-in exchange",
+                    "deletion of system exchange '{name}' in vhost '{}' not allowed",
                     self.name
                 )
             }));

@@ -1,0 +1,291 @@
+//! One AMQP channel: dispatches its methods to a session [`Channel`] and keeps what the
+//! wire adds on top (consumer threads, content being assembled, confirm numbering).
+//!
+//! - `topology`: exchange and queue methods.
+//! - `publishing`: content, publishes, returns, confirms and transactions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amq_protocol::protocol::{basic, channel, confirm, AMQPClass};
+use amq_protocol::types::ShortString;
+
+use super::content::{self, Assembly};
+use super::convert::{properties_to_wire, short_string, table_from_wire};
+use super::failure::{Failure, MethodId};
+use super::forwarder::{Forwarder, Route};
+use super::frames;
+use super::tx::{Held, Transaction};
+use super::writer::Outbox;
+use crate::{Channel, ConsumeOptions, Delivery, Error, GetOptions, ReplyCode, Returns};
+
+mod publishing;
+mod topology;
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::from_error(&e, MethodId::default())
+    }
+}
+
+/// What every channel of a connection shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Link {
+    /// The writer.
+    pub(crate) outbox: Outbox,
+    /// The negotiated frame size.
+    pub(crate) frame_max: u32,
+    /// The client wants `basic.cancel` when the server ends a consumer.
+    pub(crate) notify_cancel: bool,
+}
+
+/// An open channel.
+#[derive(Debug)]
+pub(crate) struct WireChannel {
+    /// The channel number.
+    id: u16,
+    /// The session channel.
+    channel: Arc<Channel>,
+    /// The connection's writer and settings.
+    link: Link,
+    /// Forwarding threads by consumer tag.
+    consumers: HashMap<String, Forwarder>,
+    /// A publish whose content is still arriving.
+    assembly: Option<Assembly>,
+    /// Publisher confirms: the sequence number of the last publish, once confirm mode is on.
+    published: Option<u64>,
+    /// The last publish confirmed to the client.
+    confirmed: u64,
+    /// The queue last declared, which an empty queue name refers to.
+    last_queue: Option<String>,
+    /// The open transaction, once `tx.select` made the channel transactional.
+    tx: Option<Transaction>,
+    /// Where the session channel hands back unroutable mandatory publishes.
+    returns: Returns,
+}
+
+impl WireChannel {
+    /// Wraps a freshly opened session channel.
+    pub(crate) fn new(id: u16, channel: Channel, link: Link) -> Self {
+        let returns = channel.returns();
+        WireChannel {
+            id,
+            channel: Arc::new(channel),
+            link,
+            consumers: HashMap::new(),
+            assembly: None,
+            published: None,
+            confirmed: 0,
+            last_queue: None,
+            tx: None,
+            returns,
+        }
+    }
+
+    /// Handles one method sent on this channel.
+    ///
+    /// # Errors
+    ///
+    /// A channel failure closes this channel; a connection failure the connection.
+    pub(crate) fn method(&mut self, method: AMQPClass) -> Result<(), Failure> {
+        if self.assembly.is_some() {
+            return Err(content::unexpected("content header"));
+        }
+        let id = MethodId::of(&method);
+        let result = match method {
+            AMQPClass::Exchange(m) => self.exchange(m),
+            AMQPClass::Queue(m) => self.queue(m),
+            AMQPClass::Basic(m) => self.basic(m),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(m)) => self.confirm_select(m),
+            // As RabbitMQ 3: a channel cannot be paused, only confirmed active.
+            AMQPClass::Channel(channel::AMQPMethod::Flow(m)) if !m.active => {
+                Err(not_implemented("active=false"))
+            }
+            AMQPClass::Channel(channel::AMQPMethod::Flow(_)) => {
+                let ok = channel::FlowOk { active: true };
+                self.reply(AMQPClass::Channel(channel::AMQPMethod::FlowOk(ok)));
+                Ok(())
+            }
+            AMQPClass::Access(_) => {
+                let ok = amq_protocol::protocol::access::RequestOk {};
+                let m = amq_protocol::protocol::access::AMQPMethod::RequestOk(ok);
+                self.reply(AMQPClass::Access(m));
+                Ok(())
+            }
+            AMQPClass::Tx(m) => self.transaction(m),
+            _ => Err(Failure::hard(
+                ReplyCode::COMMAND_INVALID,
+                "unexpected method on an open channel",
+            )),
+        };
+        result.map_err(|f| f.at(id))
+    }
+
+    /// Closes the session channel (its unacknowledged messages go back to their queues)
+    /// and waits for the forwarding threads.
+    pub(crate) fn shutdown(self) {
+        for forwarder in self.consumers.values() {
+            forwarder.expect_stop();
+        }
+        self.channel.close();
+        for (_, forwarder) in self.consumers {
+            forwarder.join();
+        }
+    }
+
+    fn reply(&self, method: AMQPClass) {
+        self.link.outbox.send(frames::method(self.id, method));
+    }
+
+    /// Resolves a queue name: empty means the queue last declared on this channel.
+    fn queue_name(&self, name: &ShortString) -> Result<String, Failure> {
+        if !name.as_str().is_empty() {
+            return Ok(name.as_str().to_owned());
+        }
+        self.last_queue.clone().ok_or_else(|| Failure::Channel {
+            code: ReplyCode::NOT_FOUND,
+            text: "NOT_FOUND - no previously declared queue".into(),
+            method: MethodId::default(),
+        })
+    }
+
+    fn basic(&mut self, method: basic::AMQPMethod) -> Result<(), Failure> {
+        use basic::AMQPMethod as M;
+        match method {
+            M::Publish(m) => {
+                if m.immediate {
+                    return Err(not_implemented("immediate=true"));
+                }
+                self.assembly = Some(Assembly::new(m));
+            }
+            M::Consume(m) => self.consume(m)?,
+            M::Cancel(m) => self.cancel(&m)?,
+            M::Get(m) => self.get(&m)?,
+            M::Ack(m) => self.settle(Held::Ack {
+                tag: m.delivery_tag,
+                multiple: m.multiple,
+            })?,
+            M::Nack(m) => self.settle(Held::Nack {
+                tag: m.delivery_tag,
+                multiple: m.multiple,
+                requeue: m.requeue,
+            })?,
+            M::Reject(m) => self.settle(Held::Nack {
+                tag: m.delivery_tag,
+                multiple: false,
+                requeue: m.requeue,
+            })?,
+            M::Qos(m) => {
+                self.channel.basic_qos(m.prefetch_count)?;
+                self.reply(AMQPClass::Basic(M::QosOk(basic::QosOk {})));
+            }
+            // RabbitMQ always requeues on recover, whatever the `requeue` flag says.
+            M::Recover(_) => {
+                self.channel.basic_recover()?;
+                self.reply(AMQPClass::Basic(M::RecoverOk(basic::RecoverOk {})));
+            }
+            M::RecoverAsync(_) => self.channel.basic_recover()?,
+            _ => return Err(unexpected_method()),
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, m: basic::Consume) -> Result<(), Failure> {
+        let queue = self.queue_name(&m.queue)?;
+        let tag = m.consumer_tag.as_str();
+        let options = ConsumeOptions {
+            consumer_tag: (!tag.is_empty()).then(|| tag.to_owned()),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            arguments: table_from_wire(&m.arguments),
+        };
+        let consumer = self.channel.basic_consume(&queue, options)?;
+        let tag = consumer.tag().to_owned();
+        if !m.nowait {
+            let ok = basic::ConsumeOk {
+                consumer_tag: short_string(&tag),
+            };
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
+        }
+        let route = Route {
+            channel_id: self.id,
+            channel: Arc::clone(&self.channel),
+            outbox: self.link.outbox.clone(),
+            frame_max: self.link.frame_max,
+            notify_cancel: self.link.notify_cancel,
+        };
+        let forwarder = Forwarder::spawn(route, consumer)
+            .map_err(|e| Failure::hard(ReplyCode::INTERNAL_ERROR, e))?;
+        self.consumers.insert(tag, forwarder);
+        Ok(())
+    }
+
+    fn cancel(&mut self, m: &basic::Cancel) -> Result<(), Failure> {
+        let tag = m.consumer_tag.as_str();
+        if let Some(forwarder) = self.consumers.remove(tag) {
+            forwarder.expect_stop();
+            let cancelled = self.channel.basic_cancel(tag);
+            forwarder.join();
+            cancelled?;
+        }
+        if !m.nowait {
+            let ok = basic::CancelOk {
+                consumer_tag: m.consumer_tag.clone(),
+            };
+            self.reply(AMQPClass::Basic(basic::AMQPMethod::CancelOk(ok)));
+        }
+        Ok(())
+    }
+
+    fn get(&mut self, m: &basic::Get) -> Result<(), Failure> {
+        let queue = self.queue_name(&m.queue)?;
+        let options = GetOptions { no_ack: m.no_ack };
+        let frames = match self.channel.basic_get(&queue, options)? {
+            Some(d) => self.get_ok(d),
+            None => frames::method(
+                self.id,
+                AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+            ),
+        };
+        self.link.outbox.send(frames);
+        Ok(())
+    }
+
+    /// Encodes a fetched message. The delivery stays unacknowledged on the session channel
+    /// until the client acks its tag.
+    fn get_ok(&self, d: Delivery) -> Vec<u8> {
+        let ok = basic::GetOk {
+            delivery_tag: d.delivery_tag(),
+            redelivered: d.redelivered(),
+            exchange: short_string(d.exchange()),
+            routing_key: short_string(d.routing_key()),
+            message_count: d.message_count().unwrap_or(0),
+        };
+        frames::with_content(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)),
+            properties_to_wire(d.properties()),
+            d.body(),
+            self.link.frame_max,
+        )
+    }
+}
+
+fn not_implemented(what: &str) -> Failure {
+    Failure::hard(ReplyCode::NOT_IMPLEMENTED, what)
+}
+
+fn precondition(reason: &str) -> Failure {
+    Failure::Channel {
+        code: ReplyCode::PRECONDITION_FAILED,
+        text: format!("PRECONDITION_FAILED - {reason}"),
+        method: MethodId::default(),
+    }
+}
+
+fn unexpected_method() -> Failure {
+    Failure::hard(
+        ReplyCode::COMMAND_INVALID,
+        "unexpected method from a client",
+    )
+}

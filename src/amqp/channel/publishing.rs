@@ -1,0 +1,225 @@
+//! The publishing side of a channel: content assembly into messages, mandatory returns,
+//! publisher confirms (batched, and on a persistent broker only once on disk) and
+//! transactions, which hold publishes and acks back until commit.
+
+use amq_protocol::frame::AMQPContentHeader;
+use amq_protocol::protocol::{basic, confirm, tx, AMQPClass};
+
+use super::{precondition, unexpected_method, WireChannel};
+use crate::amqp::content;
+use crate::amqp::convert::{properties_to_wire, short_string};
+use crate::amqp::failure::{Failure, MethodId};
+use crate::amqp::frames;
+use crate::amqp::tx::{self as held, Held, Transaction};
+use crate::{Message, PublishOptions};
+
+impl WireChannel {
+    /// Handles a content header frame.
+    ///
+    /// # Errors
+    ///
+    /// 505 when no publish waits for content; soft errors of the publish.
+    pub(crate) fn header(&mut self, header: AMQPContentHeader) -> Result<(), Failure> {
+        let assembly = self
+            .assembly
+            .as_mut()
+            .ok_or_else(|| content::unexpected("method frame"))?;
+        match assembly.header(header) {
+            Ok(Some(message)) => self.publish(message),
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.abandon(e)),
+        }
+    }
+
+    /// Handles a content body frame.
+    ///
+    /// # Errors
+    ///
+    /// 505 when no publish waits for content; soft errors of the publish.
+    pub(crate) fn body(&mut self, chunk: Vec<u8>) -> Result<(), Failure> {
+        let assembly = self
+            .assembly
+            .as_mut()
+            .ok_or_else(|| content::unexpected("method frame"))?;
+        match assembly.body(chunk) {
+            Ok(Some(message)) => self.publish(message),
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.abandon(e)),
+        }
+    }
+
+    /// Returns a `basic.ack` (or, if the broker refused any, a `basic.nack`) covering every
+    /// publish not yet confirmed, if any.
+    ///
+    /// # Durability
+    ///
+    /// Waits for [`Channel::wait_for_confirms`] first, so that on a persistent broker a
+    /// persistent message is confirmed only once it is on disk; called once per batch of
+    /// publishes, it shares one group commit among them.
+    ///
+    /// # Errors
+    ///
+    /// The failure of the wait (a storage error).
+    pub(crate) fn take_confirms(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(published) = self.published else {
+            return Ok(None);
+        };
+        if published == self.confirmed {
+            return Ok(None);
+        }
+        let stored = self.channel.wait_for_confirms()?;
+        let multiple = published - self.confirmed > 1;
+        self.confirmed = published;
+        let method = if stored {
+            basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: published,
+                multiple,
+            })
+        } else {
+            basic::AMQPMethod::Nack(basic::Nack {
+                delivery_tag: published,
+                multiple,
+                requeue: false,
+            })
+        };
+        Ok(Some(frames::method(self.id, AMQPClass::Basic(method))))
+    }
+
+    pub(super) fn abandon(&mut self, failure: Failure) -> Failure {
+        let id = MethodId {
+            class: 60,
+            method: 40,
+        };
+        self.assembly = None;
+        failure.at(id)
+    }
+
+    pub(super) fn confirm_select(&mut self, m: confirm::Select) -> Result<(), Failure> {
+        if self.tx.is_some() {
+            return Err(precondition(held::text::TX_TO_CONFIRM));
+        }
+        self.channel.confirm_select()?;
+        self.published.get_or_insert(0);
+        if !m.nowait {
+            let ok = confirm::SelectOk {};
+            self.reply(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(ok)));
+        }
+        Ok(())
+    }
+
+    /// Publishes assembled content; a `mandatory` message that reaches no queue comes back
+    /// as `basic.return` first.
+    pub(super) fn publish(&mut self, message: Message) -> Result<(), Failure> {
+        let Some(assembly) = self.assembly.take() else {
+            return Ok(());
+        };
+        match self.tx.as_mut() {
+            Some(tx) => {
+                tx.hold(Held::Publish(Box::new((assembly.publish, message))));
+                Ok(())
+            }
+            None => self.publish_now(&assembly.publish, message),
+        }
+    }
+
+    /// Applies an ack, nack or reject now, or at commit on a transactional channel.
+    pub(super) fn settle(&mut self, op: Held) -> Result<(), Failure> {
+        match self.tx.as_mut() {
+            Some(tx) => {
+                tx.hold(op);
+                Ok(())
+            }
+            None => self.apply(op),
+        }
+    }
+
+    fn apply(&mut self, op: Held) -> Result<(), Failure> {
+        match op {
+            Held::Publish(publish) => {
+                let (publish, message) = *publish;
+                self.publish_now(&publish, message)?;
+            }
+            Held::Ack { tag, multiple } => self.channel.basic_ack(tag, multiple)?,
+            Held::Nack {
+                tag,
+                multiple,
+                requeue,
+            } => self.channel.basic_nack(tag, multiple, requeue)?,
+        }
+        Ok(())
+    }
+
+    pub(super) fn transaction(&mut self, method: tx::AMQPMethod) -> Result<(), Failure> {
+        use tx::AMQPMethod as M;
+        let reply = match method {
+            M::Select(_) if self.published.is_some() => {
+                return Err(precondition(held::text::CONFIRM_TO_TX));
+            }
+            M::Select(_) => {
+                self.tx.get_or_insert_with(Transaction::default);
+                M::SelectOk(tx::SelectOk {})
+            }
+            M::Commit(_) | M::Rollback(_) if self.tx.is_none() => {
+                return Err(precondition(held::text::NOT_TRANSACTIONAL));
+            }
+            M::Commit(_) => {
+                let ops = self.tx.as_mut().map(Transaction::take).unwrap_or_default();
+                for op in ops {
+                    self.apply(op)?;
+                }
+                M::CommitOk(tx::CommitOk {})
+            }
+            M::Rollback(_) => {
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.take();
+                }
+                M::RollbackOk(tx::RollbackOk {})
+            }
+            _ => return Err(unexpected_method()),
+        };
+        self.reply(AMQPClass::Tx(reply));
+        Ok(())
+    }
+
+    fn publish_now(&mut self, p: &basic::Publish, message: Message) -> Result<(), Failure> {
+        let (exchange, key) = (p.exchange.as_str(), p.routing_key.as_str());
+        let options = PublishOptions {
+            mandatory: p.mandatory,
+        };
+        let result = self
+            .channel
+            .basic_publish_with(exchange, key, options, message);
+        result.map_err(|e| {
+            Failure::from(e).at(MethodId {
+                class: 60,
+                method: 40,
+            })
+        })?;
+        self.send_returns();
+        if let Some(n) = self.published.as_mut() {
+            *n += 1;
+        }
+        Ok(())
+    }
+
+    /// Sends `basic.return` for every mandatory publish that reached no queue; they are
+    /// in the inbox by the time the publish returns, so they precede its confirm.
+    fn send_returns(&self) {
+        for returned in self.returns.try_iter() {
+            let ret = basic::Return {
+                reply_code: returned.reply_code.0,
+                reply_text: short_string(&returned.reply_text),
+                exchange: short_string(&returned.exchange),
+                routing_key: short_string(&returned.routing_key),
+            };
+            let message = &returned.message;
+            self.link.outbox.send(frames::with_content(
+                self.id,
+                AMQPClass::Basic(basic::AMQPMethod::Return(ret)),
+                properties_to_wire(message.properties()),
+                message.body(),
+                self.link.frame_max,
+            ));
+        }
+    }
+}

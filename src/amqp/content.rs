@@ -1,0 +1,143 @@
+//! Reassembly of published content: a `basic.publish` method, then one content header
+//! frame, then body frames until the announced size is reached.
+
+use amq_protocol::frame::AMQPContentHeader;
+use amq_protocol::protocol::basic::Publish;
+
+use super::convert;
+use super::failure::Failure;
+use crate::{Message, ReplyCode};
+
+/// The largest message body accepted (RabbitMQ's default `max_message_size`).
+const MAX_BODY: u64 = 128 * 1024 * 1024;
+
+/// A publish waiting for its content.
+#[derive(Debug)]
+pub(crate) struct Assembly {
+    /// The method that announced the content.
+    pub(crate) publish: Publish,
+    /// The content header, once it has arrived, and the body size it announced.
+    header: Option<(u64, AMQPContentHeader)>,
+    /// The body so far.
+    body: Vec<u8>,
+}
+
+impl Assembly {
+    /// Starts assembling the content of `publish`.
+    pub(crate) fn new(publish: Publish) -> Self {
+        Assembly {
+            publish,
+            header: None,
+            body: Vec::new(),
+        }
+    }
+
+    /// Takes the content header; returns the message if the body is empty.
+    ///
+    /// # Errors
+    ///
+    /// 505 for a second header or another class; 406 (soft) for an oversize body.
+    pub(crate) fn header(&mut self, header: AMQPContentHeader) -> Result<Option<Message>, Failure> {
+        if self.header.is_some() || header.class_id != 60 {
+            return Err(unexpected("content body"));
+        }
+        let size = header.body_size;
+        if size > MAX_BODY {
+            return Err(Failure::Channel {
+                code: ReplyCode::PRECONDITION_FAILED,
+                text: format!(
+                    "PRECONDITION_FAILED - message size {size} is larger than configured max size {MAX_BODY}"
+                ),
+                method: Default::default(),
+            });
+        }
+        // The announced size is only a hint for the first allocation.
+        self.body.reserve(size.min(1 << 20) as usize);
+        self.header = Some((size, header));
+        Ok(self.finish())
+    }
+
+    /// Takes a body frame; returns the message once the body is complete.
+    ///
+    /// # Errors
+    ///
+    /// 505 for a body before the header; 501 for more bytes than announced.
+    pub(crate) fn body(&mut self, chunk: Vec<u8>) -> Result<Option<Message>, Failure> {
+        let Some((size, _)) = &self.header else {
+            return Err(unexpected("content header"));
+        };
+        if self.body.len() as u64 + chunk.len() as u64 > *size {
+            return Err(Failure::hard(
+                ReplyCode::FRAME_ERROR,
+                "content body larger than announced in its header",
+            ));
+        }
+        if self.body.is_empty() {
+            // Most bodies fit one frame: keep its buffer rather than copy it.
+            self.body = chunk;
+        } else {
+            self.body.extend_from_slice(&chunk);
+        }
+        Ok(self.finish())
+    }
+
+    fn finish(&mut self) -> Option<Message> {
+        let (size, header) = self.header.as_ref()?;
+        if (self.body.len() as u64) < *size {
+            return None;
+        }
+        let properties = convert::properties_from_wire(&header.properties);
+        Some(Message::with_properties(
+            std::mem::take(&mut self.body),
+            properties,
+        ))
+    }
+}
+
+/// The hard error for a frame that breaks the method/header/body order.
+pub(crate) fn unexpected(expected: &str) -> Failure {
+    Failure::hard(
+        ReplyCode::UNEXPECTED_FRAME,
+        format_args!("expected {expected} for class 60, got another frame instead"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use amq_protocol::protocol::BasicProperties;
+
+    use super::*;
+
+    fn header(size: u64) -> AMQPContentHeader {
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: size,
+            properties: BasicProperties::default().with_delivery_mode(2),
+        }
+    }
+
+    #[test]
+    fn body_frames_are_joined() {
+        let mut a = Assembly::new(Publish::default());
+        assert!(a.header(header(5)).unwrap().is_none());
+        assert!(a.body(b"he".to_vec()).unwrap().is_none());
+        let msg = a.body(b"llo".to_vec()).unwrap().expect("complete");
+        assert_eq!(msg.body().as_ref(), b"hello");
+        assert!(msg.properties().is_persistent());
+    }
+
+    #[test]
+    fn empty_body_needs_no_body_frame() {
+        let mut a = Assembly::new(Publish::default());
+        assert!(a.header(header(0)).unwrap().is_some());
+    }
+
+    #[test]
+    fn order_and_size_are_checked() {
+        let mut a = Assembly::new(Publish::default());
+        assert!(a.body(b"x".to_vec()).is_err());
+        let mut a = Assembly::new(Publish::default());
+        a.header(header(1)).unwrap();
+        assert!(a.body(b"xy".to_vec()).is_err());
+    }
+}

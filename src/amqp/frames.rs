@@ -1,0 +1,267 @@
+//! Frames: reading them from a socket with size and end-marker checks, and encoding the
+//! frames the server sends.
+
+use std::io::{self, BufReader, Read};
+
+use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
+use amq_protocol::protocol::{AMQPClass, BasicProperties};
+
+use super::failure::Failure;
+use super::nesting;
+use crate::ReplyCode;
+
+/// The protocol header of AMQP 0-9-1, which a client sends first and which the server
+/// answers with when it sees another one.
+pub(crate) const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
+
+/// The byte that ends every frame.
+const FRAME_END: u8 = 0xCE;
+
+/// Type, channel and payload size.
+const FRAME_HEADER_LEN: usize = 7;
+
+/// Frame header plus end marker: what a frame costs beyond its payload.
+pub(crate) const FRAME_OVERHEAD: u32 = 8;
+
+/// The largest frame the server accepts or proposes (RabbitMQ's default).
+pub(crate) const FRAME_MAX: u32 = 131_072;
+
+/// Reads frames from a byte stream, never trusting a size it has not checked.
+#[derive(Debug)]
+pub(crate) struct FrameReader<R> {
+    /// The buffered stream.
+    inner: BufReader<R>,
+    /// The largest frame accepted, overhead included.
+    frame_max: u32,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// Wraps a stream; frames up to [`FRAME_MAX`] are accepted until tuned.
+    pub(crate) fn new(stream: R) -> Self {
+        FrameReader {
+            inner: BufReader::with_capacity(64 * 1024, stream),
+            frame_max: FRAME_MAX,
+        }
+    }
+
+    /// Sets the negotiated frame size limit.
+    pub(crate) fn set_frame_max(&mut self, frame_max: u32) {
+        self.frame_max = frame_max;
+    }
+
+    /// Returns the stream.
+    pub(crate) fn get_ref(&self) -> &R {
+        self.inner.get_ref()
+    }
+
+    /// Returns `true` when no read-ahead bytes are buffered: the peer has paused, so this is
+    /// a good moment to send batched replies such as publisher confirms.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.inner.buffer().is_empty()
+    }
+
+    /// Reads the 8-byte protocol header.
+    pub(crate) fn read_protocol_header(&mut self) -> io::Result<[u8; 8]> {
+        let mut header = [0; 8];
+        self.inner.read_exact(&mut header)?;
+        Ok(header)
+    }
+
+    /// Reads and parses one frame.
+    ///
+    /// # Errors
+    ///
+    /// [`Failure::Gone`] when the stream fails or ends; a hard 501 FRAME_ERROR for an unknown
+    /// frame type, an oversize frame or a bad end marker; 502 SYNTAX_ERROR for a payload
+    /// that does not parse.
+    pub(crate) fn read_frame(&mut self) -> Result<AMQPFrame, Failure> {
+        let mut head = [0; FRAME_HEADER_LEN];
+        self.inner.read_exact(&mut head)?;
+        let mut buf = check_header(&head, self.frame_max)?;
+        self.inner.read_exact(&mut buf[FRAME_HEADER_LEN..])?;
+        decode(buf)
+    }
+}
+
+/// Checks a frame header and returns a buffer for the whole frame with the header copied in.
+fn check_header(head: &[u8; FRAME_HEADER_LEN], frame_max: u32) -> Result<Vec<u8>, Failure> {
+    if !matches!(head[0], 1 | 2 | 3 | 8) {
+        return Err(Failure::hard(
+            ReplyCode::FRAME_ERROR,
+            format_args!("unknown frame type {}", head[0]),
+        ));
+    }
+    let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]);
+    if size > frame_max.saturating_sub(FRAME_OVERHEAD) {
+        return Err(Failure::hard(
+            ReplyCode::FRAME_ERROR,
+            format_args!(
+                "frame size {size} larger than negotiated maximum {}",
+                frame_max.saturating_sub(FRAME_OVERHEAD)
+            ),
+        ));
+    }
+    let total = FRAME_HEADER_LEN + size as usize + 1;
+    let mut buf = vec![0; total];
+    buf[..FRAME_HEADER_LEN].copy_from_slice(head);
+    Ok(buf)
+}
+
+/// Parses one complete frame (header, payload, end marker).
+pub(crate) fn decode(mut buf: Vec<u8>) -> Result<AMQPFrame, Failure> {
+    if buf.last() != Some(&FRAME_END) {
+        return Err(Failure::hard(
+            ReplyCode::FRAME_ERROR,
+            "bad frame end marker",
+        ));
+    }
+    if buf[0] == 3 {
+        // Body frames are taken as they are, without the parser's byte-by-byte copy.
+        let channel = u16::from_be_bytes([buf[1], buf[2]]);
+        buf.truncate(buf.len() - 1);
+        buf.drain(..FRAME_HEADER_LEN);
+        return Ok(AMQPFrame::Body(channel, buf));
+    }
+    if !nesting::check(&buf) {
+        return Err(Failure::hard(
+            ReplyCode::SYNTAX_ERROR,
+            format_args!(
+                "field tables nested deeper than {} levels",
+                nesting::MAX_DEPTH
+            ),
+        ));
+    }
+    match parse_frame(buf.as_slice()) {
+        Ok(([], frame)) => Ok(frame),
+        _ => Err(Failure::hard(
+            ReplyCode::SYNTAX_ERROR,
+            format_args!("unable to parse frame of type {}", buf[0]),
+        )),
+    }
+}
+
+/// Parses every frame in `bytes` the way a connection does, for fuzzing and tests: stops at
+/// the first error or incomplete frame. Never panics.
+#[cfg(test)]
+pub(crate) fn decode_all(mut bytes: &[u8]) -> Vec<Result<AMQPFrame, String>> {
+    let mut out = Vec::new();
+    while bytes.len() >= FRAME_HEADER_LEN {
+        let head: [u8; FRAME_HEADER_LEN] = bytes[..FRAME_HEADER_LEN].try_into().unwrap_or_default();
+        let buf = match check_header(&head, FRAME_MAX) {
+            Ok(buf) => buf,
+            Err(e) => {
+                out.push(Err(format!("{e:?}")));
+                break;
+            }
+        };
+        if bytes.len() < buf.len() {
+            break;
+        }
+        let (frame, rest) = bytes.split_at(buf.len());
+        bytes = rest;
+        match decode(frame.to_vec()) {
+            Ok(f) => out.push(Ok(f)),
+            Err(e) => {
+                out.push(Err(format!("{e:?}")));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Appends the encoding of `frame` to `out`.
+fn encode_into(out: &mut Vec<u8>, frame: &AMQPFrame) {
+    let buf = std::mem::take(out);
+    match gen_frame(frame)(WriteContext::from(buf)) {
+        Ok(ctx) => *out = ctx.into_inner().0,
+        // Writing to a Vec cannot fail, and every string was checked when made.
+        Err(e) => unreachable!("encoding a frame into memory failed: {e:?}"),
+    }
+}
+
+/// Encodes one method frame.
+pub(crate) fn method(channel: u16, method: AMQPClass) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode_into(&mut out, &AMQPFrame::Method(channel, method));
+    out
+}
+
+/// Encodes a method that carries content, its content header and its body, split into
+/// body frames that fit `frame_max`.
+pub(crate) fn with_content(
+    channel: u16,
+    method: AMQPClass,
+    properties: BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + body.len());
+    encode_into(&mut out, &AMQPFrame::Method(channel, method));
+    let header = AMQPContentHeader {
+        class_id: 60,
+        body_size: body.len() as u64,
+        properties,
+    };
+    encode_into(&mut out, &AMQPFrame::Header(channel, header));
+    let chunk = frame_max.saturating_sub(FRAME_OVERHEAD).max(1) as usize;
+    for part in body.chunks(chunk) {
+        // Written by hand rather than through `AMQPFrame::Body`, which would copy the body.
+        out.push(3);
+        out.extend_from_slice(&channel.to_be_bytes());
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+        out.push(FRAME_END);
+    }
+    out
+}
+
+/// Encodes a heartbeat frame.
+pub(crate) fn heartbeat() -> Vec<u8> {
+    vec![8, 0, 0, 0, 0, 0, 0, FRAME_END]
+}
+
+#[cfg(test)]
+mod tests {
+    use amq_protocol::protocol::basic;
+
+    use super::*;
+
+    #[test]
+    fn content_is_split_at_frame_max() {
+        let publish = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver::default()));
+        let body = vec![7u8; 10_000];
+        let bytes = with_content(1, publish, BasicProperties::default(), &body, 4096);
+        let frames = decode_all(&bytes);
+        let sizes: Vec<usize> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Ok(AMQPFrame::Body(1, b)) => Some(b.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sizes, vec![4088, 4088, 1824]);
+        assert!(matches!(frames[1], Ok(AMQPFrame::Header(1, ref h)) if h.body_size == 10_000));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(decode(vec![1, 0, 0, 0, 0, 0, 0, 0xCE]).is_err());
+        assert!(decode(vec![1, 0, 0, 0, 0, 0, 1, 9, 0]).is_err());
+        assert_eq!(
+            decode(vec![3, 0, 2, 0, 0, 0, 2, b'h', b'i', 0xCE]).ok(),
+            Some(AMQPFrame::Body(2, b"hi".to_vec()))
+        );
+        let huge = [1, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF];
+        assert!(matches!(
+            check_header(&huge, FRAME_MAX),
+            Err(Failure::Connection {
+                code: ReplyCode::FRAME_ERROR,
+                ..
+            })
+        ));
+        assert!(decode_all(&[9, 9, 9, 9, 9, 9, 9, 9])
+            .iter()
+            .all(Result::is_err));
+    }
+}

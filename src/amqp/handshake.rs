@@ -1,0 +1,280 @@
+//! The opening of a connection: protocol header, `connection.start` / `start-ok` with
+//! PLAIN or AMQPLAIN authentication, `tune` / `tune-ok`, and `open` into a vhost.
+
+use std::io::Read;
+use std::time::Duration;
+
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{connection, AMQPClass};
+use amq_protocol::types::{AMQPValue, FieldTable as WireTable, LongString};
+
+use super::failure::{Failure, MethodId};
+use super::frames::{self, FrameReader, PROTOCOL_HEADER};
+use super::nesting;
+use super::server::WireOptions;
+use super::writer::Outbox;
+use crate::{Broker, Connection, ReplyCode};
+
+/// The smallest frame size a peer may ask for (AMQP's frame-min-size).
+const FRAME_MIN: u32 = 4096;
+
+/// What the handshake agreed on.
+#[derive(Debug)]
+pub(crate) struct Negotiated {
+    /// The session connection in the requested vhost.
+    pub(crate) connection: Connection,
+    /// The frame size limit, overhead included.
+    pub(crate) frame_max: u32,
+    /// The highest channel number.
+    pub(crate) channel_max: u16,
+    /// Seconds between heartbeats (0 = none).
+    pub(crate) heartbeat: u16,
+    /// The client handles a server-sent `basic.cancel`.
+    pub(crate) notify_cancel: bool,
+}
+
+/// Runs the handshake.
+///
+/// # Errors
+///
+/// [`Failure::Gone`] for a wrong protocol header (after answering with the right one) or a
+/// vanished peer; 403 for refused credentials; 530 for an unknown vhost; 503 for methods
+/// out of order.
+pub(crate) fn negotiate<R: Read>(
+    reader: &mut FrameReader<R>,
+    outbox: &Outbox,
+    broker: &Broker,
+    options: &WireOptions,
+) -> Result<Negotiated, Failure> {
+    let header = reader.read_protocol_header()?;
+    if header != PROTOCOL_HEADER {
+        outbox.send(PROTOCOL_HEADER.to_vec());
+        return Err(Failure::Gone);
+    }
+    send(outbox, connection::AMQPMethod::Start(start()));
+    let start_ok = match expect(reader, "connection.start-ok")? {
+        connection::AMQPMethod::StartOk(m) => m,
+        _ => return Err(out_of_order("connection.start-ok")),
+    };
+    authenticate(&start_ok, options)?;
+    let notify_cancel = capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let tune = connection::Tune {
+        channel_max: options.channel_max,
+        frame_max: options.frame_max,
+        heartbeat: options.heartbeat,
+    };
+    send(outbox, connection::AMQPMethod::Tune(tune));
+    let tune_ok = match expect(reader, "connection.tune-ok")? {
+        connection::AMQPMethod::TuneOk(m) => m,
+        _ => return Err(out_of_order("connection.tune-ok")),
+    };
+    let frame_max = agree(options.frame_max, tune_ok.frame_max);
+    if frame_max < FRAME_MIN {
+        return Err(Failure::hard(
+            ReplyCode::NOT_ALLOWED,
+            format_args!("frame_max={frame_max} < {FRAME_MIN} min size"),
+        ));
+    }
+    reader.set_frame_max(frame_max);
+    if tune_ok.heartbeat > 0 {
+        let interval = Duration::from_secs(u64::from(tune_ok.heartbeat));
+        outbox.heartbeat_every(interval / 2);
+    }
+    let open = match expect(reader, "connection.open")? {
+        connection::AMQPMethod::Open(m) => m,
+        _ => return Err(out_of_order("connection.open")),
+    };
+    let connection = broker.connect(open.virtual_host.as_str()).map_err(|e| {
+        Failure::from_error(
+            &e,
+            MethodId {
+                class: 10,
+                method: 40,
+            },
+        )
+    })?;
+    send(
+        outbox,
+        connection::AMQPMethod::OpenOk(connection::OpenOk {}),
+    );
+    Ok(Negotiated {
+        connection,
+        frame_max,
+        // 0 on both sides means no limit.
+        channel_max: match agree(options.channel_max.into(), tune_ok.channel_max.into()) {
+            0 => u16::MAX,
+            n => u16::try_from(n).unwrap_or(u16::MAX),
+        },
+        heartbeat: tune_ok.heartbeat,
+        notify_cancel,
+    })
+}
+
+/// The lower of two limits, where 0 means "no limit".
+fn agree(ours: u32, theirs: u32) -> u32 {
+    match (ours, theirs) {
+        (0, t) => t,
+        (o, 0) => o,
+        (o, t) => o.min(t),
+    }
+}
+
+fn start() -> connection::Start {
+    let mut capabilities = WireTable::default();
+    for name in [
+        "publisher_confirms",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "per_consumer_qos",
+        "authentication_failure_close",
+    ] {
+        capabilities.insert(name.into(), AMQPValue::Boolean(true));
+    }
+    let mut properties = WireTable::default();
+    let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes()));
+    properties.insert("product".into(), text("Warren"));
+    properties.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
+    properties.insert("platform".into(), text("Rust"));
+    properties.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
+    connection::Start {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: properties,
+        mechanisms: LongString::from("PLAIN AMQPLAIN".as_bytes()),
+        locales: LongString::from("en_US".as_bytes()),
+    }
+}
+
+fn send(outbox: &Outbox, method: connection::AMQPMethod) {
+    outbox.send(frames::method(0, AMQPClass::Connection(method)));
+}
+
+/// Reads the next connection method on channel 0, skipping heartbeats.
+fn expect<R: Read>(
+    reader: &mut FrameReader<R>,
+    expected: &str,
+) -> Result<connection::AMQPMethod, Failure> {
+    loop {
+        match reader.read_frame()? {
+            AMQPFrame::Heartbeat => {}
+            AMQPFrame::Method(0, AMQPClass::Connection(m)) => return Ok(m),
+            _ => return Err(out_of_order(expected)),
+        }
+    }
+}
+
+fn out_of_order(expected: &str) -> Failure {
+    Failure::hard(
+        ReplyCode::COMMAND_INVALID,
+        format_args!("expected '{expected}'"),
+    )
+}
+
+/// Checks the credentials of `connection.start-ok`.
+fn authenticate(start_ok: &connection::StartOk, options: &WireOptions) -> Result<(), Failure> {
+    let mechanism = start_ok.mechanism.as_str();
+    let response = start_ok.response.as_bytes();
+    let credentials = match mechanism {
+        "PLAIN" => plain(response),
+        "AMQPLAIN" => amqplain(response),
+        other => {
+            return Err(Failure::hard(
+                ReplyCode::ACCESS_REFUSED,
+                format_args!("unsupported authentication mechanism '{other}'"),
+            )
+            .at(MethodId {
+                class: 10,
+                method: 11,
+            }))
+        }
+    };
+    match credentials {
+        Some((user, password)) if user == options.user && password == options.password => Ok(()),
+        _ => Err(Failure::hard(
+            ReplyCode::ACCESS_REFUSED,
+            format_args!(
+                "Login was refused using authentication mechanism {mechanism}. \
+                 For details see the broker logfile."
+            ),
+        )
+        .at(MethodId {
+            class: 10,
+            method: 11,
+        })),
+    }
+}
+
+/// Splits a PLAIN response, `authzid NUL user NUL password`.
+fn plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let password = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((user, password))
+}
+
+/// Reads an AMQPLAIN response: a field table without its length prefix, with `LOGIN` and
+/// `PASSWORD`.
+fn amqplain(response: &[u8]) -> Option<(String, String)> {
+    let mut bytes = (response.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(response);
+    if !nesting::check_table(&bytes) {
+        return None;
+    }
+    let (_, table) = amq_protocol::types::parsing::parse_field_table(bytes.as_slice()).ok()?;
+    let text = |key: &str| match table.inner().get(key)? {
+        AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    Some((text("LOGIN")?, text("PASSWORD")?))
+}
+
+/// Reads a boolean from the `capabilities` table of the client properties.
+fn capability(client_properties: &WireTable, name: &str) -> bool {
+    match client_properties.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(caps)) => {
+            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_responses_are_split() {
+        assert_eq!(
+            plain(b"\0guest\0secret"),
+            Some(("guest".into(), "secret".into()))
+        );
+        assert_eq!(plain(b"guest"), None);
+    }
+
+    #[test]
+    fn amqplain_responses_are_read_and_bounded() {
+        // LOGIN: S"guest", PASSWORD: S"pw", without the table's length prefix.
+        let mut response = vec![5];
+        response.extend_from_slice(b"LOGINS\0\0\0\x05guest");
+        response.push(8);
+        response.extend_from_slice(b"PASSWORDS\0\0\0\x02pw");
+        assert_eq!(amqplain(&response), Some(("guest".into(), "pw".into())));
+        let mut deep = Vec::new();
+        for _ in 0..10_000 {
+            let inner = std::mem::take(&mut deep);
+            deep.extend_from_slice(&[1, b'k', b'F']);
+            deep.extend_from_slice(&(inner.len() as u32).to_be_bytes());
+            deep.extend_from_slice(&inner);
+        }
+        assert_eq!(amqplain(&deep), None);
+    }
+
+    #[test]
+    fn limits_of_zero_mean_none() {
+        assert_eq!(agree(131_072, 0), 131_072);
+        assert_eq!(agree(131_072, 4096), 4096);
+        assert_eq!(agree(0, 2047), 2047);
+    }
+}

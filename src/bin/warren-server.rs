@@ -1,0 +1,104 @@
+//! `warren-server`: serves an in-process Warren broker over AMQP 0-9-1, so that real
+//! clients (pika, py-amqp, lapin, amqprs) can connect.
+//!
+//! ```text
+//! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
+//!               [--data-dir DIR] [--allow-mixed-durability]
+//! ```
+//!
+//! The first line printed is `warren-server listening on ADDR`, with the bound address
+//! (useful with port 0). The server runs until the process is stopped (Ctrl-C, SIGTERM).
+//! Without `--data-dir` the broker is in memory; with it, durable exchanges, queues,
+//! bindings and persistent messages are kept in `DIR/warren.redb`, and a publisher confirm
+//! means the message is on disk, so stopping the process at any moment loses nothing
+//! confirmed.
+
+use std::process::ExitCode;
+
+use warrenmq::{Broker, WireOptions};
+
+const USAGE: &str = "usage: warren-server [--listen ADDR] [--user NAME] [--password PASSWORD] \
+                     [--data-dir DIR] [--allow-mixed-durability]";
+
+/// The parsed command line.
+#[derive(Debug)]
+struct Args {
+    listen: String,
+    data_dir: Option<String>,
+    allow_mixed_durability: bool,
+    options: WireOptions,
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args {
+        listen: "127.0.0.1:5672".into(),
+        data_dir: None,
+        allow_mixed_durability: false,
+        options: WireOptions::default(),
+    };
+    while let Some(flag) = argv.next() {
+        let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
+        match flag.as_str() {
+            "--listen" => args.listen = value("--listen")?,
+            "--user" => args.options.user = value("--user")?,
+            "--password" => args.options.password = value("--password")?,
+            "--data-dir" => args.data_dir = Some(value("--data-dir")?),
+            "--allow-mixed-durability" => args.allow_mixed_durability = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Builds the broker: in memory, or kept in `DIR/warren.redb` with `--data-dir DIR`.
+fn build_broker(args: &Args) -> Result<Broker, String> {
+    let mut builder = Broker::builder();
+    builder.allow_mixed_durability_bindings(args.allow_mixed_durability);
+    if let Some(dir) = &args.data_dir {
+        data_path(&mut builder, dir)?;
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "persistence")]
+fn data_path(builder: &mut warrenmq::BrokerBuilder, dir: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {dir}: {e}"))?;
+    builder.data_path(std::path::Path::new(dir).join("warren.redb"));
+    Ok(())
+}
+
+#[cfg(not(feature = "persistence"))]
+fn data_path(_: &mut warrenmq::BrokerBuilder, dir: &str) -> Result<(), String> {
+    Err(format!(
+        "--data-dir {dir}: this warren-server was built without the `persistence` feature; \
+         rebuild with it, or run without --data-dir for an in-memory broker"
+    ))
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let broker = match build_broker(&args) {
+        Ok(broker) => broker,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match broker.serve_with(args.listen.as_str(), args.options) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("warren-server listening on {}", server.local_addr());
+    server.wait();
+    ExitCode::SUCCESS
+}
