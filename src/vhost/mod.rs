@@ -1,0 +1,194 @@
+//! One virtual host: a namespace of exchanges, queues and the bindings between them.
+//!
+//! Publishing reads the exchange and queue maps without any vhost-wide lock. Topology
+//! changes (declare, delete, bind, unbind) are serialised by the `topology` lock, which also
+//! guards the index of bindings by destination used to unbind a deleted queue in time
+//! proportional to its own bindings.
+//!
+//! - `topology`: declaring, deleting, binding and unbinding exchanges and queues.
+//! - `publish`: routing a message and putting it into its queues ([`Published`]).
+//! - `e2e`: exchange-to-exchange bindings and alternate exchanges.
+//! - `dead_letter`: dead-lettering with `x-death` headers.
+//! - `timers`: message TTL and queue expiry sweeps.
+//! - `recovery`: rebuilding durable state from the store at open.
+//! - `stats`: queue and exchange counters.
+
+mod dead_letter;
+mod e2e;
+mod publish;
+mod recovery;
+mod stats;
+mod timers;
+mod topology;
+
+pub use publish::RoutePreview;
+pub use topology::QueueDeclareOk;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+
+use crate::broker::Settings;
+use crate::connection::ConnectionId;
+use crate::exchange::{BindingKey, Exchange, ExchangeSpec};
+use crate::queue::Queue;
+use crate::routing::DestinationId;
+use crate::store::{BindingRecord, ExchangeRecord, StoreOp};
+use crate::sync::{ConcurrentMap, Mutex};
+use crate::{Error, ExchangeDeclareOptions, ExchangeKind, FieldTable, Result};
+
+/// Where a binding leads.
+#[derive(Debug, Clone)]
+enum Destination {
+    Queue(Arc<Queue>),
+    /// An exchange-to-exchange binding's destination.
+    Exchange(Arc<Exchange>),
+}
+
+/// Bindings by destination, so that a deleted queue can be unbound from every exchange.
+#[derive(Debug, Default)]
+struct Topology {
+    inbound: HashMap<DestinationId, Vec<(Arc<Exchange>, BindingKey)>>,
+}
+
+/// One vhost.
+#[derive(Debug)]
+pub(crate) struct VHost {
+    /// The vhost name.
+    pub(crate) name: Arc<str>,
+    /// Broker-wide settings and id source.
+    settings: Arc<Settings>,
+    /// Exchanges by name.
+    exchanges: ConcurrentMap<String, Arc<Exchange>>,
+    /// Queues by name.
+    queues: ConcurrentMap<String, Arc<Queue>>,
+    /// Binding destinations by id.
+    destinations: ConcurrentMap<DestinationId, Destination>,
+    /// Serialises topology changes; see the module docs.
+    topology: Mutex<Topology>,
+    /// Some exchange-to-exchange binding was made: routing must follow the graph.
+    e2e_used: AtomicBool,
+    /// The TTL and expiry sweep, once started.
+    timers: OnceLock<timers::Timers>,
+}
+
+impl VHost {
+    /// Creates a vhost with the default exchange and the `amq.*` exchanges.
+    pub(crate) fn new(name: &str, settings: Arc<Settings>) -> Self {
+        let vhost = VHost {
+            name: name.into(),
+            settings,
+            exchanges: ConcurrentMap::default(),
+            queues: ConcurrentMap::default(),
+            destinations: ConcurrentMap::default(),
+            topology: Mutex::new(Topology::default()),
+            e2e_used: AtomicBool::new(false),
+            timers: OnceLock::new(),
+        };
+        let builtins = [
+            ("", ExchangeKind::Direct),
+            ("amq.direct", ExchangeKind::Direct),
+            ("amq.fanout", ExchangeKind::Fanout),
+            ("amq.topic", ExchangeKind::Topic),
+            ("amq.headers", ExchangeKind::Headers),
+            ("amq.match", ExchangeKind::Headers),
+        ];
+        let no_args = FieldTable::new();
+        for (name, kind) in builtins {
+            let spec = ExchangeSpec {
+                name,
+                kind: &kind,
+                options: ExchangeDeclareOptions::durable(),
+                arguments: &no_args,
+            };
+            let router = vhost
+                .settings
+                .router_for(&kind)
+                .expect("built-in kinds have routers");
+            let exchange = Exchange::new(&spec, vhost.settings.next_destination(), router, true);
+            vhost.exchanges.insert(name.to_owned(), Arc::new(exchange));
+        }
+        vhost
+    }
+
+    pub(super) fn exchange_not_found(&self, exchange: &str) -> Error {
+        Error::ExchangeNotFound {
+            vhost: self.name.to_string(),
+            exchange: exchange.to_owned(),
+        }
+    }
+
+    pub(super) fn queue_not_found(&self, queue: &str) -> Error {
+        Error::QueueNotFound {
+            vhost: self.name.to_string(),
+            queue: queue.to_owned(),
+        }
+    }
+
+    /// Looks up an exchange.
+    pub(crate) fn exchange(&self, name: &str) -> Result<Arc<Exchange>> {
+        self.exchanges
+            .get(name)
+            .map(|e| Arc::clone(&e))
+            .ok_or_else(|| self.exchange_not_found(name))
+    }
+
+    /// Looks up a queue that `connection` may use.
+    pub(crate) fn queue(&self, name: &str, connection: ConnectionId) -> Result<Arc<Queue>> {
+        let queue = self
+            .queues
+            .get(name)
+            .map(|q| Arc::clone(&q))
+            .ok_or_else(|| self.queue_not_found(name))?;
+        queue.check_access(connection)?;
+        Ok(queue)
+    }
+
+    /// Makes a topology change durable before it is acknowledged (nothing to do for an
+    /// in-memory broker).
+    pub(super) fn persist(&self, op: impl FnOnce() -> StoreOp) -> Result<()> {
+        let store = &self.settings.store;
+        if !store.is_persistent() {
+            return Ok(());
+        }
+        store.submit(op()).wait().map_err(Error::from)
+    }
+
+    pub(super) fn exchange_record(&self, exchange: &Exchange) -> ExchangeRecord {
+        ExchangeRecord {
+            vhost: self.name.to_string(),
+            name: exchange.name.to_string(),
+            kind: exchange.kind.as_str().to_owned(),
+            durable: exchange.durable,
+            auto_delete: exchange.auto_delete,
+            internal: exchange.internal,
+            arguments: exchange.arguments.clone(),
+        }
+    }
+
+    /// The record of a binding from `source` to the queue or exchange named `destination`.
+    pub(super) fn binding_record(
+        &self,
+        source: &Exchange,
+        destination: (&str, bool),
+        key: &BindingKey,
+    ) -> BindingRecord {
+        BindingRecord {
+            vhost: self.name.to_string(),
+            source: source.name.to_string(),
+            destination: destination.0.to_owned(),
+            destination_is_exchange: destination.1,
+            routing_key: key.key.clone(),
+            arguments: key.arguments.table().clone(),
+        }
+    }
+
+    pub(super) fn bindable_exchange(&self, name: &str) -> Result<Arc<Exchange>> {
+        if name.is_empty() {
+            return Err(Error::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        self.exchange(name)
+    }
+}

@@ -1,0 +1,270 @@
+//! Publishing: routing a message through an exchange to its queues, storing it first when
+//! it is persistent and bound for durable queues.
+
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use super::{Destination, VHost};
+use crate::envelope::{Envelope, QueuedMessage};
+use crate::exchange::Exchange;
+use crate::names;
+use crate::queue::{parse_expiration, Enqueued, Queue};
+use crate::routing::{DestinationId, RoutingInput};
+use crate::store::{Durable, MessageRecord, StoreOp};
+use crate::{Error, FieldTable, Message, Result};
+
+thread_local! {
+    /// Reused buffer for routing results, so that publishing does not allocate for them.
+    static ROUTE_BUFFER: RefCell<Vec<DestinationId>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What a publish did: how many queues took the message, whether a queue refused it, the
+/// message itself if it must be returned, and (for a persistent message bound for durable
+/// queues) the ticket that finishes when it is on disk.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// Queues that took the message (or refused it by a length limit: it was routed).
+    pub(crate) queues: usize,
+    /// Some queue refused the message (`x-overflow = reject-publish`): nack it.
+    pub(crate) refused: bool,
+    /// The message, if it was `mandatory` and reached no queue.
+    pub(crate) returned: Option<Message>,
+    /// The store write of the message, if it was stored.
+    pub(crate) durable: Option<Durable>,
+}
+
+impl Published {
+    /// Counts one queue's answer.
+    fn count(&mut self, outcome: Enqueued) {
+        match outcome {
+            Enqueued::Accepted => self.queues += 1,
+            Enqueued::Refused => {
+                self.queues += 1;
+                self.refused = true;
+            }
+            Enqueued::Gone => {}
+        }
+    }
+}
+
+/// Where a message would go, as computed by [`Channel::route_preview`](crate::Channel::route_preview).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoutePreview {
+    /// The queues reached, sorted by name, each once.
+    pub queues: Vec<String>,
+    /// The exchanges the message passes through, starting with the one published to.
+    pub exchanges: Vec<String>,
+}
+
+impl VHost {
+    /// Routes a message and enqueues it on every queue reached. An unroutable `mandatory`
+    /// message is handed back for a return.
+    pub(crate) fn publish(
+        &self,
+        source: &Arc<Exchange>,
+        routing_key: &str,
+        message: Message,
+        mandatory: bool,
+    ) -> Result<Published> {
+        names::check_length("routing key", routing_key)?;
+        if let Some(expiration) = &message.properties().expiration {
+            parse_expiration(expiration)?;
+        }
+        let exchange = &source.name;
+        if source.internal {
+            return Err(Error::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.name
+            )));
+        }
+        source.counters.published.fetch_add(1, Ordering::Relaxed);
+        let headers = message.properties().headers.as_ref();
+        let queues = self.target_queues(source, routing_key, headers);
+        let envelope = Arc::new(Envelope {
+            message,
+            exchange: source.name.as_ref().into(),
+            routing_key: routing_key.into(),
+        });
+        let mut published = self.enqueue(&envelope, &queues);
+        let returned = published.queues == 0 && mandatory;
+        let counter = if published.queues > 0 {
+            &source.counters.routed
+        } else if returned {
+            &source.counters.returned
+        } else {
+            &source.counters.unroutable
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if returned {
+            published.returned =
+                Some(Arc::try_unwrap(envelope).map_or_else(|e| e.message.clone(), |e| e.message));
+        }
+        Ok(published)
+    }
+
+    /// Puts a routed message into its queues.
+    pub(super) fn enqueue(&self, envelope: &Arc<Envelope>, queues: &[Arc<Queue>]) -> Published {
+        if queues.iter().any(|q| q.stores(&envelope.message)) {
+            return self.enqueue_stored(envelope, queues);
+        }
+        let mut published = Published::default();
+        for queue in queues {
+            let seq = queue.next_seq();
+            let msg = QueuedMessage::new(seq, Arc::clone(envelope), false);
+            published.count(queue.publish(msg));
+        }
+        published
+    }
+
+    /// Puts a persistent message into its queues, some durable. The message is submitted to
+    /// the store (once, with an entry per durable queue) before any queue holds it, so that
+    /// no ack can reach the store before the message does.
+    pub(super) fn enqueue_stored(
+        &self,
+        envelope: &Arc<Envelope>,
+        queues: &[Arc<Queue>],
+    ) -> Published {
+        let placed: Vec<(u64, bool)> = queues
+            .iter()
+            .map(|q| (q.next_seq(), q.stores(&envelope.message)))
+            .collect();
+        let stored_in = || {
+            queues
+                .iter()
+                .zip(&placed)
+                .filter(|(_, (_, stored))| *stored)
+        };
+        let entries = stored_in()
+            .filter_map(|(q, (seq, _))| q.persistence.as_ref().map(|p| p.key.entry(*seq)))
+            .collect();
+        // One record serves every queue: it expires when the last of its queues would let
+        // it go (None if one of them never would).
+        let expiries: Option<Vec<u64>> = stored_in()
+            .map(|(q, _)| q.expiry_of(envelope).map(|at| at.get()))
+            .collect();
+        let store = &self.settings.store;
+        let record = MessageRecord {
+            exchange: envelope.exchange.to_string(),
+            routing_key: envelope.routing_key.to_string(),
+            properties: envelope.message.properties().clone(),
+            body: envelope.message.body().clone(),
+            expires_at_ms: expiries.and_then(|all| all.into_iter().max()),
+        };
+        let id = store.next_message_id();
+        let durable = store.submit(StoreOp::Enqueue {
+            id,
+            message: record,
+            entries,
+        });
+        let mut published = Published {
+            durable: Some(durable),
+            ..Published::default()
+        };
+        for (queue, (seq, persisted)) in queues.iter().zip(placed) {
+            let outcome = queue.publish(QueuedMessage::new(seq, Arc::clone(envelope), persisted));
+            if outcome == Enqueued::Refused && persisted {
+                // Refused by a length limit after the store took it: forget it there.
+                queue.forget(&[QueuedMessage::new(seq, Arc::clone(envelope), true)]);
+            }
+            published.count(outcome);
+        }
+        published
+    }
+
+    /// Returns the distinct queues a message published to `source` reaches.
+    pub(super) fn target_queues(
+        &self,
+        source: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> SmallVec<[Arc<Queue>; 4]> {
+        if source.name.is_empty() {
+            // The default exchange: one lookup by queue name, no router.
+            return self
+                .queues
+                .get(routing_key)
+                .map(|q| Arc::clone(&q))
+                .into_iter()
+                .collect();
+        }
+        let mut buffer = ROUTE_BUFFER.with(RefCell::take);
+        buffer.clear();
+        self.route(source, routing_key, headers, &mut buffer);
+        let queues = buffer
+            .iter()
+            .filter_map(|id| {
+                self.destinations.get(id).and_then(|d| match &*d {
+                    Destination::Queue(queue) => Some(Arc::clone(queue)),
+                    Destination::Exchange(_) => None,
+                })
+            })
+            .collect();
+        ROUTE_BUFFER.with(|b| b.replace(buffer));
+        queues
+    }
+
+    /// Fills `out` with the distinct destinations of a message published to `source`.
+    pub(super) fn route(
+        &self,
+        source: &Exchange,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        out: &mut Vec<DestinationId>,
+    ) {
+        if source.name.is_empty() {
+            if let Some(queue) = self.queues.get(routing_key) {
+                out.push(queue.id);
+            }
+            return;
+        }
+        let input = RoutingInput {
+            routing_key,
+            headers,
+        };
+        if source.alternate.is_some() || self.e2e_used.load(Ordering::Relaxed) {
+            return self.route_graph(source, input, out, None);
+        }
+        source.route(input, out);
+        if out.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+    }
+
+    /// Computes where a message would go, without publishing it.
+    pub(crate) fn route_preview(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> Result<RoutePreview> {
+        let source = self.exchange(exchange)?;
+        let mut ids = Vec::new();
+        let mut exchanges = vec![source.name.to_string()];
+        if !source.name.is_empty() {
+            exchanges.clear();
+            let input = RoutingInput {
+                routing_key,
+                headers,
+            };
+            self.route_graph(&source, input, &mut ids, Some(&mut exchanges));
+        } else {
+            self.route(&source, routing_key, headers, &mut ids);
+        }
+        let mut queues: Vec<String> = ids
+            .iter()
+            .filter_map(|id| {
+                self.destinations.get(id).and_then(|d| match &*d {
+                    Destination::Queue(q) => Some(q.name.to_string()),
+                    Destination::Exchange(_) => None,
+                })
+            })
+            .collect();
+        queues.sort();
+        Ok(RoutePreview { queues, exchanges })
+    }
+}

@@ -1,0 +1,132 @@
+//! Rebuilding a vhost's durable exchanges, queues (with their messages) and bindings from
+//! the store when a persistent broker opens.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use super::{Destination, VHost};
+use crate::envelope::{Envelope, QueuedMessage};
+use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
+use crate::queue::{Queue, QueueConfig};
+use crate::store::{BindingRecord, ExchangeRecord, RecoveredQueue};
+use crate::{Error, ExchangeDeclareOptions, ExchangeKind, Message, QueueDeclareOptions, Result};
+
+impl VHost {
+    /// Rebuilds a durable exchange from the store at open.
+    pub(crate) fn recover_exchange(&self, record: &ExchangeRecord) -> Result<()> {
+        let kind = ExchangeKind::from_name(&record.kind);
+        let router = self
+            .settings
+            .router_for(&kind)
+            .ok_or_else(|| Error::Internal {
+                reason: format!(
+                    "stored exchange '{}' in vhost '{}' has kind '{}', which is not registered",
+                    record.name, self.name, record.kind
+                ),
+            })?;
+        let options = ExchangeDeclareOptions {
+            passive: false,
+            durable: true,
+            auto_delete: record.auto_delete,
+            internal: record.internal,
+        };
+        let spec = ExchangeSpec {
+            name: &record.name,
+            kind: &kind,
+            options,
+            arguments: &record.arguments,
+        };
+        let exchange = Exchange::new(&spec, self.settings.next_destination(), router, false);
+        self.exchanges
+            .insert(record.name.clone(), Arc::new(exchange));
+        Ok(())
+    }
+
+    /// Rebuilds a durable queue and its messages from the store at open. Messages stored in
+    /// several queues share one envelope through `envelopes`.
+    pub(crate) fn recover_queue(
+        self: &Arc<Self>,
+        recovered: &RecoveredQueue,
+        envelopes: &mut HashMap<u64, Arc<Envelope>>,
+    ) -> Result<()> {
+        let record = &recovered.record;
+        let options = QueueDeclareOptions {
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: record.auto_delete,
+        };
+        let config = QueueConfig::parse(&record.arguments, &record.name, &self.name)?;
+        let id = self.settings.next_destination();
+        let queue = Arc::new(
+            Queue::new(
+                record.name.as_str().into(),
+                Arc::clone(&self.name),
+                id,
+                options,
+                None,
+                record.arguments.clone(),
+                &self.settings.store,
+            )
+            .with_features(
+                config,
+                Arc::downgrade(self),
+                Arc::clone(&self.settings.clock),
+            ),
+        );
+        let msgs = recovered
+            .messages
+            .iter()
+            .map(|m| {
+                let envelope = envelopes.entry(m.id.0).or_insert_with(|| {
+                    let r = &m.message;
+                    let message = Message::with_properties(r.body.clone(), r.properties.clone());
+                    Arc::new(Envelope {
+                        message,
+                        exchange: r.exchange.as_str().into(),
+                        routing_key: r.routing_key.as_str().into(),
+                    })
+                });
+                let mut msg = QueuedMessage::new(m.seq, Arc::clone(envelope), true);
+                msg.redelivered = m.redelivered;
+                msg.expires_at = m.message.expires_at_ms.and_then(NonZeroU64::new);
+                msg
+            })
+            .collect();
+        queue.recover(msgs, recovered.next_seq());
+        if queue.is_timed() {
+            VHost::ensure_timers(&Arc::downgrade(self));
+        }
+        self.queues.insert(record.name.clone(), Arc::clone(&queue));
+        self.destinations.insert(id, Destination::Queue(queue));
+        Ok(())
+    }
+
+    /// Rebuilds a durable binding from the store at open; a binding whose ends are gone is
+    /// skipped.
+    pub(crate) fn recover_binding(&self, record: &BindingRecord) {
+        if record.destination_is_exchange {
+            return self.recover_exchange_binding(record);
+        }
+        let (Some(source), Some(queue)) = (
+            self.exchanges.get(&record.source).map(|e| Arc::clone(&e)),
+            self.queues.get(&record.destination).map(|q| Arc::clone(&q)),
+        ) else {
+            return;
+        };
+        let key = BindingKey {
+            destination: queue.id,
+            key: record.routing_key.clone(),
+            arguments: ArgumentsKey::new(&record.arguments),
+        };
+        if let Ok(true) = source.bind(key.clone()) {
+            self.topology
+                .lock()
+                .inbound
+                .entry(queue.id)
+                .or_default()
+                .push((source, key));
+        }
+    }
+}
