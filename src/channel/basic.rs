@@ -1,0 +1,179 @@
+//! Channel methods for publishing, getting, consuming and acknowledging.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::inner::{requeue, ChannelInner};
+use super::Channel;
+use crate::consumer::Delivery;
+use crate::ledger::Pending;
+use crate::{ConsumeOptions, Consumer, GetOptions, Message, PublishOptions, Result};
+
+impl Channel {
+    /// Publishes a message to an exchange with a routing key.
+    ///
+    /// A message that reaches no queue is dropped and counted in the exchange's
+    /// [`unroutable`](crate::ExchangeStats::unroutable) counter, as RabbitMQ drops it. To
+    /// get it back instead, publish with [`basic_publish_with`](Self::basic_publish_with)
+    /// and [`PublishOptions::mandatory`].
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing exchange; 403 for an internal exchange; 406 for an invalid
+    /// `expiration` property.
+    pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
+        self.basic_publish_with(exchange, routing_key, PublishOptions::default(), message)
+    }
+
+    /// Fetches the message at the head of a queue, or `None` if it is empty.
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing queue; 405 for another connection's exclusive queue.
+    pub fn basic_get(&self, queue: &str, options: GetOptions) -> Result<Option<Delivery>> {
+        self.inner.run(|| {
+            let conn = &self.inner.conn;
+            let queue = conn.vhost.queue(queue, conn.id)?;
+            let mut ledger = self.inner.ledger.lock();
+            let Some((msg, left)) = queue.get() else {
+                return Ok(None);
+            };
+            let tag = ledger.next_tag();
+            let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
+            let envelope = Arc::clone(&msg.envelope);
+            let delivery = Delivery::new(
+                Arc::clone(&self.inner),
+                envelope,
+                msg.redelivered,
+                tag,
+                None,
+                count,
+            );
+            if options.no_ack {
+                queue.settle(None, std::slice::from_ref(&msg));
+            } else {
+                queue.mark_delivered(&msg);
+                ledger.insert(
+                    tag,
+                    Pending {
+                        queue,
+                        msg,
+                        credit: None,
+                    },
+                );
+            }
+            Ok(Some(delivery))
+        })
+    }
+
+    /// Subscribes to a queue and returns a blocking [`Consumer`].
+    ///
+    /// Messages are spread round-robin among a queue's consumers, each holding at most the
+    /// channel's [`basic_qos`](Self::basic_qos) prefetch unacknowledged.
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing queue; 405 for another connection's exclusive queue; 403 if the
+    /// queue has an exclusive consumer (or others, when asking for exclusivity); 530 for a
+    /// consumer tag in use on this channel.
+    pub fn basic_consume(&self, queue: &str, options: ConsumeOptions) -> Result<Consumer> {
+        self.inner.run(|| {
+            let link = self.inner.subscribe(queue, &options, None)?;
+            Ok(Consumer::new(link, Arc::clone(&self.inner)))
+        })
+    }
+
+    /// Cancels a consumer. Its unreceived messages go back to the queue; messages already
+    /// received stay unacknowledged on this channel. Unknown tags are ignored.
+    ///
+    /// # Errors
+    ///
+    /// 504 if the channel is closed.
+    pub fn basic_cancel(&self, consumer_tag: &str) -> Result<()> {
+        self.inner.cancel(consumer_tag)
+    }
+
+    /// Sets the prefetch count for consumers created on this channel from now on: each may
+    /// hold at most this many unacknowledged deliveries (0 = no limit).
+    ///
+    /// # Errors
+    ///
+    /// 504 if the channel is closed.
+    pub fn basic_qos(&self, prefetch_count: u16) -> Result<()> {
+        self.inner.run(|| {
+            self.inner
+                .prefetch
+                .store(u32::from(prefetch_count), Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// Acknowledges a delivery, or with `multiple` every one up to `delivery_tag`.
+    ///
+    /// # Errors
+    ///
+    /// 406 for an unknown delivery tag (which closes the channel).
+    pub fn basic_ack(&self, delivery_tag: u64, multiple: bool) -> Result<()> {
+        Self::ack_on(&self.inner, delivery_tag, multiple)
+    }
+
+    /// Rejects one or (with `multiple`) several deliveries: requeued if `requeue`,
+    /// otherwise discarded.
+    ///
+    /// # Errors
+    ///
+    /// 406 for an unknown delivery tag.
+    pub fn basic_nack(&self, delivery_tag: u64, multiple: bool, requeue: bool) -> Result<()> {
+        Self::nack_on(&self.inner, delivery_tag, multiple, requeue)
+    }
+
+    /// Rejects one delivery: requeued if `requeue`, otherwise discarded.
+    ///
+    /// # Errors
+    ///
+    /// 406 for an unknown delivery tag.
+    pub fn basic_reject(&self, delivery_tag: u64, requeue: bool) -> Result<()> {
+        Self::nack_on(&self.inner, delivery_tag, false, requeue)
+    }
+
+    /// Returns every unacknowledged delivery of this channel to its queue, marked
+    /// redelivered (`basic.recover` with `requeue = true`).
+    ///
+    /// # Errors
+    ///
+    /// 504 if the channel is closed.
+    pub fn basic_recover(&self) -> Result<()> {
+        self.inner.run(|| {
+            let pending = self.inner.ledger.lock().take_all();
+            requeue(pending);
+            Ok(())
+        })
+    }
+
+    pub(crate) fn ack_on(inner: &Arc<ChannelInner>, tag: u64, multiple: bool) -> Result<()> {
+        inner.run(|| {
+            let pending = inner.ledger.lock().take(tag, multiple)?;
+            inner.settle(pending);
+            Ok(())
+        })
+    }
+
+    pub(crate) fn nack_on(
+        inner: &Arc<ChannelInner>,
+        tag: u64,
+        multiple: bool,
+        requeue_them: bool,
+    ) -> Result<()> {
+        inner.run(|| {
+            let pending = inner.ledger.lock().take(tag, multiple)?;
+            if requeue_them {
+                requeue(pending);
+            } else {
+                for p in pending {
+                    p.queue.reject(p.credit, p.msg);
+                }
+            }
+            Ok(())
+        })
+    }
+}

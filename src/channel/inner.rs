@@ -1,0 +1,304 @@
+//! The shared state of a channel: its ledger, consumers and closing.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::connection::ConnectionInner;
+use crate::consumer::{ConsumerLink, Delivery};
+use crate::envelope::QueuedMessage;
+use crate::exchange::Exchange;
+use crate::ledger::{Credit, Ledger, Pending};
+use crate::queue::{consumer_priority, Subscription};
+use crate::returns::ReturnQueue;
+use crate::store::Durable;
+use crate::sync::{unbounded, Mutex, Receiver, Sender};
+use crate::{names, ConsumeOptions, Error, Result};
+
+/// The callback of a consumer started with [`Channel::basic_consume_with`].
+pub(super) type Callback = Box<dyn FnMut(Delivery) + Send>;
+
+/// A consumer as its channel keeps it.
+pub(super) struct ConsumerEntry {
+    pub(super) link: Arc<ConsumerLink>,
+    /// Set for callback consumers, which [`Channel::wait`] drives.
+    pub(super) callback: Option<Arc<Mutex<Callback>>>,
+}
+
+/// The shared state of a channel, referenced by the [`Channel`] handle, its consumers and
+/// its deliveries.
+pub(crate) struct ChannelInner {
+    /// The connection it belongs to.
+    pub(super) conn: Arc<ConnectionInner>,
+    /// Unacknowledged deliveries; also the authority on whether deliveries are accepted.
+    pub(super) ledger: Mutex<Ledger>,
+    /// Set once when the channel closes, with the error that closed it, if any.
+    pub(super) closed: OnceLock<Option<Arc<Error>>>,
+    /// Consumers by tag.
+    pub(super) consumers: Mutex<HashMap<Arc<str>, ConsumerEntry>>,
+    /// Prefetch limit given to consumers created from now on (0 = none).
+    pub(super) prefetch: AtomicU32,
+    /// Wakes threads blocked in `wait` when consumers change or the channel closes.
+    pub(super) wake_tx: Sender<()>,
+    /// The receiving side of `wake_tx`.
+    pub(super) wake_rx: Receiver<()>,
+    /// Publisher confirms are on.
+    pub(super) confirms: AtomicBool,
+    /// Store writes of messages published in confirm mode that no one has waited for yet.
+    pub(super) unconfirmed: Mutex<Vec<Durable>>,
+    /// The exchange last published to, so that a publisher sending to one exchange skips
+    /// the lookup by name.
+    pub(super) last_exchange: Mutex<Option<Arc<Exchange>>>,
+    /// Some publish was refused (nacked) since the last `wait_for_confirms`.
+    pub(super) nacked: AtomicBool,
+    /// Unroutable mandatory messages for the channel's [`Returns`](crate::Returns) handles.
+    pub(super) returns: ReturnQueue,
+}
+
+impl ChannelInner {
+    pub(crate) fn new(conn: Arc<ConnectionInner>) -> Arc<Self> {
+        let (wake_tx, wake_rx) = unbounded();
+        Arc::new(ChannelInner {
+            conn,
+            ledger: Mutex::new(Ledger::default()),
+            closed: OnceLock::new(),
+            consumers: Mutex::new(HashMap::new()),
+            prefetch: AtomicU32::new(0),
+            wake_tx,
+            wake_rx,
+            confirms: AtomicBool::new(false),
+            unconfirmed: Mutex::new(Vec::new()),
+            last_exchange: Mutex::new(None),
+            nacked: AtomicBool::new(false),
+            returns: ReturnQueue::default(),
+        })
+    }
+
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.conn.is_closed() {
+            return Err(Error::ConnectionClosed);
+        }
+        match self.closed.get() {
+            Some(cause) => Err(Error::ChannelClosed {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a channel method: fails on a closed channel, and when the method fails closes
+    /// the channel (soft errors: 403, 404, 405, 406) or the whole connection (hard errors
+    /// such as 503 or 530), as AMQP does.
+    pub(super) fn run<T>(self: &Arc<Self>, method: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_open()?;
+        let result = method();
+        if let Err(e) = &result {
+            if !matches!(e, Error::ChannelClosed { .. } | Error::ConnectionClosed) {
+                self.close_with(Some(Arc::new(e.clone())));
+                if !e.reply_code().is_channel_error() {
+                    self.conn.close();
+                }
+            }
+        }
+        result
+    }
+
+    /// Closes the channel: cancels its consumers and requeues its unacknowledged deliveries.
+    pub(crate) fn close_with(&self, cause: Option<Arc<Error>>) {
+        if self.closed.set(cause).is_err() {
+            return;
+        }
+        let entries: Vec<ConsumerEntry> = self.consumers.lock().drain().map(|(_, e)| e).collect();
+        for entry in entries {
+            self.unsubscribe(&entry.link);
+        }
+        let pending = {
+            let mut ledger = self.ledger.lock();
+            ledger.closed = true;
+            ledger.take_all()
+        };
+        requeue(pending);
+        self.returns.close();
+        let _ = self.wake_tx.send(());
+    }
+
+    pub(super) fn unsubscribe(&self, link: &ConsumerLink) {
+        if link.queue.unsubscribe(link.key).now_unused {
+            self.conn.vhost.drop_queue(&link.queue);
+        }
+    }
+
+    /// Turns a message taken from a consumer inbox into a delivery, or puts it back if the
+    /// channel has closed meanwhile.
+    pub(crate) fn accept(
+        self: &Arc<Self>,
+        link: &ConsumerLink,
+        msg: QueuedMessage,
+    ) -> Option<Delivery> {
+        let mut ledger = self.ledger.lock();
+        if ledger.closed {
+            drop(ledger);
+            link.queue.restore(vec![msg]);
+            return None;
+        }
+        let tag = ledger.next_tag();
+        let consumer_tag = Some(Arc::clone(&link.tag));
+        if link.no_ack {
+            drop(ledger);
+            link.queue.forget(std::slice::from_ref(&msg));
+            let QueuedMessage {
+                envelope,
+                redelivered,
+                ..
+            } = msg;
+            return Some(Delivery::new(
+                Arc::clone(self),
+                envelope,
+                redelivered,
+                tag,
+                consumer_tag,
+                None,
+            ));
+        }
+        let envelope = Arc::clone(&msg.envelope);
+        let delivery = Delivery::new(
+            Arc::clone(self),
+            envelope,
+            msg.redelivered,
+            tag,
+            consumer_tag,
+            None,
+        );
+        link.queue.hold(1);
+        link.queue.mark_delivered(&msg);
+        let credit = Some(Credit {
+            consumer: link.key,
+            limited: link.limited,
+        });
+        ledger.insert(
+            tag,
+            Pending {
+                queue: Arc::clone(&link.queue),
+                msg,
+                credit,
+            },
+        );
+        Some(delivery)
+    }
+
+    /// Cancels the consumer with `tag`; unknown tags are ignored (as in RabbitMQ).
+    pub(crate) fn cancel(self: &Arc<Self>, tag: &str) -> Result<()> {
+        self.run(|| {
+            let entry = self.consumers.lock().remove(tag);
+            if let Some(entry) = entry {
+                self.unsubscribe(&entry.link);
+                let _ = self.wake_tx.send(());
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn subscribe(
+        self: &Arc<Self>,
+        queue: &str,
+        options: &ConsumeOptions,
+        callback: Option<Callback>,
+    ) -> Result<Arc<ConsumerLink>> {
+        let queue = self.conn.vhost.queue(queue, self.conn.id)?;
+        let tag: Arc<str> = match &options.consumer_tag {
+            Some(tag) if !tag.is_empty() => tag.as_str().into(),
+            _ => names::generate("amq.ctag-").into(),
+        };
+        names::check_length("consumer tag", &tag)?;
+        let mut consumers = self.consumers.lock();
+        if consumers.contains_key(&tag) {
+            return Err(Error::NotAllowed {
+                reason: format!("attempt to reuse consumer tag '{tag}'"),
+            });
+        }
+        let key = self.conn.broker.settings.next_id();
+        let prefetch = if options.no_ack {
+            0
+        } else {
+            self.prefetch.load(Ordering::Relaxed)
+        };
+        let priority = consumer_priority(&options.arguments, &queue.name, &queue.vhost)?;
+        let rx = queue.subscribe(Subscription {
+            key,
+            prefetch,
+            exclusive: options.exclusive,
+            priority,
+        })?;
+        let link = Arc::new(ConsumerLink {
+            key,
+            tag: Arc::clone(&tag),
+            queue,
+            rx,
+            no_ack: options.no_ack,
+            limited: prefetch > 0,
+        });
+        let callback = callback.map(|cb| Arc::new(Mutex::new(cb)));
+        consumers.insert(
+            tag,
+            ConsumerEntry {
+                link: Arc::clone(&link),
+                callback,
+            },
+        );
+        drop(consumers);
+        let _ = self.wake_tx.send(());
+        Ok(link)
+    }
+
+    /// Settles acknowledged deliveries, one call per run of the same queue and consumer.
+    pub(super) fn settle(&self, pending: Vec<Pending>) {
+        let mut run: Vec<QueuedMessage> = Vec::new();
+        let mut iter = pending.into_iter().peekable();
+        while let Some(p) = iter.next() {
+            run.push(p.msg);
+            let same_run = iter
+                .peek()
+                .is_some_and(|next| Arc::ptr_eq(&next.queue, &p.queue) && next.credit == p.credit);
+            if !same_run {
+                p.queue.settle(p.credit, &run);
+                run.clear();
+            }
+        }
+    }
+
+    /// Finds the exchange to publish to, from the one-entry cache when it is the last one.
+    pub(super) fn publish_target(&self, name: &str) -> Result<Arc<Exchange>> {
+        let mut last = self.last_exchange.lock();
+        if let Some(exchange) = last
+            .as_ref()
+            .filter(|e| &*e.name == name && !e.is_deleted())
+        {
+            return Ok(Arc::clone(exchange));
+        }
+        let exchange = self.conn.vhost.exchange(name)?;
+        *last = Some(Arc::clone(&exchange));
+        Ok(exchange)
+    }
+}
+
+/// Puts deliveries back in their queues, marked redelivered.
+pub(super) fn requeue(pending: Vec<Pending>) {
+    for p in pending {
+        p.queue.requeue(p.credit, vec![p.msg]);
+    }
+}
+
+impl fmt::Debug for ChannelInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelInner")
+            .field("closed", &self.closed.get().is_some())
+            .finish()
+    }
+}
+
+impl Drop for ChannelInner {
+    fn drop(&mut self) {
+        self.close_with(None);
+    }
+}

@@ -1,0 +1,166 @@
+//! Channel methods for exchanges, queues and bindings.
+
+use super::Channel;
+use crate::exchange::ExchangeSpec;
+use crate::vhost::{QueueDeclareOk, RoutePreview};
+use crate::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeKind, FieldTable, QueueDeclareOptions,
+    QueueDeleteOptions, Result,
+};
+
+impl Channel {
+    /// Declares an exchange, or checks that an existing one has the same properties.
+    ///
+    /// # Errors
+    ///
+    /// 403 for names starting with `amq.`; 406 if the exchange exists with other
+    /// properties; 404 for a passive declare of a missing exchange; 503 for an unknown kind.
+    pub fn exchange_declare(
+        &self,
+        exchange: &str,
+        kind: ExchangeKind,
+        options: ExchangeDeclareOptions,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.run(|| {
+            let spec = ExchangeSpec {
+                name: exchange,
+                kind: &kind,
+                options,
+                arguments: &arguments,
+            };
+            self.inner.conn.vhost.declare_exchange(&spec)
+        })
+    }
+
+    /// Deletes an exchange and its bindings. Deleting a missing exchange succeeds.
+    ///
+    /// # Errors
+    ///
+    /// 406 with `if_unused` when it has bindings; 403 for the predeclared exchanges.
+    pub fn exchange_delete(&self, exchange: &str, options: ExchangeDeleteOptions) -> Result<()> {
+        self.inner.run(|| {
+            self.inner
+                .conn
+                .vhost
+                .delete_exchange(exchange, options.if_unused)
+        })
+    }
+
+    /// Declares a queue, or checks that an existing one has the same properties. An empty
+    /// name asks for a server-named queue (`amq.gen-…`).
+    ///
+    /// # Errors
+    ///
+    /// 403 for names starting with `amq.`; 406 if the queue exists with other properties;
+    /// 404 for a passive declare of a missing queue; 405 for another connection's exclusive
+    /// queue.
+    pub fn queue_declare(
+        &self,
+        queue: &str,
+        options: QueueDeclareOptions,
+        arguments: FieldTable,
+    ) -> Result<QueueDeclareOk> {
+        self.inner.run(|| {
+            let conn = &self.inner.conn;
+            let (ok, created) = conn
+                .vhost
+                .declare_queue(queue, options, &arguments, conn.id)?;
+            if let Some(queue) = created.filter(|q| q.exclusive_owner.is_some()) {
+                conn.own_exclusive(queue);
+            }
+            Ok(ok)
+        })
+    }
+
+    /// Binds a queue to an exchange with a routing key (and arguments, for headers
+    /// exchanges). Binding twice is one binding.
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing queue or exchange; 403 for the default exchange; 406 for a
+    /// durable/non-durable pair (unless allowed) or invalid arguments.
+    pub fn queue_bind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.run(|| {
+            let conn = &self.inner.conn;
+            conn.vhost
+                .bind_queue(queue, exchange, routing_key, &arguments, conn.id)
+        })
+    }
+
+    /// Removes a binding. Removing one that does not exist succeeds.
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing queue or exchange.
+    pub fn queue_unbind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.run(|| {
+            let conn = &self.inner.conn;
+            conn.vhost
+                .unbind_queue(queue, exchange, routing_key, &arguments, conn.id)
+        })
+    }
+
+    /// Removes every ready message of a queue; returns how many. Unacknowledged messages
+    /// stay.
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing queue; 405 for another connection's exclusive queue.
+    pub fn queue_purge(&self, queue: &str) -> Result<u32> {
+        self.inner.run(|| {
+            let conn = &self.inner.conn;
+            let n = conn.vhost.purge_queue(queue, conn.id)?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
+    /// Deletes a queue, its bindings and its messages; returns the number of ready messages
+    /// it held. Its consumers are cancelled. Deleting a missing queue succeeds with 0.
+    ///
+    /// # Errors
+    ///
+    /// 406 with `if_unused` when it has consumers or `if_empty` when it has messages; 405
+    /// for another connection's exclusive queue.
+    pub fn queue_delete(&self, queue: &str, options: QueueDeleteOptions) -> Result<u32> {
+        self.inner.run(|| {
+            let conn = &self.inner.conn;
+            let n = conn
+                .vhost
+                .delete_queue(queue, options.if_unused, options.if_empty, conn.id)?;
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        })
+    }
+
+    /// Computes which queues a message would reach, without publishing it. For unit tests of
+    /// routing logic. Does not close the channel on error.
+    ///
+    /// # Errors
+    ///
+    /// 404 for a missing exchange.
+    pub fn route_preview(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: &FieldTable,
+    ) -> Result<RoutePreview> {
+        self.inner.check_open()?;
+        let headers = (!headers.is_empty()).then_some(headers);
+        self.inner
+            .conn
+            .vhost
+            .route_preview(exchange, routing_key, headers)
+    }
+}
