@@ -24,12 +24,12 @@ use std::sync::Arc;
 /// publishing and consuming.
 ///
 /// A channel is `Send + Sync`: threads may share one. As in AMQP, a method that fails
-/// closes the channel; later calls return [`Error::ChannelClosed`] carrying that first
+/// closes the channel; later calls return [`Error::ChannelClosed`](crate::Error::ChannelClosed) carrying that first
 /// error. The connection and its other channels go on.
 ///
 /// Closing a channel cancels its consumers and returns its unacknowledged messages to their
 /// queues, marked redelivered. A channel closes when [`close`](Self::close) is called, when
-/// its connection closes, or when the `Channel` and every [`Consumer`] and [`Delivery`] of it
+/// its connection closes, or when the `Channel` and every [`Consumer`](crate::Consumer) and [`Delivery`](crate::Delivery) of it
 /// have been dropped.
 pub struct Channel {
     pub(super) inner: Arc<ChannelInner>,
