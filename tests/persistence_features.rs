@@ -159,3 +159,45 @@ fn durable_exchange_to_exchange_bindings_survive() {
     persist(&ch, "src", "a.b", "unbound now");
     assert!(drain(&ch, "q").is_empty());
 }
+
+#[test]
+fn messages_that_expired_while_down_are_dead_lettered_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let clock = ManualClock::new();
+    {
+        let (_b, ch) = open_with(&path, &clock);
+        ch.exchange_declare(
+            "dlx",
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::durable(),
+            FieldTable::new(),
+        )
+        .unwrap();
+        ch.queue_declare("dead", QueueDeclareOptions::durable(), FieldTable::new())
+            .unwrap();
+        ch.queue_bind("dead", "dlx", "", FieldTable::new()).unwrap();
+        let args = FieldTable::new()
+            .with("x-dead-letter-exchange", "dlx")
+            .with("x-message-ttl", 1_000);
+        ch.queue_declare("work", QueueDeclareOptions::durable(), args)
+            .unwrap();
+        persist(&ch, "", "work", "expires while the broker is down");
+    }
+    clock.advance(Duration::from_secs(2));
+    let (_b, ch) = open_with(&path, &clock);
+    assert!(ch
+        .basic_get("work", GetOptions::no_ack())
+        .unwrap()
+        .is_none());
+    let d = ch
+        .basic_get("dead", GetOptions::no_ack())
+        .unwrap()
+        .expect("dead-lettered");
+    assert_eq!(body(&d), "expires while the broker is down");
+    let headers = d.properties().headers.as_ref().unwrap();
+    assert_eq!(
+        headers.get("x-first-death-reason"),
+        Some(&FieldValue::from("expired"))
+    );
+}

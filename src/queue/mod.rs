@@ -271,7 +271,8 @@ impl Queue {
         Enqueued::Accepted
     }
 
-    /// Puts back recovered messages, in order, at open.
+    /// Puts back recovered messages, in order, at open. Expired ones are left for the first
+    /// sweep or access: by then the bindings of their dead-letter exchange are back too.
     pub(crate) fn recover(&self, msgs: Vec<QueuedMessage>, next_seq: u64) {
         let mut st = self.state.lock();
         for msg in msgs {
@@ -281,8 +282,6 @@ impl Queue {
             st.ready.push_back(msg);
         }
         self.next_seq.store(next_seq, Ordering::Relaxed);
-        self.trim(&mut st);
-        self.finish(st);
     }
 
     /// Subscribes a consumer and returns its inbox.
