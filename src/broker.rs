@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dashmap::DashMap;
 
 use crate::connection::Connection;
 use crate::routing::{
     DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
 };
 use crate::store::{NullStore, RecoveredState, Store, StoreOp, VhostRecord};
+use crate::sync::ConcurrentMap;
 use crate::vhost::VHost;
 use crate::{Clock, Error, ExchangeKind, ExchangeStats, QueueStats, Result, SystemClock};
 
@@ -72,7 +72,7 @@ pub(crate) struct BrokerInner {
     /// Settings and ids.
     pub(crate) settings: Arc<Settings>,
     /// Vhosts by name.
-    vhosts: DashMap<String, Arc<VHost>>,
+    vhosts: ConcurrentMap<String, Arc<VHost>>,
 }
 
 impl Drop for BrokerInner {
@@ -411,10 +411,10 @@ impl BrokerBuilder {
         let broker = Broker {
             inner: Arc::new(BrokerInner {
                 settings,
-                vhosts: DashMap::new(),
+                vhosts: ConcurrentMap::default(),
             }),
         };
-        broker.add_vhost("/").expect("'/' is a valid vhost name");
+        broker.insert_vhost("/");
         broker
     }
 }
