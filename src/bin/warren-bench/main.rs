@@ -7,8 +7,10 @@
 //! Each subcommand lives in its own module and prints with the shared [`table`] helpers;
 //! the runner uses only Warren's public API, like any application.
 
+mod flow;
 mod measure;
 mod table;
+mod throughput;
 mod topic;
 mod workload;
 
@@ -30,12 +32,15 @@ struct Cli {
 enum Command {
     /// Topic matching: the trie router against a naive matcher and a hash-lookup floor.
     Topic(topic::TopicArgs),
+    /// End-to-end messages per second through an in-memory broker, beside crossbeam.
+    Throughput(throughput::ThroughputArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Topic(args) => topic::run_topic(args),
+        Command::Throughput(args) => throughput::run_throughput(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
