@@ -9,6 +9,8 @@
 
 mod flow;
 mod measure;
+#[cfg(feature = "persistence")]
+mod persistence;
 mod table;
 mod throughput;
 mod topic;
@@ -34,6 +36,13 @@ enum Command {
     Topic(topic::TopicArgs),
     /// End-to-end messages per second through an in-memory broker, beside crossbeam.
     Throughput(throughput::ThroughputArgs),
+    /// Confirmed persistent publishing, recovery time and memory per queued message.
+    #[cfg(feature = "persistence")]
+    Persistence(persistence::PersistenceArgs),
+    /// Measures one store in a fresh process, for `persistence`.
+    #[cfg(feature = "persistence")]
+    #[command(hide = true)]
+    PersistenceProbe(persistence::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +50,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Topic(args) => topic::run_topic(args),
         Command::Throughput(args) => throughput::run_throughput(args),
+        #[cfg(feature = "persistence")]
+        Command::Persistence(args) => persistence::run_persistence(args),
+        #[cfg(feature = "persistence")]
+        Command::PersistenceProbe(args) => persistence::run_probe(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
