@@ -7,6 +7,8 @@
 //! Each subcommand lives in its own module and prints with the shared [`table`] helpers;
 //! the runner uses only Warren's public API, like any application.
 
+#[cfg(feature = "wire")]
+mod amqp_client;
 mod flow;
 mod measure;
 #[cfg(feature = "persistence")]
@@ -14,6 +16,8 @@ mod persistence;
 mod table;
 mod throughput;
 mod topic;
+#[cfg(feature = "wire")]
+mod wire;
 mod workload;
 
 use std::process::ExitCode;
@@ -43,6 +47,9 @@ enum Command {
     #[cfg(feature = "persistence")]
     #[command(hide = true)]
     PersistenceProbe(persistence::ProbeArgs),
+    /// Publish and consume rates over AMQP: warren-server against RabbitMQ.
+    #[cfg(feature = "wire")]
+    Wire(wire::WireArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +61,8 @@ fn main() -> ExitCode {
         Command::Persistence(args) => persistence::run_persistence(args),
         #[cfg(feature = "persistence")]
         Command::PersistenceProbe(args) => persistence::run_probe(args),
+        #[cfg(feature = "wire")]
+        Command::Wire(args) => wire::run_wire(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
