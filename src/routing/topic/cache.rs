@@ -115,7 +115,7 @@ impl ResultCache {
             return true;
         }
         self.tick = self.tick.wrapping_add(1);
-        self.tick % SAMPLE_EVERY == 0
+        self.tick.is_multiple_of(SAMPLE_EVERY)
     }
 
     /// Appends the cached result for `key` at table generation `generation` to `out`, if any.
