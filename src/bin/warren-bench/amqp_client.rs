@@ -203,7 +203,7 @@ impl Client {
             };
             self.skip_content()?;
             received += 1;
-            if received % ack_every == 0 || received == count {
+            if received.is_multiple_of(ack_every) || received == count {
                 let ack = basic::Ack {
                     delivery_tag: tag,
                     multiple: true,

@@ -202,7 +202,7 @@ fn warren_consumer(
             Ack::Each => delivery.ack()?,
             Ack::Multiple(every) => {
                 drop(delivery);
-                if received % every == 0 {
+                if received.is_multiple_of(every) {
                     ch.basic_ack(last_tag.take().unwrap_or_default(), true)?;
                 }
             }

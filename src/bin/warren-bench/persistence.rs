@@ -191,7 +191,7 @@ fn confirmed_flow(
                 message
             };
             ch.basic_publish("", QUEUE, message)?;
-            if (i + 1) % BATCH == 0 || i + 1 == n {
+            if (i + 1).is_multiple_of(BATCH) || i + 1 == n {
                 ch.wait_for_confirms()?;
             }
         }
@@ -210,7 +210,7 @@ fn fill(path: &Path, n: u64) -> Result<f64, warrenmq::Error> {
     let began = Instant::now();
     for i in 0..n {
         ch.basic_publish("", QUEUE, Message::new(body.clone()).persistent())?;
-        if (i + 1) % (10 * BATCH) == 0 || i + 1 == n {
+        if (i + 1).is_multiple_of(10 * BATCH) || i + 1 == n {
             ch.wait_for_confirms()?;
         }
     }
@@ -317,7 +317,7 @@ fn median(mut rates: Vec<f64>) -> f64 {
 
 /// A body size as a key suffix: `100b`, `4k`.
 fn size_label(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 {
+    if size >= 1024 && size.is_multiple_of(1024) {
         format!("{}k", size / 1024)
     } else {
         format!("{size}b")

@@ -100,7 +100,7 @@ fn round(addr: &str, queue: &str, n: u64, body: &[u8]) -> Result<Timing, String>
     let began = Instant::now();
     for i in 0..n {
         publisher.publish(queue, body, false).map_err(io)?;
-        if (i + 1) % WINDOW == 0 || i + 1 == n {
+        if (i + 1).is_multiple_of(WINDOW) || i + 1 == n {
             publisher.wait_for_confirms().map_err(io)?;
         }
     }
