@@ -67,6 +67,13 @@ impl Flow {
         }
     }
 
+    /// Deliveries each consumer takes when they are known in advance: all of its own queue's
+    /// with fanout, all of them for a lone consumer. `None` when consumers compete for one
+    /// queue and count together.
+    fn quota(&self) -> Option<u64> {
+        (self.route == Route::Fanout || self.consumers == 1).then_some(self.messages)
+    }
+
     /// Messages producer `i` publishes: an even share, the remainder to the first ones.
     fn share(&self, i: usize) -> u64 {
         let p = self.producers as u64;
@@ -178,12 +185,12 @@ fn warren_consumer(
     });
     start.wait();
     let (_conn, ch, consumer) = subscribed?;
-    let own_queue = flow.route == Route::Fanout;
+    let quota = flow.quota();
     let mut received = 0_u64;
     let mut last_tag = None;
     loop {
-        let delivery = if own_queue {
-            if received == flow.messages {
+        let delivery = if let Some(quota) = quota {
+            if received == quota {
                 break;
             }
             consumer.recv().map_err(|_| closed())?
@@ -207,7 +214,7 @@ fn warren_consumer(
                 }
             }
         }
-        if !own_queue && tally.count() {
+        if quota.is_none() && tally.count() {
             break;
         }
     }
@@ -239,7 +246,7 @@ pub(crate) fn crossbeam_round(flow: &Flow) -> Duration {
     };
     let start = Barrier::new(flow.producers + flow.consumers + 1);
     let body = body(flow.size);
-    let own_queue = flow.route == Route::Fanout;
+    let quota = flow.quota();
     thread::scope(|s| {
         let mut handles = Vec::new();
         for c in 0..flow.consumers {
@@ -247,19 +254,18 @@ pub(crate) fn crossbeam_round(flow: &Flow) -> Duration {
             handles.push(s.spawn(move || {
                 start.wait();
                 let mut received = 0_u64;
-                while !(own_queue && received == flow.messages) {
-                    let message = if own_queue {
-                        rx.recv().ok()
-                    } else {
-                        rx.recv_timeout(POLL).ok()
+                while quota != Some(received) {
+                    let message = match quota {
+                        Some(_) => rx.recv().ok(),
+                        None => rx.recv_timeout(POLL).ok(),
                     };
                     match message {
                         Some(message) => drop(message),
-                        None if own_queue || tally.done() => break,
+                        None if quota.is_some() || tally.done() => break,
                         None => continue,
                     }
                     received += 1;
-                    if !own_queue && tally.count() {
+                    if quota.is_none() && tally.count() {
                         break;
                     }
                 }
