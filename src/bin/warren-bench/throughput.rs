@@ -37,7 +37,7 @@ pub(crate) struct ThroughputArgs {
     #[arg(long, default_value_t = 100)]
     size: usize,
     /// Messages published per round.
-    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
     /// Keep running rounds until this many seconds have passed (at least `--rounds`).
     #[arg(long)]
