@@ -2,7 +2,13 @@
 //!
 //! ```text
 //! cargo run --release --bin warren-bench -- topic --bindings 100000 --wildcards 30 --seconds 3
+//! cargo run --release --bin warren-bench -- throughput --exchange direct --ack manual
+//! cargo run --release --bin warren-bench -- persistence --messages 1000000
+//! cargo run --release --bin warren-bench -- wire --rabbitmq 127.0.0.1:5672
 //! ```
+//!
+//! `persistence` needs the `persistence` feature and `wire` the `wire` feature (both on by
+//! default). `docs/benchmarks.md` explains every subcommand and its figures.
 //!
 //! Each subcommand lives in its own module and prints with the shared [`table`] helpers;
 //! the runner uses only Warren's public API, like any application.
