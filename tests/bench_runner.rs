@@ -1,26 +1,49 @@
 //! `warren-bench` end to end: each subcommand on a tiny workload with `--json` prints one
 //! JSON object whose figures are positive numbers, so a broken runner fails CI.
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+/// Longest a tiny run may take (they take about a second in a debug build): a runner that
+/// hangs fails the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs `warren-bench` with `args` and parses its standard output as JSON.
 #[track_caller]
 fn run_json(args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
         .args(args)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("warren-bench starts");
-    assert!(
-        output.status.success(),
-        "warren-bench {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits for warren-bench") {
+            break status;
+        }
+        if began.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("warren-bench {args:?} still running after {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), String::new());
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_end(&mut stdout).expect("reads stdout");
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).expect("reads stderr");
+    }
+    assert!(status.success(), "warren-bench {args:?} failed: {stderr}");
+    serde_json::from_slice(&stdout).unwrap_or_else(|e| {
         panic!(
             "warren-bench {args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
+            String::from_utf8_lossy(&stdout)
         )
     })
 }
