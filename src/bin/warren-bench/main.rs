@@ -2,14 +2,28 @@
 //!
 //! ```text
 //! cargo run --release --bin warren-bench -- topic --bindings 100000 --wildcards 30 --seconds 3
+//! cargo run --release --bin warren-bench -- throughput --exchange direct --ack manual
+//! cargo run --release --bin warren-bench -- persistence --messages 1000000
+//! cargo run --release --bin warren-bench -- wire --rabbitmq 127.0.0.1:5672
 //! ```
+//!
+//! `persistence` needs the `persistence` feature and `wire` the `wire` feature (both on by
+//! default). `docs/benchmarks.md` explains every subcommand and its figures.
 //!
 //! Each subcommand lives in its own module and prints with the shared [`table`] helpers;
 //! the runner uses only Warren's public API, like any application.
 
+#[cfg(feature = "wire")]
+mod amqp_client;
+mod flow;
 mod measure;
+#[cfg(feature = "persistence")]
+mod persistence;
 mod table;
+mod throughput;
 mod topic;
+#[cfg(feature = "wire")]
+mod wire;
 mod workload;
 
 use std::process::ExitCode;
@@ -30,12 +44,31 @@ struct Cli {
 enum Command {
     /// Topic matching: the trie router against a naive matcher and a hash-lookup floor.
     Topic(topic::TopicArgs),
+    /// End-to-end messages per second through an in-memory broker, beside crossbeam.
+    Throughput(throughput::ThroughputArgs),
+    /// Confirmed persistent publishing, recovery time and memory per queued message.
+    #[cfg(feature = "persistence")]
+    Persistence(persistence::PersistenceArgs),
+    /// Measures one store in a fresh process, for `persistence`.
+    #[cfg(feature = "persistence")]
+    #[command(hide = true)]
+    PersistenceProbe(persistence::ProbeArgs),
+    /// Publish and consume rates over AMQP: warren-server against RabbitMQ.
+    #[cfg(feature = "wire")]
+    Wire(wire::WireArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Topic(args) => topic::run_topic(args),
+        Command::Throughput(args) => throughput::run_throughput(args),
+        #[cfg(feature = "persistence")]
+        Command::Persistence(args) => persistence::run_persistence(args),
+        #[cfg(feature = "persistence")]
+        Command::PersistenceProbe(args) => persistence::run_probe(args),
+        #[cfg(feature = "wire")]
+        Command::Wire(args) => wire::run_wire(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

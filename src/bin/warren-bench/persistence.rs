@@ -1,0 +1,419 @@
+//! `warren-bench persistence`: what the redb store costs and gives back.
+//!
+//! Three measurements, each on a fresh directory under `--dir` (the system temp dir by
+//! default; put it on the disk you mean to measure, since a tmpfs makes `fsync` free):
+//! - confirmed publishing: one producer publishes persistent messages to a durable queue
+//!   with publisher confirms, waiting for them every [`BATCH`] messages, while a consumer on
+//!   another thread acks each one; beside it the same flow with transient messages
+//!   (`delivery_mode` 1), in interleaved rounds;
+//! - recovery: the time from `Broker::open` on a store holding `--messages` persistent
+//!   100-byte messages until `queue_stats` shows them all ready, in a fresh process (the
+//!   runner starts itself with the hidden `persistence-probe` subcommand), as after a restart;
+//! - memory: the resident set size (`VmRSS`) a fresh process gains by holding `--messages`
+//!   queued 100-byte messages in an in-memory broker, and by recovering them from the store.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use warrenmq::{Broker, ConsumeOptions, FieldTable, Message, QueueDeclareOptions, ReplyCode};
+
+use crate::flow::body;
+use crate::table::{mebibytes, rate, ratio, Table};
+
+/// Messages published between two waits for confirms.
+const BATCH: u64 = 1000;
+/// The queue the recovery and memory probes fill.
+const QUEUE: &str = "bench.stored";
+/// Body size of the recovery and memory probes.
+const STORED_SIZE: usize = 100;
+/// Longest wait for a recovery before giving up.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(600);
+
+/// Arguments of `warren-bench persistence`.
+#[derive(Debug, Args)]
+pub(crate) struct PersistenceArgs {
+    /// Messages stored for the recovery and memory measurements.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    /// Messages per round of confirmed publishing [default: --messages, at most 100,000].
+    #[arg(long)]
+    confirm_messages: Option<u64>,
+    /// Body sizes for confirmed publishing, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [100_usize, 4096])]
+    size: Vec<usize>,
+    /// Rounds of confirmed publishing per size and mode.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Where to put the stores [default: the system temp dir].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of the hidden `persistence-probe`, run in a child process.
+#[derive(Debug, Args)]
+pub(crate) struct ProbeArgs {
+    /// In-memory fill, or recovery of a filled store.
+    #[arg(long, value_enum)]
+    store: ProbeStore,
+    /// The store to recover (with `--store disk`).
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// Messages to hold.
+    #[arg(long)]
+    messages: u64,
+}
+
+/// `--store` of the probe.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProbeStore {
+    /// Publish `--messages` transient messages into `Broker::in_memory`.
+    Memory,
+    /// `Broker::open` the store at `--path` and wait for its messages.
+    Disk,
+}
+
+/// Confirmed-publishing figures for one body size: median messages per second.
+#[derive(Debug)]
+struct Confirmed {
+    /// Body size.
+    size: usize,
+    /// Persistent messages.
+    persistent: f64,
+    /// Transient messages, same flow.
+    transient: f64,
+}
+
+/// What a probe process measured.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Probe {
+    /// `VmRSS` before filling or opening, in bytes.
+    rss_before: u64,
+    /// `VmRSS` with every message queued, in bytes.
+    rss_after: u64,
+    /// Seconds from `Broker::open` to all messages ready (disk), or to fill (memory).
+    seconds: f64,
+    /// Messages ready at the end.
+    ready: u64,
+}
+
+/// Runs the subcommand.
+pub(crate) fn run_persistence(args: &PersistenceArgs) -> Result<(), String> {
+    let root = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = root.join(format!("warren-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let result = measure(args, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (confirmed, fill_per_s, recovery, memory) = result?;
+    if args.json {
+        println!(
+            "{}",
+            to_json(args, &confirmed, fill_per_s, &recovery, &memory)
+        );
+    } else {
+        print_tables(args, &confirmed, fill_per_s, &recovery, &memory);
+    }
+    Ok(())
+}
+
+/// All three measurements.
+fn measure(
+    args: &PersistenceArgs,
+    scratch: &Path,
+) -> Result<(Vec<Confirmed>, f64, Probe, Probe), String> {
+    let n = args
+        .confirm_messages
+        .unwrap_or(args.messages.min(100_000))
+        .max(1);
+    let mut confirmed = Vec::new();
+    for &size in &args.size {
+        let (mut persistent, mut transient) = (Vec::new(), Vec::new());
+        for round in 0..args.rounds {
+            let path = scratch.join(format!("confirm-{size}-{round}.redb"));
+            persistent.push(n as f64 / confirmed_round(&path, n, size, true)?);
+            transient.push(n as f64 / confirmed_round(&path, n, size, false)?);
+        }
+        confirmed.push(Confirmed {
+            size,
+            persistent: median(persistent),
+            transient: median(transient),
+        });
+    }
+    let stored = scratch.join("stored.redb");
+    let fill_per_s = fill(&stored, args.messages).map_err(|e| e.to_string())?;
+    let recovery = probe(ProbeStore::Disk, Some(&stored), args.messages)?;
+    let memory = probe(ProbeStore::Memory, None, args.messages)?;
+    Ok((confirmed, fill_per_s, recovery, memory))
+}
+
+/// One round of confirmed publishing on a fresh store; returns its seconds.
+fn confirmed_round(path: &Path, n: u64, size: usize, persistent: bool) -> Result<f64, String> {
+    let _ = std::fs::remove_file(path);
+    let seconds = confirmed_flow(path, n, size, persistent).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(path);
+    Ok(seconds)
+}
+
+/// Publishes `n` messages with confirms while a consumer acks them; returns the seconds from
+/// the first publish to the last ack.
+fn confirmed_flow(
+    path: &Path,
+    n: u64,
+    size: usize,
+    persistent: bool,
+) -> Result<f64, warrenmq::Error> {
+    let broker = Broker::open(path)?;
+    let ch = broker.connect("/")?.open_channel()?;
+    ch.queue_declare(QUEUE, QueueDeclareOptions::durable(), FieldTable::new())?;
+    ch.confirm_select()?;
+    let consumer_ch = broker.connect("/")?.open_channel()?;
+    let consumer = consumer_ch.basic_consume(QUEUE, ConsumeOptions::default())?;
+    let body = body(size);
+    let began = Instant::now();
+    thread::scope(|s| {
+        let acker = s.spawn(|| {
+            for _ in 0..n {
+                consumer.recv().map_err(|_| closed())?.ack()?;
+            }
+            Ok::<_, warrenmq::Error>(())
+        });
+        for i in 0..n {
+            let message = Message::new(body.clone());
+            let message = if persistent {
+                message.persistent()
+            } else {
+                message
+            };
+            ch.basic_publish("", QUEUE, message)?;
+            if (i + 1).is_multiple_of(BATCH) || i + 1 == n {
+                ch.wait_for_confirms()?;
+            }
+        }
+        acker.join().expect("consumer thread panicked")
+    })?;
+    Ok(began.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// Fills a fresh store with `n` persistent 100-byte messages; returns messages per second.
+fn fill(path: &Path, n: u64) -> Result<f64, warrenmq::Error> {
+    let broker = Broker::open(path)?;
+    let ch = broker.connect("/")?.open_channel()?;
+    ch.queue_declare(QUEUE, QueueDeclareOptions::durable(), FieldTable::new())?;
+    ch.confirm_select()?;
+    let body = body(STORED_SIZE);
+    let began = Instant::now();
+    for i in 0..n {
+        ch.basic_publish("", QUEUE, Message::new(body.clone()).persistent())?;
+        if (i + 1).is_multiple_of(10 * BATCH) || i + 1 == n {
+            ch.wait_for_confirms()?;
+        }
+    }
+    Ok(n as f64 / began.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// Runs the probe in a fresh process and reads its report.
+fn probe(store: ProbeStore, path: Option<&Path>, messages: u64) -> Result<Probe, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let mut command = Command::new(exe);
+    command.args(["persistence-probe", "--messages", &messages.to_string()]);
+    match (store, path) {
+        (ProbeStore::Disk, Some(path)) => command.arg("--store=disk").arg("--path").arg(path),
+        _ => command.arg("--store=memory"),
+    };
+    let output = command.output().map_err(|e| format!("probe: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "probe failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("probe output: {e}"))
+}
+
+/// The hidden `persistence-probe` subcommand: prints one [`Probe`] as JSON.
+pub(crate) fn run_probe(args: &ProbeArgs) -> Result<(), String> {
+    let rss_before = rss_bytes()?;
+    let began = Instant::now();
+    let (broker, ready) = match (args.store, &args.path) {
+        (ProbeStore::Memory, _) => {
+            let broker = Broker::in_memory();
+            fill_in_memory(&broker, args.messages).map_err(|e| e.to_string())?;
+            let ready = ready(&broker)?;
+            (broker, ready)
+        }
+        (ProbeStore::Disk, Some(path)) => {
+            let broker = Broker::open(path).map_err(|e| e.to_string())?;
+            loop {
+                let ready = ready(&broker)?;
+                if ready >= args.messages || began.elapsed() > RECOVERY_LIMIT {
+                    break (broker, ready);
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        (ProbeStore::Disk, None) => return Err("--store disk needs --path".into()),
+    };
+    let seconds = began.elapsed().as_secs_f64();
+    let rss_after = rss_bytes()?;
+    drop(broker);
+    let report = json!({
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+        "seconds": seconds,
+        "ready": ready,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+/// Publishes `n` 100-byte messages to a fresh queue of an in-memory broker.
+fn fill_in_memory(broker: &Broker, n: u64) -> Result<(), warrenmq::Error> {
+    let ch = broker.connect("/")?.open_channel()?;
+    ch.queue_declare(QUEUE, QueueDeclareOptions::default(), FieldTable::new())?;
+    let body = body(STORED_SIZE);
+    for _ in 0..n {
+        ch.basic_publish("", QUEUE, Message::new(body.clone()))?;
+    }
+    Ok(())
+}
+
+/// Messages ready in the probes' queue (0 while it is not there yet).
+fn ready(broker: &Broker) -> Result<u64, String> {
+    match broker.queue_stats("/", QUEUE) {
+        Ok(stats) => Ok(stats.messages_ready as u64),
+        Err(e) if e.reply_code() == ReplyCode::NOT_FOUND => Ok(0),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// This process's resident set size, from `/proc/self/status`.
+fn rss_bytes() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("reading /proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| "no VmRSS in /proc/self/status".into())
+}
+
+/// The error for a consumer whose channel closed under it.
+fn closed() -> warrenmq::Error {
+    warrenmq::Error::ChannelClosed { cause: None }
+}
+
+/// The median of some rates.
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+/// A body size as a key suffix: `100b`, `4k`.
+fn size_label(size: usize) -> String {
+    if size >= 1024 && size.is_multiple_of(1024) {
+        format!("{}k", size / 1024)
+    } else {
+        format!("{size}b")
+    }
+}
+
+/// Resident bytes a probe gained per message.
+fn per_message(p: &Probe, messages: u64) -> f64 {
+    p.rss_after.saturating_sub(p.rss_before) as f64 / messages as f64
+}
+
+/// Prints the three tables.
+fn print_tables(
+    args: &PersistenceArgs,
+    confirmed: &[Confirmed],
+    fill_per_s: f64,
+    recovery: &Probe,
+    memory: &Probe,
+) {
+    println!(
+        "confirmed publishing: confirms awaited every {BATCH} messages, a consumer acking \
+         each; median of {} interleaved rounds",
+        args.rounds
+    );
+    println!();
+    let mut table = Table::new(&["body", "persistent", "transient", "persistent ÷ transient"]);
+    for c in confirmed {
+        table.row(vec![
+            format!("{} bytes", c.size),
+            rate(Some(c.persistent)),
+            rate(Some(c.transient)),
+            ratio(Some(c.persistent / c.transient)),
+        ]);
+    }
+    print!("{}", table.render());
+    println!();
+    let n = args.messages;
+    println!("{n} queued persistent {STORED_SIZE}-byte messages");
+    println!();
+    let mut table = Table::new(&["measurement", "value"]);
+    let row = |t: &mut Table, what: &str, value: String| t.row(vec![what.into(), value]);
+    row(
+        &mut table,
+        "fill (confirmed, no consumer)",
+        rate(Some(fill_per_s)),
+    );
+    row(
+        &mut table,
+        "recovery: open → all ready",
+        format!("{:.2} s", recovery.seconds),
+    );
+    row(&mut table, "recovered messages", recovery.ready.to_string());
+    let gained = |p: &Probe| mebibytes(p.rss_after.saturating_sub(p.rss_before) as usize);
+    row(&mut table, "RSS gained, in-memory broker", gained(memory));
+    row(
+        &mut table,
+        "  per message",
+        format!("{:.0} B", per_message(memory, n)),
+    );
+    row(&mut table, "RSS gained, recovered store", gained(recovery));
+    row(
+        &mut table,
+        "  per message",
+        format!("{:.0} B", per_message(recovery, n)),
+    );
+    print!("{}", table.render());
+}
+
+/// The JSON report.
+fn to_json(
+    args: &PersistenceArgs,
+    confirmed: &[Confirmed],
+    fill_per_s: f64,
+    recovery: &Probe,
+    memory: &Probe,
+) -> serde_json::Value {
+    let n = args.messages;
+    let mut report = json!({
+        "messages": n,
+        "confirm_batch": BATCH,
+        "rounds": args.rounds,
+        "fill_msgs_per_s": fill_per_s,
+        "recovery_seconds": recovery.seconds,
+        "recovered_messages": recovery.ready,
+        "rss_bytes_in_memory": memory.rss_after.saturating_sub(memory.rss_before),
+        "rss_bytes_per_message": per_message(memory, n),
+        "rss_bytes_recovered": recovery.rss_after.saturating_sub(recovery.rss_before),
+        "rss_bytes_per_message_recovered": per_message(recovery, n),
+    });
+    if n == 1_000_000 {
+        report["rss_bytes_1m_in_memory"] = json!(report["rss_bytes_in_memory"]);
+    }
+    for c in confirmed {
+        let label = size_label(c.size);
+        report[format!("persistent_confirmed_msgs_per_s_{label}")] = json!(c.persistent);
+        report[format!("transient_msgs_per_s_{label}")] = json!(c.transient);
+    }
+    report
+}

@@ -1,0 +1,174 @@
+//! `warren-bench` end to end: each subcommand on a tiny workload with `--json` prints one
+//! JSON object whose figures are positive numbers, so a broken runner fails CI.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Longest a tiny run may take (they take about a second in a debug build): a runner that
+/// hangs fails the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `warren-bench` with `args` and parses its standard output as JSON.
+#[track_caller]
+fn run_json(args: &[&str]) -> Value {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warren-bench starts");
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits for warren-bench") {
+            break status;
+        }
+        if began.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("warren-bench {args:?} still running after {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), String::new());
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_end(&mut stdout).expect("reads stdout");
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).expect("reads stderr");
+    }
+    assert!(status.success(), "warren-bench {args:?} failed: {stderr}");
+    serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "warren-bench {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&stdout)
+        )
+    })
+}
+
+/// Checks that every key holds a positive number.
+#[track_caller]
+fn assert_positive(report: &Value, keys: &[&str]) {
+    for key in keys {
+        let value = report[key].as_f64();
+        assert!(
+            value.is_some_and(|v| v > 0.0 && v.is_finite()),
+            "{key} = {} in {report}",
+            report[key]
+        );
+    }
+}
+
+#[test]
+fn smoke() {
+    let report = run_json(&[
+        "throughput",
+        "--messages",
+        "2000",
+        "--rounds",
+        "1",
+        "--json",
+    ]);
+    assert_positive(
+        &report,
+        &["messages", "warren_msgs_per_s", "crossbeam_msgs_per_s"],
+    );
+}
+
+#[test]
+fn throughput_reports_every_figure() {
+    for exchange in ["direct", "topic", "fanout"] {
+        let report = run_json(&[
+            "throughput",
+            "--exchange",
+            exchange,
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--ack",
+            "manual",
+            "--messages",
+            "2000",
+            "--rounds",
+            "1",
+            "--json",
+        ]);
+        assert_positive(
+            &report,
+            &[
+                "messages",
+                "warren_msgs_per_s",
+                "warren_ack_multiple_msgs_per_s",
+                "crossbeam_msgs_per_s",
+                "ratio",
+                "ratio_ack_multiple",
+                "producers",
+                "consumers",
+                "size",
+            ],
+        );
+        assert_eq!(report["exchange"], exchange);
+        assert_eq!(report["ack"], "manual");
+        let deliveries = if exchange == "fanout" { 4000 } else { 2000 };
+        assert_eq!(report["deliveries"], deliveries);
+    }
+}
+
+#[cfg(feature = "persistence")]
+#[test]
+fn persistence_reports_every_figure() {
+    let report = run_json(&[
+        "persistence",
+        "--messages",
+        "2000",
+        "--rounds",
+        "1",
+        "--json",
+    ]);
+    assert_positive(
+        &report,
+        &[
+            "messages",
+            "persistent_confirmed_msgs_per_s_100b",
+            "persistent_confirmed_msgs_per_s_4k",
+            "transient_msgs_per_s_100b",
+            "transient_msgs_per_s_4k",
+            "fill_msgs_per_s",
+            "recovery_seconds",
+            "recovered_messages",
+            "rss_bytes_in_memory",
+            "rss_bytes_per_message",
+        ],
+    );
+    assert_eq!(report["recovered_messages"], 2000);
+}
+
+#[cfg(feature = "wire")]
+#[test]
+fn wire_reports_warren_and_skips_an_absent_rabbitmq() {
+    // Port 1 is never a RabbitMQ: the runner must report Warren alone.
+    let report = run_json(&[
+        "wire",
+        "--messages",
+        "2000",
+        "--rounds",
+        "1",
+        "--rabbitmq",
+        "127.0.0.1:1",
+        "--json",
+    ]);
+    assert_positive(
+        &report,
+        &[
+            "messages",
+            "warren_publish_msgs_per_s",
+            "warren_consume_msgs_per_s",
+            "warren_msgs_per_s",
+        ],
+    );
+    assert!(report["rabbitmq_msgs_per_s"].is_null(), "{report}");
+    assert!(report["note"].is_string(), "{report}");
+}
