@@ -42,7 +42,7 @@ pub(crate) struct ConsumerLink {
 #[must_use = "an unacknowledged delivery stays unacked until acked or its channel closes"]
 pub struct Delivery {
     channel: Arc<ChannelInner>,
-    envelope: Arc<Envelope>,
+    envelope: Envelope,
     delivery_tag: u64,
     redelivered: bool,
     consumer_tag: Option<Arc<str>>,
@@ -52,7 +52,7 @@ pub struct Delivery {
 impl Delivery {
     pub(crate) fn new(
         channel: Arc<ChannelInner>,
-        envelope: Arc<Envelope>,
+        envelope: Envelope,
         redelivered: bool,
         delivery_tag: u64,
         consumer_tag: Option<Arc<str>>,

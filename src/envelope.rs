@@ -2,7 +2,6 @@
 //! shared by every queue it reaches.
 
 use std::num::NonZeroU64;
-use std::sync::Arc;
 
 use compact_str::CompactString;
 
@@ -10,7 +9,7 @@ use crate::Message;
 
 /// A published message with its publish-time routing information. Created once per publish
 /// and shared (through `Arc`) by every queue the message reaches.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Envelope {
     /// Body and properties.
     pub(crate) message: Message,
@@ -28,7 +27,7 @@ pub(crate) struct QueuedMessage {
     /// back to its original place.
     pub(crate) seq: u64,
     /// The shared message.
-    pub(crate) envelope: Arc<Envelope>,
+    pub(crate) envelope: Envelope,
     /// Delivered before and requeued (AMQP `redelivered`).
     pub(crate) redelivered: bool,
     /// Has an entry in the store (a persistent message in a durable queue).
@@ -41,7 +40,7 @@ pub(crate) struct QueuedMessage {
 
 impl QueuedMessage {
     /// A message newly placed at `seq` of a queue: not redelivered, no expiry yet.
-    pub(crate) fn new(seq: u64, envelope: Arc<Envelope>, persisted: bool) -> Self {
+    pub(crate) fn new(seq: u64, envelope: Envelope, persisted: bool) -> Self {
         QueuedMessage {
             seq,
             envelope,

@@ -1,5 +1,7 @@
 //! Messages: a shared body plus the AMQP basic properties.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +96,7 @@ pub struct Message {
     body: Bytes,
     /// `None` while every property is unset, which keeps a plain message small and its
     /// publishing free of allocations for properties.
-    properties: Option<Box<Properties>>,
+    properties: Option<Arc<Properties>>,
 }
 
 /// The properties of a message that sets none.
@@ -145,7 +147,7 @@ impl Message {
 
     /// Creates a message from a body and complete properties.
     pub fn with_properties(body: impl Into<Bytes>, properties: Properties) -> Self {
-        let properties = (properties != NO_PROPERTIES).then(|| Box::new(properties));
+        let properties = (properties != NO_PROPERTIES).then(|| Arc::new(properties));
         Message {
             body: body.into(),
             properties,
@@ -153,7 +155,7 @@ impl Message {
     }
 
     fn props(&mut self) -> &mut Properties {
-        self.properties.get_or_insert_with(Box::default)
+        Arc::make_mut(self.properties.get_or_insert_with(Arc::default))
     }
 
     /// Returns the body.
@@ -173,7 +175,12 @@ impl Message {
 
     /// Splits the message into its body and properties.
     pub fn into_parts(self) -> (Bytes, Properties) {
-        (self.body, self.properties.map(|p| *p).unwrap_or_default())
+        (
+            self.body,
+            self.properties
+                .map(Arc::unwrap_or_clone)
+                .unwrap_or_default(),
+        )
     }
 
     /// Sets `delivery_mode = 2`: the message survives a restart in a durable queue.

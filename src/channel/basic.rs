@@ -40,7 +40,7 @@ impl Channel {
             };
             let tag = ledger.next_tag();
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
-            let envelope = Arc::clone(&msg.envelope);
+            let envelope = msg.envelope.clone();
             let delivery = Delivery::new(
                 Arc::clone(&self.inner),
                 envelope,

@@ -161,7 +161,7 @@ impl ChannelInner {
                 None,
             ));
         }
-        let envelope = Arc::clone(&msg.envelope);
+        let envelope = msg.envelope.clone();
         let delivery = Delivery::new(
             Arc::clone(self),
             envelope,

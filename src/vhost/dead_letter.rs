@@ -27,7 +27,6 @@
 //! message for that queue, so expiry and length-limit loops always end.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use super::{Destination, VHost};
 use crate::envelope::Envelope;
@@ -70,11 +69,11 @@ impl VHost {
                 }
             }
             let deaths = x_deaths(&message).to_vec();
-            let envelope = Arc::new(Envelope {
+            let envelope = Envelope {
                 message,
                 exchange: dlx.name.as_ref().into(),
                 routing_key: routing_key.unwrap_or(&envelope.routing_key).into(),
-            });
+            };
             let targets: Vec<_> = ids
                 .iter()
                 .filter_map(|id| match self.destinations.get(id).map(|d| d.clone()) {
@@ -84,7 +83,7 @@ impl VHost {
                 .filter(|t| letter.reason == Reason::Rejected || !is_cycle(&deaths, &t.name))
                 .collect();
             // Through the common path, so that a persistent message stays stored.
-            let delivered = self.enqueue(&envelope, &targets).queues > 0;
+            let delivered = self.enqueue(envelope, &targets).queues > 0;
             let counters = &dlx.counters;
             counters.published.fetch_add(1, Ordering::Relaxed);
             let outcome = if delivered {

@@ -84,12 +84,14 @@ impl VHost {
         source.counters.published.fetch_add(1, Ordering::Relaxed);
         let headers = message.properties().headers.as_ref();
         let queues = self.target_queues(source, routing_key, headers);
-        let envelope = Arc::new(Envelope {
+        // A mandatory message may have to come back; the copy shares the body.
+        let kept = mandatory.then(|| message.clone());
+        let envelope = Envelope {
             message,
             exchange: source.name.as_ref().into(),
             routing_key: routing_key.into(),
-        });
-        let mut published = self.enqueue(&envelope, &queues);
+        };
+        let mut published = self.enqueue(envelope, &queues);
         let returned = published.queues == 0 && mandatory;
         let counter = if published.queues > 0 {
             &source.counters.routed
@@ -100,34 +102,33 @@ impl VHost {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if returned {
-            published.returned =
-                Some(Arc::try_unwrap(envelope).map_or_else(|e| e.message.clone(), |e| e.message));
+            published.returned = kept;
         }
         Ok(published)
     }
 
-    /// Puts a routed message into its queues.
-    pub(super) fn enqueue(&self, envelope: &Arc<Envelope>, queues: &[Arc<Queue>]) -> Published {
+    /// Puts a routed message into its queues: each gets its own copy of the envelope (the
+    /// body and properties inside are shared), the last one the envelope itself.
+    pub(super) fn enqueue(&self, envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
         if queues.iter().any(|q| q.stores(&envelope.message)) {
             return self.enqueue_stored(envelope, queues);
         }
         let mut published = Published::default();
-        for queue in queues {
-            let seq = queue.next_seq();
-            let msg = QueuedMessage::new(seq, Arc::clone(envelope), false);
+        let Some((last, rest)) = queues.split_last() else {
+            return published;
+        };
+        for queue in rest {
+            let msg = QueuedMessage::new(queue.next_seq(), envelope.clone(), false);
             published.count(queue.publish(msg));
         }
+        published.count(last.publish(QueuedMessage::new(last.next_seq(), envelope, false)));
         published
     }
 
     /// Puts a persistent message into its queues, some durable. The message is submitted to
     /// the store (once, with an entry per durable queue) before any queue holds it, so that
     /// no ack can reach the store before the message does.
-    pub(super) fn enqueue_stored(
-        &self,
-        envelope: &Arc<Envelope>,
-        queues: &[Arc<Queue>],
-    ) -> Published {
+    pub(super) fn enqueue_stored(&self, envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
         let placed: Vec<(u64, bool)> = queues
             .iter()
             .map(|q| (q.next_seq(), q.stores(&envelope.message)))
@@ -144,7 +145,7 @@ impl VHost {
         // One record serves every queue: it expires when the last of its queues would let
         // it go (None if one of them never would).
         let expiries: Option<Vec<u64>> = stored_in()
-            .map(|(q, _)| q.expiry_of(envelope).map(|at| at.get()))
+            .map(|(q, _)| q.expiry_of(&envelope).map(|at| at.get()))
             .collect();
         let store = &self.settings.store;
         let record = MessageRecord {
@@ -165,10 +166,10 @@ impl VHost {
             ..Published::default()
         };
         for (queue, (seq, persisted)) in queues.iter().zip(placed) {
-            let outcome = queue.publish(QueuedMessage::new(seq, Arc::clone(envelope), persisted));
+            let outcome = queue.publish(QueuedMessage::new(seq, envelope.clone(), persisted));
             if outcome == Enqueued::Refused && persisted {
                 // Refused by a length limit after the store took it: forget it there.
-                queue.forget(&[QueuedMessage::new(seq, Arc::clone(envelope), true)]);
+                queue.forget(&[QueuedMessage::new(seq, envelope.clone(), true)]);
             }
             published.count(outcome);
         }

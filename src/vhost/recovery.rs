@@ -48,7 +48,7 @@ impl VHost {
     pub(crate) fn recover_queue(
         self: &Arc<Self>,
         recovered: &RecoveredQueue,
-        envelopes: &mut HashMap<u64, Arc<Envelope>>,
+        envelopes: &mut HashMap<u64, Envelope>,
     ) -> Result<()> {
         let record = &recovered.record;
         let options = QueueDeclareOptions {
@@ -82,13 +82,13 @@ impl VHost {
                 let envelope = envelopes.entry(m.id.0).or_insert_with(|| {
                     let r = &m.message;
                     let message = Message::with_properties(r.body.clone(), r.properties.clone());
-                    Arc::new(Envelope {
+                    Envelope {
                         message,
                         exchange: r.exchange.as_str().into(),
                         routing_key: r.routing_key.as_str().into(),
-                    })
+                    }
                 });
-                let mut msg = QueuedMessage::new(m.seq, Arc::clone(envelope), true);
+                let mut msg = QueuedMessage::new(m.seq, envelope.clone(), true);
                 msg.redelivered = m.redelivered;
                 msg.expires_at = m.message.expires_at_ms.and_then(NonZeroU64::new);
                 msg
