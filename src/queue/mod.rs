@@ -26,6 +26,8 @@ mod ready;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
+use crossbeam_utils::CachePadded;
+
 use consumers::{ConsumerSet, ConsumerSlot};
 use ready::ReadyList;
 
@@ -63,13 +65,13 @@ pub(crate) struct Queue {
     /// persistent broker.
     pub(crate) persistence: Option<QueuePersistence>,
     /// The position of the next published message.
-    next_seq: AtomicU64,
+    next_seq: CachePadded<AtomicU64>,
     /// Messages and consumers. Lock order: a queue's state is taken after any channel lock.
-    state: Mutex<QueueState>,
+    state: CachePadded<Mutex<QueueState>>,
     /// Messages the application received (or fetched) with manual ack and has not yet
     /// settled or requeued. Messages still waiting in consumer inboxes are counted from the
     /// inboxes, so that publishing touches no counter here.
-    held: AtomicUsize,
+    held: CachePadded<AtomicUsize>,
     /// The arguments that change behaviour; `None` for a plain queue (the fast path).
     config: Option<Box<QueueConfig>>,
     /// The vhost, for dead-lettering and timers.
@@ -150,7 +152,7 @@ impl Queue {
         });
         Queue {
             persistence,
-            next_seq: AtomicU64::new(0),
+            next_seq: CachePadded::new(AtomicU64::new(0)),
             name,
             vhost,
             id,
@@ -158,8 +160,8 @@ impl Queue {
             auto_delete: options.auto_delete,
             exclusive_owner,
             arguments,
-            state: Mutex::new(QueueState::default()),
-            held: AtomicUsize::new(0),
+            state: CachePadded::new(Mutex::new(QueueState::default())),
+            held: CachePadded::new(AtomicUsize::new(0)),
             config: None,
             vhost_ref: Weak::new(),
             clock: Arc::new(SystemClock),
