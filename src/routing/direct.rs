@@ -4,13 +4,15 @@ use std::collections::HashMap;
 
 use crossbeam_utils::sync::ShardedLock;
 
+use crate::sync::FastHash;
+
 use super::{Binding, DestinationId, InvalidBinding, Router, RoutingInput};
 
 /// Routes by exact equality of binding key and routing key: one hash lookup per message.
 #[derive(Debug, Default)]
 pub struct DirectRouter {
     /// Binding key → destinations bound with it. Read-mostly, so readers lock one shard only.
-    table: ShardedLock<HashMap<Box<str>, Vec<DestinationId>>>,
+    table: ShardedLock<HashMap<Box<str>, Vec<DestinationId>, FastHash>>,
 }
 
 impl DirectRouter {
