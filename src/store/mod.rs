@@ -75,7 +75,7 @@ pub(crate) use records::{
 };
 pub(crate) use recovery::{RecoveredQueue, RecoveredState};
 #[cfg(feature = "persistence")]
-pub(crate) use redb_store::RedbStore;
+pub(crate) use redb_store::{RedbStore, DEFAULT_CACHE_BYTES};
 
 /// Where a broker keeps its durable state.
 ///

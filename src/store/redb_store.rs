@@ -21,6 +21,11 @@ use super::{Store, StoreError};
 /// [`RECORD_VERSION`](super::codec::RECORD_VERSION) byte.
 pub(crate) const FORMAT_VERSION: u64 = 1;
 
+/// The page cache redb may use unless told otherwise: enough to keep the hot pages of a
+/// busy store, far below redb's own default of 1 GiB, which a message bus embedded in an
+/// application should not claim by default.
+pub(crate) const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A [`Store`] in a redb file, written by a group-commit [`Writer`].
 ///
 /// # Close semantics
@@ -54,10 +59,24 @@ impl RedbStore {
     /// written by a newer format, [`StoreError::Corrupt`] if it is not a (complete) warrenmq
     /// database, [`StoreError::Io`] for file-system errors. A file refused for its format or
     /// metadata is left unchanged; nothing is ever reset.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the broker opens with a cache size")
+    )]
     pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`open`](Self::open), with redb's page cache limited to `cache_bytes`.
+    pub(crate) fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let (db, was_clean, next_id) = StoreError::guard("opening the database", || {
-            let db = Database::create(&path)?;
+            let db = Database::builder()
+                .set_cache_size(cache_bytes)
+                .create(&path)?;
             let (was_clean, next_id) = prepare(&db)?;
             Ok((Arc::new(db), was_clean, next_id))
         })?;
