@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::connection::Connection;
+use crate::message::SharedProperties;
 use crate::routing::{
     DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
 };
@@ -217,9 +218,13 @@ impl Broker {
                 .recover_exchange(exchange)?;
         }
         let mut envelopes = HashMap::new();
+        let mut properties = SharedProperties::default();
         for queue in &state.queues {
-            self.insert_vhost(&queue.record.vhost)
-                .recover_queue(queue, &mut envelopes)?;
+            self.insert_vhost(&queue.record.vhost).recover_queue(
+                queue,
+                &mut envelopes,
+                &mut properties,
+            )?;
         }
         for binding in &state.bindings {
             self.insert_vhost(&binding.vhost).recover_binding(binding);

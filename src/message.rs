@@ -117,6 +117,34 @@ static NO_PROPERTIES: Properties = Properties {
     cluster_id: None,
 };
 
+/// Hands out shared copies of properties, so that consecutive messages with equal properties
+/// (the usual case when a queue is rebuilt from the store) hold one allocation between them.
+#[derive(Debug, Default)]
+pub(crate) struct SharedProperties {
+    /// The properties handed out last.
+    last: Option<Arc<Properties>>,
+}
+
+impl SharedProperties {
+    /// Returns a message with this body and (shared) properties.
+    pub(crate) fn message(&mut self, body: Bytes, properties: &Properties) -> Message {
+        if *properties == NO_PROPERTIES {
+            return Message {
+                body,
+                properties: None,
+            };
+        }
+        let shared = match &self.last {
+            Some(last) if **last == *properties => Arc::clone(last),
+            _ => Arc::clone(self.last.insert(Arc::new(properties.clone()))),
+        };
+        Message {
+            body,
+            properties: Some(shared),
+        }
+    }
+}
+
 impl PartialEq for Message {
     fn eq(&self, other: &Self) -> bool {
         self.body == other.body && self.properties() == other.properties()

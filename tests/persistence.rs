@@ -349,3 +349,27 @@ fn an_in_memory_broker_keeps_nothing() {
     persist(&ch, "", "q", "y");
     assert!(ch.wait_for_confirms().unwrap());
 }
+
+#[test]
+fn a_message_stored_for_several_queues_comes_back_in_each() {
+    let (_dir, path) = temp_db();
+    {
+        let (_b, _c, ch) = open(&path);
+        ch.exchange_declare(
+            "fan",
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::durable(),
+            FieldTable::new(),
+        )
+        .unwrap();
+        for q in ["a", "b"] {
+            durable_queue(&ch, q);
+            ch.queue_bind(q, "fan", "", FieldTable::new()).unwrap();
+        }
+        persist(&ch, "fan", "", "for both");
+        persist(&ch, "", "a", "only a");
+    }
+    let (_b, _c, ch) = open(&path);
+    assert_eq!(drain_marked(&ch, "a"), ["for both", "only a"]);
+    assert_eq!(drain_marked(&ch, "b"), ["for both"]);
+}

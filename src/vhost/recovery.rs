@@ -8,9 +8,10 @@ use std::sync::Arc;
 use super::{Destination, VHost};
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
+use crate::message::SharedProperties;
 use crate::queue::{Queue, QueueConfig};
-use crate::store::{BindingRecord, ExchangeRecord, RecoveredQueue};
-use crate::{Error, ExchangeDeclareOptions, ExchangeKind, Message, QueueDeclareOptions, Result};
+use crate::store::{BindingRecord, ExchangeRecord, MessageRecord, RecoveredQueue};
+use crate::{Error, ExchangeDeclareOptions, ExchangeKind, QueueDeclareOptions, Result};
 
 impl VHost {
     /// Rebuilds a durable exchange from the store at open.
@@ -49,6 +50,7 @@ impl VHost {
         self: &Arc<Self>,
         recovered: &RecoveredQueue,
         envelopes: &mut HashMap<u64, Envelope>,
+        properties: &mut SharedProperties,
     ) -> Result<()> {
         let record = &recovered.record;
         let options = QueueDeclareOptions {
@@ -79,16 +81,22 @@ impl VHost {
             .messages
             .iter()
             .map(|m| {
-                let envelope = envelopes.entry(m.id.0).or_insert_with(|| {
-                    let r = &m.message;
-                    let message = Message::with_properties(r.body.clone(), r.properties.clone());
-                    Envelope {
-                        message,
-                        exchange: r.exchange.as_str().into(),
-                        routing_key: r.routing_key.as_str().into(),
-                    }
-                });
-                let mut msg = QueuedMessage::new(m.seq, envelope.clone(), true);
+                let mut envelope_of = |r: &MessageRecord| Envelope {
+                    message: properties.message(r.body.clone(), &r.properties),
+                    exchange: r.exchange.as_str().into(),
+                    routing_key: r.routing_key.as_str().into(),
+                };
+                // The store shares one record between the queues that hold a message: only
+                // such messages need their envelope remembered for the other queues.
+                let envelope = if Arc::strong_count(&m.message) > 1 {
+                    envelopes
+                        .entry(m.id.0)
+                        .or_insert_with(|| envelope_of(&m.message))
+                        .clone()
+                } else {
+                    envelope_of(&m.message)
+                };
+                let mut msg = QueuedMessage::new(m.seq, envelope, true);
                 msg.redelivered = m.redelivered;
                 msg.expires_at = m.message.expires_at_ms.and_then(NonZeroU64::new);
                 msg
