@@ -20,6 +20,17 @@ pub struct QueueStats {
     pub exclusive: bool,
     /// Declared auto-delete.
     pub auto_delete: bool,
+    /// Messages that expired in the queue (dead-lettered with a dead-letter exchange,
+    /// dropped without one).
+    pub messages_expired: u64,
+    /// Messages dropped from the head by `x-max-length(-bytes)` with `drop-head`
+    /// (dead-lettered or dropped likewise).
+    pub messages_overflowed: u64,
+    /// Messages rejected or nacked without requeue (dead-lettered or dropped likewise).
+    pub messages_rejected: u64,
+    /// Publishes refused by a length limit with `reject-publish(-dlx)` (nacked under
+    /// confirms).
+    pub publishes_refused: u64,
 }
 
 impl QueueStats {

@@ -81,9 +81,14 @@ impl Queue {
 
     /// Publishes dead messages to the dead-letter exchange, or drops them without one.
     fn dead_letter(&self, dead: Vec<DeadLetter>) {
-        if self.persistence.is_some() {
-            let gone: Vec<QueuedMessage> = dead.iter().map(|d| d.msg.clone()).collect();
-            self.forget(&gone);
+        self.forget(dead.iter().map(|d| &d.msg));
+        for letter in &dead {
+            let counter = match letter.reason {
+                Reason::Expired => &self.losses.expired,
+                Reason::MaxLen => &self.losses.overflowed,
+                Reason::Rejected => &self.losses.rejected,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
         let Some(config) = self.config.as_deref() else {
             return;

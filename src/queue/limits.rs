@@ -40,6 +40,7 @@ impl Queue {
                         reason: Reason::MaxLen,
                     });
                 }
+                self.losses.refused.fetch_add(1, Ordering::Relaxed);
                 self.finish(st);
                 return Enqueued::Refused;
             }

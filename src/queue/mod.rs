@@ -72,6 +72,8 @@ pub(crate) struct Queue {
     /// settled or requeued. Messages still waiting in consumer inboxes are counted from the
     /// inboxes, so that publishing touches no counter here.
     held: CachePadded<AtomicUsize>,
+    /// Messages that left other than by delivery and ack.
+    pub(crate) losses: LossCounters,
     /// The arguments that change behaviour; `None` for a plain queue (the fast path).
     config: Option<Box<QueueConfig>>,
     /// The vhost, for dead-lettering and timers.
@@ -136,6 +138,20 @@ pub(crate) struct QueueCounts {
     pub(crate) consumers: usize,
 }
 
+/// How many messages left a queue other than by delivery and ack, by reason: each was
+/// dead-lettered if the queue has a dead-letter exchange, dropped otherwise.
+#[derive(Debug, Default)]
+pub(crate) struct LossCounters {
+    /// Expired (message TTL).
+    pub(crate) expired: AtomicU64,
+    /// Dropped from the head by a length limit (`drop-head`).
+    pub(crate) overflowed: AtomicU64,
+    /// Rejected or nacked without requeue.
+    pub(crate) rejected: AtomicU64,
+    /// Publishes refused by a length limit (`reject-publish`, `reject-publish-dlx`).
+    pub(crate) refused: AtomicU64,
+}
+
 impl Queue {
     pub(crate) fn new(
         name: Arc<str>,
@@ -162,6 +178,7 @@ impl Queue {
             arguments,
             state: CachePadded::new(Mutex::new(QueueState::default())),
             held: CachePadded::new(AtomicUsize::new(0)),
+            losses: LossCounters::default(),
             config: None,
             vhost_ref: Weak::new(),
             clock: Arc::new(SystemClock),
@@ -377,10 +394,10 @@ impl Queue {
     }
 
     /// Removes the store entries of messages that left the queue for good.
-    pub(crate) fn forget(&self, msgs: &[QueuedMessage]) {
+    pub(crate) fn forget<'a>(&self, msgs: impl IntoIterator<Item = &'a QueuedMessage>) {
         let Some(p) = &self.persistence else { return };
         let mut entries: Vec<_> = msgs
-            .iter()
+            .into_iter()
             .filter(|m| m.persisted)
             .map(|m| p.key.entry(m.seq))
             .collect();

@@ -52,6 +52,10 @@ fn queue_stats(queue: &Queue) -> QueueStats {
         durable: queue.durable,
         exclusive: queue.exclusive_owner.is_some(),
         auto_delete: queue.auto_delete,
+        messages_expired: queue.losses.expired.load(Ordering::Relaxed),
+        messages_overflowed: queue.losses.overflowed.load(Ordering::Relaxed),
+        messages_rejected: queue.losses.rejected.load(Ordering::Relaxed),
+        publishes_refused: queue.losses.refused.load(Ordering::Relaxed),
     }
 }
 
