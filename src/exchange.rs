@@ -106,8 +106,6 @@ impl std::hash::Hash for ArgumentsKey {
 /// Message counters of one exchange.
 #[derive(Debug, Default)]
 pub(crate) struct ExchangeCounters {
-    /// Messages published to the exchange.
-    pub(crate) published: AtomicU64,
     /// Messages that reached at least one queue.
     pub(crate) routed: AtomicU64,
     /// Messages that reached no queue and were dropped (not returned).

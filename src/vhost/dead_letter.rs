@@ -17,7 +17,7 @@
 //! It is routed through the dead-letter exchange with `x-dead-letter-routing-key` if the
 //! queue has one, otherwise with its original routing keys (including `CC`), and arrives
 //! with `redelivered = false`. A dead-letter exchange that does not exist drops the message.
-//! The dead-letter exchange counts the message as published, and as routed or unroutable.
+//! The dead-letter exchange counts the message as routed or unroutable (and so published).
 //!
 //! # Cycles
 //!
@@ -85,7 +85,6 @@ impl VHost {
             // Through the common path, so that a persistent message stays stored.
             let delivered = self.enqueue(envelope, &targets).queues > 0;
             let counters = &dlx.counters;
-            counters.published.fetch_add(1, Ordering::Relaxed);
             let outcome = if delivered {
                 &counters.routed
             } else {

@@ -81,7 +81,6 @@ impl VHost {
                 self.name
             )));
         }
-        source.counters.published.fetch_add(1, Ordering::Relaxed);
         let headers = message.properties().headers.as_ref();
         let queues = self.target_queues(source, routing_key, headers);
         // A mandatory message may have to come back; the copy shares the body.
