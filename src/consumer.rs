@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::channel::ChannelInner;
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::queue::Queue;
-use crate::sync::{Receiver, RecvTimeoutError as ChannelTimeout};
+use crate::sync::{recv_timeout_error, try_recv_error, Receiver};
 use crate::{Message, Properties, RecvError, RecvTimeoutError, Result, TryRecvError};
 
 /// What ties a consumer to its queue and channel.
@@ -225,13 +225,7 @@ impl Consumer {
     /// consumer is cancelled.
     pub fn try_recv(&self) -> Result<Delivery, TryRecvError> {
         loop {
-            let msg = self.link.rx.try_recv().map_err(|e| {
-                if e.is_empty() {
-                    TryRecvError::Empty
-                } else {
-                    TryRecvError::Disconnected
-                }
-            })?;
+            let msg = self.link.rx.try_recv().map_err(try_recv_error)?;
             if let Some(d) = self.channel.accept(&self.link, msg) {
                 return Ok(d);
             }
@@ -257,10 +251,11 @@ impl Consumer {
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Delivery, RecvTimeoutError> {
         loop {
-            let msg = self.link.rx.recv_deadline(deadline).map_err(|e| match e {
-                ChannelTimeout::Timeout => RecvTimeoutError::Timeout,
-                ChannelTimeout::Disconnected => RecvTimeoutError::Disconnected,
-            })?;
+            let msg = self
+                .link
+                .rx
+                .recv_deadline(deadline)
+                .map_err(recv_timeout_error)?;
             if let Some(d) = self.channel.accept(&self.link, msg) {
                 return Ok(d);
             }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::sync::{unbounded, Mutex, Receiver, RecvTimeoutError as ChannelTimeout, Sender};
+use crate::sync::{recv_timeout_error, try_recv_error, unbounded, Mutex, Receiver, Sender};
 use crate::{Message, RecvError, RecvTimeoutError, ReplyCode, TryRecvError};
 
 /// A message the broker handed back to its publisher: a `mandatory` publish that reached no
@@ -111,13 +111,7 @@ impl Returns {
     /// [`TryRecvError::Empty`] if none is waiting, [`TryRecvError::Disconnected`] once the
     /// channel is closed.
     pub fn try_recv(&self) -> Result<ReturnedMessage, TryRecvError> {
-        self.rx.try_recv().map_err(|e| {
-            if e.is_empty() {
-                TryRecvError::Empty
-            } else {
-                TryRecvError::Disconnected
-            }
-        })
+        self.rx.try_recv().map_err(try_recv_error)
     }
 
     /// Blocks until a returned message arrives or `timeout` passes.
@@ -138,10 +132,7 @@ impl Returns {
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_deadline(&self, deadline: Instant) -> Result<ReturnedMessage, RecvTimeoutError> {
-        self.rx.recv_deadline(deadline).map_err(|e| match e {
-            ChannelTimeout::Timeout => RecvTimeoutError::Timeout,
-            ChannelTimeout::Disconnected => RecvTimeoutError::Disconnected,
-        })
+        self.rx.recv_deadline(deadline).map_err(recv_timeout_error)
     }
 
     /// Returns a blocking iterator that ends when the channel closes.
