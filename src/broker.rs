@@ -2,16 +2,21 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "persistence")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::connection::Connection;
+#[cfg(feature = "persistence")]
 use crate::message::SharedProperties;
 use crate::routing::{
     DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
 };
-use crate::store::{NullStore, RecoveredState, Store, StoreOp, VhostRecord};
+#[cfg(feature = "persistence")]
+use crate::store::RecoveredState;
+use crate::store::{NullStore, Store, StoreOp, VhostRecord};
 use crate::sync::ConcurrentMap;
 use crate::vhost::VHost;
 use crate::{Clock, Error, ExchangeKind, ExchangeStats, QueueStats, Result, SystemClock};
@@ -209,6 +214,7 @@ impl Broker {
     }
 
     /// Rebuilds vhosts, exchanges, queues with their messages, and bindings from the store.
+    #[cfg(feature = "persistence")]
     fn recover(&self, state: RecoveredState) -> Result<()> {
         for vhost in &state.vhosts {
             self.insert_vhost(&vhost.name);
@@ -313,6 +319,7 @@ impl Broker {
 /// ```
 pub struct BrokerBuilder {
     data_path: Option<PathBuf>,
+    #[cfg(feature = "persistence")]
     storage_cache_bytes: Option<usize>,
     allow_mixed_durability: bool,
     clock: Arc<dyn Clock>,
@@ -323,6 +330,7 @@ impl BrokerBuilder {
     fn new() -> Self {
         BrokerBuilder {
             data_path: None,
+            #[cfg(feature = "persistence")]
             storage_cache_bytes: None,
             allow_mixed_durability: false,
             clock: Arc::new(SystemClock),

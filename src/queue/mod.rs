@@ -290,6 +290,7 @@ impl Queue {
         Enqueued::Accepted
     }
 
+    #[cfg(feature = "persistence")]
     /// Puts back recovered messages, in order, at open. Expired ones are left for the first
     /// sweep or access: by then the bindings of their dead-letter exchange are back too.
     pub(crate) fn recover(&self, msgs: Vec<QueuedMessage>, next_seq: u64) {

@@ -50,6 +50,10 @@
 //! store.close()?;
 //! ```
 
+// Without the `persistence` feature only the null store is used; the records, tickets and
+// recovery types stay compiled so that the broker's code is the same in both builds.
+#![cfg_attr(not(feature = "persistence"), allow(dead_code))]
+
 mod durable;
 mod error;
 mod op;
@@ -73,7 +77,9 @@ pub(crate) use op::StoreOp;
 pub(crate) use records::{
     BindingRecord, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord, VhostRecord,
 };
-pub(crate) use recovery::{RecoveredQueue, RecoveredState};
+#[cfg(feature = "persistence")]
+pub(crate) use recovery::RecoveredQueue;
+pub(crate) use recovery::RecoveredState;
 #[cfg(feature = "persistence")]
 pub(crate) use redb_store::{RedbStore, DEFAULT_CACHE_BYTES};
 

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use super::{Destination, VHost};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange};
 use crate::routing::{DestinationId, RoutingInput};
-use crate::store::{BindingRecord, StoreOp};
+#[cfg(feature = "persistence")]
+use crate::store::BindingRecord;
+use crate::store::StoreOp;
 use crate::{names, Error, FieldTable, Result};
 
 impl VHost {
@@ -76,6 +78,7 @@ impl VHost {
     }
 
     /// Rebuilds a durable exchange-to-exchange binding at open; skipped if an end is gone.
+    #[cfg(feature = "persistence")]
     pub(super) fn recover_exchange_binding(&self, record: &BindingRecord) {
         let (Ok(src), Ok(dst)) = (
             self.exchange(&record.source),

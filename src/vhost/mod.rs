@@ -16,6 +16,7 @@
 mod dead_letter;
 mod e2e;
 mod publish;
+#[cfg(feature = "persistence")]
 mod recovery;
 mod stats;
 mod timers;
