@@ -5,71 +5,19 @@ use std::fmt;
 #[cfg(feature = "persistence")]
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::connection::Connection;
 #[cfg(feature = "persistence")]
 use crate::message::SharedProperties;
-use crate::routing::{
-    DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
-};
+use crate::routing::RouterFactory;
+use crate::settings::Settings;
 #[cfg(feature = "persistence")]
 use crate::store::RecoveredState;
 use crate::store::{NullStore, Store, StoreOp, VhostRecord};
 use crate::sync::ConcurrentMap;
 use crate::vhost::VHost;
-use crate::{Clock, Error, ExchangeKind, ExchangeStats, QueueStats, Result, SystemClock};
-
-/// Broker-wide settings shared by every vhost, and the source of unique ids.
-pub(crate) struct Settings {
-    /// Allow bindings between durable and non-durable entities (RabbitMQ's rule).
-    pub(crate) allow_mixed_durability: bool,
-    /// The time source.
-    pub(crate) clock: Arc<dyn Clock>,
-    /// Where durable state goes ([`NullStore`] for an in-memory broker).
-    pub(crate) store: Arc<dyn Store>,
-    /// Custom exchange kinds by name.
-    custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
-    /// The next unique id (destinations, connections, consumers).
-    next_id: AtomicU64,
-}
-
-impl Settings {
-    /// Returns a new unique id.
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Returns a new unique destination id.
-    pub(crate) fn next_destination(&self) -> DestinationId {
-        DestinationId::new(self.next_id())
-    }
-
-    /// Creates the router of a new exchange of `kind`, or `None` for an unknown kind.
-    pub(crate) fn router_for(&self, kind: &ExchangeKind) -> Option<Box<dyn Router>> {
-        Some(match kind {
-            ExchangeKind::Direct => Box::new(DirectRouter::new()),
-            ExchangeKind::Fanout => Box::new(FanoutRouter::new()),
-            ExchangeKind::Topic => Box::new(TopicRouter::new()),
-            ExchangeKind::Headers => Box::new(HeadersRouter::new()),
-            ExchangeKind::Custom(name) => self.custom_kinds.get(name)?.create(),
-        })
-    }
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("allow_mixed_durability", &self.allow_mixed_durability)
-            .field("clock", &self.clock)
-            .field(
-                "custom_kinds",
-                &self.custom_kinds.keys().collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
-}
+use crate::{Clock, Error, ExchangeStats, QueueStats, Result, SystemClock};
 
 /// The shared state behind every [`Broker`] handle.
 #[derive(Debug)]
@@ -179,7 +127,7 @@ impl Broker {
     /// [`Error::VhostNotFound`] (530) if the vhost does not exist.
     pub fn connect(&self, vhost: &str) -> Result<Connection> {
         let vhost = self.vhost(vhost)?;
-        Ok(Connection::new(Arc::clone(&self.inner), vhost))
+        Ok(Connection::new(self.inner.clone(), vhost))
     }
 
     /// Adds a vhost. Adding one that exists changes nothing.
@@ -209,7 +157,7 @@ impl Broker {
             .inner
             .vhosts
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(VHost::new(name, Arc::clone(&self.inner.settings))));
+            .or_insert_with(|| VHost::new(name, Arc::clone(&self.inner.settings)));
         Arc::clone(&vhost)
     }
 
@@ -373,7 +321,7 @@ impl BrokerBuilder {
     }
 
     /// Registers a custom exchange kind: exchanges declared with
-    /// [`ExchangeKind::Custom`]`(name)` get a router from `factory`.
+    /// [`ExchangeKind::Custom`](crate::ExchangeKind::Custom)`(name)` get a router from `factory`.
     ///
     /// # Examples
     ///
@@ -429,13 +377,12 @@ impl BrokerBuilder {
     }
 
     fn build_with(&mut self, store: Arc<dyn Store>) -> Broker {
-        let settings = Arc::new(Settings {
-            allow_mixed_durability: self.allow_mixed_durability,
-            clock: Arc::clone(&self.clock),
+        let settings = Arc::new(Settings::new(
+            self.allow_mixed_durability,
+            Arc::clone(&self.clock),
             store,
-            custom_kinds: self.custom_kinds.clone(),
-            next_id: AtomicU64::new(1),
-        });
+            self.custom_kinds.clone(),
+        ));
         let broker = Broker {
             inner: Arc::new(BrokerInner {
                 settings,

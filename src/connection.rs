@@ -1,27 +1,27 @@
 //! Connections: a client's session with one vhost, owning channels and exclusive queues.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::broker::BrokerInner;
 use crate::channel::{Channel, ChannelInner};
+use crate::ids::ConnectionId;
 use crate::queue::Queue;
 use crate::sync::Mutex;
 use crate::vhost::VHost;
 use crate::Result;
 
-/// Broker-wide unique id of a connection (owner of exclusive queues).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct ConnectionId(pub(crate) u64);
+/// What keeps the broker open while a connection lives (the broker's shared state, opaque
+/// here so that connections do not depend on the broker).
+pub(crate) type Keepalive = Arc<dyn Any + Send + Sync>;
 
 /// The shared state of a connection.
-#[derive(Debug)]
 pub(crate) struct ConnectionInner {
     /// Unique id.
     pub(crate) id: ConnectionId,
-    /// The broker.
-    pub(crate) broker: Arc<BrokerInner>,
+    /// Keeps the broker open.
+    _broker: Keepalive,
     /// The vhost connected to.
     pub(crate) vhost: Arc<VHost>,
     /// Set once when the connection closes.
@@ -68,12 +68,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(broker: Arc<BrokerInner>, vhost: Arc<VHost>) -> Self {
-        let id = ConnectionId(broker.settings.next_id());
+    pub(crate) fn new(broker: Keepalive, vhost: Arc<VHost>) -> Self {
+        let id = vhost.settings().next_connection();
         Connection {
             inner: Arc::new(ConnectionInner {
                 id,
-                broker,
+                _broker: broker,
                 vhost,
                 closed: AtomicBool::new(false),
                 channels: Mutex::new(Vec::new()),
@@ -119,6 +119,16 @@ impl Connection {
 impl Drop for ConnectionInner {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl fmt::Debug for ConnectionInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionInner")
+            .field("id", &self.id)
+            .field("vhost", &self.vhost.name)
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
     }
 }
 

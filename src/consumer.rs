@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::channel::ChannelInner;
 use crate::envelope::{Envelope, QueuedMessage};
+use crate::ids::ConsumerKey;
 use crate::queue::Queue;
 use crate::sync::{recv_timeout_error, try_recv_error, Receiver};
 use crate::{Message, Properties, RecvError, RecvTimeoutError, Result, TryRecvError};
@@ -16,7 +17,7 @@ use crate::{Message, Properties, RecvError, RecvTimeoutError, Result, TryRecvErr
 #[derive(Debug)]
 pub(crate) struct ConsumerLink {
     /// Broker-wide unique key.
-    pub(crate) key: u64,
+    pub(crate) key: ConsumerKey,
     /// The consumer tag.
     pub(crate) tag: Arc<str>,
     /// The queue consumed from.
@@ -120,7 +121,7 @@ impl Delivery {
     /// 406 if it was already acknowledged or came from a `no_ack` consumer; 504 if the
     /// channel is closed.
     pub fn ack(self) -> Result<()> {
-        crate::Channel::ack_on(&self.channel, self.delivery_tag, false)
+        self.channel.ack(self.delivery_tag, false)
     }
 
     /// Rejects this delivery: requeued if `requeue`, otherwise discarded (or dead-lettered).
@@ -129,7 +130,7 @@ impl Delivery {
     ///
     /// As for [`ack`](Self::ack).
     pub fn nack(self, requeue: bool) -> Result<()> {
-        crate::Channel::nack_on(&self.channel, self.delivery_tag, false, requeue)
+        self.channel.nack(self.delivery_tag, false, requeue)
     }
 
     /// Rejects this delivery; the same as [`nack`](Self::nack) for one message.

@@ -4,18 +4,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::envelope::QueuedMessage;
-use crate::queue::Queue;
+use crate::queue::{Credit, Queue};
 use crate::{Error, Result};
-
-/// Whose prefetch credit a delivery holds: the consumer key, and whether that consumer has
-/// a prefetch limit (only then does settling need the queue lock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Credit {
-    /// Broker-wide consumer key.
-    pub(crate) consumer: u64,
-    /// The consumer has a prefetch limit.
-    pub(crate) limited: bool,
-}
 
 /// One delivery awaiting its ack.
 #[derive(Debug)]

@@ -3,7 +3,6 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::inner::{requeue, ChannelInner};
 use super::Channel;
 use crate::consumer::Delivery;
 use crate::ledger::Pending;
@@ -35,7 +34,9 @@ impl Channel {
             let conn = &self.inner.conn;
             let queue = conn.vhost.queue(queue, conn.id)?;
             let mut ledger = self.inner.ledger.lock();
-            let Some((msg, left)) = queue.get() else {
+            let (got, fallout) = queue.get();
+            self.inner.absorb(&queue, fallout);
+            let Some((msg, left)) = got else {
                 return Ok(None);
             };
             let tag = ledger.next_tag();
@@ -50,7 +51,8 @@ impl Channel {
                 count,
             );
             if options.no_ack {
-                queue.settle(None, std::slice::from_ref(&msg));
+                let fallout = queue.settle(None, std::slice::from_ref(&msg));
+                self.inner.absorb(&queue, fallout);
             } else {
                 queue.mark_delivered(&msg);
                 ledger.insert(
@@ -114,7 +116,7 @@ impl Channel {
     ///
     /// 406 for an unknown delivery tag (which closes the channel).
     pub fn basic_ack(&self, delivery_tag: u64, multiple: bool) -> Result<()> {
-        Self::ack_on(&self.inner, delivery_tag, multiple)
+        self.inner.ack(delivery_tag, multiple)
     }
 
     /// Rejects one or (with `multiple`) several deliveries: requeued if `requeue`,
@@ -124,7 +126,7 @@ impl Channel {
     ///
     /// 406 for an unknown delivery tag.
     pub fn basic_nack(&self, delivery_tag: u64, multiple: bool, requeue: bool) -> Result<()> {
-        Self::nack_on(&self.inner, delivery_tag, multiple, requeue)
+        self.inner.nack(delivery_tag, multiple, requeue)
     }
 
     /// Rejects one delivery: requeued if `requeue`, otherwise discarded.
@@ -133,7 +135,7 @@ impl Channel {
     ///
     /// 406 for an unknown delivery tag.
     pub fn basic_reject(&self, delivery_tag: u64, requeue: bool) -> Result<()> {
-        Self::nack_on(&self.inner, delivery_tag, false, requeue)
+        self.inner.nack(delivery_tag, false, requeue)
     }
 
     /// Returns every unacknowledged delivery of this channel to its queue, marked
@@ -145,34 +147,7 @@ impl Channel {
     pub fn basic_recover(&self) -> Result<()> {
         self.inner.run(|| {
             let pending = self.inner.ledger.lock().take_all();
-            requeue(pending);
-            Ok(())
-        })
-    }
-
-    pub(crate) fn ack_on(inner: &Arc<ChannelInner>, tag: u64, multiple: bool) -> Result<()> {
-        inner.run(|| {
-            let pending = inner.ledger.lock().take(tag, multiple)?;
-            inner.settle(pending);
-            Ok(())
-        })
-    }
-
-    pub(crate) fn nack_on(
-        inner: &Arc<ChannelInner>,
-        tag: u64,
-        multiple: bool,
-        requeue_them: bool,
-    ) -> Result<()> {
-        inner.run(|| {
-            let pending = inner.ledger.lock().take(tag, multiple)?;
-            if requeue_them {
-                requeue(pending);
-            } else {
-                for p in pending {
-                    p.queue.reject(p.credit, p.msg);
-                }
-            }
+            self.inner.requeue(pending);
             Ok(())
         })
     }

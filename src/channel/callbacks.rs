@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::inner::{requeue, ChannelInner};
+use super::inner::ChannelInner;
 use super::Channel;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
@@ -70,7 +70,8 @@ impl ChannelInner {
             .get(&link.tag)
             .and_then(|e| e.callback.clone());
         let Some(callback) = callback else {
-            link.queue.restore(vec![msg]);
+            let fallout = link.queue.restore(vec![msg]);
+            self.absorb(&link.queue, fallout);
             return false;
         };
         let kept = link.no_ack.then(|| msg.clone());
@@ -85,11 +86,13 @@ impl ChannelInner {
                     // Settled on receipt, so its store entry is gone: the retry is transient.
                     msg.persisted = false;
                     link.queue.hold(1);
-                    link.queue.requeue(None, vec![msg]);
+                    let fallout = link.queue.requeue(None, vec![msg]);
+                    self.absorb(&link.queue, fallout);
                 }
                 None => {
-                    if let Ok(pending) = self.ledger.lock().take(tag, false) {
-                        requeue(pending);
+                    let pending = self.ledger.lock().take(tag, false);
+                    if let Ok(pending) = pending {
+                        self.requeue(pending);
                     }
                 }
             }

@@ -9,8 +9,8 @@ use crate::connection::ConnectionInner;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::exchange::Exchange;
-use crate::ledger::{Credit, Ledger, Pending};
-use crate::queue::{consumer_priority, Subscription};
+use crate::ledger::{Ledger, Pending};
+use crate::queue::{consumer_priority, Credit, Fallout, Queue, Subscription};
 use crate::returns::ReturnQueue;
 use crate::store::Durable;
 use crate::sync::{unbounded, Mutex, Receiver, Sender};
@@ -118,15 +118,22 @@ impl ChannelInner {
             ledger.closed = true;
             ledger.take_all()
         };
-        requeue(pending);
+        self.requeue(pending);
         self.returns.close();
         let _ = self.wake_tx.send(());
     }
 
     pub(super) fn unsubscribe(&self, link: &ConsumerLink) {
-        if link.queue.unsubscribe(link.key).now_unused {
+        let unsubscribed = link.queue.unsubscribe(link.key);
+        self.absorb(&link.queue, unsubscribed.fallout);
+        if unsubscribed.now_unused {
             self.conn.vhost.drop_queue(&link.queue);
         }
+    }
+
+    /// Hands what a queue operation left to do to the vhost.
+    pub(super) fn absorb(&self, queue: &Queue, fallout: Fallout) {
+        self.conn.vhost.absorb(queue, fallout);
     }
 
     /// Turns a message taken from a consumer inbox into a delivery, or puts it back if the
@@ -139,7 +146,8 @@ impl ChannelInner {
         let mut ledger = self.ledger.lock();
         if ledger.closed {
             drop(ledger);
-            link.queue.restore(vec![msg]);
+            let fallout = link.queue.restore(vec![msg]);
+            self.absorb(&link.queue, fallout);
             return None;
         }
         let tag = ledger.next_tag();
@@ -217,19 +225,20 @@ impl ChannelInner {
                 reason: format!("attempt to reuse consumer tag '{tag}'"),
             });
         }
-        let key = self.conn.broker.settings.next_id();
+        let key = self.conn.vhost.settings().next_consumer();
         let prefetch = if options.no_ack {
             0
         } else {
             self.prefetch.load(Ordering::Relaxed)
         };
         let priority = consumer_priority(&options.arguments, &queue.name, &queue.vhost)?;
-        let rx = queue.subscribe(Subscription {
+        let (rx, fallout) = queue.subscribe(Subscription {
             key,
             prefetch,
             exclusive: options.exclusive,
             priority,
         })?;
+        self.absorb(&queue, fallout);
         let link = Arc::new(ConsumerLink {
             key,
             tag: Arc::clone(&tag),
@@ -251,6 +260,37 @@ impl ChannelInner {
         Ok(link)
     }
 
+    /// Acknowledges a delivery, or with `multiple` every one up to `tag`.
+    pub(crate) fn ack(self: &Arc<Self>, tag: u64, multiple: bool) -> Result<()> {
+        self.run(|| {
+            let pending = self.ledger.lock().take(tag, multiple)?;
+            self.settle(pending);
+            Ok(())
+        })
+    }
+
+    /// Rejects one or (with `multiple`) several deliveries: requeued if `requeue_them`,
+    /// otherwise dead-lettered or dropped.
+    pub(crate) fn nack(
+        self: &Arc<Self>,
+        tag: u64,
+        multiple: bool,
+        requeue_them: bool,
+    ) -> Result<()> {
+        self.run(|| {
+            let pending = self.ledger.lock().take(tag, multiple)?;
+            if requeue_them {
+                self.requeue(pending);
+            } else {
+                for p in pending {
+                    let fallout = p.queue.reject(p.credit, p.msg);
+                    self.absorb(&p.queue, fallout);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Settles acknowledged deliveries, one call per run of the same queue and consumer.
     pub(super) fn settle(&self, pending: Vec<Pending>) {
         let mut run: Vec<QueuedMessage> = Vec::new();
@@ -261,9 +301,18 @@ impl ChannelInner {
                 .peek()
                 .is_some_and(|next| Arc::ptr_eq(&next.queue, &p.queue) && next.credit == p.credit);
             if !same_run {
-                p.queue.settle(p.credit, &run);
+                let fallout = p.queue.settle(p.credit, &run);
+                self.absorb(&p.queue, fallout);
                 run.clear();
             }
+        }
+    }
+
+    /// Puts deliveries back in their queues, marked redelivered.
+    pub(super) fn requeue(&self, pending: Vec<Pending>) {
+        for p in pending {
+            let fallout = p.queue.requeue(p.credit, vec![p.msg]);
+            self.absorb(&p.queue, fallout);
         }
     }
 
@@ -279,13 +328,6 @@ impl ChannelInner {
         let exchange = self.conn.vhost.exchange(name)?;
         *last = Some(Arc::clone(&exchange));
         Ok(exchange)
-    }
-}
-
-/// Puts deliveries back in their queues, marked redelivered.
-pub(super) fn requeue(pending: Vec<Pending>) {
-    for p in pending {
-        p.queue.requeue(p.credit, vec![p.msg]);
     }
 }
 

@@ -8,13 +8,24 @@
 //!   every higher one is out of credit.
 
 use crate::envelope::QueuedMessage;
+use crate::ids::ConsumerKey;
 use crate::sync::{Receiver, Sender};
+
+/// Whose prefetch credit a delivery holds: the consumer's key, and whether that consumer
+/// has a prefetch limit (only then does settling need the queue lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Credit {
+    /// The consumer.
+    pub(crate) consumer: ConsumerKey,
+    /// The consumer has a prefetch limit.
+    pub(crate) limited: bool,
+}
 
 /// One consumer as its queue sees it.
 #[derive(Debug)]
 pub(crate) struct ConsumerSlot {
     /// Broker-wide unique consumer key.
-    pub(crate) key: u64,
+    pub(crate) key: ConsumerKey,
     /// The consumer's inbox.
     pub(crate) tx: Sender<QueuedMessage>,
     /// A second handle on the inbox, so that a cancel can take back what was not received.
@@ -72,7 +83,7 @@ impl ConsumerSet {
         self.slots.push(slot);
     }
 
-    pub(crate) fn remove(&mut self, key: u64) -> Option<ConsumerSlot> {
+    pub(crate) fn remove(&mut self, key: ConsumerKey) -> Option<ConsumerSlot> {
         let at = self.slots.iter().position(|s| s.key == key)?;
         let slot = self.slots.remove(at);
         if at < self.cursor {
@@ -90,7 +101,7 @@ impl ConsumerSet {
     }
 
     /// Returns credit to a consumer whose deliveries were settled.
-    pub(crate) fn credit(&mut self, key: u64, count: u32) {
+    pub(crate) fn credit(&mut self, key: ConsumerKey, count: u32) {
         if let Some(slot) = self.slots.iter_mut().find(|s| s.key == key) {
             if slot.prefetch > 0 {
                 slot.in_flight = slot.in_flight.saturating_sub(count);

@@ -13,14 +13,16 @@
 //! # Dead letters
 //!
 //! Dropped messages (expired, over a limit, rejected) are collected in the queue state
-//! while its lock is held and dead-lettered after it is released, so that a dead-letter
-//! exchange routing back to the same queue cannot deadlock.
+//! while its lock is held. Once it is released their store entries are removed and they
+//! are counted; if the queue has a dead-letter exchange they leave in the operation's
+//! [`Fallout`], which the caller hands to the vhost for routing. The queue never calls up
+//! into its vhost, and a dead-letter exchange routing back to the same queue cannot
+//! deadlock.
 
 use std::sync::atomic::Ordering;
 
-use super::{Queue, QueueState};
+use super::{Credit, Queue, QueueState};
 use crate::envelope::QueuedMessage;
-use crate::ledger::Credit;
 use crate::sync::MutexGuard;
 
 /// Why a message died (the `reason` of its `x-death` entry).
@@ -54,6 +56,30 @@ pub(crate) struct DeadLetter {
     pub(crate) reason: Reason,
 }
 
+/// What a queue operation leaves for its vhost to do once the queue lock is released:
+/// dead letters to route through the queue's dead-letter exchange, and timers to start.
+#[derive(Debug, Default)]
+#[must_use = "dead letters are lost and timers never start unless the vhost takes the fallout"]
+pub(crate) struct Fallout {
+    /// Messages to dead-letter (only when the queue has a dead-letter exchange).
+    pub(crate) dead: Vec<DeadLetter>,
+    /// A message that expires entered a queue without timers: the vhost must run them.
+    pub(crate) start_timers: bool,
+}
+
+impl Fallout {
+    /// Returns `true` if there is nothing to do.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dead.is_empty() && !self.start_timers
+    }
+
+    /// Adds the fallout of another operation of the same queue.
+    pub(crate) fn merge(&mut self, other: Fallout) {
+        self.dead.extend(other.dead);
+        self.start_timers |= other.start_timers;
+    }
+}
+
 impl Queue {
     /// Moves expired messages at the head into the dead-letter outbox.
     pub(super) fn expire_heads(&self, st: &mut QueueState) {
@@ -69,18 +95,19 @@ impl Queue {
         }
     }
 
-    /// Releases the state lock, then dead-letters what the outbox holds.
-    pub(super) fn finish(&self, mut st: MutexGuard<'_, QueueState>) {
+    /// Releases the state lock, then buries what the outbox holds.
+    pub(super) fn finish(&self, mut st: MutexGuard<'_, QueueState>) -> Fallout {
         if st.dead.is_empty() {
-            return;
+            return Fallout::default();
         }
         let dead = std::mem::take(&mut st.dead);
         drop(st);
-        self.dead_letter(dead);
+        self.bury(dead)
     }
 
-    /// Publishes dead messages to the dead-letter exchange, or drops them without one.
-    fn dead_letter(&self, dead: Vec<DeadLetter>) {
+    /// Removes dead messages from the store and counts them; returns them for the vhost to
+    /// dead-letter if the queue has a dead-letter exchange (they are dropped otherwise).
+    fn bury(&self, dead: Vec<DeadLetter>) -> Fallout {
         self.forget(dead.iter().map(|d| &d.msg));
         for letter in &dead {
             let counter = match letter.reason {
@@ -90,25 +117,30 @@ impl Queue {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        let Some(config) = self.config.as_deref() else {
-            return;
-        };
-        let Some(exchange) = config.dead_letter_exchange.as_deref() else {
-            return;
-        };
-        if let Some(vhost) = self.vhost_ref.upgrade() {
-            let routing_key = config.dead_letter_routing_key.as_deref();
-            vhost.dead_letter(&self.name, exchange, routing_key, dead);
+        if self.dead_letter_target().is_none() {
+            return Fallout::default();
+        }
+        Fallout {
+            dead,
+            start_timers: false,
         }
     }
 
+    /// Returns the queue's dead-letter exchange and routing key, if it has one.
+    pub(crate) fn dead_letter_target(&self) -> Option<(&str, Option<&str>)> {
+        let config = self.config.as_deref()?;
+        let exchange = config.dead_letter_exchange.as_deref()?;
+        Some((exchange, config.dead_letter_routing_key.as_deref()))
+    }
+
     /// Settles a delivery rejected without requeue and dead-letters it (reason `rejected`).
-    pub(crate) fn reject(&self, credit: Option<Credit>, msg: QueuedMessage) {
-        self.release(credit, 1);
-        self.dead_letter(vec![DeadLetter {
+    pub(crate) fn reject(&self, credit: Option<Credit>, msg: QueuedMessage) -> Fallout {
+        let mut fallout = self.release(credit, 1);
+        fallout.merge(self.bury(vec![DeadLetter {
             msg,
             reason: Reason::Rejected,
-        }]);
+        }]));
+        fallout
     }
 
     /// Records a use of the queue for `x-expires` (declare, `basic_get`, consumers).
@@ -119,21 +151,22 @@ impl Queue {
         }
     }
 
-    /// Runs the queue's timers: expires messages at the head, and returns `true` if the
-    /// queue itself has been unused for its `x-expires` and should be deleted.
-    pub(crate) fn run_timers(&self) -> bool {
+    /// Runs the queue's timers: expires messages at the head, and says `true` if the queue
+    /// itself has been unused for its `x-expires` and should be deleted.
+    pub(crate) fn run_timers(&self) -> (bool, Fallout) {
         let mut st = self.state.lock();
         if st.deleted {
-            return false;
+            return (false, Fallout::default());
         }
         self.expire_heads(&mut st);
         let idle = st.consumers.is_empty();
-        self.finish(st);
+        let fallout = self.finish(st);
         let Some(expires) = self.config.as_deref().and_then(|c| c.expires) else {
-            return false;
+            return (false, fallout);
         };
         let last_used = self.last_used.load(Ordering::Relaxed);
-        idle && self.clock.now_millis() >= last_used.saturating_add(expires)
+        let expired = idle && self.clock.now_millis() >= last_used.saturating_add(expires);
+        (expired, fallout)
     }
 
     /// Returns `true` if the queue has timers to run (TTL, `x-expires`).

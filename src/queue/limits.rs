@@ -16,19 +16,28 @@ use std::sync::atomic::Ordering;
 use super::config::{parse_expiration, Overflow, QueueConfig};
 use super::expiry::{DeadLetter, Reason};
 use super::ready::ReadyList;
-use super::{Enqueued, Queue, QueueState};
+use super::{Enqueued, Fallout, Queue, QueueState};
 use crate::envelope::{Envelope, QueuedMessage};
 
 impl Queue {
     /// Enqueues a message on a queue with arguments, or a message with an `expiration`.
-    pub(super) fn publish_featured(&self, mut msg: QueuedMessage) -> Enqueued {
+    pub(super) fn publish_featured(&self, msg: QueuedMessage) -> (Enqueued, Fallout) {
         let expires_at = self.expiry_of(&msg.envelope);
-        if expires_at.is_some() && !self.may_expire.swap(true, Ordering::Relaxed) {
-            crate::vhost::VHost::ensure_timers(&self.vhost_ref);
-        }
+        let start_timers = expires_at.is_some() && !self.may_expire.swap(true, Ordering::Relaxed);
+        let (outcome, mut fallout) = self.enqueue_featured(msg, expires_at);
+        fallout.start_timers |= start_timers;
+        (outcome, fallout)
+    }
+
+    /// Enqueues a message on a queue with arguments, once its expiry time is known.
+    fn enqueue_featured(
+        &self,
+        mut msg: QueuedMessage,
+        expires_at: Option<NonZeroU64>,
+    ) -> (Enqueued, Fallout) {
         let mut st = self.state.lock();
         if st.deleted {
-            return Enqueued::Gone;
+            return (Enqueued::Gone, Fallout::default());
         }
         self.expire_heads(&mut st);
         msg.expires_at = expires_at;
@@ -41,8 +50,7 @@ impl Queue {
                     });
                 }
                 self.losses.refused.fetch_add(1, Ordering::Relaxed);
-                self.finish(st);
-                return Enqueued::Refused;
+                return (Enqueued::Refused, self.finish(st));
             }
         }
         if st.ready.is_empty() {
@@ -53,8 +61,7 @@ impl Queue {
             st.ready.push_back(msg);
         }
         self.trim(&mut st);
-        self.finish(st);
-        Enqueued::Accepted
+        (Enqueued::Accepted, self.finish(st))
     }
 
     /// Returns when a message published now expires in this queue: the smaller of the

@@ -24,7 +24,7 @@ mod priority;
 mod ready;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
@@ -32,16 +32,15 @@ use consumers::{ConsumerSet, ConsumerSlot};
 use ready::ReadyList;
 
 pub(crate) use config::{consumer_priority, parse_expiration, QueueConfig};
-pub(crate) use expiry::{DeadLetter, Reason};
+pub(crate) use consumers::Credit;
+pub(crate) use expiry::{DeadLetter, Fallout, Reason};
 
 use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
-use crate::connection::ConnectionId;
 use crate::envelope::QueuedMessage;
-use crate::ledger::Credit;
+use crate::ids::{ConnectionId, ConsumerKey};
 use crate::routing::DestinationId;
 use crate::store::{QueueKey, Store, StoreOp};
 use crate::sync::{unbounded, Mutex, Receiver};
-use crate::vhost::VHost;
 use crate::{Clock, Error, FieldTable, QueueDeclareOptions, Result, SystemClock};
 
 /// One queue of a vhost.
@@ -76,8 +75,6 @@ pub(crate) struct Queue {
     pub(crate) losses: LossCounters,
     /// The arguments that change behaviour; `None` for a plain queue (the fast path).
     config: Option<Box<QueueConfig>>,
-    /// The vhost, for dead-lettering and timers.
-    vhost_ref: Weak<VHost>,
     /// The broker's clock.
     clock: Arc<dyn Clock>,
     /// Some message in the queue may carry an expiry time (checked at the head).
@@ -114,7 +111,7 @@ pub(crate) struct QueuePersistence {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Subscription {
     /// Broker-wide unique key.
-    pub(crate) key: u64,
+    pub(crate) key: ConsumerKey,
     /// Prefetch limit, 0 for none.
     pub(crate) prefetch: u32,
     /// Exclusive consumer.
@@ -125,9 +122,12 @@ pub(crate) struct Subscription {
 
 /// A consumer's removal, as the caller must finish it.
 #[derive(Debug)]
+#[must_use = "an unused auto-delete queue must be deleted, and the fallout handled"]
 pub(crate) struct Unsubscribed {
     /// The queue is `auto_delete` and has just lost its last consumer.
     pub(crate) now_unused: bool,
+    /// What the removal left for the vhost.
+    pub(crate) fallout: Fallout,
 }
 
 /// A snapshot of a queue's counters.
@@ -180,20 +180,14 @@ impl Queue {
             held: CachePadded::new(AtomicUsize::new(0)),
             losses: LossCounters::default(),
             config: None,
-            vhost_ref: Weak::new(),
             clock: Arc::new(SystemClock),
             may_expire: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
         }
     }
 
-    /// Gives a new queue its arguments, its vhost and the broker's clock.
-    pub(crate) fn with_features(
-        mut self,
-        config: QueueConfig,
-        vhost: Weak<VHost>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// Gives a new queue its arguments and the broker's clock.
+    pub(crate) fn with_features(mut self, config: QueueConfig, clock: Arc<dyn Clock>) -> Self {
         {
             let st = self.state.get_mut();
             if let Some(max) = config.max_priority {
@@ -207,7 +201,6 @@ impl Queue {
         self.may_expire = AtomicBool::new(config.message_ttl.is_some());
         self.last_used = AtomicU64::new(clock.now_millis());
         self.config = (!config.is_plain()).then(|| Box::new(config));
-        self.vhost_ref = vhost;
         self.clock = clock;
         self
     }
@@ -272,13 +265,13 @@ impl Queue {
 
     /// Enqueues a published message (its `seq` from [`next_seq`](Self::next_seq)):
     /// `Accepted`, `Refused` by a length limit, or `Gone` if the queue was deleted meanwhile.
-    pub(crate) fn publish(&self, msg: QueuedMessage) -> Enqueued {
+    pub(crate) fn publish(&self, msg: QueuedMessage) -> (Enqueued, Fallout) {
         if self.config.is_some() || msg.envelope.message.properties().expiration.is_some() {
             return self.publish_featured(msg);
         }
         let mut st = self.state.lock();
         if st.deleted {
-            return Enqueued::Gone;
+            return (Enqueued::Gone, Fallout::default());
         }
         if st.ready.is_empty() {
             if let Err(msg) = st.consumers.deliver(msg) {
@@ -287,7 +280,7 @@ impl Queue {
         } else {
             st.ready.push_back(msg);
         }
-        Enqueued::Accepted
+        (Enqueued::Accepted, Fallout::default())
     }
 
     #[cfg(feature = "persistence")]
@@ -305,7 +298,10 @@ impl Queue {
     }
 
     /// Subscribes a consumer and returns its inbox.
-    pub(crate) fn subscribe(&self, sub: Subscription) -> Result<Receiver<QueuedMessage>> {
+    pub(crate) fn subscribe(
+        &self,
+        sub: Subscription,
+    ) -> Result<(Receiver<QueuedMessage>, Fallout)> {
         let mut st = self.state.lock();
         if st.deleted {
             return Err(self.not_found());
@@ -329,12 +325,11 @@ impl Queue {
         st.had_consumer = true;
         self.touch();
         self.dispatch(&mut st);
-        self.finish(st);
-        Ok(rx)
+        Ok((rx, self.finish(st)))
     }
 
     /// Removes a consumer, putting back what waited unreceived in its inbox.
-    pub(crate) fn unsubscribe(&self, key: u64) -> Unsubscribed {
+    pub(crate) fn unsubscribe(&self, key: ConsumerKey) -> Unsubscribed {
         let mut st = self.state.lock();
         if let Some(slot) = st.consumers.remove(key) {
             for msg in slot.drain() {
@@ -344,54 +339,51 @@ impl Queue {
             self.trim(&mut st);
             self.dispatch(&mut st);
         }
-        let unsubscribed = Unsubscribed {
-            now_unused: self.auto_delete
-                && st.had_consumer
-                && st.consumers.is_empty()
-                && !st.deleted,
-        };
-        self.finish(st);
-        unsubscribed
+        let now_unused =
+            self.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted;
+        Unsubscribed {
+            now_unused,
+            fallout: self.finish(st),
+        }
     }
 
     /// Takes the head message for `basic_get`, with the number of messages left ready. The
     /// message counts as held by the application until the caller settles it.
-    pub(crate) fn get(&self) -> Option<(QueuedMessage, usize)> {
+    pub(crate) fn get(&self) -> (Option<(QueuedMessage, usize)>, Fallout) {
         let mut st = self.state.lock();
         self.touch();
         self.expire_heads(&mut st);
         let Some(msg) = st.ready.pop_front() else {
-            self.finish(st);
-            return None;
+            return (None, self.finish(st));
         };
         self.held.fetch_add(1, Ordering::Relaxed);
         let left = st.ready.len();
-        self.finish(st);
-        Some((msg, left))
+        (Some((msg, left)), self.finish(st))
     }
 
     /// Settles deliveries the application held (acked, or rejected without requeue): they
     /// leave the queue for good, and the store forgets them.
-    pub(crate) fn settle(&self, credit: Option<Credit>, msgs: &[QueuedMessage]) {
+    pub(crate) fn settle(&self, credit: Option<Credit>, msgs: &[QueuedMessage]) -> Fallout {
         self.forget(msgs);
-        self.release(credit, msgs.len());
+        self.release(credit, msgs.len())
     }
 
     /// Stops counting `count` held deliveries and returns their consumer's credit. Only a
     /// consumer with a prefetch limit needs the queue lock here.
-    pub(crate) fn release(&self, credit: Option<Credit>, count: usize) {
+    pub(crate) fn release(&self, credit: Option<Credit>, count: usize) -> Fallout {
         self.held.fetch_sub(count, Ordering::Relaxed);
-        if let Some(Credit {
+        let Some(Credit {
             consumer,
             limited: true,
         }) = credit
-        {
-            let mut st = self.state.lock();
-            st.consumers
-                .credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
-            self.dispatch(&mut st);
-            self.finish(st);
-        }
+        else {
+            return Fallout::default();
+        };
+        let mut st = self.state.lock();
+        st.consumers
+            .credit(consumer, u32::try_from(count).unwrap_or(u32::MAX));
+        self.dispatch(&mut st);
+        self.finish(st)
     }
 
     /// Removes the store entries of messages that left the queue for good.
@@ -425,11 +417,11 @@ impl Queue {
     }
 
     /// Puts delivered messages back in their places, marked redelivered.
-    pub(crate) fn requeue(&self, credit: Option<Credit>, msgs: Vec<QueuedMessage>) {
+    pub(crate) fn requeue(&self, credit: Option<Credit>, msgs: Vec<QueuedMessage>) -> Fallout {
         let mut st = self.state.lock();
         self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
         if st.deleted {
-            return;
+            return Fallout::default();
         }
         if let Some(Credit {
             consumer,
@@ -445,7 +437,7 @@ impl Queue {
         }
         self.trim(&mut st);
         self.dispatch(&mut st);
-        self.finish(st);
+        self.finish(st)
     }
 
     /// Counts `count` messages as held by the application, awaiting their ack.
@@ -454,17 +446,17 @@ impl Queue {
     }
 
     /// Puts back, unchanged, messages that were handed out but never reached the application.
-    pub(crate) fn restore(&self, msgs: Vec<QueuedMessage>) {
+    pub(crate) fn restore(&self, msgs: Vec<QueuedMessage>) -> Fallout {
         let mut st = self.state.lock();
         if st.deleted {
-            return;
+            return Fallout::default();
         }
         for msg in msgs {
             st.ready.requeue(msg);
         }
         self.trim(&mut st);
         self.dispatch(&mut st);
-        self.finish(st);
+        self.finish(st)
     }
 
     /// Removes every ready message; returns how many.

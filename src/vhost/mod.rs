@@ -27,13 +27,13 @@ pub use topology::QueueDeclareOk;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
-use crate::broker::Settings;
-use crate::connection::ConnectionId;
 use crate::exchange::{BindingKey, Exchange, ExchangeSpec};
-use crate::queue::Queue;
+use crate::ids::ConnectionId;
+use crate::queue::{Fallout, Queue};
 use crate::routing::DestinationId;
+use crate::settings::Settings;
 use crate::store::{BindingRecord, ExchangeRecord, StoreOp};
 use crate::sync::{ConcurrentMap, Mutex};
 use crate::{Error, ExchangeDeclareOptions, ExchangeKind, FieldTable, Result};
@@ -57,6 +57,8 @@ struct Topology {
 pub(crate) struct VHost {
     /// The vhost name.
     pub(crate) name: Arc<str>,
+    /// The vhost itself, for the timers it starts.
+    me: Weak<VHost>,
     /// Broker-wide settings and id source.
     settings: Arc<Settings>,
     /// Exchanges by name.
@@ -75,9 +77,14 @@ pub(crate) struct VHost {
 
 impl VHost {
     /// Creates a vhost with the default exchange and the `amq.*` exchanges.
-    pub(crate) fn new(name: &str, settings: Arc<Settings>) -> Self {
+    pub(crate) fn new(name: &str, settings: Arc<Settings>) -> Arc<Self> {
+        Arc::new_cyclic(|me| VHost::build(name, settings, Weak::clone(me)))
+    }
+
+    fn build(name: &str, settings: Arc<Settings>, me: Weak<VHost>) -> Self {
         let vhost = VHost {
             name: name.into(),
+            me,
             settings,
             exchanges: ConcurrentMap::default(),
             queues: ConcurrentMap::default(),
@@ -110,6 +117,27 @@ impl VHost {
             vhost.exchanges.insert(name.to_owned(), Arc::new(exchange));
         }
         vhost
+    }
+
+    /// Does what a queue operation left to do: dead-letters its dead messages through the
+    /// queue's dead-letter exchange and starts the timers.
+    pub(crate) fn absorb(&self, queue: &Queue, fallout: Fallout) {
+        if fallout.is_empty() {
+            return;
+        }
+        if fallout.start_timers {
+            self.ensure_timers();
+        }
+        if let Some((exchange, routing_key)) = queue.dead_letter_target() {
+            if !fallout.dead.is_empty() {
+                self.dead_letter(&queue.name, exchange, routing_key, fallout.dead);
+            }
+        }
+    }
+
+    /// Returns the broker-wide settings.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub(super) fn exchange_not_found(&self, exchange: &str) -> Error {

@@ -118,9 +118,13 @@ impl VHost {
         };
         for queue in rest {
             let msg = QueuedMessage::new(queue.next_seq(), envelope.clone(), false);
-            published.count(queue.publish(msg));
+            let (outcome, fallout) = queue.publish(msg);
+            self.absorb(queue, fallout);
+            published.count(outcome);
         }
-        published.count(last.publish(QueuedMessage::new(last.next_seq(), envelope, false)));
+        let (outcome, fallout) = last.publish(QueuedMessage::new(last.next_seq(), envelope, false));
+        self.absorb(last, fallout);
+        published.count(outcome);
         published
     }
 
@@ -165,7 +169,9 @@ impl VHost {
             ..Published::default()
         };
         for (queue, (seq, persisted)) in queues.iter().zip(placed) {
-            let outcome = queue.publish(QueuedMessage::new(seq, envelope.clone(), persisted));
+            let (outcome, fallout) =
+                queue.publish(QueuedMessage::new(seq, envelope.clone(), persisted));
+            self.absorb(queue, fallout);
             if outcome == Enqueued::Refused && persisted {
                 // Refused by a length limit after the store took it: forget it there.
                 queue.forget(&[QueuedMessage::new(seq, envelope.clone(), true)]);

@@ -71,11 +71,7 @@ impl VHost {
                 record.arguments.clone(),
                 &self.settings.store,
             )
-            .with_features(
-                config,
-                Arc::downgrade(self),
-                Arc::clone(&self.settings.clock),
-            ),
+            .with_features(config, Arc::clone(&self.settings.clock)),
         );
         let msgs = recovered
             .messages
@@ -104,7 +100,7 @@ impl VHost {
             .collect();
         queue.recover(msgs, recovered.next_seq());
         if queue.is_timed() {
-            VHost::ensure_timers(&Arc::downgrade(self));
+            self.ensure_timers();
         }
         self.queues.insert(record.name.clone(), Arc::clone(&queue));
         self.destinations.insert(id, Destination::Queue(queue));

@@ -29,18 +29,16 @@ impl std::fmt::Debug for Timers {
 
 impl VHost {
     /// Starts the timers of the vhost if they are not running yet.
-    pub(crate) fn ensure_timers(vhost: &Weak<VHost>) {
-        let Some(strong) = vhost.upgrade() else {
-            return;
-        };
-        strong.timers.get_or_init(|| {
+    pub(crate) fn ensure_timers(&self) {
+        self.timers.get_or_init(|| {
+            let vhost = &self.me;
             let weak = Weak::clone(vhost);
             let hook: Arc<ClockHook> = Arc::new(move || {
                 if let Some(vhost) = weak.upgrade() {
                     vhost.run_timers();
                 }
             });
-            if strong.settings.clock.on_advance(Arc::downgrade(&hook)) {
+            if self.settings.clock.on_advance(Arc::downgrade(&hook)) {
                 return Timers { _hook: Some(hook) };
             }
             let weak = Weak::clone(vhost);
@@ -68,7 +66,9 @@ impl VHost {
             .map(|q| Arc::clone(&q))
             .collect();
         for queue in timed {
-            if queue.run_timers() {
+            let (expired, fallout) = queue.run_timers();
+            self.absorb(&queue, fallout);
+            if expired {
                 self.drop_queue(&queue);
             }
         }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{Destination, Topology, VHost};
-use crate::connection::ConnectionId;
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
+use crate::ids::ConnectionId;
 use crate::names;
 use crate::queue::{Queue, QueueConfig};
 use crate::store::{Durable, QueueRecord, StoreOp};
@@ -167,14 +167,10 @@ impl VHost {
                 arguments.clone(),
                 &self.settings.store,
             )
-            .with_features(
-                config,
-                Arc::downgrade(self),
-                Arc::clone(&self.settings.clock),
-            ),
+            .with_features(config, Arc::clone(&self.settings.clock)),
         );
         if queue.is_timed() {
-            VHost::ensure_timers(&Arc::downgrade(self));
+            self.ensure_timers();
         }
         if queue.persistence.is_some() && owner.is_none() {
             self.persist(|| {

@@ -1,0 +1,93 @@
+//! Broker-wide settings shared by every vhost and connection, and the source of unique ids.
+//!
+//! The broker builds one [`Settings`]; vhosts and connections hold it. It sits below them, so
+//! that neither needs to know the broker.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::ids::{ConnectionId, ConsumerKey};
+use crate::routing::{
+    DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
+};
+use crate::store::Store;
+use crate::{Clock, ExchangeKind};
+
+/// Broker-wide settings shared by every vhost, and the source of unique ids.
+pub(crate) struct Settings {
+    /// Allow bindings between durable and non-durable entities (RabbitMQ's rule).
+    pub(crate) allow_mixed_durability: bool,
+    /// The time source.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Where durable state goes ([`NullStore`](crate::store::NullStore) for an in-memory
+    /// broker).
+    pub(crate) store: Arc<dyn Store>,
+    /// Custom exchange kinds by name.
+    custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
+    /// The next unique id (destinations, connections, consumers).
+    next_id: AtomicU64,
+}
+
+impl Settings {
+    /// Creates the settings of a new broker.
+    pub(crate) fn new(
+        allow_mixed_durability: bool,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+        custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
+    ) -> Self {
+        Settings {
+            allow_mixed_durability,
+            clock,
+            store,
+            custom_kinds,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Returns a new unique id.
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Returns a new unique destination id.
+    pub(crate) fn next_destination(&self) -> DestinationId {
+        DestinationId::new(self.next_id())
+    }
+
+    /// Returns a new unique connection id.
+    pub(crate) fn next_connection(&self) -> ConnectionId {
+        ConnectionId(self.next_id())
+    }
+
+    /// Returns a new unique consumer key.
+    pub(crate) fn next_consumer(&self) -> ConsumerKey {
+        ConsumerKey(self.next_id())
+    }
+
+    /// Creates the router of a new exchange of `kind`, or `None` for an unknown kind.
+    pub(crate) fn router_for(&self, kind: &ExchangeKind) -> Option<Box<dyn Router>> {
+        Some(match kind {
+            ExchangeKind::Direct => Box::new(DirectRouter::new()),
+            ExchangeKind::Fanout => Box::new(FanoutRouter::new()),
+            ExchangeKind::Topic => Box::new(TopicRouter::new()),
+            ExchangeKind::Headers => Box::new(HeadersRouter::new()),
+            ExchangeKind::Custom(name) => self.custom_kinds.get(name)?.create(),
+        })
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("allow_mixed_durability", &self.allow_mixed_durability)
+            .field("clock", &self.clock)
+            .field(
+                "custom_kinds",
+                &self.custom_kinds.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
