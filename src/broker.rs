@@ -245,7 +245,8 @@ impl Broker {
 /// # Defaults
 ///
 /// - clock: [`SystemClock`];
-/// - mixed-durability bindings: refused (the seed tutorial's rule);
+/// - bindings between durable and non-durable entities: allowed and transient, as in
+///   RabbitMQ ([`strict_binding_durability`](Self::strict_binding_durability) refuses them);
 /// - exchange kinds: `direct`, `fanout`, `topic`, `headers`;
 /// - storage: none (in memory) unless [`data_path`](Self::data_path) is set; then a
 ///   64 MiB page cache ([`storage_cache_size`](Self::storage_cache_size)).
@@ -259,7 +260,7 @@ impl Broker {
 /// let clock = ManualClock::new();
 /// let broker = Broker::builder()
 ///     .clock(clock.clone())
-///     .allow_mixed_durability_bindings(true)
+///     .strict_binding_durability(true)
 ///     .build()?;
 /// # let _ = broker;
 /// # Ok(())
@@ -269,7 +270,7 @@ pub struct BrokerBuilder {
     data_path: Option<PathBuf>,
     #[cfg(feature = "persistence")]
     storage_cache_bytes: Option<usize>,
-    allow_mixed_durability: bool,
+    strict_binding_durability: bool,
     clock: Arc<dyn Clock>,
     custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
 }
@@ -280,7 +281,7 @@ impl BrokerBuilder {
             data_path: None,
             #[cfg(feature = "persistence")]
             storage_cache_bytes: None,
-            allow_mixed_durability: false,
+            strict_binding_durability: false,
             clock: Arc::new(SystemClock),
             custom_kinds: HashMap::new(),
         }
@@ -311,12 +312,33 @@ impl BrokerBuilder {
         self
     }
 
-    /// Allows binding a durable exchange to a non-durable queue and the reverse, as RabbitMQ
-    /// does (the binding is then transient). Off by default: such a binding is refused with
-    /// 406 PRECONDITION_FAILED, the rule of the tutorial Warren grew from. The predeclared
-    /// `amq.*` exchanges accept any queue either way.
-    pub fn allow_mixed_durability_bindings(&mut self, allow: bool) -> &mut Self {
-        self.allow_mixed_durability = allow;
+    /// Refuses bindings between a durable and a non-durable entity, the rule of the tutorial
+    /// Warren grew from: binding a durable exchange to a non-durable queue or exchange, or the
+    /// reverse, fails with 406 PRECONDITION_FAILED. The predeclared `amq.*` exchanges accept
+    /// any queue either way.
+    ///
+    /// Off by default: as in RabbitMQ, every combination binds, and a binding is durable
+    /// (restored by a persistent broker after a restart) only when both of its ends are.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, ExchangeDeclareOptions, ExchangeKind, FieldTable};
+    /// use warrenmq::QueueDeclareOptions;
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::builder().strict_binding_durability(true).build()?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// let durable = ExchangeDeclareOptions::durable();
+    /// ch.exchange_declare("events", ExchangeKind::Topic, durable, FieldTable::new())?;
+    /// ch.queue_declare("scratch", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// let err = ch.queue_bind("scratch", "events", "#", FieldTable::new()).unwrap_err();
+    /// assert_eq!(err.reply_code().0, 406);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn strict_binding_durability(&mut self, strict: bool) -> &mut Self {
+        self.strict_binding_durability = strict;
         self
     }
 
@@ -378,7 +400,7 @@ impl BrokerBuilder {
 
     fn build_with(&mut self, store: Arc<dyn Store>) -> Broker {
         let settings = Arc::new(Settings::new(
-            self.allow_mixed_durability,
+            self.strict_binding_durability,
             Arc::clone(&self.clock),
             store,
             self.custom_kinds.clone(),
@@ -397,7 +419,7 @@ impl BrokerBuilder {
 impl fmt::Debug for BrokerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BrokerBuilder")
-            .field("allow_mixed_durability", &self.allow_mixed_durability)
+            .field("strict_binding_durability", &self.strict_binding_durability)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }

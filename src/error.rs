@@ -1,8 +1,12 @@
 //! Errors: [`Error`] for broker and channel operations, with AMQP reply codes, and the small
 //! crossbeam-style errors of the blocking consumer API.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+
+/// The longest reply text AMQP can carry (a short string).
+const MAX_REPLY_TEXT: usize = 255;
 
 /// An AMQP 0-9-1 reply code, such as `404` (`NOT_FOUND`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -211,9 +215,25 @@ impl Error {
         }
     }
 
-    /// Returns the reply text without the code name, as carried in `channel.close`.
+    /// Returns the reply text as `channel.close` and `connection.close` carry it: RabbitMQ's
+    /// text (the [`Display`](fmt::Display) form), at most 255 bytes.
+    ///
+    /// Only names close to 255 bytes make a longer text. It is then cut after the last whole
+    /// word that fits and ends in `...` (RabbitMQ cuts at byte 252, inside the name, and
+    /// appends `...`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::Error;
+    ///
+    /// let short = Error::QueueNotFound { vhost: "/".into(), queue: "jobs".into() };
+    /// assert_eq!(short.reply_text(), "NOT_FOUND - no queue 'jobs' in vhost '/'");
+    /// let long = Error::QueueNotFound { vhost: "/".into(), queue: "q".repeat(255) };
+    /// assert_eq!(long.reply_text(), "NOT_FOUND - no queue...");
+    /// ```
     pub fn reply_text(&self) -> String {
-        self.to_string()
+        fit_reply_text(&self.to_string()).into_owned()
     }
 
     /// For [`Error::ChannelClosed`], returns the error that closed the channel.
@@ -241,6 +261,29 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// Fits a reply text into the 255 bytes of a short string: unchanged when it fits, otherwise
+/// cut after the last whole word that leaves room for `...`, which is appended. A text with no
+/// space in its first 252 bytes is cut on a character boundary instead.
+pub(crate) fn fit_reply_text(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_REPLY_TEXT {
+        return Cow::Borrowed(text);
+    }
+    let budget = MAX_REPLY_TEXT - "...".len();
+    let at_word = text.as_bytes()[..=budget]
+        .iter()
+        .rposition(|&b| b == b' ')
+        .map(|space| text[..space].trim_end().len())
+        .filter(|&end| end > 0);
+    let end = at_word.unwrap_or_else(|| {
+        let mut end = budget;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        end
+    });
+    Cow::Owned(format!("{}...", &text[..end]))
 }
 
 /// `Result` with [`Error`] as the default error type.

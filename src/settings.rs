@@ -17,8 +17,9 @@ use crate::{Clock, ExchangeKind};
 
 /// Broker-wide settings shared by every vhost, and the source of unique ids.
 pub(crate) struct Settings {
-    /// Allow bindings between durable and non-durable entities (RabbitMQ's rule).
-    pub(crate) allow_mixed_durability: bool,
+    /// Refuse bindings between durable and non-durable entities (the seed tutorial's rule);
+    /// off by default, as in RabbitMQ.
+    pub(crate) strict_binding_durability: bool,
     /// The time source.
     pub(crate) clock: Arc<dyn Clock>,
     /// Where durable state goes ([`NullStore`](crate::store::NullStore) for an in-memory
@@ -33,13 +34,13 @@ pub(crate) struct Settings {
 impl Settings {
     /// Creates the settings of a new broker.
     pub(crate) fn new(
-        allow_mixed_durability: bool,
+        strict_binding_durability: bool,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
         custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
     ) -> Self {
         Settings {
-            allow_mixed_durability,
+            strict_binding_durability,
             clock,
             store,
             custom_kinds,
@@ -82,7 +83,7 @@ impl Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
-            .field("allow_mixed_durability", &self.allow_mixed_durability)
+            .field("strict_binding_durability", &self.strict_binding_durability)
             .field("clock", &self.clock)
             .field(
                 "custom_kinds",

@@ -1,4 +1,4 @@
-//! The `warren-server` binary: its address line, `--allow-mixed-durability`, `--user` /
+//! The `warren-server` binary: its address line, `--strict-binding-durability`, `--user` /
 //! `--password`, and `--data-dir`: confirmed persistent messages survive a crash (or, built
 //! without the `persistence` feature, the flag is refused with a clear message).
 #![cfg(feature = "wire")]
@@ -62,12 +62,12 @@ async fn smoke() {
 }
 
 #[tokio::test]
-async fn mixed_durability_is_refused_unless_allowed() {
-    let strict = ServerProcess::start(&[]);
-    let err = mixed_binding(&strict).await.expect("refused by default");
-    assert!(err.contains("PRECONDITION_FAILED"), "{err}");
-    let lenient = ServerProcess::start(&["--allow-mixed-durability"]);
-    assert_eq!(mixed_binding(&lenient).await, None);
+async fn mixed_durability_binds_unless_strict() {
+    let default = ServerProcess::start(&[]);
+    assert_eq!(mixed_binding(&default).await, None);
+    let strict = ServerProcess::start(&["--strict-binding-durability"]);
+    let err = mixed_binding(&strict).await.expect("refused when strict");
+    assert!(err.contains("strict binding durability is on"), "{err}");
 }
 
 #[tokio::test]

@@ -93,16 +93,10 @@ impl From<io::Error> for Failure {
     }
 }
 
-/// Shortens a reply text to the 255 bytes a short string holds, on a char boundary.
-pub(crate) fn short_text(text: &str) -> &str {
-    if text.len() <= 255 {
-        return text;
-    }
-    let mut end = 255;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+/// Shortens a reply text to the 255 bytes a short string holds, after a whole word (see
+/// [`Error::reply_text`]).
+pub(crate) fn short_text(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::error::fit_reply_text(text)
 }
 
 #[cfg(test)]
@@ -137,6 +131,7 @@ mod tests {
         let text = "é".repeat(200);
         let cut = short_text(&text);
         assert!(cut.len() <= 255);
-        assert_eq!(cut.len() % 2, 0);
+        assert!(cut.ends_with("..."));
+        assert_eq!((cut.len() - 3) % 2, 0);
     }
 }

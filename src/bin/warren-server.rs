@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
-//!               [--data-dir DIR] [--allow-mixed-durability]
+//!               [--data-dir DIR] [--strict-binding-durability]
 //! ```
 //!
 //! The first line printed is `warren-server listening on ADDR`, with the bound address
@@ -18,14 +18,14 @@ use std::process::ExitCode;
 use warrenmq::{Broker, WireOptions};
 
 const USAGE: &str = "usage: warren-server [--listen ADDR] [--user NAME] [--password PASSWORD] \
-                     [--data-dir DIR] [--allow-mixed-durability]";
+                     [--data-dir DIR] [--strict-binding-durability]";
 
 /// The parsed command line.
 #[derive(Debug)]
 struct Args {
     listen: String,
     data_dir: Option<String>,
-    allow_mixed_durability: bool,
+    strict_binding_durability: bool,
     options: WireOptions,
 }
 
@@ -33,7 +33,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         listen: "127.0.0.1:5672".into(),
         data_dir: None,
-        allow_mixed_durability: false,
+        strict_binding_durability: false,
         options: WireOptions::default(),
     };
     while let Some(flag) = argv.next() {
@@ -43,7 +43,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--user" => args.options.user = value("--user")?,
             "--password" => args.options.password = value("--password")?,
             "--data-dir" => args.data_dir = Some(value("--data-dir")?),
-            "--allow-mixed-durability" => args.allow_mixed_durability = true,
+            "--strict-binding-durability" => args.strict_binding_durability = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }
@@ -54,7 +54,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
 /// Builds the broker: in memory, or kept in `DIR/warren.redb` with `--data-dir DIR`.
 fn build_broker(args: &Args) -> Result<Broker, String> {
     let mut builder = Broker::builder();
-    builder.allow_mixed_durability_bindings(args.allow_mixed_durability);
+    builder.strict_binding_durability(args.strict_binding_durability);
     if let Some(dir) = &args.data_dir {
         data_path(&mut builder, dir)?;
     }

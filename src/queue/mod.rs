@@ -253,6 +253,13 @@ impl Queue {
         }
     }
 
+    /// Returns `true` if the queue itself is kept in the store: durable, not exclusive (an
+    /// exclusive queue ends with its connection, so it never outlives a restart), in a
+    /// persistent broker. Only then are bindings to it stored.
+    pub(crate) fn is_stored(&self) -> bool {
+        self.persistence.is_some() && self.exclusive_owner.is_none()
+    }
+
     /// Reserves the position of a message about to be published.
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::Relaxed)

@@ -36,21 +36,16 @@ impl VHost {
         let mut topology = self.topology.lock();
         let src = self.bindable_exchange(source)?;
         let dst = self.bindable_exchange(destination)?;
-        if !self.settings.allow_mixed_durability
+        if self.settings.strict_binding_durability
             && !src.builtin
             && !dst.builtin
             && src.durable != dst.durable
         {
-            return Err(Error::precondition(format!(
-                "cannot bind {}durable exchange '{}' to {}durable exchange '{}' in vhost \
-                 '{}': a binding between a durable and a non-durable entity is refused unless \
-                 BrokerBuilder::allow_mixed_durability_bindings is set",
-                if src.durable { "" } else { "non-" },
-                src.name,
-                if dst.durable { "" } else { "non-" },
-                dst.name,
-                self.name
-            )));
+            return Err(super::topology::mixed_durability(
+                ("exchange", &src.name, src.durable),
+                ("exchange", &dst.name, dst.durable),
+                &self.name,
+            ));
         }
         let key = BindingKey {
             destination: dst.id,

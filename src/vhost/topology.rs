@@ -172,7 +172,7 @@ impl VHost {
         if queue.is_timed() {
             self.ensure_timers();
         }
-        if queue.persistence.is_some() && owner.is_none() {
+        if queue.is_stored() {
             self.persist(|| {
                 StoreOp::PutQueue(QueueRecord {
                     vhost: self.name.to_string(),
@@ -264,21 +264,15 @@ impl VHost {
         let mut topology = self.topology.lock();
         let source = self.bindable_exchange(exchange)?;
         let queue = self.queue(queue, connection)?;
-        if !self.settings.allow_mixed_durability
+        if self.settings.strict_binding_durability
             && !source.builtin
             && source.durable != queue.durable
         {
-            let (d, n) = if source.durable {
-                ("", "non-")
-            } else {
-                ("non-", "")
-            };
-            return Err(Error::precondition(format!(
-                "cannot bind {d}durable exchange '{}' to {n}durable queue '{}' in vhost '{}': \
-                 a binding between a durable and a non-durable entity is refused unless \
-                 BrokerBuilder::allow_mixed_durability_bindings is set",
-                source.name, queue.name, self.name
-            )));
+            return Err(mixed_durability(
+                ("exchange", &source.name, source.durable),
+                ("queue", &queue.name, queue.durable),
+                &self.name,
+            ));
         }
         let key = BindingKey {
             destination: queue.id,
@@ -289,7 +283,7 @@ impl VHost {
             .bind(key.clone())
             .map_err(|e| Error::precondition(e.0))?;
         if added {
-            if source.durable && queue.persistence.is_some() {
+            if source.durable && queue.is_stored() {
                 let stored = self.persist(|| {
                     StoreOp::PutBinding(self.binding_record(&source, (&queue.name, false), &key))
                 });
@@ -332,7 +326,7 @@ impl VHost {
             arguments: ArgumentsKey::new(arguments),
         };
         if source.unbind(&key) {
-            if source.durable && queue.persistence.is_some() {
+            if source.durable && queue.is_stored() {
                 self.persist(|| {
                     StoreOp::DeleteBinding(self.binding_record(&source, (&queue.name, false), &key))
                 })?;
@@ -349,6 +343,27 @@ impl VHost {
     pub(crate) fn purge_queue(&self, name: &str, connection: ConnectionId) -> Result<usize> {
         Ok(self.queue(name, connection)?.purge())
     }
+}
+
+/// The error of a binding between a durable and a non-durable end under the seed's strict
+/// rule ([`BrokerBuilder::strict_binding_durability`](crate::BrokerBuilder)). Each end is
+/// (kind, name, durable).
+pub(super) fn mixed_durability(
+    source: (&str, &str, bool),
+    destination: (&str, &str, bool),
+    vhost: &str,
+) -> Error {
+    let durable = |d: bool| if d { "durable" } else { "non-durable" };
+    Error::precondition(format!(
+        "cannot bind {} {} '{}' to {} {} '{}' in vhost '{vhost}': strict binding durability \
+         is on",
+        durable(source.2),
+        source.0,
+        source.1,
+        durable(destination.2),
+        destination.0,
+        destination.1,
+    ))
 }
 
 fn declare_ok(queue: &Queue) -> QueueDeclareOk {
