@@ -15,8 +15,8 @@ use super::convert::{properties_to_wire, short_string, table_from_wire};
 use super::failure::{Failure, MethodId};
 use super::forwarder::{Forwarder, Route};
 use super::frames;
+use super::outbox::Outbox;
 use super::tx::{Held, Transaction};
-use super::writer::Outbox;
 use crate::{Channel, ConsumeOptions, Delivery, Error, GetOptions, ReplyCode, Returns};
 
 mod publishing;
@@ -93,8 +93,9 @@ impl WireChannel {
         }
         let id = MethodId::of(&method);
         let result = match method {
-            AMQPClass::Exchange(m) => self.exchange(m),
-            AMQPClass::Queue(m) => self.queue(m),
+            // Durable topology changes wait for their fsync.
+            AMQPClass::Exchange(m) => blocking(|| self.exchange(m)),
+            AMQPClass::Queue(m) => blocking(|| self.queue(m)),
             AMQPClass::Basic(m) => self.basic(m),
             AMQPClass::Confirm(confirm::AMQPMethod::Select(m)) => self.confirm_select(m),
             // As RabbitMQ 3: a channel cannot be paused, only confirmed active.
@@ -112,7 +113,7 @@ impl WireChannel {
                 self.reply(AMQPClass::Access(m));
                 Ok(())
             }
-            AMQPClass::Tx(m) => self.transaction(m),
+            AMQPClass::Tx(m) => blocking(|| self.transaction(m)),
             _ => Err(Failure::hard(
                 ReplyCode::COMMAND_INVALID,
                 "unexpected method on an open channel",
@@ -124,13 +125,15 @@ impl WireChannel {
     /// Closes the session channel (its unacknowledged messages go back to their queues)
     /// and waits for the forwarding threads.
     pub(crate) fn shutdown(self) {
-        for forwarder in self.consumers.values() {
-            forwarder.expect_stop();
-        }
-        self.channel.close();
-        for (_, forwarder) in self.consumers {
-            forwarder.join();
-        }
+        tokio::task::block_in_place(|| {
+            for forwarder in self.consumers.values() {
+                forwarder.expect_stop();
+            }
+            self.channel.close();
+            for (_, forwarder) in self.consumers {
+                forwarder.join();
+            }
+        });
     }
 
     fn reply(&self, method: AMQPClass) {
@@ -159,7 +162,8 @@ impl WireChannel {
                 self.assembly = Some(Assembly::new(m));
             }
             M::Consume(m) => self.consume(m)?,
-            M::Cancel(m) => self.cancel(&m)?,
+            // May delete an auto-delete durable queue, and waits for the consumer's thread.
+            M::Cancel(m) => blocking(|| self.cancel(&m))?,
             M::Get(m) => self.get(&m)?,
             M::Ack(m) => self.settle(Held::Ack {
                 tag: m.delivery_tag,
@@ -269,6 +273,12 @@ impl WireChannel {
             self.link.frame_max,
         )
     }
+}
+
+/// Runs a method that may wait (for the store, or a consumer's thread) without holding a
+/// runtime worker: the connection's other frames wait, other connections do not.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
 }
 
 fn not_implemented(what: &str) -> Failure {

@@ -1,29 +1,45 @@
-//! One client connection: the handshake, then a loop that reads frames and hands them to
-//! channels, and the closing sequences (`channel.close`, `connection.close`) that turn
-//! failures into the codes and texts RabbitMQ sends.
+//! One client connection, served by one task: the handshake (with one deadline for the
+//! whole of it), then a loop that reads frames and hands them to channels while the
+//! outbox drains to the socket, and the closing sequences (`channel.close`,
+//! `connection.close`) that turn failures into the codes and texts RabbitMQ sends.
+//!
+//! # The loop
+//!
+//! Each turn takes every complete frame already read, writes what the socket takes, then
+//! waits for the first of: the socket readable (only while the outbox is below its high
+//! mark: a client that does not read its replies is not read either), the socket
+//! writable (while bytes wait), a delivery queued by a consumer, the heartbeat tick, or
+//! the server stopping. Methods that may wait on the store run in
+//! [`tokio::task::block_in_place`], so the other connections' tasks move to another
+//! worker meanwhile and this connection's frames stay in order.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{channel, connection, AMQPClass};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
 use super::channel::{Link, WireChannel};
 use super::convert::short_string;
 use super::failure::{Failure, MethodId};
-use super::frames::{self, FrameReader};
+use super::frames;
 use super::handshake::{self, Negotiated};
-use super::server::WireOptions;
-use super::writer::{self, Outbox};
-use crate::{Broker, Connection, ReplyCode};
+use super::server::Shared;
+use super::socket::Socket;
+use crate::{Connection, ReplyCode};
 
-/// How long the opening handshake may take (RabbitMQ's `handshake_timeout`).
+/// How long the whole opening handshake may take (RabbitMQ's `handshake_timeout`).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long to wait for `connection.close-ok` after the server closed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Heartbeat ticks (half intervals) without a byte read, or with bytes waiting and none
+/// written, after which the peer is taken as gone: two heartbeat intervals.
+const SILENT_TICKS: u32 = 4;
 
 /// A channel number's state.
 #[derive(Debug)]
@@ -52,83 +68,170 @@ struct Session {
     channel_max: u16,
     /// Channels by number.
     channels: HashMap<u16, Slot>,
+    /// Set once the client closed the connection and got its `close-ok`.
+    closed: bool,
 }
 
 /// Serves one TCP connection until it closes. Never panics on bad input; every failure
 /// ends with the socket closed and the session connection dropped, which requeues
 /// unacknowledged messages and deletes exclusive queues.
 ///
-/// When `stopping` is set and the read side of the socket is shut down, the client is told
-/// with `connection.close` 320 CONNECTION_FORCED, as RabbitMQ does when it shuts down.
-pub(crate) fn serve(
-    stream: TcpStream,
-    broker: &Broker,
-    options: &WireOptions,
-    stopping: &AtomicBool,
-) {
-    let _ = stream.set_nodelay(true);
-    let Ok(write_half) = stream.try_clone() else {
-        return;
+/// When `stop` changes (the server stops), the client is told with `connection.close` 320
+/// CONNECTION_FORCED, as RabbitMQ does when it shuts down.
+pub(crate) async fn serve(stream: TcpStream, shared: &Shared, mut stop: watch::Receiver<bool>) {
+    let mut socket = Socket::new(stream);
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let negotiated = tokio::select! {
+        negotiated = timeout_at(deadline, handshake::negotiate(&mut socket, &shared.broker, &shared.options)) => negotiated,
+        _ = stop.changed() => Ok(Err(Failure::Gone)),
     };
-    let Ok((outbox, writer)) = writer::spawn(write_half) else {
-        return;
-    };
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
-    let mut reader = FrameReader::new(stream);
-    match handshake::negotiate(&mut reader, &outbox, broker, options) {
-        Ok(negotiated) => run(&mut reader, &outbox, negotiated, stopping),
-        Err(failure) => fail(&mut reader, &outbox, failure),
+    match negotiated {
+        Ok(Ok(negotiated)) => run(&mut socket, negotiated, stop).await,
+        Ok(Err(failure)) => fail(&mut socket, failure).await,
+        // A handshake that takes too long is dropped without a word, as RabbitMQ does.
+        Err(_elapsed) => {}
     }
-    outbox.close();
-    let _ = writer.join();
+    socket.outbox().close();
+    let _ = timeout(CLOSE_TIMEOUT, socket.flush_all()).await;
 }
 
-fn run(
-    reader: &mut FrameReader<TcpStream>,
-    outbox: &Outbox,
-    negotiated: Negotiated,
-    stopping: &AtomicBool,
-) {
-    // A peer that sends nothing, not even heartbeats, for two intervals is gone.
-    let timeout = (negotiated.heartbeat > 0)
-        .then(|| Duration::from_secs(2 * u64::from(negotiated.heartbeat)));
-    let _ = reader.get_ref().set_read_timeout(timeout);
+async fn run(socket: &mut Socket, negotiated: Negotiated, mut stop: watch::Receiver<bool>) {
     let mut session = Session {
         connection: negotiated.connection,
         link: Link {
-            outbox: outbox.clone(),
+            outbox: socket.outbox().clone(),
             frame_max: negotiated.frame_max,
             notify_cancel: negotiated.notify_cancel,
         },
         channel_max: negotiated.channel_max,
         channels: HashMap::new(),
+        closed: false,
     };
-    let outcome = loop {
-        let step = reader.read_frame().and_then(|frame| session.frame(frame));
-        match step {
-            Ok(Next::Continue) => {}
-            Ok(Next::Closed) => break None,
-            Err(failure) => break Some(failure),
-        }
-        if reader.is_idle() {
-            if let Err(failure) = session.send_confirms() {
-                break Some(failure);
-            }
-        }
+    let outcome = tokio::select! {
+        outcome = session.serve(socket, negotiated.heartbeat) => outcome,
+        _ = stop.changed() => Some(Failure::hard(
+            ReplyCode::CONNECTION_FORCED,
+            "broker forced connection closure with reason 'shutdown'",
+        )),
     };
-    if let Some(mut failure) = outcome {
-        if matches!(failure, Failure::Gone) && stopping.load(Ordering::Acquire) {
-            failure = Failure::hard(
-                ReplyCode::CONNECTION_FORCED,
-                "broker forced connection closure with reason 'shutdown'",
-            );
-        } else if matches!(failure, Failure::Gone) {
-            // The writer may be stuck on a peer that stopped reading, with consumer threads
-            // waiting on the writer: closing the socket frees them all before they are joined.
-            let _ = reader.get_ref().shutdown(Shutdown::Both);
+    if let Some(failure) = outcome {
+        if matches!(failure, Failure::Gone) {
+            // Nothing more reaches the client: consumers stop queueing for it.
+            socket.outbox().close();
         }
         session.shutdown();
-        fail(reader, outbox, failure);
+        fail(socket, failure).await;
+    }
+}
+
+impl Session {
+    /// Serves frames until the client closes (`None`) or something fails.
+    async fn serve(&mut self, socket: &mut Socket, heartbeat: u16) -> Option<Failure> {
+        let mut monitor = Monitor::new(heartbeat);
+        loop {
+            if let Err(failure) = self.take_frames(socket) {
+                return Some(failure);
+            }
+            if let Err(failure) = socket.flush() {
+                return Some(failure);
+            }
+            if self.closed {
+                return None;
+            }
+            let read = !socket.outbox().is_full();
+            let step = tokio::select! {
+                step = socket.ready(read) => step,
+                () = monitor.tick() => monitor.check(socket, read),
+            };
+            if let Err(failure) = step {
+                return Some(failure);
+            }
+        }
+    }
+
+    /// Handles every complete frame already read, while the outbox has room; sends the
+    /// confirms owed once the client pauses.
+    fn take_frames(&mut self, socket: &mut Socket) -> Result<(), Failure> {
+        while !self.closed && !socket.outbox().is_full() {
+            let Some(frame) = socket.next_frame()? else {
+                break;
+            };
+            if let Next::Closed = self.frame(frame)? {
+                self.closed = true;
+            }
+        }
+        if socket.is_idle() && !self.closed {
+            self.send_confirms()?;
+        }
+        Ok(())
+    }
+}
+
+/// Heartbeats: a tick every half interval sends a heartbeat if nothing was written since
+/// the last tick, and gives up on a peer that sent nothing for two intervals, or that took
+/// none of the bytes waiting for it for as long.
+struct Monitor {
+    /// Ticks every half interval; `None` without heartbeats.
+    interval: Option<tokio::time::Interval>,
+    /// Bytes read and written at the last tick.
+    seen: (u64, u64),
+    /// Ticks in a row without a byte read.
+    quiet_reads: u32,
+    /// Ticks in a row with bytes waiting and none written.
+    stalled_writes: u32,
+}
+
+impl Monitor {
+    fn new(heartbeat: u16) -> Self {
+        let interval = (heartbeat > 0).then(|| {
+            let half = Duration::from_millis(u64::from(heartbeat) * 500);
+            let mut interval = tokio::time::interval_at(Instant::now() + half, half);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        Monitor {
+            interval,
+            seen: (0, 0),
+            quiet_reads: 0,
+            stalled_writes: 0,
+        }
+    }
+
+    /// Waits for the next tick (for ever without heartbeats).
+    async fn tick(&mut self) {
+        match self.interval.as_mut() {
+            Some(interval) => {
+                interval.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Runs the checks of one tick. `reading` is `false` while the connection does not
+    /// read (its outbox is full), when silence from the peer proves nothing.
+    fn check(&mut self, socket: &Socket, reading: bool) -> Result<(), Failure> {
+        let now = (socket.bytes_read(), socket.outbox().written());
+        let (read, wrote) = (now.0 != self.seen.0, now.1 != self.seen.1);
+        self.seen = now;
+        self.quiet_reads = if read || !reading {
+            0
+        } else {
+            self.quiet_reads + 1
+        };
+        let waiting = socket.outbox().pending() > 0;
+        self.stalled_writes = if wrote || !waiting {
+            0
+        } else {
+            self.stalled_writes + 1
+        };
+        if self.quiet_reads >= SILENT_TICKS || self.stalled_writes >= SILENT_TICKS {
+            return Err(Failure::Gone);
+        }
+        if !wrote && !waiting {
+            socket.outbox().send(frames::heartbeat());
+            socket.flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -299,8 +402,13 @@ impl Session {
         Ok(())
     }
 
-    /// Closes every channel: consumers stop, unacknowledged messages go back.
+    /// Closes every channel: consumers stop, unacknowledged messages go back. May wait for
+    /// the store (deleting durable exclusive queues), so it runs in `block_in_place`.
     fn shutdown(&mut self) {
+        tokio::task::block_in_place(|| self.close_all());
+    }
+
+    fn close_all(&mut self) {
         // Publishes taken before the end are confirmed if they can be; a failure here
         // changes nothing, as everything closes anyway.
         let _ = self.send_confirms();
@@ -314,8 +422,9 @@ impl Session {
 }
 
 /// Ends a connection after a failure: a hard error is reported with `connection.close`,
-/// then the server waits briefly for `close-ok`; an I/O failure just closes.
-fn fail(reader: &mut FrameReader<TcpStream>, outbox: &Outbox, failure: Failure) {
+/// then the server reads (and drops) what the client sends until its `close-ok`, for a
+/// few seconds at most; an I/O failure just closes.
+async fn fail(socket: &mut Socket, failure: Failure) {
     let (code, text, method) = match failure {
         Failure::Gone => return,
         Failure::Channel { code, text, method } | Failure::Connection { code, text, method } => {
@@ -328,19 +437,21 @@ fn fail(reader: &mut FrameReader<TcpStream>, outbox: &Outbox, failure: Failure) 
         class_id: method.class,
         method_id: method.method,
     };
-    outbox.send(frames::method(
+    socket.outbox().send(frames::method(
         0,
         AMQPClass::Connection(connection::AMQPMethod::Close(close)),
     ));
-    let _ = reader.get_ref().set_read_timeout(Some(CLOSE_TIMEOUT));
-    while let Ok(frame) = reader.read_frame() {
-        if let AMQPFrame::Method(0, AMQPClass::Connection(m)) = frame {
-            if matches!(
-                m,
-                connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_)
-            ) {
-                break;
+    let closing = async {
+        while let Ok(frame) = socket.read_frame().await {
+            if let AMQPFrame::Method(0, AMQPClass::Connection(m)) = frame {
+                if matches!(
+                    m,
+                    connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_)
+                ) {
+                    break;
+                }
             }
         }
-    }
+    };
+    let _ = timeout(CLOSE_TIMEOUT, closing).await;
 }

@@ -13,7 +13,7 @@ use amq_protocol::protocol::{basic, AMQPClass};
 
 use super::convert::{properties_to_wire, short_string};
 use super::frames;
-use super::writer::Outbox;
+use super::outbox::Outbox;
 use crate::{Channel, Consumer, Delivery};
 
 /// What a forwarding thread needs besides its consumer.
@@ -39,6 +39,8 @@ pub(crate) struct Forwarder {
     stopping: Arc<AtomicBool>,
     /// The thread.
     thread: Option<JoinHandle<()>>,
+    /// The outbox the thread writes to.
+    outbox: Outbox,
 }
 
 impl Forwarder {
@@ -46,18 +48,23 @@ impl Forwarder {
     pub(crate) fn spawn(route: Route, consumer: Consumer) -> std::io::Result<Self> {
         let stopping = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stopping);
+        let outbox = route.outbox.clone();
         let thread = thread::Builder::new()
             .name("warren-wire-consumer".into())
             .spawn(move || run(&route, &consumer, &flag))?;
         Ok(Forwarder {
             stopping,
             thread: Some(thread),
+            outbox,
         })
     }
 
-    /// Marks the end of this consumer as asked for by the client.
+    /// Marks the end of this consumer as asked for by the client. From here on the thread
+    /// queues what it holds without waiting for room in the outbox, so that the connection
+    /// task, which stops flushing while it joins the thread, is not waited for.
     pub(crate) fn expect_stop(&self) {
         self.stopping.store(true, Ordering::Release);
+        self.outbox.wake_senders();
     }
 
     /// Waits for the thread to end; call after the consumer was cancelled or its channel
@@ -74,7 +81,7 @@ fn run(route: &Route, consumer: &Consumer, stopping: &AtomicBool) {
         let bytes = deliver_frames(route, consumer.tag(), &delivery);
         // The delivery stays unacknowledged on its channel until the client acks its tag.
         drop_unacked(delivery);
-        if !route.outbox.send(bytes) {
+        if !route.outbox.send_waiting(&bytes, stopping) {
             return;
         }
     }
@@ -83,7 +90,9 @@ fn run(route: &Route, consumer: &Consumer, stopping: &AtomicBool) {
             consumer_tag: short_string(consumer.tag()),
             nowait: true,
         }));
-        route.outbox.send(frames::method(route.channel_id, cancel));
+        route
+            .outbox
+            .send_waiting(&frames::method(route.channel_id, cancel), stopping);
     }
 }
 

@@ -1,10 +1,10 @@
 //! Frames: reading them from a socket with size and end-marker checks, and encoding the
 //! frames the server sends.
 
-use std::io::{self, BufReader, Read};
-
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{AMQPClass, BasicProperties};
+
+use bytes::BytesMut;
 
 use super::failure::Failure;
 use super::nesting;
@@ -26,65 +26,29 @@ pub(crate) const FRAME_OVERHEAD: u32 = 8;
 /// The largest frame the server accepts or proposes (RabbitMQ's default).
 pub(crate) const FRAME_MAX: u32 = 131_072;
 
-/// Reads frames from a byte stream, never trusting a size it has not checked.
-#[derive(Debug)]
-pub(crate) struct FrameReader<R> {
-    /// The buffered stream.
-    inner: BufReader<R>,
-    /// The largest frame accepted, overhead included.
-    frame_max: u32,
+/// Takes the next complete frame off the front of `input`, if it holds one, never
+/// trusting a size it has not checked.
+///
+/// # Errors
+///
+/// A hard 501 FRAME_ERROR for an unknown frame type, an oversize frame or a bad end marker;
+/// 502 SYNTAX_ERROR for a payload that does not parse.
+pub(crate) fn split(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPFrame>, Failure> {
+    let Some(head) = input.get(..FRAME_HEADER_LEN) else {
+        return Ok(None);
+    };
+    let head: [u8; FRAME_HEADER_LEN] = head.try_into().unwrap_or_default();
+    let total = check_header(&head, frame_max)?;
+    if input.len() < total {
+        input.reserve(total - input.len());
+        return Ok(None);
+    }
+    let frame = input.split_to(total);
+    decode(&frame).map(Some)
 }
 
-impl<R: Read> FrameReader<R> {
-    /// Wraps a stream; frames up to [`FRAME_MAX`] are accepted until tuned.
-    pub(crate) fn new(stream: R) -> Self {
-        FrameReader {
-            inner: BufReader::with_capacity(64 * 1024, stream),
-            frame_max: FRAME_MAX,
-        }
-    }
-
-    /// Sets the negotiated frame size limit.
-    pub(crate) fn set_frame_max(&mut self, frame_max: u32) {
-        self.frame_max = frame_max;
-    }
-
-    /// Returns the stream.
-    pub(crate) fn get_ref(&self) -> &R {
-        self.inner.get_ref()
-    }
-
-    /// Returns `true` when no read-ahead bytes are buffered: the peer has paused, so this is
-    /// a good moment to send batched replies such as publisher confirms.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.inner.buffer().is_empty()
-    }
-
-    /// Reads the 8-byte protocol header.
-    pub(crate) fn read_protocol_header(&mut self) -> io::Result<[u8; 8]> {
-        let mut header = [0; 8];
-        self.inner.read_exact(&mut header)?;
-        Ok(header)
-    }
-
-    /// Reads and parses one frame.
-    ///
-    /// # Errors
-    ///
-    /// [`Failure::Gone`] when the stream fails or ends; a hard 501 FRAME_ERROR for an unknown
-    /// frame type, an oversize frame or a bad end marker; 502 SYNTAX_ERROR for a payload
-    /// that does not parse.
-    pub(crate) fn read_frame(&mut self) -> Result<AMQPFrame, Failure> {
-        let mut head = [0; FRAME_HEADER_LEN];
-        self.inner.read_exact(&mut head)?;
-        let mut buf = check_header(&head, self.frame_max)?;
-        self.inner.read_exact(&mut buf[FRAME_HEADER_LEN..])?;
-        decode(buf)
-    }
-}
-
-/// Checks a frame header and returns a buffer for the whole frame with the header copied in.
-fn check_header(head: &[u8; FRAME_HEADER_LEN], frame_max: u32) -> Result<Vec<u8>, Failure> {
+/// Checks a frame header and returns the size of the whole frame.
+fn check_header(head: &[u8; FRAME_HEADER_LEN], frame_max: u32) -> Result<usize, Failure> {
     if !matches!(head[0], 1 | 2 | 3 | 8) {
         return Err(Failure::hard(
             ReplyCode::FRAME_ERROR,
@@ -101,14 +65,11 @@ fn check_header(head: &[u8; FRAME_HEADER_LEN], frame_max: u32) -> Result<Vec<u8>
             ),
         ));
     }
-    let total = FRAME_HEADER_LEN + size as usize + 1;
-    let mut buf = vec![0; total];
-    buf[..FRAME_HEADER_LEN].copy_from_slice(head);
-    Ok(buf)
+    Ok(FRAME_HEADER_LEN + size as usize + 1)
 }
 
 /// Parses one complete frame (header, payload, end marker).
-pub(crate) fn decode(mut buf: Vec<u8>) -> Result<AMQPFrame, Failure> {
+pub(crate) fn decode(buf: &[u8]) -> Result<AMQPFrame, Failure> {
     if buf.last() != Some(&FRAME_END) {
         return Err(Failure::hard(
             ReplyCode::FRAME_ERROR,
@@ -116,13 +77,12 @@ pub(crate) fn decode(mut buf: Vec<u8>) -> Result<AMQPFrame, Failure> {
         ));
     }
     if buf[0] == 3 {
-        // Body frames are taken as they are, without the parser's byte-by-byte copy.
+        // Body frames are copied in one piece, without the parser's byte-by-byte copy.
         let channel = u16::from_be_bytes([buf[1], buf[2]]);
-        buf.truncate(buf.len() - 1);
-        buf.drain(..FRAME_HEADER_LEN);
-        return Ok(AMQPFrame::Body(channel, buf));
+        let payload = buf[FRAME_HEADER_LEN..buf.len() - 1].to_vec();
+        return Ok(AMQPFrame::Body(channel, payload));
     }
-    if !nesting::check(&buf) {
+    if !nesting::check(buf) {
         return Err(Failure::hard(
             ReplyCode::SYNTAX_ERROR,
             format_args!(
@@ -131,7 +91,7 @@ pub(crate) fn decode(mut buf: Vec<u8>) -> Result<AMQPFrame, Failure> {
             ),
         ));
     }
-    match parse_frame(buf.as_slice()) {
+    match parse_frame(buf) {
         Ok(([], frame)) => Ok(frame),
         _ => Err(Failure::hard(
             ReplyCode::SYNTAX_ERROR,
@@ -147,19 +107,19 @@ pub(crate) fn decode_all(mut bytes: &[u8]) -> Vec<Result<AMQPFrame, String>> {
     let mut out = Vec::new();
     while bytes.len() >= FRAME_HEADER_LEN {
         let head: [u8; FRAME_HEADER_LEN] = bytes[..FRAME_HEADER_LEN].try_into().unwrap_or_default();
-        let buf = match check_header(&head, FRAME_MAX) {
-            Ok(buf) => buf,
+        let total = match check_header(&head, FRAME_MAX) {
+            Ok(total) => total,
             Err(e) => {
                 out.push(Err(format!("{e:?}")));
                 break;
             }
         };
-        if bytes.len() < buf.len() {
+        if bytes.len() < total {
             break;
         }
-        let (frame, rest) = bytes.split_at(buf.len());
+        let (frame, rest) = bytes.split_at(total);
         bytes = rest;
-        match decode(frame.to_vec()) {
+        match decode(frame) {
             Ok(f) => out.push(Ok(f)),
             Err(e) => {
                 out.push(Err(format!("{e:?}")));
@@ -197,13 +157,27 @@ pub(crate) fn with_content(
     frame_max: u32,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + body.len());
-    encode_into(&mut out, &AMQPFrame::Method(channel, method));
+    push_content(&mut out, channel, method, properties, body, frame_max);
+    out
+}
+
+/// Appends what [`with_content`] returns to `out`.
+pub(crate) fn push_content(
+    out: &mut Vec<u8>,
+    channel: u16,
+    method: AMQPClass,
+    properties: BasicProperties,
+    body: &[u8],
+    frame_max: u32,
+) {
+    out.reserve(128 + body.len());
+    encode_into(out, &AMQPFrame::Method(channel, method));
     let header = AMQPContentHeader {
         class_id: 60,
         body_size: body.len() as u64,
         properties,
     };
-    encode_into(&mut out, &AMQPFrame::Header(channel, header));
+    encode_into(out, &AMQPFrame::Header(channel, header));
     let chunk = frame_max.saturating_sub(FRAME_OVERHEAD).max(1) as usize;
     for part in body.chunks(chunk) {
         // Written by hand rather than through `AMQPFrame::Body`, which would copy the body.
@@ -213,7 +187,6 @@ pub(crate) fn with_content(
         out.extend_from_slice(part);
         out.push(FRAME_END);
     }
-    out
 }
 
 /// Encodes a heartbeat frame.
@@ -246,10 +219,10 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        assert!(decode(vec![1, 0, 0, 0, 0, 0, 0, 0xCE]).is_err());
-        assert!(decode(vec![1, 0, 0, 0, 0, 0, 1, 9, 0]).is_err());
+        assert!(decode(&[1, 0, 0, 0, 0, 0, 0, 0xCE]).is_err());
+        assert!(decode(&[1, 0, 0, 0, 0, 0, 1, 9, 0]).is_err());
         assert_eq!(
-            decode(vec![3, 0, 2, 0, 0, 0, 2, b'h', b'i', 0xCE]).ok(),
+            decode(&[3, 0, 2, 0, 0, 0, 2, b'h', b'i', 0xCE]).ok(),
             Some(AMQPFrame::Body(2, b"hi".to_vec()))
         );
         let huge = [1, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF];

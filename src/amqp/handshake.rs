@@ -1,18 +1,16 @@
 //! The opening of a connection: protocol header, `connection.start` / `start-ok` with
 //! PLAIN or AMQPLAIN authentication, `tune` / `tune-ok`, and `open` into a vhost.
 
-use std::io::Read;
-use std::time::Duration;
-
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable as WireTable, LongString};
 
 use super::failure::{Failure, MethodId};
-use super::frames::{self, FrameReader, PROTOCOL_HEADER};
+use super::frames::{self, PROTOCOL_HEADER};
 use super::nesting;
-use super::server::WireOptions;
-use super::writer::Outbox;
+use super::options::WireOptions;
+use super::outbox::Outbox;
+use super::socket::Socket;
 use crate::{Broker, Connection, ReplyCode};
 
 /// The smallest frame size a peer may ask for (AMQP's frame-min-size).
@@ -40,19 +38,19 @@ pub(crate) struct Negotiated {
 /// [`Failure::Gone`] for a wrong protocol header (after answering with the right one) or a
 /// vanished peer; 403 for refused credentials; 530 for an unknown vhost; 503 for methods
 /// out of order.
-pub(crate) fn negotiate<R: Read>(
-    reader: &mut FrameReader<R>,
-    outbox: &Outbox,
+pub(crate) async fn negotiate(
+    reader: &mut Socket,
     broker: &Broker,
     options: &WireOptions,
 ) -> Result<Negotiated, Failure> {
-    let header = reader.read_protocol_header()?;
+    let outbox = &reader.outbox().clone();
+    let header = reader.read_protocol_header().await?;
     if header != PROTOCOL_HEADER {
         outbox.send(PROTOCOL_HEADER.to_vec());
         return Err(Failure::Gone);
     }
     send(outbox, connection::AMQPMethod::Start(start()));
-    let start_ok = match expect(reader, "connection.start-ok")? {
+    let start_ok = match expect(reader, "connection.start-ok").await? {
         connection::AMQPMethod::StartOk(m) => m,
         _ => return Err(out_of_order("connection.start-ok")),
     };
@@ -64,7 +62,7 @@ pub(crate) fn negotiate<R: Read>(
         heartbeat: options.heartbeat,
     };
     send(outbox, connection::AMQPMethod::Tune(tune));
-    let tune_ok = match expect(reader, "connection.tune-ok")? {
+    let tune_ok = match expect(reader, "connection.tune-ok").await? {
         connection::AMQPMethod::TuneOk(m) => m,
         _ => return Err(out_of_order("connection.tune-ok")),
     };
@@ -76,11 +74,7 @@ pub(crate) fn negotiate<R: Read>(
         ));
     }
     reader.set_frame_max(frame_max);
-    if tune_ok.heartbeat > 0 {
-        let interval = Duration::from_secs(u64::from(tune_ok.heartbeat));
-        outbox.heartbeat_every(interval / 2);
-    }
-    let open = match expect(reader, "connection.open")? {
+    let open = match expect(reader, "connection.open").await? {
         connection::AMQPMethod::Open(m) => m,
         _ => return Err(out_of_order("connection.open")),
     };
@@ -150,12 +144,9 @@ fn send(outbox: &Outbox, method: connection::AMQPMethod) {
 }
 
 /// Reads the next connection method on channel 0, skipping heartbeats.
-fn expect<R: Read>(
-    reader: &mut FrameReader<R>,
-    expected: &str,
-) -> Result<connection::AMQPMethod, Failure> {
+async fn expect(reader: &mut Socket, expected: &str) -> Result<connection::AMQPMethod, Failure> {
     loop {
-        match reader.read_frame()? {
+        match reader.read_frame().await? {
             AMQPFrame::Heartbeat => {}
             AMQPFrame::Method(0, AMQPClass::Connection(m)) => return Ok(m),
             _ => return Err(out_of_order(expected)),

@@ -1,85 +1,65 @@
-//! The listener: [`Broker::serve`] accepts TCP connections and serves each on its own
-//! thread until the [`WireServer`] handle stops it.
+//! The listener: [`Broker::serve`] starts a small tokio runtime of its own, accepts TCP
+//! connections on it and serves each as one task until the [`WireServer`] handle stops it.
+//!
+//! The runtime belongs to the server, so serving works the same from plain threads and
+//! from inside another tokio runtime; it has one worker per core (a connection is a task,
+//! never a thread), and channel methods that may wait (a declare waiting for its fsync,
+//! confirms of persistent messages) run on its blocking pool without holding a worker.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs,
-};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
 use super::connection;
-use crate::sync::Mutex;
+use super::options::WireOptions;
+use crate::sync::{bounded, Receiver, RecvTimeoutError, Sender};
 use crate::Broker;
 
-/// Room for the reader thread of a connection, which parses frames (recursively, for
-/// nested field tables, whose depth `nesting` bounds).
-const CONNECTION_STACK: usize = 8 * 1024 * 1024;
+/// Room for each runtime thread, which parses frames (recursively, for nested field
+/// tables, whose depth `nesting` bounds).
+const THREAD_STACK: usize = 8 * 1024 * 1024;
 
 /// How long [`WireServer::shutdown`] lets connections say goodbye before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Settings of the wire listener.
-///
-/// # Defaults
-///
-/// - user `guest`, password `guest` (accepted from any address, unlike RabbitMQ's
-///   loopback-only default);
-/// - heartbeat 60 s proposed (the client's answer wins, 0 turns heartbeats off);
-/// - frame-max 131072 bytes, channel-max 2047 (RabbitMQ's defaults).
-///
-/// # Examples
-///
-/// ```
-/// use warrenmq::{Broker, WireOptions};
-///
-/// # fn main() -> std::io::Result<()> {
-/// let options = WireOptions { user: "app".into(), password: "s3cret".into(), ..WireOptions::default() };
-/// let server = Broker::in_memory().serve_with("127.0.0.1:0", options)?;
-/// server.shutdown();
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WireOptions {
-    /// The user name clients must log in with (PLAIN or AMQPLAIN).
-    pub user: String,
-    /// The password clients must log in with.
-    pub password: String,
-    /// The heartbeat interval proposed to clients, in seconds.
-    pub heartbeat: u16,
-    /// The largest frame proposed to clients, in bytes: at least 4096 (AMQP's
-    /// frame-min-size); clients may ask for less.
-    pub frame_max: u32,
-    /// The highest channel number proposed to clients (0 = no limit).
-    pub channel_max: u16,
+/// How long to wait before accepting again after an accept failed (e.g. out of file
+/// descriptors), so that a listener that cannot accept does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the listener task and every connection task share with the handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The broker served.
+    pub(crate) broker: Broker,
+    /// The settings.
+    pub(crate) options: WireOptions,
+    /// The number of connections being served.
+    connections: AtomicUsize,
 }
 
-impl Default for WireOptions {
-    fn default() -> Self {
-        WireOptions {
-            user: "guest".into(),
-            password: "guest".into(),
-            heartbeat: 60,
-            frame_max: super::frames::FRAME_MAX,
-            channel_max: 2047,
-        }
+/// Counts a connection for as long as its task lives (even if the runtime drops it).
+#[derive(Debug)]
+struct Counted(Arc<Shared>);
+
+impl Counted {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.connections.fetch_add(1, Ordering::AcqRel);
+        Counted(Arc::clone(shared))
     }
 }
 
-/// State shared by the listener thread and the handle.
-#[derive(Debug, Default)]
-struct Shared {
-    /// Set when the server stops.
-    stopping: AtomicBool,
-    /// The next connection number.
-    next_id: AtomicU64,
-    /// The sockets of live connections, to close them on shutdown.
-    connections: Mutex<HashMap<u64, TcpStream>>,
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A running AMQP 0-9-1 listener, returned by [`Broker::serve`].
@@ -89,10 +69,14 @@ struct Shared {
 pub struct WireServer {
     /// The bound address.
     local_addr: SocketAddr,
-    /// Shared with the listener thread.
+    /// Shared with the tasks.
     shared: Arc<Shared>,
-    /// The listener thread.
-    thread: Option<JoinHandle<()>>,
+    /// The server's own runtime; `None` once stopped.
+    runtime: Option<Runtime>,
+    /// Tells the listener and every connection to stop.
+    stop: watch::Sender<bool>,
+    /// Disconnects when the listener task has ended (and closed its socket).
+    listener_done: Receiver<()>,
 }
 
 impl Broker {
@@ -150,52 +134,67 @@ impl Broker {
                 ),
             ));
         }
-        let listener = TcpListener::bind(addr)?;
+        let listener = StdListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::default());
-        let broker = self.clone();
-        let listener_shared = Arc::clone(&shared);
-        let thread = thread::Builder::new()
-            .name("warren-wire-listener".into())
-            .spawn(move || accept_loop(&listener, &broker, &Arc::new(options), &listener_shared))?;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name("warren-wire")
+            .thread_stack_size(THREAD_STACK)
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let shared = Arc::new(Shared {
+            broker: self.clone(),
+            options,
+            connections: AtomicUsize::new(0),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let (done, listener_done) = bounded(0);
+        runtime.spawn(accept_loop(listener, Arc::clone(&shared), stopped, done));
         Ok(WireServer {
             local_addr,
             shared,
-            thread: Some(thread),
+            runtime: Some(runtime),
+            stop,
+            listener_done,
         })
     }
 }
 
-fn accept_loop(
-    listener: &TcpListener,
-    broker: &Broker,
-    options: &Arc<WireOptions>,
-    shared: &Arc<Shared>,
+/// Accepts connections until told to stop; each becomes a task. Dropping `done` (with the
+/// listener) tells the handle that the port is closed.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    done: Sender<()>,
 ) {
-    for stream in listener.incoming() {
-        if shared.stopping.load(Ordering::Acquire) {
-            break;
-        }
-        // Accept errors (e.g. too many open files) concern one client; keep listening.
-        let Ok(stream) = stream else { continue };
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(handle) = stream.try_clone() {
-            shared.connections.lock().insert(id, handle);
-        }
-        let (broker, options, owner) = (broker.clone(), Arc::clone(options), Arc::clone(shared));
-        let spawned = thread::Builder::new()
-            .name("warren-wire-connection".into())
-            .stack_size(CONNECTION_STACK)
-            .spawn(move || {
-                connection::serve(stream, &broker, &options, &owner.stopping);
-                owner.connections.lock().remove(&id);
-            });
-        if spawned.is_err() {
-            if let Some(stream) = shared.connections.lock().remove(&id) {
-                let _ = stream.shutdown(Shutdown::Both);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let counted = Counted::new(&shared);
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    connection::serve(stream, &counted.0, stop).await;
+                    drop(counted);
+                });
             }
+            // Accept errors (e.g. too many open files) concern one client; keep listening.
+            Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
         }
     }
+    drop(listener);
+    drop(done);
 }
 
 impl WireServer {
@@ -227,7 +226,7 @@ impl WireServer {
     /// # }
     /// ```
     pub fn connection_count(&self) -> usize {
-        self.shared.connections.lock().len()
+        self.shared.connections.load(Ordering::Acquire)
     }
 
     /// Stops accepting connections and closes the open ones: each client is told with
@@ -264,41 +263,31 @@ impl WireServer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn wait(self) {
+        while let Err(RecvTimeoutError::Timeout) =
+            self.listener_done.recv_timeout(Duration::from_secs(3600))
+        {}
     }
 
     fn stop(&mut self) {
-        let Some(thread) = self.thread.take() else {
+        let Some(runtime) = self.runtime.take() else {
             return;
         };
-        self.shared.stopping.store(true, Ordering::Release);
-        // Wake the blocked accept with a connection of our own.
-        let _ = TcpStream::connect(wake_address(self.local_addr));
-        let _ = thread.join();
-        // Each connection sees the end of its input and, as the server is stopping, tells
-        // its client with connection.close 320 before it goes.
-        for stream in self.shared.connections.lock().values() {
-            let _ = stream.shutdown(Shutdown::Read);
-        }
+        // The listener closes its port, then each connection tells its client with
+        // connection.close 320 and closes its session before it ends.
+        let _ = self.stop.send(true);
+        let _ = self.listener_done.recv_timeout(SHUTDOWN_GRACE);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.connection_count() > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
-        for (_, stream) in self.shared.connections.lock().drain() {
-            let _ = stream.shutdown(Shutdown::Both);
+        // Whatever is left is cut. A runtime cannot wait for its threads from inside
+        // another runtime's task; there it ends in the background.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            runtime.shutdown_background();
+        } else {
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
         }
-    }
-}
-
-/// The address to connect to in order to reach a listener bound to `addr`.
-fn wake_address(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
-        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
-        _ => addr,
     }
 }
 

@@ -7,12 +7,18 @@
 //! ```
 //!
 //! The first line printed is `warren-server listening on ADDR`, with the bound address
-//! (useful with port 0). The server runs until the process is stopped (Ctrl-C, SIGTERM).
-//! Without `--data-dir` the broker is in memory; with it, durable exchanges, queues,
-//! bindings and persistent messages are kept in `DIR/warren.redb`, and a publisher confirm
-//! means the message is on disk, so stopping the process at any moment loses nothing
-//! confirmed.
+//! (useful with port 0). Without `--data-dir` the broker is in memory; with it, durable
+//! exchanges, queues, bindings and persistent messages are kept in `DIR/warren.redb`, and a
+//! publisher confirm means the message is on disk, so stopping the process at any moment
+//! loses nothing confirmed.
+//!
+//! At start the server raises its open-file soft limit to the hard limit (each client
+//! connection is one file descriptor) and says so on stderr when the hard limit is low.
+//! SIGTERM or SIGINT (Ctrl-C) stops it cleanly: it stops accepting, closes each connection
+//! with `connection.close` 320 CONNECTION_FORCED, closes the broker (the store is flushed
+//! and marked clean) and exits with status 0.
 
+use std::io;
 use std::process::ExitCode;
 
 use warrenmq::{Broker, WireOptions};
@@ -76,6 +82,71 @@ fn data_path(_: &mut warrenmq::BrokerBuilder, dir: &str) -> Result<(), String> {
     ))
 }
 
+/// Below this many open files, the server says how many clients it can take.
+const LOW_FILE_LIMIT: u64 = 65_536;
+
+/// Raises the open-file soft limit to the hard limit.
+fn raise_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < LOW_FILE_LIMIT => eprintln!(
+            "warren-server: the open-file limit is {limit} (the hard limit): at most about \
+             {limit} client connections; raise the hard limit (ulimit -Hn) for more"
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warren-server: cannot raise the open-file limit: {e}"),
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and returns its name.
+struct Signals {
+    /// A runtime for the signal streams only (the listener has its own).
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    streams: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Signals {
+    /// Installs the handlers; from here on SIGTERM and SIGINT no longer kill the process.
+    fn install() -> io::Result<Signals> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        #[cfg(unix)]
+        let streams = {
+            use tokio::signal::unix::{signal, SignalKind};
+            let _entered = runtime.enter();
+            (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            )
+        };
+        Ok(Signals {
+            runtime,
+            #[cfg(unix)]
+            streams,
+        })
+    }
+
+    /// Blocks until a signal arrives.
+    #[cfg(unix)]
+    fn wait(mut self) -> &'static str {
+        let (term, int) = &mut self.streams;
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        })
+    }
+
+    /// Blocks until Ctrl-C.
+    #[cfg(not(unix))]
+    fn wait(self) -> &'static str {
+        let _ = self.runtime.block_on(tokio::signal::ctrl_c());
+        "Ctrl-C"
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
         Ok(args) => args,
@@ -91,6 +162,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_file_limit();
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("error: cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match broker.serve_with(args.listen.as_str(), args.options) {
         Ok(server) => server,
         Err(e) => {
@@ -99,6 +178,11 @@ fn main() -> ExitCode {
         }
     };
     println!("warren-server listening on {}", server.local_addr());
-    server.wait();
+    let signal = signals.wait();
+    eprintln!("warren-server: {signal}: closing connections and the broker");
+    server.shutdown();
+    // The last handle: the store writes what was submitted and is marked clean.
+    drop(broker);
+    eprintln!("warren-server: stopped");
     ExitCode::SUCCESS
 }

@@ -2,6 +2,8 @@
 //! publisher confirms (batched, and on a persistent broker only once on disk) and
 //! transactions, which hold publishes and acks back until commit.
 
+use std::time::Duration;
+
 use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::{basic, confirm, tx, AMQPClass};
 
@@ -67,7 +69,12 @@ impl WireChannel {
         if published == self.confirmed {
             return Ok(None);
         }
-        let stored = self.channel.wait_for_confirms()?;
+        // Confirms of transient messages (and of persistent ones already on disk) are
+        // ready at once; only a wait for the disk leaves the runtime's workers.
+        let stored = match self.channel.wait_for_confirms_timeout(Duration::ZERO)? {
+            Some(stored) => stored,
+            None => super::blocking(|| self.channel.wait_for_confirms())?,
+        };
         let multiple = published - self.confirmed > 1;
         self.confirmed = published;
         let method = if stored {

@@ -1,0 +1,202 @@
+//! The outgoing bytes of a connection: replies, deliveries and heartbeats are encoded into
+//! one buffer, which the connection task writes to its socket whenever the socket takes
+//! bytes.
+//!
+//! # Backpressure
+//!
+//! The buffer is bounded by [`HIGH`]: once that much waits for a client that reads slowly,
+//! its connection stops taking deliveries from its consumers and stops reading the
+//! client's requests (whose replies would grow it further), until the socket has taken
+//! enough. Only that connection waits; every other one goes on.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Condvar;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::sync::Mutex;
+
+/// How many bytes may wait for a client before its connection stops producing more.
+pub(crate) const HIGH: usize = 128 * 1024;
+
+/// What an idle connection keeps of its buffer: the rest is given back once it drains.
+const KEEP: usize = 4 * 1024;
+
+/// What a buffer starts with once it has something to hold.
+const FIRST: usize = 16 * 1024;
+
+/// The sending side of a connection's socket; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outbox {
+    /// Shared with the connection task and the threads that queue deliveries.
+    shared: Arc<Shared>,
+}
+
+/// The buffer and its signals.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The bytes not yet written.
+    state: Mutex<State>,
+    /// Signalled when the buffer drains below [`HIGH`] or the outbox closes.
+    space: Condvar,
+    /// Wakes the connection task when bytes are queued from outside it.
+    queued: Notify,
+    /// Bytes written to the socket so far (for heartbeat and stall checks).
+    written: AtomicU64,
+}
+
+/// The buffer itself.
+#[derive(Debug, Default)]
+struct State {
+    /// Encoded frames; `bytes[start..]` is still to be written.
+    bytes: Vec<u8>,
+    /// How much of `bytes` was written already.
+    start: usize,
+    /// Set once the connection ends: nothing more is queued.
+    closed: bool,
+}
+
+impl State {
+    fn pending(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    /// Makes room for more bytes at the end.
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(FIRST);
+        }
+        &mut self.bytes
+    }
+}
+
+impl Outbox {
+    /// Queues complete frames. Returns `false` once the outbox is closed.
+    pub(crate) fn send(&self, frames: Vec<u8>) -> bool {
+        self.encode(|out| out.extend_from_slice(&frames))
+    }
+
+    /// Encodes complete frames straight into the buffer with `encode`, which appends to the
+    /// vector it is given. Returns `false` (and encodes nothing) once the outbox is closed.
+    pub(crate) fn encode(&self, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let mut state = self.shared.state.lock();
+        if state.closed {
+            return false;
+        }
+        encode(state.buffer());
+        true
+    }
+
+    /// Queues frames from a thread outside the connection task: waits while the buffer is
+    /// over [`HIGH`] (unless `hurry` is set: the connection is about to cancel the sender
+    /// and needs it gone), then wakes the connection task. Returns `false` once the outbox
+    /// is closed.
+    pub(crate) fn send_waiting(&self, frames: &[u8], hurry: &AtomicBool) -> bool {
+        let mut state = self.shared.state.lock();
+        while state.pending() >= HIGH && !state.closed && !hurry.load(Ordering::Acquire) {
+            self.shared.space.wait(&mut state);
+        }
+        if state.closed {
+            return false;
+        }
+        state.buffer().extend_from_slice(frames);
+        drop(state);
+        self.shared.queued.notify_one();
+        true
+    }
+
+    /// Returns the number of bytes waiting to be written.
+    pub(crate) fn pending(&self) -> usize {
+        self.shared.state.lock().pending()
+    }
+
+    /// Returns `true` when the buffer is full: stop producing until it drains.
+    pub(crate) fn is_full(&self) -> bool {
+        self.pending() >= HIGH
+    }
+
+    /// Returns the number of bytes written to the socket so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.shared.written.load(Ordering::Relaxed)
+    }
+
+    /// Waits until a thread outside the connection task queues bytes.
+    pub(crate) async fn queued(&self) {
+        self.shared.queued.notified().await;
+    }
+
+    /// Wakes the threads waiting in [`send_waiting`](Self::send_waiting), so that they
+    /// look at their `hurry` flag.
+    pub(crate) fn wake_senders(&self) {
+        let _state = self.shared.state.lock();
+        self.shared.space.notify_all();
+    }
+
+    /// Closes the outbox: later sends fail and senders waiting for room give up. What is
+    /// queued can still be flushed.
+    pub(crate) fn close(&self) {
+        self.shared.state.lock().closed = true;
+        self.shared.space.notify_all();
+    }
+
+    /// Writes as much as the socket takes now, without waiting. The lock is not held
+    /// while writing.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error; a socket that takes no bytes is [`io::ErrorKind::WriteZero`].
+    pub(crate) fn flush(&self, stream: &TcpStream) -> io::Result<()> {
+        let (mut bytes, mut start) = {
+            let mut state = self.shared.state.lock();
+            if state.pending() == 0 {
+                return Ok(());
+            }
+            let start = std::mem::take(&mut state.start);
+            (std::mem::take(&mut state.bytes), start)
+        };
+        let before = start;
+        let result = write_some(stream, &bytes, &mut start);
+        self.shared
+            .written
+            .fetch_add((start - before) as u64, Ordering::Relaxed);
+        let mut state = self.shared.state.lock();
+        // Bytes queued meanwhile (by a delivery thread) go after what is left.
+        let appended = std::mem::take(&mut state.bytes);
+        if start == bytes.len() {
+            bytes.clear();
+            start = 0;
+        } else if start > bytes.len() / 2 {
+            bytes.drain(..start);
+            start = 0;
+        }
+        bytes.extend_from_slice(&appended);
+        if bytes.is_empty() && bytes.capacity() > KEEP {
+            bytes = Vec::new();
+        }
+        state.bytes = bytes;
+        state.start = start;
+        let full = state.pending() >= HIGH;
+        drop(state);
+        if !full {
+            self.shared.space.notify_all();
+        }
+        result
+    }
+}
+
+/// Writes `bytes[*start..]` until the socket would block; advances `start` and the count.
+fn write_some(stream: &TcpStream, bytes: &[u8], start: &mut usize) -> io::Result<()> {
+    while *start < bytes.len() {
+        match stream.try_write(&bytes[*start..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *start += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
