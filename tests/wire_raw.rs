@@ -680,3 +680,43 @@ fn a_frame_max_below_the_amqp_minimum_is_refused() {
         .expect_err("refused");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[test]
+fn a_handshake_trickled_byte_by_byte_is_cut_at_one_total_deadline() {
+    // A client that sends a byte now and then never lets a per-read timeout fire; the
+    // handshake as a whole must still end within its 10 s deadline (RabbitMQ's
+    // handshake_timeout), or idle half-open clients could hold the server's sockets.
+    let (_broker, server) = serve();
+    let mut raw = Raw::connect(server.local_addr());
+    raw.send_bytes(b"AMQP\x00\x00\x09\x01");
+    assert!(matches!(
+        raw.method(),
+        (0, AMQPClass::Connection(connection::AMQPMethod::Start(_)))
+    ));
+    assert_eq!(server.connection_count(), 1);
+    // A start-ok frame, sent one byte every 300 ms: it would take far longer than 10 s.
+    let start_ok = encode(&AMQPFrame::Method(
+        0,
+        connection_method(connection::AMQPMethod::StartOk(connection::StartOk {
+            client_properties: FieldTable::default(),
+            mechanism: "PLAIN".into(),
+            response: LongString::from(&b"\0guest\0guest"[..]),
+            locale: "en_US".into(),
+        })),
+    ));
+    let began = Instant::now();
+    for byte in start_ok.iter().take(start_ok.len() - 1) {
+        if raw.stream.write_all(&[*byte]).is_err() || server.connection_count() == 0 {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the server still waits for a handshake begun 30 s ago"
+        );
+        thread::sleep(Duration::from_millis(300));
+    }
+    eventually("the server drops the slow handshake", || {
+        server.connection_count() == 0
+    });
+    assert_eq!(raw.frame(), None, "the server closed the socket");
+}

@@ -9,7 +9,7 @@
 //! connection is one task, which reads frames, runs methods and writes its outbox.
 //!
 //! - [`server`]: `Broker::serve`, [`WireServer`] and its runtime.
-//! - [`options`]: [`WireOptions`].
+//! - `options`: [`WireOptions`].
 //! - `connection`: the per-connection state machine: channel table, closing.
 //! - `handshake`: protocol header, start/tune/open negotiation and authentication.
 //! - `channel`: method dispatch for one channel (with `channel/topology` for exchange and
