@@ -245,7 +245,6 @@ pub(crate) fn handshake_bytes() -> Vec<u8> {
         }),
         connection::AMQPMethod::Open(connection::Open {
             virtual_host: "/".into(),
-            ..Default::default()
         }),
     ];
     for m in methods {
