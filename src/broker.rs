@@ -183,6 +183,9 @@ impl Broker {
         for binding in &state.bindings {
             self.insert_vhost(&binding.vhost).recover_binding(binding);
         }
+        for vhost in self.inner.vhosts.iter() {
+            vhost.finish_recovery();
+        }
         Ok(())
     }
 

@@ -22,6 +22,12 @@ pub enum ExchangeKind {
     Topic,
     /// Message headers against binding arguments (`x-match`).
     Headers,
+    /// `x-delayed-message`, the delayed-message exchange of RabbitMQ's plugin: it routes as
+    /// the kind named by its `x-delayed-type` argument (`direct`, `topic`, `fanout`,
+    /// `headers` or a registered kind), and holds a message with an `x-delay` header (in
+    /// milliseconds) until the broker's clock has moved that far, then routes it through the
+    /// bindings it has at that moment.
+    DelayedMessage,
     /// A kind registered by name with
     /// [`BrokerBuilder::exchange_kind`](crate::BrokerBuilder::exchange_kind).
     Custom(String),
@@ -35,17 +41,19 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::DelayedMessage => "x-delayed-message",
             ExchangeKind::Custom(name) => name,
         }
     }
 
-    /// Reads an AMQP type name; names other than the four built-in ones are custom kinds.
+    /// Reads an AMQP type name; names other than the built-in ones are custom kinds.
     pub fn from_name(name: &str) -> Self {
         match name {
             "direct" => ExchangeKind::Direct,
             "fanout" => ExchangeKind::Fanout,
             "topic" => ExchangeKind::Topic,
             "headers" => ExchangeKind::Headers,
+            "x-delayed-message" => ExchangeKind::DelayedMessage,
             other => ExchangeKind::Custom(other.to_owned()),
         }
     }
@@ -135,6 +143,9 @@ pub(crate) struct Exchange {
     pub(crate) builtin: bool,
     /// The `alternate-exchange` argument: where messages this exchange cannot route go.
     pub(crate) alternate: Option<Box<str>>,
+    /// An `x-delayed-message` exchange: messages with an `x-delay` header wait before they
+    /// are routed.
+    pub(crate) delayed: bool,
     /// The routing table.
     router: Box<dyn Router>,
     /// Every binding whose source is this exchange, for unbinding when a destination goes,
@@ -176,6 +187,7 @@ impl Exchange {
                 .get("alternate-exchange")
                 .and_then(|v| v.as_str())
                 .map(Into::into),
+            delayed: *spec.kind == ExchangeKind::DelayedMessage,
             router,
             bindings: Mutex::new(HashSet::new()),
             counters: ExchangeCounters::default(),

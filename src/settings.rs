@@ -68,7 +68,8 @@ impl Settings {
         ConsumerKey(self.next_id())
     }
 
-    /// Creates the router of a new exchange of `kind`, or `None` for an unknown kind.
+    /// Creates the router of a new exchange of `kind`, or `None` for an unknown kind (and
+    /// for `x-delayed-message`, whose router is that of its `x-delayed-type`).
     pub(crate) fn router_for(&self, kind: &ExchangeKind) -> Option<Box<dyn Router>> {
         Some(match kind {
             ExchangeKind::Direct => Box::new(DirectRouter::new()),
@@ -76,6 +77,7 @@ impl Settings {
             ExchangeKind::Topic => Box::new(TopicRouter::new()),
             ExchangeKind::Headers => Box::new(HeadersRouter::new()),
             ExchangeKind::Custom(name) => self.custom_kinds.get(name)?.create(),
+            ExchangeKind::DelayedMessage => return None,
         })
     }
 }

@@ -44,7 +44,9 @@ impl QueueStats {
 ///
 /// Every message published to the exchange is counted once as `routed` (it reached at least
 /// one queue), `returned` (unroutable and mandatory) or `unroutable` (dropped, as RabbitMQ
-/// drops it).
+/// drops it). A message delayed by an `x-delayed-message` exchange is counted when its delay
+/// ends and it is routed (a mandatory one also as `returned` when it is published, since it
+/// comes back at once).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExchangeStats {
@@ -62,6 +64,9 @@ pub struct ExchangeStats {
     pub returned: u64,
     /// Bindings whose source is this exchange.
     pub bindings: usize,
+    /// Messages an `x-delayed-message` exchange holds until their delay ends (the plugin's
+    /// `messages_delayed`); 0 for other kinds.
+    pub messages_delayed: usize,
     /// Estimated memory of its routing table, in bytes.
     pub table_bytes: usize,
 }

@@ -9,11 +9,13 @@
 //! - `publish`: routing a message and putting it into its queues ([`Published`]).
 //! - `e2e`: exchange-to-exchange bindings and alternate exchanges.
 //! - `dead_letter`: dead-lettering with `x-death` headers.
+//! - `delayed`: the `x-delayed-message` exchange kind's schedule of delayed messages.
 //! - `timers`: message TTL and queue expiry sweeps.
 //! - `recovery`: rebuilding durable state from the store at open.
 //! - `stats`: queue and exchange counters.
 
 mod dead_letter;
+mod delayed;
 mod e2e;
 mod publish;
 #[cfg(feature = "persistence")]
@@ -73,6 +75,8 @@ pub(crate) struct VHost {
     e2e_used: AtomicBool,
     /// The TTL and expiry sweep, once started.
     timers: OnceLock<timers::Timers>,
+    /// Messages held by `x-delayed-message` exchanges until their delay ends.
+    delayed: delayed::DelayedMessages,
 }
 
 impl VHost {
@@ -92,6 +96,7 @@ impl VHost {
             topology: Mutex::new(Topology::default()),
             e2e_used: AtomicBool::new(false),
             timers: OnceLock::new(),
+            delayed: Mutex::default(),
         };
         let builtins = [
             ("", ExchangeKind::Direct),

@@ -81,6 +81,14 @@ impl VHost {
                 self.name
             )));
         }
+        let message = if source.delayed {
+            match self.try_delay(source, routing_key, message, mandatory) {
+                Ok(delayed) => return Ok(delayed),
+                Err(now) => now,
+            }
+        } else {
+            message
+        };
         let headers = message.properties().headers.as_ref();
         let queues = self.target_queues(source, routing_key, headers);
         // A mandatory message may have to come back; the copy shares the body.

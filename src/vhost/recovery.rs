@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use super::delayed::DELAYED_QUEUE;
 use super::{Destination, VHost};
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
@@ -18,12 +19,11 @@ impl VHost {
     pub(crate) fn recover_exchange(&self, record: &ExchangeRecord) -> Result<()> {
         let kind = ExchangeKind::from_name(&record.kind);
         let router = self
-            .settings
-            .router_for(&kind)
-            .ok_or_else(|| Error::Internal {
+            .exchange_router(&kind, &record.arguments)
+            .map_err(|e| Error::Internal {
                 reason: format!(
-                    "stored exchange '{}' in vhost '{}' has kind '{}', which is not registered",
-                    record.name, self.name, record.kind
+                    "stored exchange '{}' in vhost '{}' cannot be rebuilt: {e}",
+                    record.name, self.name
                 ),
             })?;
         let options = ExchangeDeclareOptions {
@@ -53,6 +53,10 @@ impl VHost {
         properties: &mut SharedProperties,
     ) -> Result<()> {
         let record = &recovered.record;
+        if record.name == DELAYED_QUEUE {
+            self.recover_delayed(recovered);
+            return Ok(());
+        }
         let options = QueueDeclareOptions {
             passive: false,
             durable: true,

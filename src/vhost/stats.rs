@@ -30,13 +30,16 @@ impl VHost {
     /// Returns the counters of one exchange.
     pub(crate) fn exchange_stats(&self, name: &str) -> Result<ExchangeStats> {
         let exchange = self.exchange(name)?;
-        Ok(exchange_stats(&exchange))
+        Ok(exchange_stats(&exchange, self.delayed_count(&exchange)))
     }
 
     /// Returns the counters of every exchange, sorted by name.
     pub(crate) fn list_exchanges(&self) -> Vec<ExchangeStats> {
         let exchanges: Vec<Arc<Exchange>> = self.exchanges.iter().map(|e| Arc::clone(&e)).collect();
-        let mut stats: Vec<ExchangeStats> = exchanges.iter().map(|e| exchange_stats(e)).collect();
+        let mut stats: Vec<ExchangeStats> = exchanges
+            .iter()
+            .map(|e| exchange_stats(e, self.delayed_count(e)))
+            .collect();
         stats.sort_by(|a, b| a.name.cmp(&b.name));
         stats
     }
@@ -59,7 +62,7 @@ fn queue_stats(queue: &Queue) -> QueueStats {
     }
 }
 
-fn exchange_stats(exchange: &Exchange) -> ExchangeStats {
+fn exchange_stats(exchange: &Exchange, messages_delayed: usize) -> ExchangeStats {
     let c = &exchange.counters;
     let routed = c.routed.load(Ordering::Relaxed);
     let unroutable = c.unroutable.load(Ordering::Relaxed);
@@ -74,6 +77,7 @@ fn exchange_stats(exchange: &Exchange) -> ExchangeStats {
         unroutable,
         returned,
         bindings: exchange.binding_count(),
+        messages_delayed,
         table_bytes: exchange.table_bytes(),
     }
 }

@@ -1,4 +1,5 @@
-//! The vhost's timers: message TTL at queue heads and queue expiry (`x-expires`).
+//! The vhost's timers: message TTL at queue heads, queue expiry (`x-expires`) and the end of
+//! delayed messages' delays.
 //!
 //! Timers start with the first queue or message that needs them. A clock that can notify
 //! ([`ManualClock`](crate::ManualClock)) runs the sweep synchronously each time it is moved;
@@ -57,8 +58,10 @@ impl VHost {
         });
     }
 
-    /// Expires messages at the heads of queues with TTLs and deletes expired queues.
+    /// Routes delayed messages that are due, expires messages at the heads of queues with
+    /// TTLs and deletes expired queues.
     pub(crate) fn run_timers(&self) {
+        self.release_delayed();
         let timed: Vec<Arc<Queue>> = self
             .queues
             .iter()

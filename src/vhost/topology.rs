@@ -43,17 +43,7 @@ impl VHost {
             return Err(self.exchange_not_found(spec.name));
         }
         names::check_not_reserved("exchange", spec.name)?;
-        let router = self.settings.router_for(spec.kind).ok_or_else(|| {
-            let kind = spec.kind.as_str();
-            let adjective = if kind.is_empty() {
-                "invalid"
-            } else {
-                "unknown"
-            };
-            Error::CommandInvalid {
-                reason: format!("{adjective} exchange type '{kind}'"),
-            }
-        })?;
+        let router = self.exchange_router(spec.kind, spec.arguments)?;
         let exchange = Exchange::new(spec, self.settings.next_destination(), router, false);
         if exchange.durable {
             self.persist(|| StoreOp::PutExchange(self.exchange_record(&exchange)))?;
