@@ -273,6 +273,8 @@ pub struct BrokerBuilder {
     data_path: Option<PathBuf>,
     #[cfg(feature = "persistence")]
     storage_cache_bytes: Option<usize>,
+    #[cfg(feature = "persistence")]
+    allow_rollback: bool,
     strict_binding_durability: bool,
     clock: Arc<dyn Clock>,
     custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
@@ -284,6 +286,8 @@ impl BrokerBuilder {
             data_path: None,
             #[cfg(feature = "persistence")]
             storage_cache_bytes: None,
+            #[cfg(feature = "persistence")]
+            allow_rollback: false,
             strict_binding_durability: false,
             clock: Arc::new(SystemClock),
             custom_kinds: HashMap::new(),
@@ -306,6 +310,46 @@ impl BrokerBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]
     pub fn storage_cache_size(&mut self, bytes: usize) -> &mut Self {
         self.storage_cache_bytes = Some(bytes);
+        self
+    }
+
+    /// Opens a database that is behind the last commit it is known to have made durable, or
+    /// whose witness file is missing or belongs to another database, instead of refusing it
+    /// with [`StoreError::RolledBack`](crate::StoreError::RolledBack). Off by default.
+    ///
+    /// Each commit is recorded in a small witness file beside the database
+    /// (`<file>.witness`). A database that opens at an older commit than its witness — redb
+    /// fell back to the previous commit because the newest was damaged, or an old copy of the
+    /// file was put in place — would serve less than was confirmed, so it is refused. This
+    /// setting is the operator's way to accept that (a restored backup, a damaged file whose
+    /// older commit is all there is): the broker then serves what the database holds, says on
+    /// standard error what it accepted, and starts a new witness. `warren-server
+    /// --allow-rollback` sets it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, Error, StoreError};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("warren.redb");
+    /// drop(Broker::open(&path)?);
+    /// // The witness is lost (or belongs to another copy): the database cannot be shown
+    /// // complete, so it is refused ...
+    /// std::fs::remove_file(dir.path().join("warren.redb.witness"))?;
+    /// let err = Broker::open(&path).unwrap_err();
+    /// assert!(matches!(err, Error::Storage(StoreError::RolledBack { .. })));
+    /// // ... unless the operator accepts it.
+    /// let broker = Broker::builder().data_path(&path).allow_rollback(true).build()?;
+    /// # drop(broker);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "persistence")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]
+    pub fn allow_rollback(&mut self, allow: bool) -> &mut Self {
+        self.allow_rollback = allow;
         self
     }
 
@@ -382,10 +426,13 @@ impl BrokerBuilder {
 
     #[cfg(feature = "persistence")]
     fn build_persistent(&mut self, path: PathBuf) -> Result<Broker> {
-        let cache = self
-            .storage_cache_bytes
-            .unwrap_or(crate::store::DEFAULT_CACHE_BYTES);
-        let store = Arc::new(crate::store::RedbStore::open_with_cache(path, cache)?);
+        let options = crate::store::StoreOptions {
+            cache_bytes: self
+                .storage_cache_bytes
+                .unwrap_or(crate::store::DEFAULT_CACHE_BYTES),
+            allow_rollback: self.allow_rollback,
+        };
+        let store = Arc::new(crate::store::RedbStore::open_with(path, options)?);
         let state = store.load()?;
         let broker = self.build_with(store);
         broker.recover(state)?;

@@ -1,6 +1,7 @@
 //! The `warren-server` binary: its address line, `--strict-binding-durability`, `--user` /
 //! `--password`, and `--data-dir`: confirmed persistent messages survive a crash (or, built
-//! without the `persistence` feature, the flag is refused with a clear message).
+//! without the `persistence` feature, the flag is refused with a clear message); a database
+//! that cannot be shown complete needs `--allow-rollback`.
 #![cfg(feature = "wire")]
 
 mod support;
@@ -230,6 +231,31 @@ async fn sigterm_stops_cleanly_and_a_restart_serves_undelivered_messages_as_new(
         got, expected,
         "every message is back; only the delivered one is marked redelivered"
     );
+}
+
+/// A database whose witness is gone cannot be shown complete: refused with the way out
+/// named, and opened with `--allow-rollback`.
+#[cfg(feature = "persistence")]
+#[test]
+fn a_database_that_cannot_be_shown_complete_needs_allow_rollback() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).expect("data dir");
+    drop(warrenmq::Broker::open(data_dir.join("warren.redb")).expect("a database"));
+    std::fs::remove_file(data_dir.join("warren.redb.witness")).expect("a witness");
+    let data_dir = data_dir.to_str().expect("a UTF-8 path");
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir", data_dir])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("database rolled back") && stderr.contains("--allow-rollback"),
+        "{stderr}"
+    );
+    let server = ServerProcess::start(&["--data-dir", data_dir, "--allow-rollback"]);
+    assert_ne!(server.addr.port(), 0);
 }
 
 #[cfg(not(feature = "persistence"))]

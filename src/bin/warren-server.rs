@@ -3,14 +3,16 @@
 //!
 //! ```text
 //! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
-//!               [--data-dir DIR] [--strict-binding-durability]
+//!               [--data-dir DIR] [--allow-rollback] [--strict-binding-durability]
 //! ```
 //!
 //! The first line printed is `warren-server listening on ADDR`, with the bound address
 //! (useful with port 0). Without `--data-dir` the broker is in memory; with it, durable
 //! exchanges, queues, bindings and persistent messages are kept in `DIR/warren.redb`, and a
 //! publisher confirm means the message is on disk, so stopping the process at any moment
-//! loses nothing confirmed.
+//! loses nothing confirmed. A database that opens at an older commit than the last one made
+//! durable (its witness file `DIR/warren.redb.witness` says so) is refused;
+//! `--allow-rollback` opens it anyway and serves what it holds.
 //!
 //! At start the server raises its open-file soft limit to the hard limit (each client
 //! connection is one file descriptor) and says so on stderr when the hard limit is low.
@@ -24,13 +26,14 @@ use std::process::ExitCode;
 use warrenmq::{Broker, WireOptions};
 
 const USAGE: &str = "usage: warren-server [--listen ADDR] [--user NAME] [--password PASSWORD] \
-                     [--data-dir DIR] [--strict-binding-durability]";
+                     [--data-dir DIR] [--allow-rollback] [--strict-binding-durability]";
 
 /// The parsed command line.
 #[derive(Debug)]
 struct Args {
     listen: String,
     data_dir: Option<String>,
+    allow_rollback: bool,
     strict_binding_durability: bool,
     options: WireOptions,
 }
@@ -39,6 +42,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         listen: "127.0.0.1:5672".into(),
         data_dir: None,
+        allow_rollback: false,
         strict_binding_durability: false,
         options: WireOptions::default(),
     };
@@ -49,6 +53,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--user" => args.options.user = value("--user")?,
             "--password" => args.options.password = value("--password")?,
             "--data-dir" => args.data_dir = Some(value("--data-dir")?),
+            "--allow-rollback" => args.allow_rollback = true,
             "--strict-binding-durability" => args.strict_binding_durability = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
@@ -62,20 +67,25 @@ fn build_broker(args: &Args) -> Result<Broker, String> {
     let mut builder = Broker::builder();
     builder.strict_binding_durability(args.strict_binding_durability);
     if let Some(dir) = &args.data_dir {
-        data_path(&mut builder, dir)?;
+        data_path(&mut builder, dir, args.allow_rollback)?;
     }
     builder.build().map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "persistence")]
-fn data_path(builder: &mut warrenmq::BrokerBuilder, dir: &str) -> Result<(), String> {
+fn data_path(
+    builder: &mut warrenmq::BrokerBuilder,
+    dir: &str,
+    allow_rollback: bool,
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {dir}: {e}"))?;
     builder.data_path(std::path::Path::new(dir).join("warren.redb"));
+    builder.allow_rollback(allow_rollback);
     Ok(())
 }
 
 #[cfg(not(feature = "persistence"))]
-fn data_path(_: &mut warrenmq::BrokerBuilder, dir: &str) -> Result<(), String> {
+fn data_path(_: &mut warrenmq::BrokerBuilder, dir: &str, _: bool) -> Result<(), String> {
     Err(format!(
         "--data-dir {dir}: this warren-server was built without the `persistence` feature; \
          rebuild with it, or run without --data-dir for an in-memory broker"

@@ -32,6 +32,20 @@ pub enum StoreError {
         /// The newest format version this build reads and writes.
         supported: u64,
     },
+    /// The database is older than the last commit it is known to have made durable, or that
+    /// cannot be checked: its witness file (beside it, `<file>.witness`) records a later
+    /// commit, is missing, or belongs to another database. Serving it would serve less than
+    /// was confirmed. An operator who accepts that (a restored backup, a damaged file that
+    /// opens only at an older commit) opens it with `BrokerBuilder::allow_rollback`
+    /// (`warren-server --allow-rollback`).
+    #[error(
+        "database rolled back: {reason}; to open it anyway and serve what it holds, set \
+         allow_rollback (warren-server --allow-rollback)"
+    )]
+    RolledBack {
+        /// What was found, and what is missing.
+        reason: String,
+    },
     /// An operating-system I/O error, such as a full disk or a missing permission.
     #[error("storage i/o error: {0}")]
     Io(#[source] Arc<io::Error>),

@@ -10,8 +10,14 @@
 //! - `op.rs`: [`StoreOp`], one write.
 //! - `durable.rs`: [`Durable`], the ticket of a write, finished once it is on disk.
 //! - `recovery.rs`: [`RecoveredState`] and reading it from the database.
-//! - `codec.rs` (feature `persistence`): records ⇄ bytes, with a format-version byte.
+//! - `codec.rs` (feature `persistence`): records ⇄ bytes, with a format-version byte and a
+//!   checksum.
 //! - `tables.rs` (feature `persistence`): the redb tables and how each op changes them.
+//! - `commit.rs` (feature `persistence`): the commit record (commit number, row counts).
+//! - `witness.rs` (feature `persistence`): the witness file of the last durable commit.
+//! - `open.rs` (feature `persistence`): creating and opening a database file, and the checks
+//!   that refuse a damaged or rolled-back one.
+//! - `migrate.rs` (feature `persistence`): format 1 → format 2.
 //! - `writer.rs` (feature `persistence`): the group-commit writer thread.
 //! - `redb_store.rs` (feature `persistence`): `RedbStore`, the store in a redb file.
 //!
@@ -63,9 +69,17 @@ mod recovery;
 #[cfg(feature = "persistence")]
 mod codec;
 #[cfg(feature = "persistence")]
+mod commit;
+#[cfg(feature = "persistence")]
+mod migrate;
+#[cfg(feature = "persistence")]
+mod open;
+#[cfg(feature = "persistence")]
 mod redb_store;
 #[cfg(feature = "persistence")]
 mod tables;
+#[cfg(feature = "persistence")]
+mod witness;
 #[cfg(feature = "persistence")]
 mod writer;
 
@@ -74,6 +88,8 @@ use std::fmt::Debug;
 pub(crate) use durable::Durable;
 pub use error::StoreError;
 pub(crate) use op::StoreOp;
+#[cfg(feature = "persistence")]
+pub(crate) use open::StoreOptions;
 pub(crate) use records::{
     BindingRecord, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord, VhostRecord,
 };

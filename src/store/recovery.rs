@@ -65,14 +65,11 @@ mod load {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use redb::{
-        Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-        ReadableTableMetadata,
-    };
-    use serde::de::DeserializeOwned;
+    use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 
     use super::{RecoveredMessage, RecoveredQueue, RecoveredState};
-    use crate::store::codec;
+    use crate::store::codec::{self, RecordKey};
+    use crate::store::commit::{self, Counts, COMMIT};
     use crate::store::records::{EntryRecord, MessageRecord, QueueRecord};
     use crate::store::tables::{BINDINGS, EXCHANGES, MESSAGES, QUEUES, QUEUE_ENTRIES, VHOSTS};
     use crate::store::StoreError;
@@ -81,17 +78,28 @@ mod load {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Corrupt`] for an undecodable record, an entry of a queue that does not
-    /// exist or an entry whose message is missing: recovery refuses rather than drops data.
+    /// [`StoreError::Corrupt`] for an undecodable or damaged record (every record carries a
+    /// checksum), an entry whose message is missing, or fewer rows than the last commit
+    /// recorded (entries of a queue that does not exist count as missing): recovery refuses
+    /// rather than drops data.
     pub(crate) fn load(db: &Database, clean_shutdown: bool) -> Result<RecoveredState, StoreError> {
         let txn = db.begin_read()?;
-        let queue_records: Vec<QueueRecord> = values(&txn.open_table(QUEUES)?)?;
+        let recorded = commit::read(&txn.open_table(COMMIT)?)?.counts;
+        let queue_records: Vec<QueueRecord> = values(&txn.open_table(QUEUES)?, |k, v| {
+            codec::decode(RecordKey::Queue(k.0, k.1), v)
+        })?;
         let mut state = RecoveredState {
             clean_shutdown,
-            vhosts: values(&txn.open_table(VHOSTS)?)?,
-            exchanges: values(&txn.open_table(EXCHANGES)?)?,
+            vhosts: values(&txn.open_table(VHOSTS)?, |k, v| {
+                codec::decode(RecordKey::Vhost(k), v)
+            })?,
+            exchanges: values(&txn.open_table(EXCHANGES)?, |k, v| {
+                codec::decode(RecordKey::Exchange(k.0, k.1), v)
+            })?,
             queues: Vec::with_capacity(queue_records.len()),
-            bindings: values(&txn.open_table(BINDINGS)?)?,
+            bindings: values(&txn.open_table(BINDINGS)?, |k, v| {
+                codec::decode(RecordKey::Binding(k.0, k.1, k.2, k.3, k.4, k.5), v)
+            })?,
         };
         let mut messages = MessageCache::new(&txn)?;
         for record in queue_records {
@@ -102,18 +110,28 @@ mod load {
             read_entries(&txn, &mut queue, &mut messages, clean_shutdown)?;
             state.queues.push(queue);
         }
-        check_orphan_entries(&txn, &state)?;
+        let read = Counts {
+            vhosts: state.vhosts.len() as u64,
+            exchanges: state.exchanges.len() as u64,
+            queues: state.queues.len() as u64,
+            bindings: state.bindings.len() as u64,
+            messages: messages.decoded.len() as u64,
+            entries: state.queues.iter().map(|q| q.messages.len() as u64).sum(),
+        };
+        check_counts(&recorded, &read)?;
         Ok(state)
     }
 
-    /// Decodes every value of a table, in key order.
-    fn values<K: redb::Key + 'static, T: DeserializeOwned>(
+    /// Decodes every value of a table, in key order, with `decode` (which checks each
+    /// against its key).
+    fn values<K: redb::Key + 'static, T>(
         table: &ReadOnlyTable<K, &'static [u8]>,
+        decode: impl for<'a> Fn(K::SelfType<'a>, &'a [u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for row in table.iter()? {
-            let (_, value) = row?;
-            out.push(codec::decode(value.value())?);
+            let (k, value) = row?;
+            out.push(decode(k.value(), value.value())?);
         }
         Ok(out)
     }
@@ -130,7 +148,8 @@ mod load {
         for row in entries.range((vhost, name, 0)..=(vhost, name, u64::MAX))? {
             let (key, value) = row?;
             let seq = key.value().2;
-            let entry: EntryRecord = codec::decode(value.value())?;
+            let entry: EntryRecord =
+                codec::decode(RecordKey::Entry(vhost, name, seq), value.value())?;
             let message = messages.get(entry.message_id.0).map_err(|e| match e {
                 StoreError::Corrupt { reason } => StoreError::corrupt(format!(
                     "entry {seq} of queue '{name}' in vhost '{vhost}': {reason}"
@@ -147,21 +166,17 @@ mod load {
         Ok(())
     }
 
-    /// Fails if an entry belongs to no stored queue.
-    fn check_orphan_entries(
-        txn: &ReadTransaction,
-        state: &RecoveredState,
-    ) -> Result<(), StoreError> {
-        let recovered: usize = state.queues.iter().map(|q| q.messages.len()).sum();
-        let entries = txn.open_table(QUEUE_ENTRIES)?;
-        let stored = entries.len()?;
-        if stored != recovered as u64 {
-            return Err(StoreError::corrupt(format!(
-                "{} queue entries belong to no stored queue",
-                stored.saturating_sub(recovered as u64)
-            )));
+    /// Fails unless exactly the rows the last commit recorded were read: fewer means rows
+    /// were lost in a way redb did not notice (or entries belong to no stored queue), more
+    /// means the commit record does not belong to these tables.
+    fn check_counts(recorded: &Counts, read: &Counts) -> Result<(), StoreError> {
+        if recorded == read {
+            return Ok(());
         }
-        Ok(())
+        Err(StoreError::corrupt(format!(
+            "the last commit recorded other numbers of rows than could be read: {}",
+            recorded.shortfall(read)
+        )))
     }
 
     /// Decodes each message once, however many queues hold it, so they share one body.
@@ -190,7 +205,10 @@ mod load {
                 .table
                 .get(id)?
                 .ok_or_else(|| StoreError::corrupt(format!("message {id} is missing")))?;
-            let message = Arc::new(codec::decode::<MessageRecord>(value.value())?);
+            let message = Arc::new(codec::decode::<MessageRecord>(
+                RecordKey::Message(id),
+                value.value(),
+            )?);
             self.decoded.insert(id, message.clone());
             Ok(message)
         }

@@ -6,20 +6,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::Database;
 
 use super::durable::Durable;
 use super::op::StoreOp;
+use super::open::{self, StoreOptions};
 use super::records::MessageId;
 use super::recovery::{self, RecoveredState};
-use super::tables::{self, EncodedOp, CLEAN_SHUTDOWN_KEY, FORMAT_VERSION_KEY, MESSAGES, META};
+use super::tables::EncodedOp;
 use super::writer::Writer;
 use super::{Store, StoreError};
-
-/// The database format version this build writes, and the newest it opens. It names the set
-/// of tables and their key types; each record also carries its own
-/// [`RECORD_VERSION`](super::codec::RECORD_VERSION) byte.
-pub(crate) const FORMAT_VERSION: u64 = 1;
 
 /// The page cache redb may use unless told otherwise: enough to keep the hot pages of a
 /// busy store, far below redb's own default of 1 GiB, which a message bus embedded in an
@@ -51,42 +47,46 @@ pub(crate) struct RedbStore {
 }
 
 impl RedbStore {
-    /// Opens the database at `path`, creating it if the file is missing or empty.
+    /// Opens the database at `path` with default options, creating it if the file is missing.
+    ///
+    /// # Errors
+    ///
+    /// See [`open_with`](Self::open_with).
+    #[cfg(test)]
+    pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(
+            path,
+            StoreOptions {
+                cache_bytes: DEFAULT_CACHE_BYTES,
+                allow_rollback: false,
+            },
+        )
+    }
+
+    /// Opens the database at `path`, creating it if the file is missing (see `open.rs` for
+    /// every case).
     ///
     /// # Errors
     ///
     /// [`StoreError::Locked`] if it is already open, [`StoreError::UnsupportedFormat`] if it was
     /// written by a newer format, [`StoreError::Corrupt`] if it is not a (complete) warrenmq
-    /// database, [`StoreError::Io`] for file-system errors. A file refused for its format or
-    /// metadata is left unchanged; nothing is ever reset.
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the broker opens with a cache size")
-    )]
-    pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
-    }
-
-    /// Like [`open`](Self::open), with redb's page cache limited to `cache_bytes`.
-    pub(crate) fn open_with_cache(
+    /// database, [`StoreError::RolledBack`] if it is behind its witness (unless
+    /// `allow_rollback`), [`StoreError::Io`] for file-system errors. A refused file is left
+    /// unchanged; nothing is ever reset.
+    pub(crate) fn open_with(
         path: impl AsRef<Path>,
-        cache_bytes: usize,
+        options: StoreOptions,
     ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let (db, was_clean, next_id) = StoreError::guard("opening the database", || {
-            let db = Database::builder()
-                .set_cache_size(cache_bytes)
-                .create(&path)?;
-            let (was_clean, next_id) = prepare(&db)?;
-            Ok((Arc::new(db), was_clean, next_id))
-        })?;
-        let writer = Writer::start(db.clone())?;
+        let opened = StoreError::guard("opening the database", || open::open(&path, &options))?;
+        let db = Arc::new(opened.db);
+        let writer = Writer::start(db.clone(), opened.commit, opened.witness)?;
         Ok(RedbStore {
             path,
             db: RwLock::new(Some(db)),
             writer,
-            next_message_id: AtomicU64::new(next_id),
-            was_clean,
+            next_message_id: AtomicU64::new(opened.next_id),
+            was_clean: opened.was_clean,
             closed: AtomicBool::new(false),
         })
     }
@@ -101,65 +101,6 @@ impl RedbStore {
     pub(crate) fn commit_count(&self) -> u64 {
         self.writer.stats().commits.load(Ordering::Relaxed)
     }
-}
-
-/// Checks the format version of an opened database, initialises a fresh one, and clears the
-/// clean-shutdown flag. Returns whether the last session shut down cleanly, and the next free
-/// message id.
-fn prepare(db: &Database) -> Result<(bool, u64), StoreError> {
-    let (version, clean, has_tables) = read_meta(db)?;
-    match version {
-        Some(found) if found > FORMAT_VERSION => {
-            return Err(StoreError::UnsupportedFormat {
-                found,
-                supported: FORMAT_VERSION,
-            })
-        }
-        Some(found) if found < 1 => {
-            return Err(StoreError::corrupt(format!(
-                "invalid format version {found}"
-            )))
-        }
-        Some(_) => {}
-        None if has_tables => {
-            return Err(StoreError::corrupt(
-                "the file is a redb database without warrenmq metadata",
-            ))
-        }
-        None => {}
-    }
-    let txn = db.begin_write()?;
-    let next_id = {
-        let mut meta = txn.open_table(META)?;
-        meta.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
-        meta.insert(CLEAN_SHUTDOWN_KEY, 0)?;
-        // Create every table so that readers find them even before the first write.
-        tables::apply_batch(&txn, &[])?;
-        let messages = txn.open_table(MESSAGES)?;
-        let last = messages.last()?.map(|(k, _)| k.value());
-        last.map_or(1, |id| id + 1)
-    };
-    txn.commit()?;
-    Ok((version.is_none() || clean == Some(1), next_id))
-}
-
-/// Reads the format version and clean flag, and whether the file holds any table at all.
-fn read_meta(db: &Database) -> Result<(Option<u64>, Option<u64>, bool), StoreError> {
-    let txn = db.begin_read()?;
-    let has_tables = txn.list_tables()?.next().is_some();
-    let meta = match txn.open_table(META) {
-        Ok(meta) => meta,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((None, None, has_tables)),
-        Err(e) => return Err(e.into()),
-    };
-    let version = meta.get(FORMAT_VERSION_KEY)?.map(|v| v.value());
-    let clean = meta.get(CLEAN_SHUTDOWN_KEY)?.map(|v| v.value());
-    if version.is_none() && meta.len()? > 0 {
-        return Err(StoreError::corrupt(
-            "the metadata table has no format version",
-        ));
-    }
-    Ok((version, clean, has_tables))
 }
 
 impl Store for RedbStore {
@@ -190,8 +131,13 @@ impl Store for RedbStore {
     fn close(&self) -> Result<(), StoreError> {
         self.closed.store(true, Ordering::Release);
         let result = self.writer.close();
-        self.db.write().take();
-        result
+        // The writer thread has let go of the database; closing it here (rather than letting
+        // it drop) reports redb's own errors, and leaves the file needing no repair.
+        let closed = match self.db.write().take().map(Arc::try_unwrap) {
+            Some(Ok(db)) => StoreError::guard("closing the database", || Ok(db.close()?)),
+            _ => Ok(()),
+        };
+        result.and(closed)
     }
 }
 
@@ -210,13 +156,16 @@ mod tests {
     use std::thread;
 
     use bytes::Bytes;
-    use redb::{ReadableTableMetadata, TableDefinition};
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
     use super::*;
+    use crate::store::open::FORMAT_VERSION;
     use crate::store::records::{
         BindingRecord, ExchangeRecord, MessageRecord, QueueKey, QueueRecord, VhostRecord,
     };
-    use crate::store::tables::{MESSAGE_REFS, QUEUE_ENTRIES};
+    use crate::store::tables::{
+        self, FORMAT_VERSION_KEY, MESSAGES, MESSAGE_REFS, META, QUEUE_ENTRIES,
+    };
     use crate::{FieldTable, Properties};
 
     /// A temporary directory and the database path in it.
@@ -574,8 +523,8 @@ mod tests {
             matches!(
                 err,
                 StoreError::UnsupportedFormat {
-                    found: 2,
-                    supported: 1
+                    found: 3,
+                    supported: 2
                 }
             ),
             "{err}"
@@ -583,7 +532,7 @@ mod tests {
         // The refused file is left as it was.
         let db = Database::create(&path).unwrap();
         let meta = db.begin_read().unwrap().open_table(META).unwrap();
-        assert_eq!(meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 2);
+        assert_eq!(meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 3);
     }
 
     #[test]
@@ -601,6 +550,224 @@ mod tests {
             store.load(),
             Err(StoreError::UnsupportedFormat { found: 7, .. })
         ));
+    }
+
+    /// Options with `allow_rollback` set.
+    fn rollback_allowed() -> StoreOptions {
+        StoreOptions {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            allow_rollback: true,
+        }
+    }
+
+    #[test]
+    fn empty_short_and_foreign_files_are_refused_untouched() {
+        let (_dir, path) = temp();
+        for (bytes, says) in [
+            (&b""[..], "is empty (0 bytes)"),
+            (
+                &b"redb\x1a\x0a\xa9\x0d\x0a"[..],
+                "shorter than a database header",
+            ),
+            (&[b'x'; 4096][..], "not a redb database"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let err = RedbStore::open(&path).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+            assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        }
+        // Even the override does not turn an empty file into a new database.
+        std::fs::write(&path, b"").unwrap();
+        assert!(RedbStore::open_with(&path, rollback_allowed()).is_err());
+    }
+
+    #[test]
+    fn a_new_database_is_never_left_empty_at_its_path() {
+        let (dir, path) = temp();
+        // A creation that stopped half-way leaves only the staging file, which is redone.
+        std::fs::write(dir.path().join("warren.redb.new"), b"half").unwrap();
+        let store = RedbStore::open(&path).unwrap();
+        declare(&store, "q");
+        store.close().unwrap();
+        assert!(!dir.path().join("warren.redb.new").exists());
+        assert_eq!(
+            RedbStore::open(&path).unwrap().load().unwrap().queues.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_older_copy_of_the_file_is_refused_naming_what_is_missing() {
+        let (dir, path) = temp();
+        let old = dir.path().join("old.redb");
+        {
+            let store = RedbStore::open(&path).unwrap();
+            let q = declare(&store, "q");
+            enqueue(&store, "first", &[(&q, 0)]).wait().unwrap();
+            store.close().unwrap();
+            std::fs::copy(&path, &old).unwrap();
+            let store = RedbStore::open(&path).unwrap();
+            for seq in 1..=3 {
+                enqueue(&store, "later", &[(&q, seq)]).wait().unwrap();
+            }
+            store.close().unwrap();
+        }
+        std::fs::copy(&old, &path).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::RolledBack { .. }), "{text}");
+        assert!(text.contains("commits are missing"), "{text}");
+        assert!(
+            text.contains("4 messages (1 found), 4 queue entries (1 found)"),
+            "{text}"
+        );
+        assert!(text.contains("--allow-rollback"), "{text}");
+        // The operator's override opens it, and from then on its witness follows it.
+        let store = RedbStore::open_with(&path, rollback_allowed()).unwrap();
+        assert_eq!(bodies(&store.load().unwrap(), "q"), ["first"]);
+        store.close().unwrap();
+        RedbStore::open(&path).unwrap().close().unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_foreign_witness_is_refused() {
+        let (dir, path) = temp();
+        let witness = crate::store::witness::path_for(&path);
+        RedbStore::open(&path).unwrap().close().unwrap();
+        std::fs::remove_file(&witness).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(err.to_string().contains("has no witness file"), "{err}");
+        // Another database's witness.
+        let other = dir.path().join("other.redb");
+        RedbStore::open(&other).unwrap().close().unwrap();
+        std::fs::copy(crate::store::witness::path_for(&other), &witness).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("belongs to another database"),
+            "{err}"
+        );
+        // A deleted database whose witness saw commits is not silently recreated empty.
+        let store = RedbStore::open(&other).unwrap();
+        declare(&store, "q");
+        store.close().unwrap();
+        std::fs::remove_file(&other).unwrap();
+        let err = RedbStore::open(&other).unwrap_err();
+        assert!(
+            err.to_string().contains("is missing, but its witness"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("1 queues"), "{err}");
+        let store = RedbStore::open_with(&other, rollback_allowed()).unwrap();
+        assert!(store.load().unwrap().queues.is_empty());
+    }
+
+    #[test]
+    fn rows_lost_behind_the_commit_record_are_found_at_load() {
+        let (_dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        let q = declare(&store, "q");
+        for seq in 0..5 {
+            enqueue(&store, "m", &[(&q, seq)]).wait().unwrap();
+        }
+        // Rows vanish without a commit of the store (as a damaged page would lose them).
+        let txn = store.database().unwrap().begin_write().unwrap();
+        txn.open_table(QUEUE_ENTRIES)
+            .unwrap()
+            .remove(("/", "q", 2))
+            .unwrap();
+        txn.commit().unwrap();
+        let err = store.load().unwrap_err();
+        assert!(
+            err.to_string().contains("5 queue entries (4 found)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_format_1_database_is_migrated() {
+        let (_dir, path) = temp();
+        let v1 = |record: &dyn erased::Encode| {
+            let mut bytes = vec![1u8];
+            bytes.extend(record.encode());
+            bytes
+        };
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert(FORMAT_VERSION_KEY, 1).unwrap();
+                meta.insert(tables::CLEAN_SHUTDOWN_KEY, 0).unwrap();
+                let mut vhosts = txn.open_table(tables::VHOSTS).unwrap();
+                vhosts
+                    .insert("/", &v1(&VhostRecord { name: "/".into() })[..])
+                    .unwrap();
+                let mut queues = txn.open_table(tables::QUEUES).unwrap();
+                queues.insert(("/", "q"), &v1(&queue("q"))[..]).unwrap();
+                let binding = BindingRecord {
+                    vhost: "/".into(),
+                    source: "amq.direct".into(),
+                    destination: "q".into(),
+                    destination_is_exchange: false,
+                    routing_key: "k".into(),
+                    arguments: crate::FieldTable::new().with("x", 1),
+                };
+                let args = v1(&binding.arguments);
+                let mut bindings = txn.open_table(tables::BINDINGS).unwrap();
+                bindings
+                    .insert(
+                        ("/", "amq.direct", "q", false, "k", &args[..]),
+                        &v1(&binding)[..],
+                    )
+                    .unwrap();
+                let mut messages = txn.open_table(MESSAGES).unwrap();
+                messages.insert(5, &v1(&message("old"))[..]).unwrap();
+                let refs: TableDefinition<'_, u64, u32> = TableDefinition::new("message_refs");
+                txn.open_table(refs).unwrap().insert(5, 1).unwrap();
+                let entry = crate::store::records::EntryRecord {
+                    message_id: MessageId(5),
+                    delivered: true,
+                };
+                let mut entries = txn.open_table(QUEUE_ENTRIES).unwrap();
+                entries.insert(("/", "q", 3), &v1(&entry)[..]).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let state = store.load().unwrap();
+        assert!(!state.clean_shutdown);
+        assert_eq!(bodies(&state, "q"), ["old"]);
+        assert_eq!(state.queues[0].messages[0].seq, 3);
+        assert_eq!(state.bindings.len(), 1);
+        assert_eq!(
+            state.bindings[0].arguments,
+            crate::FieldTable::new().with("x", 1)
+        );
+        // The migrated store works on: the ack releases the message through its new count.
+        store
+            .submit(StoreOp::Remove(QueueKey::new("/", "q").entry(3)))
+            .wait()
+            .unwrap();
+        assert_eq!(rows(&store, MESSAGES), 0);
+        store.close().unwrap();
+        let store = RedbStore::open(&path).unwrap();
+        assert!(store.load().unwrap().clean_shutdown);
+    }
+
+    /// Format-1 encoding of any record, for the migration test.
+    mod erased {
+        /// A record that can be bincode-encoded.
+        pub(super) trait Encode {
+            /// The bincode bytes.
+            fn encode(&self) -> Vec<u8>;
+        }
+
+        impl<T: serde::Serialize> Encode for T {
+            fn encode(&self) -> Vec<u8> {
+                bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap()
+            }
+        }
     }
 
     #[test]
@@ -670,7 +837,14 @@ mod tests {
                 .map(|m| m.seq)
                 .collect()
         };
+        // The witness first, as it is written after each commit: a crash leaves it at or
+        // behind the database, never ahead.
         let image = dir.path().join("crash.redb");
+        std::fs::copy(
+            crate::store::witness::path_for(&path),
+            crate::store::witness::path_for(&image),
+        )
+        .unwrap();
         std::fs::copy(&path, &image).unwrap();
         writer.join().unwrap();
 

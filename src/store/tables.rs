@@ -1,17 +1,18 @@
 //! The on-disk schema: the redb tables, their keys, and how each [`StoreOp`] changes them.
 //!
-//! Every value is a record encoded by [`codec`] (version byte + bincode),
-//! except the raw integers of [`META`] and [`MESSAGE_REFS`].
+//! Every value is a record encoded by [`codec`] (version byte + bincode + checksum of key and
+//! value), except the raw integers of [`META`] and the packed counts of [`MESSAGE_REFS`].
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `&str` name | `u64` (`format_version`, `clean_shutdown`) |
+//! | `meta` | `&str` name | `u64` (`format_version`) |
+//! | `commit` | `"last"` | `CommitRecord` (see `commit.rs`) |
 //! | `vhosts` | vhost | `VhostRecord` |
 //! | `exchanges` | (vhost, name) | `ExchangeRecord` |
 //! | `queues` | (vhost, name) | `QueueRecord` |
 //! | `bindings` | (vhost, source, destination, destination is exchange, routing key, encoded arguments) | `BindingRecord` |
 //! | `messages` | message id | `MessageRecord`, written once |
-//! | `message_refs` | message id | `u32` number of entries that hold it |
+//! | `message_refs` | message id | `u64`: number of entries that hold it (low 32 bits) and a checksum of id and number (high 32 bits) |
 //! | `queue_entries` | (vhost, queue, seq) | `EntryRecord` (message id, delivered) |
 //!
 //! The reference count lives apart from the message so that an ack of one of several queues
@@ -19,18 +20,20 @@
 
 use std::collections::HashSet;
 
-use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
 
-use super::codec;
+use super::codec::{self, RecordKey};
+use super::commit::Counts;
 use super::op::StoreOp;
 use super::records::{BindingRecord, EntryKey, EntryRecord, MessageId, QueueKey};
 use super::StoreError;
 
-/// Database-wide settings: the format version and the clean-shutdown flag.
+/// Database-wide settings: the format version.
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// Key in [`META`] of the database format version.
 pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
-/// Key in [`META`] of the clean-shutdown flag: `1` after a close, `0` while open.
+/// Key in [`META`] of the clean-shutdown flag of format 1 (format 2 keeps it in the commit
+/// record).
 pub(crate) const CLEAN_SHUTDOWN_KEY: &str = "clean_shutdown";
 /// Vhost name → `VhostRecord`.
 pub(crate) const VHOSTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("vhosts");
@@ -46,8 +49,9 @@ pub(crate) const BINDINGS: TableDefinition<'_, BindingKey<'static>, &[u8]> =
     TableDefinition::new("bindings");
 /// Message id → `MessageRecord`.
 pub(crate) const MESSAGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("messages");
-/// Message id → number of queue entries holding it.
-pub(crate) const MESSAGE_REFS: TableDefinition<'_, u64, u32> = TableDefinition::new("message_refs");
+/// Message id → number of queue entries holding it, packed with a checksum
+/// ([`codec::pack_refs`]).
+pub(crate) const MESSAGE_REFS: TableDefinition<'_, u64, u64> = TableDefinition::new("message_refs");
 /// (vhost, queue, seq) → `EntryRecord`.
 pub(crate) const QUEUE_ENTRIES: TableDefinition<'_, (&str, &str, u64), &[u8]> =
     TableDefinition::new("queue_entries");
@@ -114,7 +118,7 @@ impl EncodedOp {
     pub(crate) fn new(op: StoreOp) -> Result<Self, StoreError> {
         Ok(match op {
             StoreOp::PutVhost(r) => {
-                let value = codec::encode(&r)?;
+                let value = codec::encode(RecordKey::Vhost(&r.name), &r)?;
                 EncodedOp::Put {
                     kind: PutKind::Vhost,
                     vhost: r.name,
@@ -123,7 +127,7 @@ impl EncodedOp {
                 }
             }
             StoreOp::PutExchange(r) => {
-                let value = codec::encode(&r)?;
+                let value = codec::encode(RecordKey::Exchange(&r.vhost, &r.name), &r)?;
                 EncodedOp::Put {
                     kind: PutKind::Exchange,
                     vhost: r.vhost,
@@ -132,7 +136,7 @@ impl EncodedOp {
                 }
             }
             StoreOp::PutQueue(r) => {
-                let value = codec::encode(&r)?;
+                let value = codec::encode(RecordKey::Queue(&r.vhost, &r.name), &r)?;
                 EncodedOp::Put {
                     kind: PutKind::Queue,
                     vhost: r.vhost,
@@ -141,15 +145,16 @@ impl EncodedOp {
                 }
             }
             StoreOp::PutBinding(record) => {
-                let value = Some(codec::encode(&record)?);
+                let arguments = codec::encode_key_part(&record.arguments)?;
+                let value = Some(codec::encode(binding_key(&record, &arguments), &record)?);
                 EncodedOp::Binding {
-                    arguments: codec::encode(&record.arguments)?,
+                    arguments,
                     record,
                     value,
                 }
             }
             StoreOp::DeleteBinding(record) => EncodedOp::Binding {
-                arguments: codec::encode(&record.arguments)?,
+                arguments: codec::encode_key_part(&record.arguments)?,
                 record,
                 value: None,
             },
@@ -159,7 +164,7 @@ impl EncodedOp {
                 entries,
             } => EncodedOp::Enqueue {
                 id,
-                message: codec::encode(&message)?,
+                message: codec::encode(RecordKey::Message(id.0), &message)?,
                 entries,
             },
             StoreOp::DeleteVhost { vhost } => EncodedOp::DeleteVhost(vhost),
@@ -180,11 +185,24 @@ impl EncodedOp {
     }
 }
 
-/// Applies a batch of ops, in order, inside one write transaction.
+/// The checksum key of a binding record whose arguments encode to `arguments`.
+pub(crate) fn binding_key<'a>(r: &'a BindingRecord, arguments: &'a [u8]) -> RecordKey<'a> {
+    RecordKey::Binding(
+        &r.vhost,
+        &r.source,
+        &r.destination,
+        r.destination_is_exchange,
+        &r.routing_key,
+        arguments,
+    )
+}
+
+/// Applies a batch of ops, in order, inside one write transaction, and returns the number of
+/// rows of each table afterwards.
 ///
 /// A delivery mark for an entry that a later op of the same batch removes is skipped: the
 /// common deliver-then-ack of a fast consumer then costs one write, not two.
-pub(crate) fn apply_batch(txn: &WriteTransaction, ops: &[EncodedOp]) -> Result<(), StoreError> {
+pub(crate) fn apply_batch(txn: &WriteTransaction, ops: &[EncodedOp]) -> Result<Counts, StoreError> {
     let mut removed = HashSet::new();
     for op in ops {
         op.collect_removed(&mut removed);
@@ -196,7 +214,7 @@ pub(crate) fn apply_batch(txn: &WriteTransaction, ops: &[EncodedOp]) -> Result<(
             op => t.apply(op)?,
         }
     }
-    Ok(())
+    t.counts()
 }
 
 /// The open tables of one write transaction.
@@ -212,7 +230,7 @@ struct Tables<'txn> {
     /// [`MESSAGES`].
     messages: Table<'txn, u64, &'static [u8]>,
     /// [`MESSAGE_REFS`].
-    refs: Table<'txn, u64, u32>,
+    refs: Table<'txn, u64, u64>,
     /// [`QUEUE_ENTRIES`].
     entries: Table<'txn, (&'static str, &'static str, u64), &'static [u8]>,
 }
@@ -228,6 +246,18 @@ impl<'txn> Tables<'txn> {
             messages: txn.open_table(MESSAGES)?,
             refs: txn.open_table(MESSAGE_REFS)?,
             entries: txn.open_table(QUEUE_ENTRIES)?,
+        })
+    }
+
+    /// Returns the number of rows of each table (redb keeps them; no table is walked).
+    fn counts(&self) -> Result<Counts, StoreError> {
+        Ok(Counts {
+            vhosts: self.vhosts.len()?,
+            exchanges: self.exchanges.len()?,
+            queues: self.queues.len()?,
+            bindings: self.bindings.len()?,
+            messages: self.messages.len()?,
+            entries: self.entries.len()?,
         })
     }
 
@@ -296,10 +326,10 @@ impl<'txn> Tables<'txn> {
         message: &[u8],
         entries: &[EntryKey],
     ) -> Result<(), StoreError> {
-        let value = codec::encode(&EntryRecord {
+        let record = EntryRecord {
             message_id: id,
             delivered: false,
-        })?;
+        };
         let mut count = 0u32;
         for e in entries {
             let (vhost, name) = (&*e.queue.vhost, &*e.queue.name);
@@ -308,8 +338,10 @@ impl<'txn> Tables<'txn> {
             if self.queues.get((vhost, name))?.is_none() {
                 continue;
             }
+            let key = RecordKey::Entry(vhost, name, e.seq);
+            let value = codec::encode(key, &record)?;
             let replaced = match self.entries.insert((vhost, name, e.seq), &value[..])? {
-                Some(old) => Some(codec::decode::<EntryRecord>(old.value())?),
+                Some(old) => Some(codec::decode::<EntryRecord>(key, old.value())?),
                 None => None,
             };
             // A reused position must not leak the message that was there.
@@ -322,7 +354,7 @@ impl<'txn> Tables<'txn> {
         }
         if count > 0 {
             self.messages.insert(id.0, message)?;
-            self.refs.insert(id.0, count)?;
+            self.refs.insert(id.0, codec::pack_refs(id.0, count))?;
         }
         Ok(())
     }
@@ -335,18 +367,19 @@ impl<'txn> Tables<'txn> {
         };
         if !entry.delivered {
             entry.delivered = true;
-            self.entries.insert(key, &codec::encode(&entry)?[..])?;
+            let value = codec::encode(RecordKey::Entry(key.0, key.1, key.2), &entry)?;
+            self.entries.insert(key, &value[..])?;
         }
         Ok(())
     }
 
     /// Removes an entry, if it still exists, and releases its message.
     fn remove(&mut self, e: &EntryKey) -> Result<(), StoreError> {
-        let entry = match self
-            .entries
-            .remove((&*e.queue.vhost, &*e.queue.name, e.seq))?
-        {
-            Some(value) => codec::decode::<EntryRecord>(value.value())?,
+        let (vhost, name) = (&*e.queue.vhost, &*e.queue.name);
+        let entry = match self.entries.remove((vhost, name, e.seq))? {
+            Some(value) => {
+                codec::decode::<EntryRecord>(RecordKey::Entry(vhost, name, e.seq), value.value())?
+            }
             None => return Ok(()),
         };
         self.release(entry.message_id)
@@ -355,7 +388,10 @@ impl<'txn> Tables<'txn> {
     /// Reads an entry.
     fn entry(&self, key: (&str, &str, u64)) -> Result<Option<EntryRecord>, StoreError> {
         match self.entries.get(key)? {
-            Some(value) => Ok(Some(codec::decode(value.value())?)),
+            Some(value) => {
+                let record_key = RecordKey::Entry(key.0, key.1, key.2);
+                Ok(Some(codec::decode(record_key, value.value())?))
+            }
             None => Ok(None),
         }
     }
@@ -364,9 +400,12 @@ impl<'txn> Tables<'txn> {
     ///
     /// A missing count is treated as the last reference: this path only ever frees space.
     fn release(&mut self, id: MessageId) -> Result<(), StoreError> {
-        let count = self.refs.get(id.0)?.map(|v| v.value()).unwrap_or(0);
+        let count = match self.refs.get(id.0)? {
+            Some(packed) => codec::unpack_refs(id.0, packed.value())?,
+            None => 0,
+        };
         if count > 1 {
-            self.refs.insert(id.0, count - 1)?;
+            self.refs.insert(id.0, codec::pack_refs(id.0, count - 1))?;
         } else {
             self.refs.remove(id.0)?;
             self.messages.remove(id.0)?;
@@ -379,8 +418,8 @@ impl<'txn> Tables<'txn> {
     fn purge(&mut self, vhost: &str, queue: Option<&str>) -> Result<(), StoreError> {
         let mut released = Vec::new();
         let mut bad = None;
-        let mut take = |value: &[u8]| {
-            match codec::decode::<EntryRecord>(value) {
+        let mut take = |k: (&str, &str, u64), value: &[u8]| {
+            match codec::decode::<EntryRecord>(RecordKey::Entry(k.0, k.1, k.2), value) {
                 Ok(entry) => released.push(entry.message_id),
                 Err(e) => bad = Some(e),
             }
@@ -389,8 +428,8 @@ impl<'txn> Tables<'txn> {
         match queue {
             Some(q) => self
                 .entries
-                .retain_in((vhost, q, 0)..=(vhost, q, u64::MAX), |_, v| take(v))?,
-            None => self.entries.retain(|k, v| k.0 != vhost || take(v))?,
+                .retain_in((vhost, q, 0)..=(vhost, q, u64::MAX), |k, v| take(k, v))?,
+            None => self.entries.retain(|k, v| k.0 != vhost || take(k, v))?,
         }
         if let Some(e) = bad {
             return Err(e);

@@ -7,6 +7,10 @@
 //! [`Tracker`]. While one commit is on its way to disk the next batch piles up in the
 //! channel, so the number of fsyncs follows the disk's speed, not the number of writes.
 //!
+//! Each transaction ends by rewriting the [commit record](super::commit) (its number and the
+//! tables' row counts); once the commit is on disk the same numbers go to the
+//! [witness](super::witness) file.
+//!
 //! If a commit fails, every op of that batch fails with the same [`StoreError`]; later
 //! batches are tried again (redb refuses them too after an I/O error, which is what we want:
 //! nothing after a lost write is reported durable).
@@ -19,8 +23,10 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use redb::Database;
 
+use super::commit::{self, CommitRecord};
 use super::durable::{Durable, Tracker};
-use super::tables::{self, EncodedOp, CLEAN_SHUTDOWN_KEY, META};
+use super::tables::{self, EncodedOp};
+use super::witness::{Witness, WitnessState};
 use super::StoreError;
 
 /// The most ops applied in one transaction, which bounds a commit's size and latency.
@@ -53,8 +59,13 @@ pub(crate) struct WriterStats {
 }
 
 impl Writer {
-    /// Starts the writer thread on `db`.
-    pub(crate) fn start(db: Arc<Database>) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `db`, whose last commit is `commit`, recording each
+    /// commit in `witness`.
+    pub(crate) fn start(
+        db: Arc<Database>,
+        commit: CommitRecord,
+        witness: Witness,
+    ) -> Result<Self, StoreError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let tracker = Arc::new(Tracker::default());
         let stats = Arc::new(WriterStats::default());
@@ -63,6 +74,8 @@ impl Writer {
             rx,
             tracker: tracker.clone(),
             stats: stats.clone(),
+            commit,
+            witness,
         };
         let thread = thread::Builder::new()
             .name("warren-store-writer".into())
@@ -126,6 +139,10 @@ struct Worker {
     tracker: Arc<Tracker>,
     /// Counters.
     stats: Arc<WriterStats>,
+    /// The last commit.
+    commit: CommitRecord,
+    /// Where each commit is witnessed.
+    witness: Witness,
 }
 
 /// Stops the tracker when the thread ends, however it ends, so no waiter hangs.
@@ -139,7 +156,7 @@ impl Drop for StopOnDrop {
 
 impl Worker {
     /// Runs until every sender is gone and the channel is empty, then marks a clean shutdown.
-    fn run(self) -> Result<(), StoreError> {
+    fn run(mut self) -> Result<(), StoreError> {
         let _stop = StopOnDrop(self.tracker.clone());
         let mut batch = Vec::new();
         let mut all_written = true;
@@ -163,10 +180,12 @@ impl Worker {
     }
 
     /// Applies and commits one batch, then finishes its tickets; `false` if it failed.
-    fn commit(&self, batch: &mut Vec<Queued>) -> bool {
+    fn commit(&mut self, batch: &mut Vec<Queued>) -> bool {
         let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
         let ops: Vec<EncodedOp> = batch.drain(..).map(|(_, op)| op).collect();
-        let result = StoreError::guard("writing", || self.write(&ops));
+        let result = StoreError::guard("writing", || self.write(&ops)).map(|done| {
+            self.witness(done);
+        });
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats
             .ops
@@ -176,19 +195,36 @@ impl Worker {
         ok
     }
 
-    /// Runs one durable write transaction.
-    fn write(&self, ops: &[EncodedOp]) -> Result<(), StoreError> {
+    /// Runs one durable write transaction; returns its commit record.
+    fn write(&self, ops: &[EncodedOp]) -> Result<CommitRecord, StoreError> {
         let txn = self.db.begin_write()?;
-        tables::apply_batch(&txn, ops)?;
+        let counts = tables::apply_batch(&txn, ops)?;
+        let done = self.commit.next(counts, false);
+        commit::write(&txn, &done)?;
         txn.commit()?;
-        Ok(())
+        Ok(done)
     }
 
-    /// Sets the clean-shutdown flag, so the next open trusts the delivered flags.
-    fn write_clean_shutdown(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(META)?.insert(CLEAN_SHUTDOWN_KEY, 1)?;
-        txn.commit()?;
+    /// Takes `done` as the last commit and writes it to the witness. A failed witness write
+    /// only leaves the witness behind, which is safe: it can then catch less, never refuse a
+    /// complete database.
+    fn witness(&mut self, done: CommitRecord) {
+        self.commit = done;
+        let _ = self.witness.record(&WitnessState::from(&done));
+    }
+
+    /// Commits the clean-shutdown flag, so the next open trusts the delivered flags, and syncs
+    /// the witness.
+    fn write_clean_shutdown(&mut self) -> Result<(), StoreError> {
+        let done = StoreError::guard("closing", || {
+            let txn = self.db.begin_write()?;
+            let done = self.commit.next(self.commit.counts, true);
+            commit::write(&txn, &done)?;
+            txn.commit()?;
+            Ok(done)
+        })?;
+        self.witness(done);
+        self.witness.sync()?;
         Ok(())
     }
 }
