@@ -195,7 +195,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
         found => return Err(corrupt(&format!("record with format version {found}"))),
     }
     let (body, stored) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
-    let stored = u32::from_le_bytes(stored.try_into().expect("four bytes"));
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
     if key.checksum(body) != stored {
         return Err(corrupt("checksum mismatch"));
     }

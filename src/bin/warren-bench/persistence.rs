@@ -154,10 +154,19 @@ fn measure(
 
 /// One round of confirmed publishing on a fresh store; returns its seconds.
 fn confirmed_round(path: &Path, n: u64, size: usize, persistent: bool) -> Result<f64, String> {
-    let _ = std::fs::remove_file(path);
+    remove_database(path);
     let seconds = confirmed_flow(path, n, size, persistent).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(path);
+    remove_database(path);
     Ok(seconds)
+}
+
+/// Deletes a database and its witness (a database deleted without its witness is refused as
+/// rolled back, rather than recreated empty).
+fn remove_database(path: &Path) {
+    let mut witness = path.as_os_str().to_owned();
+    witness.push(".witness");
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(witness);
 }
 
 /// Publishes `n` messages with confirms while a consumer acks them; returns the seconds from
