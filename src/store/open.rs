@@ -17,6 +17,8 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
@@ -48,6 +50,8 @@ pub(crate) struct StoreOptions {
 
 /// An opened database, ready for its writer.
 pub(crate) struct Opened {
+    /// Whether redb had to repair the file at open (it was not closed cleanly).
+    pub(crate) repaired: bool,
     /// The database.
     pub(crate) db: Database,
     /// The commit the open made (clean flag cleared).
@@ -63,6 +67,10 @@ pub(crate) struct Opened {
 /// Opens (or creates) the database at `path`.
 pub(crate) fn open(path: &Path, options: &StoreOptions) -> Result<Opened, StoreError> {
     let witness_path = witness::path_for(path);
+    let repaired = Arc::new(AtomicBool::new(false));
+    let noticed = repaired.clone();
+    let mut builder = builder(options);
+    builder.set_repair_callback(move |_| noticed.store(true, Ordering::Relaxed));
     let witnessed = match witness::read(&witness_path) {
         Err(e) if options.allow_rollback => {
             warn_rollback(&e.to_string());
@@ -90,13 +98,15 @@ pub(crate) fn open(path: &Path, options: &StoreOptions) -> Result<Opened, StoreE
         Err(e) => return Err(e.into()),
         Ok(meta) => {
             check_header(path, meta.len())?;
-            (builder(options).open(path)?, witnessed)
+            (builder.open(path)?, witnessed)
         }
     };
     let (commit, migrated) = check_format(&db, &witness_path)?;
     let witnessed = migrated.or(witnessed);
     let witness = check_witness(path, &witness_path, &commit, witnessed, options)?;
-    start_session(db, commit, witness)
+    let mut opened = start_session(db, commit, witness)?;
+    opened.repaired = repaired.load(Ordering::Relaxed);
+    Ok(opened)
 }
 
 /// A redb builder with the store's settings.
@@ -292,6 +302,7 @@ fn start_session(
     witness.record(&WitnessState::from(&commit))?;
     witness.sync()?;
     Ok(Opened {
+        repaired: false,
         db,
         commit,
         was_clean: found.clean,

@@ -42,6 +42,8 @@ pub(crate) struct RedbStore {
     next_message_id: AtomicU64,
     /// Whether the previous session ended with a clean shutdown.
     was_clean: bool,
+    /// Whether redb repaired the file at open.
+    repaired: bool,
     /// Set by [`Store::close`].
     closed: AtomicBool,
 }
@@ -87,6 +89,7 @@ impl RedbStore {
             writer,
             next_message_id: AtomicU64::new(opened.next_id),
             was_clean: opened.was_clean,
+            repaired: opened.repaired,
             closed: AtomicBool::new(false),
         })
     }
@@ -94,6 +97,12 @@ impl RedbStore {
     /// Returns the database, or [`StoreError::Closed`].
     fn database(&self) -> Result<Arc<Database>, StoreError> {
         self.db.read().clone().ok_or(StoreError::Closed)
+    }
+
+    /// Returns `true` if redb had to repair the file at open (it was not closed cleanly).
+    #[cfg_attr(not(test), allow(dead_code, reason = "used by the store's tests"))]
+    pub(crate) fn was_repaired(&self) -> bool {
+        self.repaired
     }
 
     /// Returns how many transactions the writer has committed since open.
@@ -803,6 +812,49 @@ mod tests {
                 assert!(!err.to_string().is_empty());
             }
         }
+    }
+
+    #[test]
+    fn a_clean_close_skips_repair_and_keeps_delivered_flags_exact() {
+        let (dir, path) = temp();
+        let store = RedbStore::open(&path).unwrap();
+        let q = declare(&store, "q");
+        for seq in 0..4 {
+            let _ = enqueue(&store, "m", &[(&q, seq)]);
+        }
+        store
+            .submit(StoreOp::MarkDelivered(q.entry(1)))
+            .wait()
+            .unwrap();
+        // A crash image: taken while the store is open (witness first).
+        let image = dir.path().join("crash.redb");
+        std::fs::copy(
+            crate::store::witness::path_for(&path),
+            crate::store::witness::path_for(&image),
+        )
+        .unwrap();
+        std::fs::copy(&path, &image).unwrap();
+        store.close().unwrap();
+
+        let clean = RedbStore::open(&path).unwrap();
+        assert!(
+            !clean.was_repaired(),
+            "a cleanly closed file needs no repair"
+        );
+        let state = clean.load().unwrap();
+        assert!(state.clean_shutdown);
+        let flags: Vec<bool> = state.queues[0]
+            .messages
+            .iter()
+            .map(|m| m.redelivered)
+            .collect();
+        assert_eq!(flags, [false, true, false, false]);
+
+        let crashed = RedbStore::open(&image).unwrap();
+        assert!(crashed.was_repaired(), "a crashed file is repaired by redb");
+        let state = crashed.load().unwrap();
+        assert!(!state.clean_shutdown);
+        assert!(state.queues[0].messages.iter().all(|m| m.redelivered));
     }
 
     #[test]
