@@ -8,19 +8,6 @@ mod common;
 use common::*;
 use warrenmq::{ConsumeOptions, Delivery, GetOptions};
 
-/// Fetches every ready message, without ack, as `body` or `body(R)` when redelivered.
-fn drain_marked(ch: &warrenmq::Channel, queue: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(d) = ch.basic_get(queue, GetOptions::no_ack()).unwrap() {
-        out.push(if d.redelivered() {
-            format!("{}(R)", body(&d))
-        } else {
-            body(&d)
-        });
-    }
-    out
-}
-
 fn five(ch: &warrenmq::Channel) {
     declare_queue(ch, "q");
     for i in 1..=5 {

@@ -172,3 +172,122 @@ fn wire_reports_warren_and_skips_an_absent_rabbitmq() {
     assert!(report["rabbitmq_msgs_per_s"].is_null(), "{report}");
     assert!(report["note"].is_string(), "{report}");
 }
+
+/// Writes `text` to a new file in `dir` and returns its path as a string.
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writes a workload file");
+    path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+#[test]
+fn topic_reads_the_users_bindings_and_keys() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // Six bindings to five destinations: `q_nyse` is bound twice, `#` and `logs.error` have
+    // no name and get a destination each.
+    let patterns = write(
+        dir.path(),
+        "patterns.txt",
+        "stock.*.nyse q_nyse\nstock.#  q_all\n*.usd.*\tq_usd\nstock.eur.nyse q_nyse\n\n#\nlogs.error\n",
+    );
+    let keys = write(
+        dir.path(),
+        "keys.txt",
+        "stock.usd.nyse\nstock.eur.nyse\nlogs.error\nother\nstock\n",
+    );
+    let report = run_json(&[
+        "topic",
+        "--patterns",
+        &patterns,
+        "--keys",
+        &keys,
+        "--seconds",
+        "0.3",
+        "--rabbitmq",
+        "127.0.0.1:1",
+        "--json",
+    ]);
+    assert_eq!(report["bindings"], 6);
+    assert_eq!(report["destinations"], 5);
+    assert_eq!(report["routing_keys"], 5);
+    // Destinations reached: 4 (nyse, all, usd, #), 3 (nyse once, all, #), 2, 1 (#), 2
+    // (`stock.#` matches `stock`, and #): 12 over 5 keys.
+    assert_eq!(report["destinations_per_key"], 2.4);
+    assert_positive(
+        &report,
+        &[
+            "matches_per_s_uncached",
+            "matches_per_s_cached",
+            "naive_matches_per_s",
+            "floor_lookups_per_s",
+            "binds_per_s",
+        ],
+    );
+    for lookup in ["uncached", "cached", "naive", "floor"] {
+        let (p50, p99) = (
+            &report[format!("p50_ns_{lookup}")],
+            &report[format!("p99_ns_{lookup}")],
+        );
+        assert!(
+            p50.is_u64() && p99.as_u64() >= p50.as_u64(),
+            "{lookup}: {report}"
+        );
+    }
+    assert!(report["rabbitmq_publishes_per_s"].is_null(), "{report}");
+    assert!(report["rabbitmq_note"].is_string(), "{report}");
+    assert_eq!(report["patterns_file"], patterns.as_str());
+}
+
+#[test]
+fn topic_files_come_in_pairs_and_missing_ones_are_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args(["topic", "--patterns", "p.txt"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--keys"),
+        "{out:?}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
+        .args([
+            "topic",
+            "--patterns",
+            "/nonexistent/p.txt",
+            "--keys",
+            "/nonexistent/k.txt",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/p.txt"), "{stderr}");
+}
+
+#[test]
+fn topic_generates_a_table_by_default() {
+    let report = run_json(&[
+        "topic",
+        "--bindings",
+        "2000",
+        "--key-distribution",
+        "skewed",
+        "--seconds",
+        "0.3",
+        "--json",
+    ]);
+    assert_eq!(report["bindings"], 2000);
+    assert_eq!(report["destinations"], 2000);
+    assert_eq!(report["key_distribution"], "skewed");
+    assert_positive(
+        &report,
+        &[
+            "matches_per_s_uncached",
+            "matches_per_s_cached",
+            "naive_matches_per_s",
+            "floor_lookups_per_s",
+            "table_bytes",
+        ],
+    );
+    assert!(report["rabbitmq_note"].is_null(), "{report}");
+}

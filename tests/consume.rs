@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use warrenmq::{ConsumeOptions, GetOptions, RecvTimeoutError, TryRecvError};
@@ -81,16 +81,16 @@ fn blocking_receive_family() {
     assert!(consumer.is_empty());
 
     // A consumer blocked in recv wakes when a message is published from another thread.
-    let publisher = thread::spawn({
-        let conn_ch = ch;
-        move || {
-            thread::sleep(Duration::from_millis(50));
-            publish(&conn_ch, "", "q", "late");
-            conn_ch
-        }
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let receiver = thread::spawn(move || {
+        tid_tx.send(current_thread_id()).unwrap();
+        let late = body(&consumer.recv().unwrap());
+        (late, consumer)
     });
-    assert_eq!(body(&consumer.recv().unwrap()), "late");
-    let ch = publisher.join().unwrap();
+    wait_until_blocked(tid_rx.recv().unwrap());
+    publish(&ch, "", "q", "late");
+    let (late, consumer) = receiver.join().unwrap();
+    assert_eq!(late, "late");
     ch.basic_cancel("mine").unwrap();
     assert_eq!(consumer.recv().unwrap_err(), warrenmq::RecvError);
     assert!(consumer.try_recv().unwrap_err().is_disconnected());
@@ -127,7 +127,7 @@ fn generated_consumer_tags_and_tag_reuse() {
 
 #[test]
 fn iteration_ends_when_the_consumer_is_cancelled() {
-    let (_b, conn, ch) = setup();
+    let (_b, _conn, ch) = setup();
     declare_queue(&ch, "q");
     let consumer = ch
         .basic_consume("q", ConsumeOptions::no_ack().tag("it"))
@@ -135,29 +135,23 @@ fn iteration_ends_when_the_consumer_is_cancelled() {
     for i in 0..5 {
         publish(&ch, "", "q", &i.to_string());
     }
-    let reader = thread::spawn(move || {
-        (&consumer)
-            .into_iter()
-            .map(|d| body(&d))
-            .collect::<Vec<_>>()
+    let received = Arc::new(AtomicUsize::new(0));
+    let reader = thread::spawn({
+        let received = Arc::clone(&received);
+        move || {
+            (&consumer)
+                .into_iter()
+                .map(|d| {
+                    received.fetch_add(1, Ordering::SeqCst);
+                    body(&d)
+                })
+                .collect::<Vec<_>>()
+        }
     });
-    // Cancel once all five are received: wait until the queue shows nothing ready or held.
-    let ch2 = conn.open_channel().unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while ch2
-        .queue_declare(
-            "q",
-            warrenmq::QueueDeclareOptions::passive(),
-            Default::default(),
-        )
-        .unwrap()
-        .message_count
-        > 0
-        && Instant::now() < deadline
-    {
-        thread::sleep(Duration::from_millis(1));
-    }
-    thread::sleep(Duration::from_millis(50));
+    // Cancel once the reader has taken all five: the iteration then ends.
+    eventually("the reader has all five", || {
+        received.load(Ordering::SeqCst) == 5
+    });
     ch.basic_cancel("it").unwrap();
     assert_eq!(reader.join().unwrap(), ["0", "1", "2", "3", "4"]);
 }

@@ -18,11 +18,6 @@ use warrenmq::{
     ManualClock, Message, QueueDeclareOptions,
 };
 
-fn declare(ch: &Channel, name: &str, args: FieldTable) {
-    ch.queue_declare(name, QueueDeclareOptions::default(), args)
-        .unwrap();
-}
-
 /// `work` dead-letters to fanout `dlx`, which feeds `dlq`.
 fn work_with_dlx(ch: &Channel) {
     declare_exchange(ch, "dlx", ExchangeKind::Fanout);

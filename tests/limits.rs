@@ -10,12 +10,7 @@
 mod common;
 
 use common::*;
-use warrenmq::{Channel, ExchangeKind, FieldTable, FieldValue, GetOptions, QueueDeclareOptions};
-
-fn declare(ch: &Channel, name: &str, args: FieldTable) {
-    ch.queue_declare(name, QueueDeclareOptions::default(), args)
-        .unwrap();
-}
+use warrenmq::{ExchangeKind, FieldTable, FieldValue, GetOptions, QueueDeclareOptions};
 
 fn max_len(n: i32) -> FieldTable {
     FieldTable::new().with("x-max-length", n)

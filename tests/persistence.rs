@@ -34,19 +34,6 @@ fn persist(ch: &warrenmq::Channel, exchange: &str, key: &str, body: &str) {
         .unwrap();
 }
 
-/// Fetches all ready messages as `body` / `body(R)`.
-fn drain_marked(ch: &warrenmq::Channel, queue: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(d) = ch.basic_get(queue, GetOptions::no_ack()).unwrap() {
-        out.push(if d.redelivered() {
-            format!("{}(R)", body(&d))
-        } else {
-            body(&d)
-        });
-    }
-    out
-}
-
 #[test]
 fn smoke() {
     let (_dir, path) = temp_db();

@@ -23,11 +23,6 @@ fn manual() -> (ManualClock, Broker, Channel) {
     (clock, broker, ch)
 }
 
-fn declare(ch: &Channel, name: &str, args: FieldTable) {
-    ch.queue_declare(name, QueueDeclareOptions::default(), args)
-        .unwrap();
-}
-
 fn ready(ch: &Channel, name: &str) -> u32 {
     ch.queue_declare(name, QueueDeclareOptions::passive(), FieldTable::new())
         .unwrap()
@@ -213,12 +208,40 @@ fn a_requeued_message_keeps_its_expiry_time() {
 
 #[test]
 fn unacked_messages_do_not_expire() {
-    let (clock, _b, ch) = manual();
-    declare(&ch, "q", FieldTable::new().with("x-message-ttl", 100));
-    publish(&ch, "", "q", "held");
-    let d = ch.basic_get("q", GetOptions::default()).unwrap().unwrap();
+    let (clock, broker, ch) = manual();
+    with_dlx(&ch, Some(100));
+    publish(&ch, "", "ttlq", "held");
+    publish(&ch, "", "ttlq", "waiting");
+    let held = ch
+        .basic_get("ttlq", GetOptions::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(body(&held), "held");
     clock.advance(ms(1_000));
-    d.ack().unwrap();
+    // The ready message expired and was dead-lettered; the delivered one did not.
+    let stats = broker.queue_stats("/", "ttlq").unwrap();
+    assert_eq!(
+        (
+            stats.messages_ready,
+            stats.messages_unacknowledged,
+            stats.messages_expired
+        ),
+        (0, 1, 1)
+    );
+    assert_eq!(drain(&ch, "dlq"), ["waiting"]);
+    // Acked long after its TTL, the held message is simply gone: never counted as expired.
+    held.ack().unwrap();
+    clock.advance(ms(1_000));
+    let stats = broker.queue_stats("/", "ttlq").unwrap();
+    assert_eq!(
+        (
+            stats.messages(),
+            stats.messages_unacknowledged,
+            stats.messages_expired
+        ),
+        (0, 0, 1)
+    );
+    assert!(drain(&ch, "dlq").is_empty());
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! Expected codes and texts follow the AMQP 0-9-1 spec and RabbitMQ 3.10's behaviour.
 #![cfg(feature = "wire")]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
@@ -13,6 +15,8 @@ use std::time::{Duration, Instant};
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass, BasicProperties};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use common::eventually;
+use common::wire::serve;
 use warrenmq::{Broker, Message, ReplyCode, WireServer};
 
 /// A hand-driven AMQP client.
@@ -187,21 +191,6 @@ fn declare(queue: &str, exclusive: bool) -> AMQPClass {
         exclusive,
         ..queue::Declare::default()
     }))
-}
-
-fn serve() -> (Broker, WireServer) {
-    let broker = Broker::in_memory();
-    let server = broker.serve("127.0.0.1:0").expect("binds");
-    (broker, server)
-}
-
-#[track_caller]
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -25,7 +25,7 @@
 //!
 //! # How the broker calls it
 //!
-//! ```ignore
+//! ```text
 //! // Broker::open(path):
 //! let store: Arc<dyn Store> = Arc::new(RedbStore::open(path)?);
 //! let state = store.load()?; // vhosts, exchanges, queues (+ messages in order), bindings

@@ -6,6 +6,8 @@
 //! before waiting for an answer; a `connection.close` or `channel.close` from the server
 //! becomes an error.
 
+mod topology;
+
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -133,8 +135,20 @@ impl Client {
 
     /// Queues one publish to the default exchange (sent at the next flush or wait).
     pub(crate) fn publish(&mut self, queue: &str, body: &[u8], persistent: bool) -> io::Result<()> {
+        self.publish_to("", queue, body, persistent)
+    }
+
+    /// Queues one publish to `exchange` with `routing_key` (sent at the next flush or wait).
+    pub(crate) fn publish_to(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        persistent: bool,
+    ) -> io::Result<()> {
         let publish = basic::Publish {
-            routing_key: queue.into(),
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
             ..basic::Publish::default()
         };
         self.encode(&AMQPFrame::Method(

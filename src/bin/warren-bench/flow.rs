@@ -1,7 +1,7 @@
 //! The publish → route → queue → consume flow, through Warren and through a bare
 //! crossbeam channel, one timed round at a time.
 //!
-//! Shared by `warren-bench throughput` and the criterion bench (`benches/publish_consume.rs`
+//! Shared by `warren-bench throughput` and the criterion bench (`interop/benches/publish_consume.rs`
 //! includes this file), so both time the same code.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! cargo run --release --bin warren-bench -- topic --bindings 100000 --wildcards 30 --seconds 3
+//! cargo run --release --bin warren-bench -- topic --patterns p.txt --keys k.txt --rabbitmq 127.0.0.1:5672
 //! cargo run --release --bin warren-bench -- throughput --exchange direct --ack manual
 //! cargo run --release --bin warren-bench -- persistence --messages 1000000
 //! cargo run --release --bin warren-bench -- wire --rabbitmq 127.0.0.1:5672
 //! ```
 //!
-//! `persistence` needs the `persistence` feature and `wire` the `wire` feature (both on by
-//! default). `docs/benchmarks.md` explains every subcommand and its figures.
+//! `persistence` needs the `persistence` feature, and `wire` and `topic --rabbitmq` the `wire`
+//! feature (both on by default). `docs/benchmarks.md` explains every subcommand and its figures.
 //!
 //! Each subcommand lives in its own module and prints with the shared [`table`] helpers;
 //! the runner uses only Warren's public API, like any application.
@@ -16,12 +17,16 @@
 #[cfg(feature = "wire")]
 mod amqp_client;
 mod flow;
+mod latency;
 mod measure;
 #[cfg(feature = "persistence")]
 mod persistence;
 mod table;
 mod throughput;
 mod topic;
+mod topic_files;
+mod topic_rabbitmq;
+mod topic_report;
 #[cfg(feature = "wire")]
 mod wire;
 mod workload;

@@ -1,71 +1,93 @@
 //! `warren-bench topic`: topic-matching throughput against the naive matcher and a hash floor.
 //!
-//! Builds N random bindings, then measures routes per second for four lookups over the same
-//! routing-key stream:
+//! Builds N random bindings (or reads the user's own with `--patterns FILE --keys FILE`, see
+//! [`topic_files`](crate::topic_files)), then measures routes per second, and the latency of
+//! single routes (p50, p99), for four lookups over the same routing-key stream:
 //! - the trie router with its result cache off (the raw matching cost) and on;
 //! - the naive linear matcher: [`topic_matches`] against every binding, the way the first
 //!   placeholder router worked;
 //! - the floor: one `std::collections::HashMap` lookup of the whole key among the binding
-//!   keys, as a direct exchange does, which no topic matcher can beat.
+//!   keys, as a direct exchange does, which no topic matcher can beat;
+//! - with `--rabbitmq ADDR`, the same table on RabbitMQ (see
+//!   [`topic_rabbitmq`](crate::topic_rabbitmq)).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use serde_json::json;
 use warrenmq::routing::{topic_matches, Binding, DestinationId, Router, RoutingInput, TopicRouter};
 use warrenmq::FieldTable;
 
+use crate::latency::{clock_overhead, sample, Latency};
 use crate::measure::{interleaved, Contender, Rate};
-use crate::table::{mebibytes, rate, ratio, Table};
+use crate::topic_rabbitmq::RabbitRow;
 use crate::workload::{KeyDistribution, Spec, Workload};
 
 /// Routing keys generated, cycled through by every measurement.
 const STREAM: usize = 1 << 16;
 /// Length of one timed round; measurements are interleaved round by round.
-const ROUND: Duration = Duration::from_millis(300);
+pub(crate) const ROUND: Duration = Duration::from_millis(300);
 /// Keys checked against the naive matcher before timing anything.
 const CHECKED_KEYS: usize = 32;
+/// Most single routes timed per lookup for the percentiles.
+const LATENCY_SAMPLES: usize = 200_000;
+/// Longest time spent timing single routes per lookup.
+const LATENCY_TIME: Duration = Duration::from_secs(1);
 
 /// Arguments of `warren-bench topic`.
 #[derive(Debug, Args)]
 pub(crate) struct TopicArgs {
-    /// Number of bindings (one destination each).
+    /// Read the bindings from FILE instead of generating them: one binding key per line,
+    /// optionally followed by whitespace and a destination (queue) name.
+    #[arg(long, value_name = "FILE", requires = "keys")]
+    pub(crate) patterns: Option<PathBuf>,
+    /// With --patterns: the routing keys to route, one per line, in order.
+    #[arg(long, value_name = "FILE", requires = "patterns")]
+    pub(crate) keys: Option<PathBuf>,
+    /// Number of generated bindings (one destination each).
     #[arg(long, default_value_t = 100_000)]
-    bindings: usize,
-    /// Percentage of binding keys that contain `*` or `#`.
+    pub(crate) bindings: usize,
+    /// Percentage of generated binding keys that contain `*` or `#`.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=100))]
-    wildcards: u32,
-    /// How routing keys are drawn from the key pool.
+    pub(crate) wildcards: u32,
+    /// How generated routing keys are drawn from the key pool.
     #[arg(long, value_enum, default_value_t = Keys::Uniform)]
-    keys: Keys,
-    /// Number of distinct routing keys (3-5 random words each).
+    pub(crate) key_distribution: Keys,
+    /// Number of distinct generated routing keys (3-5 random words each).
     #[arg(long, default_value_t = 4096)]
-    key_pool: usize,
-    /// Number of distinct words in binding and routing keys.
+    pub(crate) key_pool: usize,
+    /// Number of distinct words in generated binding and routing keys.
     #[arg(long, default_value_t = 256)]
-    vocabulary: usize,
+    pub(crate) vocabulary: usize,
     /// Seconds per measurement (there are seven), in interleaved rounds of 0.3 s; each
     /// figure is the median round.
     #[arg(long, default_value_t = 3.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Threads for the all-cores measurements [default: the number of cores].
     #[arg(long)]
-    threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Above this many bindings the naive matcher is skipped (reported as null).
     #[arg(long, default_value_t = 1_000_000)]
-    naive_max: usize,
-    /// Random seed of the workload.
+    pub(crate) naive_max: usize,
+    /// Also route the same table and keys through a topic exchange on the RabbitMQ at ADDR
+    /// (guest/guest, vhost `/`).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) rabbitmq: Option<String>,
+    /// Above this many bindings RabbitMQ is not measured: binding over AMQP is slow.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) rabbitmq_max_bindings: usize,
+    /// Random seed of the generated workload.
     #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Print one JSON object instead of a table.
+    pub(crate) seed: u64,
+    /// Print one JSON object instead of a Markdown table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
-/// `--keys`: how routing keys are drawn.
+/// `--key-distribution`: how generated routing keys are drawn.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum Keys {
+pub(crate) enum Keys {
     /// Every key of the pool equally often.
     Uniform,
     /// Zipf-like: a few keys very often, most rarely.
@@ -74,7 +96,7 @@ enum Keys {
 
 impl Keys {
     /// The name given on the command line.
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Keys::Uniform => "uniform",
             Keys::Skewed => "skewed",
@@ -84,21 +106,27 @@ impl Keys {
 
 /// Everything one run measured.
 #[derive(Debug)]
-struct Report {
+pub(crate) struct Report {
     /// Uncached trie router, one thread and all threads.
-    uncached: (Rate, Rate),
+    pub(crate) uncached: (Rate, Rate),
     /// Cached trie router, one thread and all threads.
-    cached: (Rate, Rate),
+    pub(crate) cached: (Rate, Rate),
     /// The naive matcher on one thread, unless skipped.
-    naive: Option<Rate>,
+    pub(crate) naive: Option<Rate>,
     /// The hash-map floor, one thread and all threads.
-    floor: (Rate, Rate),
+    pub(crate) floor: (Rate, Rate),
+    /// Latency of single routes: uncached, cached, naive (unless skipped), floor.
+    pub(crate) latency: [Option<Latency>; 4],
     /// `Router::memory_bytes` of the uncached router.
-    table_bytes: usize,
+    pub(crate) table_bytes: usize,
     /// Bindings added per second while building the table.
-    binds_per_s: f64,
+    pub(crate) binds_per_s: f64,
     /// Destinations per routing key, on average over the stream.
-    matches_per_key: f64,
+    pub(crate) matches_per_key: f64,
+    /// Bindings, distinct destinations and routing keys in the stream.
+    pub(crate) sizes: (usize, usize, usize),
+    /// RabbitMQ's row, or why it is missing (`None` when not asked for).
+    pub(crate) rabbitmq: Option<Result<RabbitRow, String>>,
 }
 
 /// Runs the subcommand.
@@ -106,46 +134,51 @@ pub(crate) fn run_topic(args: &TopicArgs) -> Result<(), String> {
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {
         return Err("--seconds must be a positive number".into());
     }
-    let spec = Spec {
-        bindings: args.bindings,
-        wildcard_pct: args.wildcards,
-        key_pool: args.key_pool,
-        stream: STREAM,
-        distribution: match args.keys {
-            Keys::Uniform => KeyDistribution::Uniform,
-            Keys::Skewed => KeyDistribution::Skewed,
-        },
-        vocabulary: args.vocabulary,
-        seed: args.seed,
+    let workload = match (&args.patterns, &args.keys) {
+        (Some(patterns), Some(keys)) => crate::topic_files::read_workload(patterns, keys)?,
+        _ => Workload::generate(&Spec {
+            bindings: args.bindings,
+            wildcard_pct: args.wildcards,
+            key_pool: args.key_pool,
+            stream: STREAM,
+            distribution: match args.key_distribution {
+                Keys::Uniform => KeyDistribution::Uniform,
+                Keys::Skewed => KeyDistribution::Skewed,
+            },
+            vocabulary: args.vocabulary,
+            seed: args.seed,
+        }),
     };
-    let workload = Workload::generate(&spec);
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let report = measure_all(args, &workload, threads)?;
+    let mut report = measure_all(args, &workload, threads)?;
+    report.rabbitmq = args.rabbitmq.as_deref().map(|addr| {
+        crate::topic_rabbitmq::measure(addr, &workload, args.rabbitmq_max_bindings, args.seconds)
+    });
     if args.json {
-        println!("{}", to_json(args, threads, &report));
+        println!("{}", crate::topic_report::to_json(args, threads, &report));
     } else {
-        print_table(args, threads, &report);
+        crate::topic_report::print_table(args, threads, &report);
     }
     Ok(())
 }
 
 /// Binds every pattern of the workload to `router`; returns binds per second.
-fn bind_all(router: &TopicRouter, patterns: &[String]) -> f64 {
+fn bind_all(router: &TopicRouter, workload: &Workload) -> f64 {
     let arguments = FieldTable::default();
     let began = Instant::now();
-    for (i, key) in patterns.iter().enumerate() {
+    for (key, &destination) in workload.patterns.iter().zip(&workload.destinations) {
         let binding = Binding {
-            destination: DestinationId::new(i as u64),
+            destination: DestinationId::new(destination),
             key,
             arguments: &arguments,
         };
-        // Topic bindings are never invalid; a duplicate cannot happen (one per destination).
+        // Topic bindings are never invalid; a duplicate line of a file binds once.
         let _ = router.bind(binding);
     }
-    patterns.len() as f64 / began.elapsed().as_secs_f64().max(1e-9)
+    workload.patterns.len() as f64 / began.elapsed().as_secs_f64().max(1e-9)
 }
 
 /// Routes `key` with `router` into `out`.
@@ -172,19 +205,22 @@ fn naive(bindings: &[(DestinationId, &str)], key: &str, out: &mut Vec<Destinatio
 fn measure_all(args: &TopicArgs, workload: &Workload, threads: usize) -> Result<Report, String> {
     let uncached = TopicRouter::with_cache(false);
     let cached = TopicRouter::new();
-    let binds_per_s = bind_all(&uncached, &workload.patterns);
-    bind_all(&cached, &workload.patterns);
+    let binds_per_s = bind_all(&uncached, workload);
+    bind_all(&cached, workload);
     let naive_table: Vec<(DestinationId, &str)> = workload
-        .patterns
+        .destinations
         .iter()
-        .enumerate()
-        .map(|(i, p)| (DestinationId::new(i as u64), p.as_str()))
+        .zip(&workload.patterns)
+        .map(|(&d, p)| (DestinationId::new(d), p.as_str()))
         .collect();
     let mut floor: HashMap<&str, Vec<DestinationId>> = HashMap::new();
     for (dest, pattern) in &naive_table {
-        floor.entry(*pattern).or_default().push(*dest);
+        let dests = floor.entry(*pattern).or_default();
+        if !dests.contains(dest) {
+            dests.push(*dest);
+        }
     }
-    let run_naive = args.bindings <= args.naive_max;
+    let run_naive = workload.patterns.len() <= args.naive_max;
     if run_naive {
         check(&uncached, &naive_table, &workload.keys)?;
     }
@@ -217,19 +253,36 @@ fn measure_all(args: &TopicArgs, workload: &Workload, threads: usize) -> Result<
     }
     let rates = interleaved(&contenders, rounds(args.seconds), ROUND, threads, keys);
     let both = |i: usize| (rates[i].0, rates[i].1.unwrap_or(rates[i].0));
+    let overhead = clock_overhead();
+    let latency = |op: &(dyn Fn(&str, &mut Vec<DestinationId>) + Sync)| {
+        sample(keys, LATENCY_SAMPLES, LATENCY_TIME, overhead, op)
+    };
+    let destinations = workload
+        .destinations
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     Ok(Report {
         uncached: both(0),
         cached: both(1),
         floor: both(2),
         naive: rates.get(3).map(|r| r.0),
+        latency: [
+            latency(&route_uncached),
+            latency(&route_cached),
+            run_naive.then(|| latency(&route_naive)).flatten(),
+            latency(&floor_lookup),
+        ],
         table_bytes: uncached.memory_bytes(),
         binds_per_s,
         matches_per_key: matches_per_key(&uncached, keys),
+        sizes: (workload.patterns.len(), destinations, keys.len()),
+        rabbitmq: None,
     })
 }
 
 /// The number of rounds that `seconds` per measurement make.
-fn rounds(seconds: f64) -> usize {
+pub(crate) fn rounds(seconds: f64) -> usize {
     (seconds / ROUND.as_secs_f64()).ceil().max(1.0) as usize
 }
 
@@ -243,6 +296,7 @@ fn check(
         let (mut got, mut want) = (Vec::new(), Vec::new());
         route(router, key, &mut got);
         got.sort_unstable();
+        got.dedup();
         naive(naive_table, key, &mut want);
         if got != want {
             return Err(format!(
@@ -263,99 +317,4 @@ fn matches_per_key(router: &TopicRouter, keys: &[String]) -> f64 {
         total += out.len();
     }
     total as f64 / keys.len().max(1) as f64
-}
-
-/// `a / b`, when both are there.
-fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    Some(a? / b?)
-}
-
-/// Prints the human-readable report.
-fn print_table(args: &TopicArgs, threads: usize, r: &Report) {
-    println!(
-        "warren-bench topic: {} bindings ({}% with wildcards), {}-word vocabulary, \
-         {} keys from a pool of {}; medians of {} interleaved rounds of {} s",
-        args.bindings,
-        args.wildcards,
-        args.vocabulary,
-        args.keys.name(),
-        args.key_pool,
-        rounds(args.seconds),
-        ROUND.as_secs_f64()
-    );
-    println!(
-        "routing table: {} (Router::memory_bytes); {:.2} destinations per key on average; \
-         {:.0} binds/s",
-        mebibytes(r.table_bytes),
-        r.matches_per_key,
-        r.binds_per_s
-    );
-    println!();
-    let threads_title = match threads {
-        1 => "1 thread again".to_string(),
-        n => format!("{n} threads"),
-    };
-    let mut table = Table::new(&[
-        "lookup",
-        "1 thread",
-        &threads_title,
-        "× naive",
-        "floor ÷ this",
-    ]);
-    let naive = r.naive.map(|n| n.per_s);
-    let floor = Some(r.floor.0.per_s);
-    let mut line = |label: &str, one: Option<Rate>, all: Option<Rate>| {
-        let one = one.map(|x| x.per_s);
-        table.row(vec![
-            label.to_string(),
-            rate(one),
-            rate(all.map(|x| x.per_s)),
-            ratio(div(one, naive)),
-            ratio(div(floor, one)),
-        ]);
-    };
-    line("trie, uncached", Some(r.uncached.0), Some(r.uncached.1));
-    line("trie, cached", Some(r.cached.0), Some(r.cached.1));
-    line("naive linear (reference)", r.naive, None);
-    line(
-        "HashMap floor (whole key)",
-        Some(r.floor.0),
-        Some(r.floor.1),
-    );
-    print!("{}", table.render());
-    if r.naive.is_none() {
-        println!(
-            "naive matcher skipped: more than --naive-max {} bindings",
-            args.naive_max
-        );
-    }
-}
-
-/// The JSON report.
-fn to_json(args: &TopicArgs, threads: usize, r: &Report) -> serde_json::Value {
-    let naive = r.naive.map(|n| n.per_s);
-    json!({
-        "bindings": args.bindings,
-        "wildcard_pct": args.wildcards,
-        "keys": args.keys.name(),
-        "key_pool": args.key_pool,
-        "vocabulary": args.vocabulary,
-        "seconds": args.seconds,
-        "rounds": rounds(args.seconds),
-        "threads": threads,
-        "matches_per_s_uncached": r.uncached.0.per_s,
-        "matches_per_s_uncached_all_threads": r.uncached.1.per_s,
-        "matches_per_s_cached": r.cached.0.per_s,
-        "matches_per_s_cached_all_threads": r.cached.1.per_s,
-        "naive_matches_per_s": naive,
-        "naive_routes_timed": r.naive.map(|n| n.ops),
-        "floor_lookups_per_s": r.floor.0.per_s,
-        "floor_lookups_per_s_all_threads": r.floor.1.per_s,
-        "uncached_vs_naive": div(Some(r.uncached.0.per_s), naive),
-        "floor_over_uncached": r.floor.0.per_s / r.uncached.0.per_s,
-        "floor_over_cached": r.floor.0.per_s / r.cached.0.per_s,
-        "table_bytes": r.table_bytes,
-        "binds_per_s": r.binds_per_s,
-        "destinations_per_key": r.matches_per_key,
-    })
 }

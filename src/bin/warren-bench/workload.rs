@@ -1,6 +1,6 @@
 //! Random topic workloads: binding keys and routing keys over a fixed vocabulary.
 //!
-//! Shared by the runner and by the criterion benches (`benches/topic_match.rs` includes this
+//! Shared by the runner and by the criterion benches (`interop/benches/topic_match.rs` includes this
 //! file), so both measure the same bindings and keys.
 
 use rand::rngs::StdRng;
@@ -23,11 +23,14 @@ pub(crate) enum KeyDistribution {
     Skewed,
 }
 
-/// A generated workload.
+/// A topic workload: bindings and the routing keys to route.
 #[derive(Debug)]
 pub(crate) struct Workload {
-    /// Binding keys, one per destination (destination `i` is bound with `patterns[i]`).
+    /// Binding keys.
     pub(crate) patterns: Vec<String>,
+    /// The destination of each binding: `patterns[i]` binds destination `destinations[i]`
+    /// (generated workloads bind each destination once: `destinations[i] == i`).
+    pub(crate) destinations: Vec<u64>,
     /// The routing keys to publish with, in order (drawn from a pool of distinct keys).
     pub(crate) keys: Vec<String>,
 }
@@ -62,13 +65,18 @@ impl Workload {
                 pattern(&mut rng, &vocabulary, wild)
             })
             .collect();
+        let destinations = (0..spec.bindings as u64).collect();
         let pool: Vec<String> = (0..spec.key_pool.max(1))
             .map(|_| words(&mut rng, &vocabulary).join("."))
             .collect();
         let keys = (0..spec.stream)
             .map(|_| pool[pick(&mut rng, pool.len(), spec.distribution)].clone())
             .collect();
-        Workload { patterns, keys }
+        Workload {
+            patterns,
+            destinations,
+            keys,
+        }
     }
 }
 

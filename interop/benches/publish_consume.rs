@@ -2,7 +2,7 @@
 //! thread and one consumer thread, without acks and with manual acks, beside an unbounded
 //! crossbeam channel moving the same messages.
 //!
-//! Run with `cargo bench --bench publish_consume`; `warren-bench throughput` prints the same
+//! Run with `cargo bench -p warren-interop --bench publish_consume`; `warren-bench throughput` prints the same
 //! comparison as one table. Both time the runner's `flow` module, so they measure the same
 //! code.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-#[path = "../src/bin/warren-bench/flow.rs"]
+#[path = "../../src/bin/warren-bench/flow.rs"]
 #[allow(dead_code)]
 mod flow;
 

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of topic matching: the trie router uncached and cached, the naive
 //! linear matcher, and the hash-lookup floor, over the runner's workload.
 //!
-//! Run with `cargo bench --bench topic_match`; `warren-bench topic` prints the same
+//! Run with `cargo bench -p warren-interop --bench topic_match`; `warren-bench topic` prints the same
 //! comparison as one table.
 
 // criterion_group! generates an undocumented public function.
@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use warrenmq::routing::{topic_matches, Binding, DestinationId, Router, RoutingInput, TopicRouter};
 use warrenmq::FieldTable;
 
-#[path = "../src/bin/warren-bench/workload.rs"]
+#[path = "../../src/bin/warren-bench/workload.rs"]
 #[allow(dead_code)]
 mod workload;
 

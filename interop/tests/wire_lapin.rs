@@ -1,9 +1,8 @@
 //! A Rust client, lapin, against the wire listener: publisher confirms, consuming with
 //! prefetch and acks, bodies larger than a frame, mandatory returns, channel errors, and
 //! the server-side cancel when a consumed queue is deleted.
-#![cfg(feature = "wire")]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::stream::StreamExt;
 use lapin::options::{
@@ -13,12 +12,16 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, ExchangeKind};
-use warrenmq::{Broker, WireServer};
+use warren_interop::serve;
+use warrenmq::WireServer;
 
-fn serve() -> (Broker, WireServer) {
-    let broker = Broker::in_memory();
-    let server = broker.serve("127.0.0.1:0").expect("binds");
-    (broker, server)
+/// Waits until `condition` holds, polling without blocking the runtime; fails after 10 s.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 async fn connect(server: &WireServer) -> Connection {
@@ -118,12 +121,15 @@ async fn confirmed_publishes_are_consumed_in_order_with_prefetch() {
         )
         .await
         .expect("consume");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
+    let unacked = || {
         broker
             .queue_stats("/", "errors")
             .expect("stats")
-            .messages_unacknowledged,
+            .messages_unacknowledged
+    };
+    eventually("the consumer holds its prefetch", || unacked() >= 5).await;
+    assert_eq!(
+        unacked(),
         5,
         "prefetch holds the consumer to five unacked messages"
     );
@@ -139,11 +145,10 @@ async fn confirmed_publishes_are_consumed_in_order_with_prefetch() {
         assert_eq!(d.properties.delivery_mode(), &Some(2));
         d.ack(BasicAckOptions::default()).await.expect("acked");
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        broker.queue_stats("/", "errors").expect("stats").messages(),
-        0
-    );
+    eventually("every ack has reached the queue", || {
+        broker.queue_stats("/", "errors").expect("stats").messages() == 0
+    })
+    .await;
 }
 
 #[tokio::test]

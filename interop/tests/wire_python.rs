@@ -1,25 +1,57 @@
-//! Real Python clients against `warren-server`: the seed tutorial's py-amqp programs, and
-//! the differential scenario suite (tests/python/scenarios.py, pika) run against both
+//! Real Python clients against Warren's wire listener: the seed tutorial's py-amqp programs,
+//! and the differential scenario suite (tests/python/scenarios.py, pika) run against both
 //! RabbitMQ on 127.0.0.1:5672 and Warren, whose observations must be identical.
 //!
-//! Without python3 (with `amqp` and `pika`) or RabbitMQ these tests print why and pass,
-//! except under `CI=true`, where they fail.
-#![cfg(feature = "wire")]
-
-mod support;
+//! Without python3 (with `amqp` and `pika`) or RabbitMQ these tests are reported as ignored
+//! with the reason; under `CI=true` they run and fail (see `warren_interop::trial`).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{python_with, run_python, script, ServerProcess};
+use warren_interop::{listening, serve, trial, Need};
 
-#[test]
+fn main() -> ExitCode {
+    warren_interop::run(vec![
+        trial("smoke", &[], smoke),
+        trial(
+            "seed_programs_run_unchanged_over_the_wire",
+            &[Need::Python("amqp")],
+            seed_programs_run_unchanged_over_the_wire,
+        ),
+        trial(
+            "scenarios_match_rabbitmq",
+            &[Need::Python("pika"), Need::RabbitMq],
+            scenarios_match_rabbitmq,
+        ),
+    ])
+}
+
+/// The path of a script in tests/python/.
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// Runs a Python script to completion with a time limit.
+fn run_python(name: &str, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg("120")
+        .arg("python3")
+        .arg(script(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs")
+}
+
 fn smoke() {
-    let server = ServerProcess::start(&[]);
-    assert!(support::listening(&server.host_port()));
+    let (_broker, server) = serve();
+    assert!(listening(&server.local_addr().to_string()));
 }
 
 /// Waits until the queue has a consumer, asking over the wire with py-amqp.
@@ -36,13 +68,9 @@ fn wait_for_consumer(host: &str, queue: &str) {
     panic!("no consumer appeared on '{queue}'");
 }
 
-#[test]
 fn seed_programs_run_unchanged_over_the_wire() {
-    if !python_with(&["amqp"]) {
-        return;
-    }
-    let server = ServerProcess::start(&[]);
-    let host = server.host_port();
+    let (_broker, server) = serve();
+    let host = server.local_addr().to_string();
     let mut consumer = Command::new("python3")
         .arg("-u")
         .arg(script("amqp_consumer.py"))
@@ -85,17 +113,9 @@ fn seed_programs_run_unchanged_over_the_wire() {
     assert!(sent[0].contains(r#""id": "0111""#));
 }
 
-#[test]
 fn scenarios_match_rabbitmq() {
-    if !python_with(&["pika"]) {
-        return;
-    }
-    if !support::listening("127.0.0.1:5672") {
-        support::skip("no RabbitMQ listens on 127.0.0.1:5672");
-        return;
-    }
-    let server = ServerProcess::start(&[]);
-    let port = server.addr.port().to_string();
+    let (_broker, server) = serve();
+    let port = server.local_addr().port().to_string();
     let rabbit = run_python("scenarios.py", &["127.0.0.1", "5672"]);
     assert!(rabbit.status.success(), "against RabbitMQ: {rabbit:?}");
     let warren = run_python("scenarios.py", &["127.0.0.1", &port]);

@@ -3,7 +3,7 @@
 //! and through RabbitMQ, and prints messages per second for each.
 //!
 //! ```text
-//! cargo run --release --example wire_throughput -- [--count N] [--size BYTES]
+//! cargo run --release -p warren-interop --example wire_throughput -- [--count N] [--size BYTES]
 //!     [--warren ADDR] [--rabbitmq ADDR] [--persistent]
 //! ```
 //!

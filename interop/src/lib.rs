@@ -1,0 +1,122 @@
+//! Support for Warren's interop tests: the rule for tests that need something Cargo does not
+//! build (a Python AMQP client, the local RabbitMQ), and a broker served on a free port.
+//!
+//! # Tests that need the outside world
+//!
+//! A test declares what it needs with [`Need`] and is made into a [`Trial`] by [`trial`]
+//! (those test files use the `libtest-mimic` harness, `harness = false`). When something is
+//! missing, the test runner reports the test as *ignored*, with the reason in brackets on its
+//! line (`test [skipped: python3 cannot import pika] scenarios_match_rabbitmq ... ignored`)
+//! and in the closing count; under `CI=true` the same test runs and fails with that reason,
+//! because CI must test everything. `cargo test -- --include-ignored` also runs (and fails)
+//! it.
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub use libtest_mimic::{Arguments, Failed, Trial};
+
+#[path = "../../tests/common/wire.rs"]
+mod wire;
+
+pub use wire::serve;
+
+/// The address of the local RabbitMQ used as the oracle.
+pub const RABBITMQ: &str = "127.0.0.1:5672";
+
+/// A need and why it is not met (`None`: it is).
+type Checked = (Need, Option<String>);
+
+/// Something a test needs from outside Cargo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// `python3` that can import this module.
+    Python(&'static str),
+    /// A RabbitMQ accepting AMQP connections on [`RABBITMQ`].
+    RabbitMq,
+    /// `rabbitmqctl` able to talk to the local RabbitMQ node.
+    Rabbitmqctl,
+}
+
+impl Need {
+    /// Returns why this need is not met, or `None` when it is. Checked once per process.
+    pub fn missing(self) -> Option<String> {
+        static SEEN: OnceLock<Mutex<Vec<Checked>>> = OnceLock::new();
+        let seen = SEEN.get_or_init(Mutex::default);
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, answer)) = seen.iter().find(|(need, _)| *need == self) {
+            return answer.clone();
+        }
+        let answer = self.check();
+        seen.push((self, answer.clone()));
+        answer
+    }
+
+    fn check(self) -> Option<String> {
+        match self {
+            Need::Python(module) => {
+                let ok = quiet(Command::new("python3").args(["-c", &format!("import {module}")]));
+                (!ok).then(|| format!("python3 cannot import {module} (pip install {module})"))
+            }
+            Need::RabbitMq => (!listening(RABBITMQ))
+                .then(|| format!("no RabbitMQ listens on {RABBITMQ} (rabbitmq-server -detached)")),
+            Need::Rabbitmqctl => {
+                let ok = quiet(Command::new("rabbitmqctl").args(["-q", "status"]));
+                (!ok).then(|| "rabbitmqctl cannot reach the local RabbitMQ node".to_owned())
+            }
+        }
+    }
+}
+
+/// Runs a command with its output discarded; `true` if it ran and succeeded.
+fn quiet(command: &mut Command) -> bool {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Returns `true` when running in CI (`CI=true`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Returns `true` if something accepts TCP connections on `addr`.
+pub fn listening(addr: &str) -> bool {
+    addr.parse::<SocketAddr>()
+        .ok()
+        .and_then(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).ok())
+        .is_some()
+}
+
+/// A test named `name` that needs `needs`. When all are met it runs `test` (a panic fails
+/// it). When one is missing it fails with the reason; outside CI it is also marked ignored,
+/// so a plain run reports it as skipped with the reason instead of running it.
+pub fn trial(name: &str, needs: &[Need], test: impl FnOnce() + Send + 'static) -> Trial {
+    let missing: Vec<String> = needs.iter().filter_map(|n| n.missing()).collect();
+    if missing.is_empty() {
+        return Trial::test(name, move || {
+            test();
+            Ok(())
+        });
+    }
+    let reason = missing.join("; ");
+    let failure = format!("cannot run: {reason}");
+    let trial = Trial::test(name, move || Err(Failed::from(failure)));
+    if in_ci() {
+        trial
+    } else {
+        trial
+            .with_ignored_flag(true)
+            .with_kind(format!("skipped: {reason}"))
+    }
+}
+
+/// Runs `trials` with the command line's arguments and exits with the harness's code.
+pub fn run(trials: Vec<Trial>) -> std::process::ExitCode {
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+}
