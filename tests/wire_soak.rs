@@ -200,14 +200,16 @@ fn publish(channel: u16, queue: &str) -> Vec<u8> {
 fn smoke() {
     let server = ServerProcess::start(&[]);
     let mut client = Client::open(server.addr, 1);
-    client.stream.write_all(&method(
-        1,
-        AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-            queue: "soak-smoke".into(),
-            ..queue::Declare::default()
-        })),
-    ))
-    .expect("writes");
+    client
+        .stream
+        .write_all(&method(
+            1,
+            AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+                queue: "soak-smoke".into(),
+                ..queue::Declare::default()
+            })),
+        ))
+        .expect("writes");
     assert!(matches!(
         client.method(),
         (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
@@ -308,17 +310,21 @@ fn idle_connections_and_bursts() {
     let base_fds = fds(pid);
     // Warm up: the runtime's threads and the broker's first connections.
     drop(open_many(server.addr, 10));
-    wait_until("the warm-up connections close", Duration::from_secs(30), || {
-        fds(pid) <= base_fds
-    });
+    wait_until(
+        "the warm-up connections close",
+        Duration::from_secs(30),
+        || fds(pid) <= base_fds,
+    );
     let base_rss = rss_kib(pid);
 
     let began = Instant::now();
     let idle = open_many(server.addr, sizes.idle);
     let opened = began.elapsed();
-    wait_until("the server holds every connection", Duration::from_secs(30), || {
-        fds(pid) >= base_fds + sizes.idle
-    });
+    wait_until(
+        "the server holds every connection",
+        Duration::from_secs(30),
+        || fds(pid) >= base_fds + sizes.idle,
+    );
     thread::sleep(Duration::from_millis(500));
     let idle_rss = rss_kib(pid);
     let per_connection = (idle_rss.saturating_sub(base_rss)) as f64 * 1024.0 / sizes.idle as f64;
@@ -332,16 +338,20 @@ fn idle_connections_and_bursts() {
     );
     assert_eq!(held_fds, sizes.idle, "one file descriptor per connection");
     drop(idle);
-    wait_until("the idle connections close", Duration::from_secs(60), || {
-        fds(pid) <= base_fds
-    });
+    wait_until(
+        "the idle connections close",
+        Duration::from_secs(60),
+        || fds(pid) <= base_fds,
+    );
 
     let mut after = Vec::new();
     for _ in 0..sizes.bursts {
         drop(open_many(server.addr, sizes.burst));
-        wait_until("the burst's connections close", Duration::from_secs(60), || {
-            fds(pid) <= base_fds
-        });
+        wait_until(
+            "the burst's connections close",
+            Duration::from_secs(60),
+            || fds(pid) <= base_fds,
+        );
         thread::sleep(Duration::from_millis(200));
         after.push(rss_kib(pid));
     }

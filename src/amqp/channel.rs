@@ -22,6 +22,8 @@ use crate::{Channel, ConsumeOptions, Delivery, Error, GetOptions, ReplyCode, Ret
 mod publishing;
 mod topology;
 
+pub(crate) use publishing::Confirms;
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::from_error(&e, MethodId::default())
@@ -93,9 +95,8 @@ impl WireChannel {
         }
         let id = MethodId::of(&method);
         let result = match method {
-            // Durable topology changes wait for their fsync.
-            AMQPClass::Exchange(m) => blocking(|| self.exchange(m)),
-            AMQPClass::Queue(m) => blocking(|| self.queue(m)),
+            AMQPClass::Exchange(m) => self.exchange(m),
+            AMQPClass::Queue(m) => self.queue(m),
             AMQPClass::Basic(m) => self.basic(m),
             AMQPClass::Confirm(confirm::AMQPMethod::Select(m)) => self.confirm_select(m),
             // As RabbitMQ 3: a channel cannot be paused, only confirmed active.
@@ -113,7 +114,7 @@ impl WireChannel {
                 self.reply(AMQPClass::Access(m));
                 Ok(())
             }
-            AMQPClass::Tx(m) => blocking(|| self.transaction(m)),
+            AMQPClass::Tx(m) => self.transaction(m),
             _ => Err(Failure::hard(
                 ReplyCode::COMMAND_INVALID,
                 "unexpected method on an open channel",
@@ -125,15 +126,13 @@ impl WireChannel {
     /// Closes the session channel (its unacknowledged messages go back to their queues)
     /// and waits for the forwarding threads.
     pub(crate) fn shutdown(self) {
-        tokio::task::block_in_place(|| {
-            for forwarder in self.consumers.values() {
-                forwarder.expect_stop();
-            }
-            self.channel.close();
-            for (_, forwarder) in self.consumers {
-                forwarder.join();
-            }
-        });
+        for forwarder in self.consumers.values() {
+            forwarder.expect_stop();
+        }
+        self.channel.close();
+        for (_, forwarder) in self.consumers {
+            forwarder.join();
+        }
     }
 
     fn reply(&self, method: AMQPClass) {
@@ -162,8 +161,7 @@ impl WireChannel {
                 self.assembly = Some(Assembly::new(m));
             }
             M::Consume(m) => self.consume(m)?,
-            // May delete an auto-delete durable queue, and waits for the consumer's thread.
-            M::Cancel(m) => blocking(|| self.cancel(&m))?,
+            M::Cancel(m) => self.cancel(&m)?,
             M::Get(m) => self.get(&m)?,
             M::Ack(m) => self.settle(Held::Ack {
                 tag: m.delivery_tag,
@@ -275,10 +273,11 @@ impl WireChannel {
     }
 }
 
-/// Runs a method that may wait (for the store, or a consumer's thread) without holding a
-/// runtime worker: the connection's other frames wait, other connections do not.
-pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    tokio::task::block_in_place(f)
+/// Returns `true` for the methods that may wait for the disk (declares, deletes, binds and
+/// purges write durable entities and wait for their fsync): the connection runs them on
+/// the runtime's blocking threads.
+pub(crate) fn may_wait(method: &AMQPClass) -> bool {
+    matches!(method, AMQPClass::Exchange(_) | AMQPClass::Queue(_))
 }
 
 fn not_implemented(what: &str) -> Failure {

@@ -9,9 +9,10 @@
 //! waits for the first of: the socket readable (only while the outbox is below its high
 //! mark: a client that does not read its replies is not read either), the socket
 //! writable (while bytes wait), a delivery queued by a consumer, the heartbeat tick, or
-//! the server stopping. Methods that may wait on the store run in
-//! [`tokio::task::block_in_place`], so the other connections' tasks move to another
-//! worker meanwhile and this connection's frames stay in order.
+//! the server stopping. Methods that may wait on the store (declares, deletes, binds,
+//! confirms of persistent messages) run on the runtime's blocking threads while this
+//! connection waits for them, so its frames stay in order and other connections' tasks
+//! go on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
-use super::channel::{Link, WireChannel};
+use super::channel::{may_wait, Confirms, Link, WireChannel};
 use super::convert::short_string;
 use super::failure::{Failure, MethodId};
 use super::frames;
@@ -129,7 +130,7 @@ impl Session {
     async fn serve(&mut self, socket: &mut Socket, heartbeat: u16) -> Option<Failure> {
         let mut monitor = Monitor::new(heartbeat);
         loop {
-            if let Err(failure) = self.take_frames(socket) {
+            if let Err(failure) = self.take_frames(socket).await {
                 return Some(failure);
             }
             if let Err(failure) = socket.flush() {
@@ -151,19 +152,50 @@ impl Session {
 
     /// Handles every complete frame already read, while the outbox has room; sends the
     /// confirms owed once the client pauses.
-    fn take_frames(&mut self, socket: &mut Socket) -> Result<(), Failure> {
+    async fn take_frames(&mut self, socket: &mut Socket) -> Result<(), Failure> {
         while !self.closed && !socket.outbox().is_full() {
             let Some(frame) = socket.next_frame()? else {
                 break;
             };
-            if let Next::Closed = self.frame(frame)? {
+            if let Next::Closed = self.frame(frame).await? {
                 self.closed = true;
             }
         }
         if socket.is_idle() && !self.closed {
-            self.send_confirms()?;
+            self.send_confirms().await?;
         }
         Ok(())
+    }
+
+    /// Runs `f` on channel `id` on a blocking thread, for work that may wait for the disk;
+    /// the connection waits for it (its frames stay in order), other connections do not.
+    ///
+    /// # Errors
+    ///
+    /// 541 INTERNAL_ERROR if `f` panicked.
+    async fn off_thread<R: Send + 'static>(
+        &mut self,
+        id: u16,
+        f: impl FnOnce(&mut WireChannel) -> R + Send + 'static,
+    ) -> Result<R, Failure> {
+        let Some(Slot::Open(mut ch)) = self.channels.remove(&id) else {
+            return Err(Failure::hard(ReplyCode::INTERNAL_ERROR, "channel vanished"));
+        };
+        match tokio::task::spawn_blocking(move || {
+            let result = f(&mut ch);
+            (ch, result)
+        })
+        .await
+        {
+            Ok((ch, result)) => {
+                self.channels.insert(id, Slot::Open(ch));
+                Ok(result)
+            }
+            Err(_) => Err(Failure::hard(
+                ReplyCode::INTERNAL_ERROR,
+                "a channel method failed",
+            )),
+        }
     }
 }
 
@@ -236,10 +268,17 @@ impl Monitor {
 }
 
 impl Session {
-    fn frame(&mut self, frame: AMQPFrame) -> Result<Next, Failure> {
+    async fn frame(&mut self, frame: AMQPFrame) -> Result<Next, Failure> {
         match frame {
             AMQPFrame::Heartbeat => Ok(Next::Continue),
             AMQPFrame::Method(0, method) => self.connection_method(method),
+            AMQPFrame::Method(id, method)
+                if may_wait(&method) && matches!(self.channels.get(&id), Some(Slot::Open(_))) =>
+            {
+                let result = self.off_thread(id, move |ch| ch.method(method)).await?;
+                self.settle(id, result)?;
+                Ok(Next::Continue)
+            }
             AMQPFrame::Method(id, method) => self.channel_method(id, method),
             AMQPFrame::Header(id, header) => self.content(id, |ch| ch.header(header)),
             AMQPFrame::Body(id, body) => self.content(id, |ch| ch.body(body)),
@@ -385,33 +424,37 @@ impl Session {
     }
 
     /// Sends the confirms every channel owes. A channel whose confirms fail is closed.
-    fn send_confirms(&mut self) -> Result<(), Failure> {
+    async fn send_confirms(&mut self) -> Result<(), Failure> {
         let ids: Vec<u16> = self.channels.keys().copied().collect();
         for id in ids {
             let Some(Slot::Open(ch)) = self.channels.get_mut(&id) else {
                 continue;
             };
-            match ch.take_confirms() {
-                Ok(Some(ack)) => {
+            let mut owed = ch.take_confirms(false);
+            if let Ok(Confirms::MustWait) = owed {
+                owed = self.off_thread(id, |ch| ch.take_confirms(true)).await?;
+            }
+            match owed {
+                Ok(Confirms::Frame(ack)) => {
                     self.link.outbox.send(ack);
                 }
-                Ok(None) => {}
+                Ok(Confirms::None | Confirms::MustWait) => {}
                 Err(failure) => self.settle(id, Err(failure))?,
             }
         }
         Ok(())
     }
 
-    /// Closes every channel: consumers stop, unacknowledged messages go back. May wait for
-    /// the store (deleting durable exclusive queues), so it runs in `block_in_place`.
+    /// Closes every channel: consumers stop, unacknowledged messages go back.
     fn shutdown(&mut self) {
-        tokio::task::block_in_place(|| self.close_all());
-    }
-
-    fn close_all(&mut self) {
-        // Publishes taken before the end are confirmed if they can be; a failure here
-        // changes nothing, as everything closes anyway.
-        let _ = self.send_confirms();
+        // Confirms that are ready go out first; the end does not wait for the disk.
+        for slot in self.channels.values_mut() {
+            if let Slot::Open(ch) = slot {
+                if let Ok(Confirms::Frame(ack)) = ch.take_confirms(false) {
+                    self.link.outbox.send(ack);
+                }
+            }
+        }
         for (_, slot) in self.channels.drain() {
             if let Slot::Open(ch) = slot {
                 ch.shutdown();

@@ -4,7 +4,8 @@
 //! The runtime belongs to the server, so serving works the same from plain threads and
 //! from inside another tokio runtime; it has one worker per core (a connection is a task,
 //! never a thread), and channel methods that may wait (a declare waiting for its fsync,
-//! confirms of persistent messages) run on its blocking pool without holding a worker.
+//! confirms of persistent messages) run on its few blocking threads without holding a
+//! worker.
 
 use std::fmt;
 use std::io;
@@ -26,6 +27,10 @@ use crate::Broker;
 /// Room for each runtime thread, which parses frames (recursively, for nested field
 /// tables, whose depth `nesting` bounds).
 const THREAD_STACK: usize = 8 * 1024 * 1024;
+
+/// The most threads that run channel methods waiting for the disk at once; more wait
+/// their turn (they would wait for the same disk anyway).
+const BLOCKING_THREADS: usize = 32;
 
 /// How long [`WireServer::shutdown`] lets connections say goodbye before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -139,6 +144,7 @@ impl Broker {
         listener.set_nonblocking(true)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(thread::available_parallelism().map_or(2, |n| n.get()))
+            .max_blocking_threads(BLOCKING_THREADS)
             .thread_name("warren-wire")
             .thread_stack_size(THREAD_STACK)
             .enable_io()

@@ -15,6 +15,17 @@ use crate::amqp::frames;
 use crate::amqp::tx::{self as held, Held, Transaction};
 use crate::{Message, PublishOptions};
 
+/// The confirms a channel owes.
+#[derive(Debug)]
+pub(crate) enum Confirms {
+    /// None.
+    None,
+    /// This `basic.ack` or `basic.nack` frame.
+    Frame(Vec<u8>),
+    /// Some wait for the disk: ask again with `wait` off the runtime's workers.
+    MustWait,
+}
+
 impl WireChannel {
     /// Handles a content header frame.
     ///
@@ -51,7 +62,8 @@ impl WireChannel {
     }
 
     /// Returns a `basic.ack` (or, if the broker refused any, a `basic.nack`) covering every
-    /// publish not yet confirmed, if any.
+    /// publish not yet confirmed, if any. Without `wait`, answers [`Confirms::MustWait`]
+    /// rather than wait for the disk.
     ///
     /// # Durability
     ///
@@ -62,18 +74,22 @@ impl WireChannel {
     /// # Errors
     ///
     /// The failure of the wait (a storage error).
-    pub(crate) fn take_confirms(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+    pub(crate) fn take_confirms(&mut self, wait: bool) -> Result<Confirms, Failure> {
         let Some(published) = self.published else {
-            return Ok(None);
+            return Ok(Confirms::None);
         };
         if published == self.confirmed {
-            return Ok(None);
+            return Ok(Confirms::None);
         }
         // Confirms of transient messages (and of persistent ones already on disk) are
-        // ready at once; only a wait for the disk leaves the runtime's workers.
-        let stored = match self.channel.wait_for_confirms_timeout(Duration::ZERO)? {
-            Some(stored) => stored,
-            None => super::blocking(|| self.channel.wait_for_confirms())?,
+        // ready at once; only a wait for the disk is left to the caller's blocking lane.
+        let stored = if wait {
+            self.channel.wait_for_confirms()?
+        } else {
+            match self.channel.wait_for_confirms_timeout(Duration::ZERO)? {
+                Some(stored) => stored,
+                None => return Ok(Confirms::MustWait),
+            }
         };
         let multiple = published - self.confirmed > 1;
         self.confirmed = published;
@@ -89,7 +105,10 @@ impl WireChannel {
                 requeue: false,
             })
         };
-        Ok(Some(frames::method(self.id, AMQPClass::Basic(method))))
+        Ok(Confirms::Frame(frames::method(
+            self.id,
+            AMQPClass::Basic(method),
+        )))
     }
 
     pub(super) fn abandon(&mut self, failure: Failure) -> Failure {
