@@ -297,26 +297,31 @@ fn open_many(addr: SocketAddr, n: usize) -> Vec<Client> {
     (0..n).map(|_| Client::open(addr, 1)).collect()
 }
 
-/// Idle connections: what each costs the server in memory and file descriptors; then
-/// bursts of connections opened and closed leave nothing behind.
-#[test]
-fn idle_connections_and_bursts() {
-    let sizes = sizes();
-    if !enough_files(sizes.idle.max(sizes.burst) + 100) {
-        return;
-    }
+/// Starts a server and warms it up (its runtime's threads and the broker's first
+/// connections); returns it with its file descriptor count at rest.
+fn warm_server() -> (ServerProcess, usize) {
     let server = ServerProcess::start(&[]);
     let pid = server.pid();
     let base_fds = fds(pid);
-    // Warm up: the runtime's threads and the broker's first connections.
     drop(open_many(server.addr, 10));
     wait_until(
         "the warm-up connections close",
         Duration::from_secs(30),
         || fds(pid) <= base_fds,
     );
-    let base_rss = rss_kib(pid);
+    (server, base_fds)
+}
 
+/// Idle connections: what each costs the server in memory, file descriptors and threads.
+#[test]
+fn idle_connections() {
+    let sizes = sizes();
+    if !enough_files(sizes.idle + 100) {
+        return;
+    }
+    let (server, base_fds) = warm_server();
+    let pid = server.pid();
+    let base_rss = rss_kib(pid);
     let began = Instant::now();
     let idle = open_many(server.addr, sizes.idle);
     let opened = began.elapsed();
@@ -327,14 +332,14 @@ fn idle_connections_and_bursts() {
     );
     thread::sleep(Duration::from_millis(500));
     let idle_rss = rss_kib(pid);
-    let per_connection = (idle_rss.saturating_sub(base_rss)) as f64 * 1024.0 / sizes.idle as f64;
+    let per_connection = idle_rss.saturating_sub(base_rss) as f64 / sizes.idle as f64;
     let held_fds = fds(pid) - base_fds;
     let held_threads = threads(pid);
     println!(
         "{} idle connections opened in {opened:?}: server RSS {base_rss} KiB -> {idle_rss} KiB, \
-         {:.1} KiB per connection; {held_fds} more file descriptors; {held_threads} threads",
+         {per_connection:.1} KiB per connection; {held_fds} more file descriptors; \
+         {held_threads} threads",
         sizes.idle,
-        per_connection / 1024.0,
     );
     assert_eq!(held_fds, sizes.idle, "one file descriptor per connection");
     drop(idle);
@@ -343,7 +348,20 @@ fn idle_connections_and_bursts() {
         Duration::from_secs(60),
         || fds(pid) <= base_fds,
     );
+    // Still serving.
+    drop(Client::open(server.addr, 1));
+}
 
+/// Bursts of connections opened and closed leave nothing behind: file descriptors come
+/// back, and the server's memory levels off.
+#[test]
+fn bursts_of_connections() {
+    let sizes = sizes();
+    if !enough_files(sizes.burst + 100) {
+        return;
+    }
+    let (server, base_fds) = warm_server();
+    let pid = server.pid();
     let mut after = Vec::new();
     for _ in 0..sizes.bursts {
         drop(open_many(server.addr, sizes.burst));
@@ -356,10 +374,12 @@ fn idle_connections_and_bursts() {
         after.push(rss_kib(pid));
     }
     println!(
-        "RSS after each of {} bursts of {} connections (KiB): {after:?}; last / first = {:.3}",
+        "RSS after each of {} bursts of {} connections (KiB): {after:?}; last / first = {:.3}; \
+         {} threads",
         sizes.bursts,
         sizes.burst,
         *after.last().expect("a burst") as f64 / after[0] as f64,
+        threads(pid),
     );
     // Still serving.
     drop(Client::open(server.addr, 1));
