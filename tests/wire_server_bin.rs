@@ -6,77 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use common::server_process::ServerProcess;
+
+use std::process::Command;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
-
-/// A `warren-server` process serving on a free loopback port; killed (SIGKILL) on drop.
-struct ServerProcess {
-    child: Child,
-    /// The address it listens on.
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    /// Starts `warren-server --listen 127.0.0.1:0` with extra arguments and reads the
-    /// address it bound from its first line.
-    fn start(extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("warren-server starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("warren-server prints its address");
-        let addr = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        ServerProcess { child, addr }
-    }
-
-    /// Sends SIGTERM and waits (30 s at most) for the process to exit; returns its exit
-    /// code (`None` if a signal ended it).
-    #[cfg(unix)]
-    fn terminate(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waits") {
-                return status.code();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "warren-server did not exit within 30 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn connect(server: &ServerProcess, user: &str, password: &str) -> lapin::Result<Connection> {
     let uri = format!("amqp://{user}:{password}@{}/%2f", server.addr);

@@ -13,7 +13,7 @@
 //! to open the consumers); docs/wire.md and docs/benchmarks.md give the figures.
 #![cfg(all(feature = "wire", target_os = "linux"))]
 
-mod support;
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use amq_protocol::frame::{parse_frame, AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, queue, AMQPClass, BasicProperties};
-use support::{encode_frame, handshake_bytes, ServerProcess};
+use common::raw_client::{encode_frame, handshake_bytes};
+use common::server_process::ServerProcess;
 
 /// The sizes of one run.
 #[derive(Clone, Copy, Debug)]
@@ -93,17 +94,14 @@ fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
-/// Raises this process's open-file limit so that it can hold `needed` sockets; returns
-/// `false` (after skipping, or failing under CI) if the hard limit is too low.
-fn enough_files(needed: usize) -> bool {
+/// Raises this process's open-file limit so that it can hold `needed` sockets.
+#[track_caller]
+fn raise_file_limit(needed: usize) {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
-    if limit < needed as u64 {
-        support::skip(&format!(
-            "the open-file hard limit {limit} is below the {needed} this soak needs"
-        ));
-        return false;
-    }
-    true
+    assert!(
+        limit >= needed as u64,
+        "the open-file hard limit {limit} is below the {needed} this soak needs (ulimit -Hn)"
+    );
 }
 
 /// A raw AMQP client reading whole frames.
@@ -316,9 +314,7 @@ fn warm_server() -> (ServerProcess, usize) {
 #[test]
 fn idle_connections() {
     let sizes = sizes();
-    if !enough_files(sizes.idle + 100) {
-        return;
-    }
+    raise_file_limit(sizes.idle + 100);
     let (server, base_fds) = warm_server();
     let pid = server.pid();
     let base_rss = rss_kib(pid);
@@ -357,9 +353,7 @@ fn idle_connections() {
 #[test]
 fn bursts_of_connections() {
     let sizes = sizes();
-    if !enough_files(sizes.burst + 100) {
-        return;
-    }
+    raise_file_limit(sizes.burst + 100);
     let (server, base_fds) = warm_server();
     let pid = server.pid();
     let mut after = Vec::new();

@@ -6,6 +6,8 @@
 #[cfg(feature = "wire")]
 pub mod raw_client;
 #[cfg(feature = "wire")]
+pub mod server_process;
+#[cfg(feature = "wire")]
 pub mod wire;
 
 use std::thread;
