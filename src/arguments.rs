@@ -3,8 +3,9 @@
 
 use crate::{Error, FieldTable, FieldValue, Result};
 
-/// Queue arguments compared on redeclare. Others (such as an application's `x-foo`) are
-/// not compared, as in RabbitMQ.
+/// Classic-queue arguments compared on redeclare. Others (such as an application's `x-foo`)
+/// are not compared, as in RabbitMQ; neither is `x-queue-type`, compared apart (no type and
+/// `classic` are the same).
 pub(crate) const COMPARED_QUEUE_ARGUMENTS: &[&str] = &[
     "x-dead-letter-exchange",
     "x-dead-letter-routing-key",
@@ -15,7 +16,24 @@ pub(crate) const COMPARED_QUEUE_ARGUMENTS: &[&str] = &[
     "x-message-ttl",
     "x-overflow",
     "x-queue-mode",
-    "x-queue-type",
+    "x-single-active-consumer",
+];
+
+/// Quorum-queue arguments compared on redeclare (observed: `x-max-priority` is not).
+pub(crate) const COMPARED_QUORUM_QUEUE_ARGUMENTS: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-delivery-limit",
+    "x-expires",
+    "x-max-in-memory-bytes",
+    "x-max-in-memory-length",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-message-ttl",
+    "x-overflow",
+    "x-queue-leader-locator",
+    "x-quorum-initial-group-size",
     "x-single-active-consumer",
 ];
 

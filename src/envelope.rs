@@ -32,6 +32,8 @@ pub(crate) struct QueuedMessage {
     pub(crate) redelivered: bool,
     /// Has an entry in the store (a persistent message in a durable queue).
     pub(crate) persisted: bool,
+    /// How many times a quorum queue got it back (`x-delivery-count`); 0 elsewhere.
+    pub(crate) delivery_count: u32,
     /// When it expires in this queue (message TTL), in milliseconds since the Unix epoch:
     /// an absolute time, so that it survives a restart. Never 0 (a niche that keeps the
     /// field at 8 bytes, since every queued message carries it).
@@ -46,6 +48,7 @@ impl QueuedMessage {
             envelope,
             redelivered: false,
             persisted,
+            delivery_count: 0,
             expires_at: None,
         }
     }

@@ -26,7 +26,8 @@ pub struct QueueStats {
     /// Messages dropped from the head by `x-max-length(-bytes)` with `drop-head`
     /// (dead-lettered or dropped likewise).
     pub messages_overflowed: u64,
-    /// Messages rejected or nacked without requeue (dead-lettered or dropped likewise).
+    /// Messages rejected or nacked without requeue, or returned to a quorum queue more often
+    /// than its `x-delivery-limit` (dead-lettered or dropped likewise).
     pub messages_rejected: u64,
     /// Publishes refused by a length limit with `reject-publish(-dlx)` (nacked under
     /// confirms).

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::Channel;
 use crate::consumer::Delivery;
 use crate::ledger::Pending;
+use crate::queue::Return;
 use crate::{ConsumeOptions, Consumer, GetOptions, Message, PublishOptions, Result};
 
 impl Channel {
@@ -41,7 +42,7 @@ impl Channel {
             };
             let tag = ledger.next_tag();
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
-            let envelope = msg.envelope.clone();
+            let envelope = queue.delivered_envelope(&msg, true);
             let delivery = Delivery::new(
                 Arc::clone(&self.inner),
                 envelope,
@@ -147,7 +148,7 @@ impl Channel {
     pub fn basic_recover(&self) -> Result<()> {
         self.inner.run(|| {
             let pending = self.inner.ledger.lock().take_all();
-            self.inner.requeue(pending);
+            self.inner.requeue(pending, Return::Requeued);
             Ok(())
         })
     }

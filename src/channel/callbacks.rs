@@ -9,6 +9,7 @@ use super::inner::ChannelInner;
 use super::Channel;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
+use crate::queue::Return;
 use crate::sync::Select;
 use crate::{ConsumeOptions, Result};
 
@@ -86,13 +87,13 @@ impl ChannelInner {
                     // Settled on receipt, so its store entry is gone: the retry is transient.
                     msg.persisted = false;
                     link.queue.hold(1);
-                    let fallout = link.queue.requeue(None, vec![msg]);
+                    let fallout = link.queue.requeue(None, vec![msg], Return::Requeued);
                     self.absorb(&link.queue, fallout);
                 }
                 None => {
                     let pending = self.ledger.lock().take(tag, false);
                     if let Ok(pending) = pending {
-                        self.requeue(pending);
+                        self.requeue(pending, Return::Requeued);
                     }
                 }
             }

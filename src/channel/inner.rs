@@ -10,7 +10,7 @@ use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::exchange::Exchange;
 use crate::ledger::{Ledger, Pending};
-use crate::queue::{consumer_priority, Credit, Fallout, Queue, Subscription};
+use crate::queue::{consumer_priority, Credit, Fallout, Queue, Return, Subscription};
 use crate::returns::ReturnQueue;
 use crate::store::Durable;
 use crate::sync::{unbounded, Mutex, Receiver, Sender};
@@ -118,7 +118,7 @@ impl ChannelInner {
             ledger.closed = true;
             ledger.take_all()
         };
-        self.requeue(pending);
+        self.requeue(pending, Return::ChannelClosed);
         self.returns.close();
         let _ = self.wake_tx.send(());
     }
@@ -152,7 +152,7 @@ impl ChannelInner {
         }
         let tag = ledger.next_tag();
         let consumer_tag = Some(Arc::clone(&link.tag));
-        if link.no_ack {
+        if link.no_ack && msg.delivery_count == 0 {
             drop(ledger);
             link.queue.forget(std::slice::from_ref(&msg));
             let QueuedMessage {
@@ -169,7 +169,7 @@ impl ChannelInner {
                 None,
             ));
         }
-        let envelope = msg.envelope.clone();
+        let envelope = link.queue.delivered_envelope(&msg, false);
         let delivery = Delivery::new(
             Arc::clone(self),
             envelope,
@@ -178,6 +178,12 @@ impl ChannelInner {
             consumer_tag,
             None,
         );
+        if link.no_ack {
+            // A returned message of a quorum queue, carrying its delivery count.
+            drop(ledger);
+            link.queue.forget(std::slice::from_ref(&msg));
+            return Some(delivery);
+        }
         link.queue.hold(1);
         link.queue.mark_delivered(&msg);
         let credit = Some(Credit {
@@ -280,7 +286,7 @@ impl ChannelInner {
         self.run(|| {
             let pending = self.ledger.lock().take(tag, multiple)?;
             if requeue_them {
-                self.requeue(pending);
+                self.requeue(pending, Return::Requeued);
             } else {
                 for p in pending {
                     let fallout = p.queue.reject(p.credit, p.msg);
@@ -309,9 +315,9 @@ impl ChannelInner {
     }
 
     /// Puts deliveries back in their queues, marked redelivered.
-    pub(super) fn requeue(&self, pending: Vec<Pending>) {
+    pub(super) fn requeue(&self, pending: Vec<Pending>, how: Return) {
         for p in pending {
-            let fallout = p.queue.requeue(p.credit, vec![p.msg]);
+            let fallout = p.queue.requeue(p.credit, vec![p.msg], how);
             self.absorb(&p.queue, fallout);
         }
     }

@@ -4,6 +4,7 @@
 //! `invalid arg '<arg>' for queue '<q>' in vhost '<v>': <reason>`, where the reason is
 //! RabbitMQ's Erlang term (`{value_negative,-1}`, `"expected integer, got longstr"`, ...).
 
+pub(crate) use super::quorum::QueueType;
 use crate::{Error, FieldTable, FieldValue, Result};
 
 /// What a queue does when a publish would take it over its length limit (`x-overflow`).
@@ -21,6 +22,12 @@ pub(crate) enum Overflow {
 /// The behaviour-changing arguments of a queue. `None` means "not set".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct QueueConfig {
+    /// `x-queue-type`.
+    pub(crate) queue_type: QueueType,
+    /// `x-delivery-limit` (quorum queues): how many times a message may be returned to the
+    /// queue; `Some(0)` or less dead-letters it at its first return. A value that is not an
+    /// integer means no limit, as in RabbitMQ.
+    pub(crate) delivery_limit: Option<i64>,
     /// `x-message-ttl`, in milliseconds.
     pub(crate) message_ttl: Option<u64>,
     /// `x-expires`, in milliseconds.
@@ -137,14 +144,34 @@ impl QueueConfig {
                 ))
             }
         }
-        match string("x-queue-type")? {
-            None | Some("classic") => {}
+        config.queue_type = match string("x-queue-type")? {
+            None | Some("classic") => QueueType::Classic,
+            Some("quorum") => QueueType::Quorum,
             Some(other) => {
                 return Err(invalid(
                     "x-queue-type",
                     format!("\"unsupported queue type '{other}'\""),
                 ))
             }
+        };
+        match string("x-dead-letter-strategy")? {
+            None | Some("at-most-once") | Some("at-least-once") => {}
+            Some(_) => {
+                return Err(invalid(
+                    "x-dead-letter-strategy",
+                    "invalid_dlx_strategy".to_owned(),
+                ))
+            }
+        }
+        config.delivery_limit = args.get("x-delivery-limit").and_then(FieldValue::as_i64);
+        if config.queue_type == QueueType::Quorum {
+            // Quorum queues have no priorities, and treat reject-publish-dlx as drop-head
+            // (observed on RabbitMQ 3.10).
+            if config.overflow == Overflow::RejectPublishDlx {
+                config.overflow = Overflow::DropHead;
+            }
+        } else {
+            config.delivery_limit = None;
         }
         Ok(config)
     }

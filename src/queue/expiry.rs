@@ -34,6 +34,8 @@ pub(crate) enum Reason {
     Expired,
     /// Dropped or refused by a length limit.
     MaxLen,
+    /// Returned to a quorum queue more often than its `x-delivery-limit`.
+    DeliveryLimit,
 }
 
 impl Reason {
@@ -43,6 +45,7 @@ impl Reason {
             Reason::Rejected => "rejected",
             Reason::Expired => "expired",
             Reason::MaxLen => "maxlen",
+            Reason::DeliveryLimit => "delivery_limit",
         }
     }
 }
@@ -113,7 +116,7 @@ impl Queue {
             let counter = match letter.reason {
                 Reason::Expired => &self.losses.expired,
                 Reason::MaxLen => &self.losses.overflowed,
-                Reason::Rejected => &self.losses.rejected,
+                Reason::Rejected | Reason::DeliveryLimit => &self.losses.rejected,
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }

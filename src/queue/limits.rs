@@ -8,12 +8,14 @@
 //! (the default) a publish or a requeue that takes the queue over a limit drops (or
 //! dead-letters, reason `maxlen`) messages from the head until it fits. With
 //! `reject-publish` a publish that would take it over is refused: the publisher's confirm
-//! is a nack. `reject-publish-dlx` also dead-letters the refused message.
+//! is a nack. `reject-publish-dlx` also dead-letters the refused message. A quorum queue
+//! refuses only once it is already over a limit, and treats `reject-publish-dlx` as
+//! `drop-head`, as RabbitMQ 3.10's do.
 
 use std::num::NonZeroU64;
 use std::sync::atomic::Ordering;
 
-use super::config::{parse_expiration, Overflow, QueueConfig};
+use super::config::{parse_expiration, Overflow, QueueConfig, QueueType};
 use super::expiry::{DeadLetter, Reason};
 use super::ready::ReadyList;
 use super::{Enqueued, Fallout, Queue, QueueState};
@@ -42,7 +44,14 @@ impl Queue {
         self.expire_heads(&mut st);
         msg.expires_at = expires_at;
         if let Some(config) = self.config.as_deref() {
-            if config.overflow != Overflow::DropHead && would_overflow(config, &st.ready, &msg) {
+            // A quorum queue refuses only once it is over a limit, so it takes one message
+            // more than a classic queue (observed on RabbitMQ 3.10).
+            let refuse = if config.queue_type == QueueType::Quorum {
+                over_limit(config, &st.ready)
+            } else {
+                would_overflow(config, &st.ready, &msg)
+            };
+            if config.overflow != Overflow::DropHead && refuse {
                 if config.overflow == Overflow::RejectPublishDlx {
                     st.dead.push(DeadLetter {
                         msg,

@@ -6,6 +6,8 @@
 //! - `priority`: the lanes of a priority queue.
 //! - `limits`: the publish path of queues with arguments: TTL, length limits, overflow.
 //! - `expiry`: message TTL at the head, queue expiry (`x-expires`), dead-letter hand-off.
+//! - `quorum`: what a quorum queue does differently: declare rules, delivery counts and
+//!   limits, where returned messages go.
 //!
 //! A message published to a queue is handed straight to a consumer with credit, or waits in
 //! the ready list. A delivered message is *unacked* while it waits in a consumer inbox or is
@@ -21,6 +23,7 @@ mod consumers;
 mod expiry;
 mod limits;
 mod priority;
+mod quorum;
 mod ready;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -34,8 +37,9 @@ use ready::ReadyList;
 pub(crate) use config::{consumer_priority, parse_expiration, QueueConfig};
 pub(crate) use consumers::Credit;
 pub(crate) use expiry::{DeadLetter, Fallout, Reason};
+pub(crate) use quorum::{QueueType, Return};
 
-use crate::arguments::{self, Entity, COMPARED_QUEUE_ARGUMENTS};
+use crate::arguments::{self, Entity};
 use crate::envelope::QueuedMessage;
 use crate::ids::{ConnectionId, ConsumerKey};
 use crate::routing::DestinationId;
@@ -193,6 +197,9 @@ impl Queue {
             if let Some(max) = config.max_priority {
                 st.ready = ReadyList::with_max_priority(max);
             }
+            if config.queue_type == QueueType::Quorum {
+                st.ready = ReadyList::fifo();
+            }
             if config.max_length_bytes.is_some() {
                 st.ready.count_bytes();
             }
@@ -233,7 +240,24 @@ impl Queue {
             name: &self.name,
             vhost: &self.vhost,
         };
-        arguments::check_equivalent(entity, COMPARED_QUEUE_ARGUMENTS, &self.arguments, arguments)
+        // No `x-queue-type` and `classic` are the same type (observed).
+        let classic = |args: &FieldTable| {
+            args.get("x-queue-type")
+                .is_none_or(|t| t.as_str() == Some("classic"))
+        };
+        if !(classic(&self.arguments) && classic(arguments)) {
+            let current = &self.arguments;
+            arguments::check_equivalent(entity, &["x-queue-type"], current, arguments)?;
+        }
+        let compared = self.queue_type().compared_arguments();
+        arguments::check_equivalent(entity, compared, &self.arguments, arguments)
+    }
+
+    /// Returns the queue's type.
+    pub(crate) fn queue_type(&self) -> QueueType {
+        self.config
+            .as_deref()
+            .map_or(QueueType::Classic, |c| c.queue_type)
     }
 
     fn locked_error(&self) -> Error {
@@ -423,8 +447,14 @@ impl Queue {
         }
     }
 
-    /// Puts delivered messages back in their places, marked redelivered.
-    pub(crate) fn requeue(&self, credit: Option<Credit>, msgs: Vec<QueuedMessage>) -> Fallout {
+    /// Puts delivered messages back in their places, marked redelivered (a quorum queue
+    /// counts the return and may dead-letter them instead; see `quorum`).
+    pub(crate) fn requeue(
+        &self,
+        credit: Option<Credit>,
+        msgs: Vec<QueuedMessage>,
+        how: Return,
+    ) -> Fallout {
         let mut st = self.state.lock();
         self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
         if st.deleted {
@@ -438,7 +468,12 @@ impl Queue {
             st.consumers
                 .credit(consumer, u32::try_from(msgs.len()).unwrap_or(u32::MAX));
         }
+        let quorum = self.is_quorum();
         for mut msg in msgs {
+            if quorum {
+                self.return_to_quorum(&mut st, msg, how);
+                continue;
+            }
             msg.redelivered = true;
             st.ready.requeue(msg);
         }

@@ -11,10 +11,19 @@ use crate::envelope::QueuedMessage;
 /// New messages have the highest sequence so far and go to the back. A requeued message
 /// goes back to the place its sequence number gives it, which is where RabbitMQ's classic
 /// queues put it: at or near the head.
+///
+/// A quorum queue's list is in arrival order instead ([`ReadyList::fifo`]): returned
+/// messages wait in `returns`, served before the others in the order they came back, and a
+/// message requeued to the tail joins the back of `messages`.
 #[derive(Debug, Default)]
 pub(crate) struct ReadyList {
-    /// Messages, sorted by `seq` (unused in a priority queue).
+    /// Messages, sorted by `seq` (unused in a priority queue); in arrival order for a quorum
+    /// queue.
     messages: VecDeque<QueuedMessage>,
+    /// A quorum queue's returned messages, served first, in the order they came back.
+    returns: VecDeque<QueuedMessage>,
+    /// Arrival order (quorum queues) instead of `seq` order.
+    fifo: bool,
     /// The lanes of a priority queue; `None` for a plain queue.
     lanes: Option<Box<Lanes>>,
     /// Number of messages (in `messages` or the lanes).
@@ -31,6 +40,14 @@ impl ReadyList {
     pub(crate) fn with_max_priority(max: u8) -> Self {
         ReadyList {
             lanes: Some(Box::new(Lanes::new(max))),
+            ..Self::default()
+        }
+    }
+
+    /// Creates the ready list of a quorum queue: arrival order, returns first.
+    pub(crate) fn fifo() -> Self {
+        ReadyList {
+            fifo: true,
             ..Self::default()
         }
     }
@@ -61,6 +78,10 @@ impl ReadyList {
     /// taken, so concurrent publishers may arrive slightly out of order; the message still
     /// goes to its place (almost always the back).
     pub(crate) fn push_back(&mut self, msg: QueuedMessage) {
+        if self.fifo {
+            self.added(&msg);
+            return self.messages.push_back(msg);
+        }
         if self.lanes.is_some() || self.messages.back().is_some_and(|last| last.seq > msg.seq) {
             return self.requeue(msg);
         }
@@ -68,21 +89,47 @@ impl ReadyList {
         self.messages.push_back(msg);
     }
 
-    /// Puts a requeued message back in its place.
+    /// Puts a requeued message back in its place. In a quorum queue's list: at the head,
+    /// before the returned messages of later positions (it was never seen by the
+    /// application, so it goes back where it was).
     pub(crate) fn requeue(&mut self, msg: QueuedMessage) {
         self.added(&msg);
         if let Some(lanes) = &mut self.lanes {
             return lanes.requeue(msg);
         }
+        if self.fifo {
+            let at = self
+                .returns
+                .iter()
+                .position(|m| m.seq > msg.seq)
+                .unwrap_or(self.returns.len());
+            return self.returns.insert(at, msg);
+        }
         let at = self.messages.partition_point(|m| m.seq < msg.seq);
         self.messages.insert(at, msg);
+    }
+
+    /// Adds a message a quorum queue got back: behind the other returned messages, before
+    /// every other ready one.
+    pub(crate) fn push_returned(&mut self, msg: QueuedMessage) {
+        self.added(&msg);
+        self.returns.push_back(msg);
+    }
+
+    /// Adds a message a quorum queue requeues at its tail.
+    pub(crate) fn push_tail(&mut self, msg: QueuedMessage) {
+        self.added(&msg);
+        self.messages.push_back(msg);
     }
 
     /// Takes the message at the head.
     pub(crate) fn pop_front(&mut self) -> Option<QueuedMessage> {
         let msg = match &mut self.lanes {
             Some(lanes) => lanes.pop_front(),
-            None => self.messages.pop_front(),
+            None => match self.returns.pop_front() {
+                Some(msg) => Some(msg),
+                None => self.messages.pop_front(),
+            },
         };
         self.removed(msg)
     }
@@ -94,8 +141,13 @@ impl ReadyList {
         let msg = match &mut self.lanes {
             Some(lanes) => lanes.pop_expired(expired),
             None => {
-                if self.messages.front().is_some_and(expired) {
-                    self.messages.pop_front()
+                let head = if self.returns.is_empty() {
+                    &mut self.messages
+                } else {
+                    &mut self.returns
+                };
+                if head.front().is_some_and(expired) {
+                    head.pop_front()
                 } else {
                     None
                 }

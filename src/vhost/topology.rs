@@ -140,6 +140,9 @@ impl VHost {
             }
             names::check_not_reserved("queue", name)?;
         }
+        config
+            .queue_type
+            .check_new(name, options, arguments, &self.name)?;
         let name = if name.is_empty() {
             names::generate("amq.gen-")
         } else {
