@@ -1,16 +1,20 @@
-//! Receiving messages: the blocking [`Consumer`] handle and the [`Delivery`] it yields.
+//! Receiving messages: the [`Consumer`] handle (blocking and async) and the [`Delivery`] it
+//! yields.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_core::Stream;
 
 use crate::channel::ChannelInner;
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::ids::ConsumerKey;
+use crate::inbox::{self, Inbox, Slot, Source};
 use crate::queue::Queue;
-use crate::sync::{recv_timeout_error, try_recv_error, Receiver};
 use crate::{Message, Properties, RecvError, RecvTimeoutError, Result, TryRecvError};
 
 /// What ties a consumer to its queue and channel.
@@ -23,7 +27,7 @@ pub(crate) struct ConsumerLink {
     /// The queue consumed from.
     pub(crate) queue: Arc<Queue>,
     /// The inbox the queue delivers to.
-    pub(crate) rx: Receiver<QueuedMessage>,
+    pub(crate) inbox: Arc<Inbox<QueuedMessage>>,
     /// Deliveries count as acknowledged on receipt.
     pub(crate) no_ack: bool,
     /// Has a prefetch limit.
@@ -156,8 +160,8 @@ impl fmt::Debug for Delivery {
     }
 }
 
-/// A subscription to a queue that receives deliveries on the calling thread, in the manner
-/// of a crossbeam receiver.
+/// A subscription to a queue that receives deliveries, in the manner of a crossbeam
+/// receiver (blocking) or of a [`Stream`] (async).
 ///
 /// Dropping a `Consumer` cancels it; messages that waited in it unreceived go back to the
 /// queue, in order.
@@ -165,7 +169,14 @@ impl fmt::Debug for Delivery {
 /// # Blocking
 ///
 /// `recv` parks the thread until a delivery arrives or the consumer is cancelled (its queue
-/// deleted, its channel or connection closed); an idle consumer uses no CPU.
+/// deleted, its channel or connection closed); an idle consumer uses no CPU. `try_recv`,
+/// `len` and `is_empty` never block.
+///
+/// # Async
+///
+/// [`recv_async`](Self::recv_async) and the [`Stream`] implementation wait without blocking
+/// the thread, on any executor (the crate runs no runtime of its own): a service can serve
+/// thousands of consumers from a few tasks.
 ///
 /// # Examples
 ///
@@ -184,24 +195,70 @@ impl fmt::Debug for Delivery {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// The same consumer as a stream, on tokio:
+///
+/// ```
+/// use futures_lite::StreamExt;
+/// use warrenmq::{Broker, ConsumeOptions, FieldTable, Message, QueueDeclareOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), warrenmq::Error> {
+/// let broker = Broker::in_memory();
+/// let ch = broker.connect("/")?.open_channel()?;
+/// ch.queue_declare("tasks", QueueDeclareOptions::default(), FieldTable::new())?;
+/// let mut consumer = ch.basic_consume("tasks", ConsumeOptions::default())?;
+/// ch.basic_publish("", "tasks", Message::new("work"))?;
+/// while let Some(delivery) = consumer.next().await {
+///     assert_eq!(delivery.body().as_ref(), b"work");
+///     delivery.ack()?;
+///     # break;
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub struct Consumer {
+    /// What deliveries come from.
+    feed: Feed,
+    /// The registration of the [`Stream`] face.
+    stream: Slot,
+}
+
+/// The receiving side of a consumer: its inbox, turned into deliveries by its channel.
+struct Feed {
     link: Arc<ConsumerLink>,
     channel: Arc<ChannelInner>,
 }
 
+impl Source for Feed {
+    type Raw = QueuedMessage;
+    type Item = Delivery;
+
+    fn inbox(&self) -> &Inbox<QueuedMessage> {
+        &self.link.inbox
+    }
+
+    fn accept(&self, msg: QueuedMessage) -> Option<Delivery> {
+        self.channel.accept(&self.link, msg)
+    }
+}
+
 impl Consumer {
     pub(crate) fn new(link: Arc<ConsumerLink>, channel: Arc<ChannelInner>) -> Self {
-        Consumer { link, channel }
+        Consumer {
+            feed: Feed { link, channel },
+            stream: None,
+        }
     }
 
     /// Returns the consumer tag.
     pub fn tag(&self) -> &str {
-        &self.link.tag
+        &self.feed.link.tag
     }
 
     /// Returns the name of the queue consumed from.
     pub fn queue(&self) -> &str {
-        &self.link.queue.name
+        &self.feed.link.queue.name
     }
 
     /// Blocks until a delivery arrives.
@@ -210,12 +267,7 @@ impl Consumer {
     ///
     /// [`RecvError`] once the consumer is cancelled and nothing is left to receive.
     pub fn recv(&self) -> Result<Delivery, RecvError> {
-        loop {
-            let msg = self.link.rx.recv().map_err(|_| RecvError)?;
-            if let Some(d) = self.channel.accept(&self.link, msg) {
-                return Ok(d);
-            }
-        }
+        inbox::recv(&self.feed)
     }
 
     /// Returns a delivery if one is waiting, without blocking.
@@ -225,12 +277,7 @@ impl Consumer {
     /// [`TryRecvError::Empty`] if none is waiting, [`TryRecvError::Disconnected`] once the
     /// consumer is cancelled.
     pub fn try_recv(&self) -> Result<Delivery, TryRecvError> {
-        loop {
-            let msg = self.link.rx.try_recv().map_err(try_recv_error)?;
-            if let Some(d) = self.channel.accept(&self.link, msg) {
-                return Ok(d);
-            }
-        }
+        inbox::try_recv(&self.feed)
     }
 
     /// Blocks until a delivery arrives or `timeout` passes.
@@ -239,10 +286,7 @@ impl Consumer {
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivery, RecvTimeoutError> {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.recv_deadline(deadline),
-            None => self.recv().map_err(RecvTimeoutError::from),
-        }
+        inbox::recv_timeout(&self.feed, timeout)
     }
 
     /// Blocks until a delivery arrives or `deadline` is reached.
@@ -251,16 +295,41 @@ impl Consumer {
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Delivery, RecvTimeoutError> {
-        loop {
-            let msg = self
-                .link
-                .rx
-                .recv_deadline(deadline)
-                .map_err(recv_timeout_error)?;
-            if let Some(d) = self.channel.accept(&self.link, msg) {
-                return Ok(d);
-            }
-        }
+        inbox::recv_deadline(&self.feed, deadline)
+    }
+
+    /// Waits for a delivery without blocking the thread.
+    ///
+    /// Several tasks may wait on one consumer at once; each delivery goes to one of them.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a delivery leaves the consumer only when the future completes with it,
+    /// so dropping the future (in a `select!` branch that lost, on a timeout) loses nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the consumer is cancelled and nothing is left to receive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, ConsumeOptions, FieldTable, Message, QueueDeclareOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("tasks", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// let consumer = ch.basic_consume("tasks", ConsumeOptions::default())?;
+    /// ch.basic_publish("", "tasks", Message::new("work"))?;
+    /// let delivery = consumer.recv_async().await?;
+    /// delivery.ack()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_async(&self) -> Result<Delivery, RecvError> {
+        inbox::recv_async(&self.feed).await
     }
 
     /// Returns a blocking iterator that ends when the consumer is cancelled.
@@ -275,12 +344,12 @@ impl Consumer {
 
     /// Returns the number of deliveries waiting to be received.
     pub fn len(&self) -> usize {
-        self.link.rx.len()
+        self.feed.link.inbox.len()
     }
 
     /// Returns `true` if no delivery is waiting.
     pub fn is_empty(&self) -> bool {
-        self.link.rx.is_empty()
+        self.feed.link.inbox.is_empty()
     }
 
     /// Cancels the consumer (`basic_cancel`); the same as dropping it.
@@ -289,14 +358,26 @@ impl Consumer {
     ///
     /// 504 if the channel is closed.
     pub fn cancel(self) -> Result<()> {
-        self.channel.cancel(&self.link.tag)
+        self.feed.channel.cancel(&self.feed.link.tag)
+    }
+}
+
+/// Receives deliveries as a stream that ends when the consumer is cancelled (as
+/// [`recv_async`](Consumer::recv_async), and as cancel-safe).
+impl Stream for Consumer {
+    type Item = Delivery;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let this = self.get_mut();
+        inbox::poll_recv(&this.feed, cx, &mut this.stream)
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        self.feed.link.inbox.unregister(&mut self.stream);
         // Dropping cancels; on a closed channel the consumer is already gone.
-        let _ = self.channel.cancel(&self.link.tag);
+        let _ = self.feed.channel.cancel(&self.feed.link.tag);
     }
 }
 

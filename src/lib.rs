@@ -93,6 +93,7 @@ mod error;
 mod exchange;
 mod field_table;
 mod ids;
+mod inbox;
 mod ledger;
 mod message;
 mod names;
@@ -110,7 +111,7 @@ mod vhost;
 #[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub use amqp::{WireOptions, WireServer};
 pub use broker::{Broker, BrokerBuilder};
-pub use channel::Channel;
+pub use channel::{Channel, PublishConfirm};
 pub use clock::{Clock, ClockHook, ManualClock, SystemClock};
 pub use connection::Connection;
 pub use consumer::{Consumer, Delivery, Iter, TryIter};

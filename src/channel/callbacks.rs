@@ -2,6 +2,7 @@
 //! waiting thread.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,6 @@ use super::Channel;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::queue::Return;
-use crate::sync::Select;
 use crate::{ConsumeOptions, Result};
 
 impl ChannelInner {
@@ -18,7 +18,7 @@ impl ChannelInner {
     pub(super) fn wait_until(self: &Arc<Self>, deadline: Option<Instant>) -> Result<bool> {
         loop {
             self.check_open()?;
-            while self.wake_rx.try_recv().is_ok() {}
+            let seen = self.signal.generation();
             let links: Vec<Arc<ConsumerLink>> = self
                 .consumers
                 .lock()
@@ -26,35 +26,35 @@ impl ChannelInner {
                 .filter(|e| e.callback.is_some())
                 .map(|e| Arc::clone(&e.link))
                 .collect();
-            let mut select = Select::new();
-            select.recv(&self.wake_rx);
-            for link in &links {
-                select.recv(&link.rx);
-            }
-            let op = match deadline {
-                Some(deadline) => match select.select_deadline(deadline) {
-                    Ok(op) => op,
-                    Err(_) => return Ok(false),
-                },
-                None => select.select(),
-            };
-            let index = op.index();
-            if index == 0 {
-                let _ = op.recv(&self.wake_rx);
-                continue;
-            }
-            let link = &links[index - 1];
-            match op.recv(&link.rx) {
-                Ok(msg) => {
-                    if self.dispatch_callback(link, msg) {
-                        return Ok(true);
+            let first = self.wait_cursor.fetch_add(1, Ordering::Relaxed);
+            for step in 0..links.len() {
+                let link = &links[(first + step) % links.len()];
+                match link.inbox.try_pop() {
+                    Ok(msg) => {
+                        if self.dispatch_callback(link, msg) {
+                            return Ok(true);
+                        }
                     }
-                }
-                // The queue was deleted: the consumer is gone.
-                Err(_) => {
-                    self.consumers.lock().remove(&link.tag);
+                    // Closed: the queue was deleted, the consumer is gone.
+                    Err(true) => self.forget_consumer(link),
+                    Err(false) => {}
                 }
             }
+            if !self.signal.wait_past(seen, deadline) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Removes the entry of a consumer whose queue went away (unless the tag has been
+    /// reused by a newer consumer).
+    fn forget_consumer(&self, link: &Arc<ConsumerLink>) {
+        let mut consumers = self.consumers.lock();
+        if consumers
+            .get(&link.tag)
+            .is_some_and(|e| Arc::ptr_eq(&e.link, link))
+        {
+            consumers.remove(&link.tag);
         }
     }
 

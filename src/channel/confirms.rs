@@ -1,54 +1,69 @@
-//! Publisher confirms: tracking the store writes of messages published in confirm mode.
+//! Publisher confirms: waiting for the store writes of messages published in confirm mode,
+//! all at once ([`Channel::wait_for_confirms`], blocking or async) or one publish at a time
+//! ([`PublishConfirm`]).
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::inner::ChannelInner;
 use super::Channel;
 use crate::store::Durable;
-use crate::{Error, Result};
+use crate::{Error, Message, PublishOptions, Result};
 
 impl ChannelInner {
     /// Remembers the store write of a message published in confirm mode.
     pub(super) fn track_confirm(&self, durable: Durable) {
-        if durable.is_finished() && durable.try_result().is_some_and(|r| r.is_ok()) {
-            return;
+        self.unconfirmed.lock().push(durable);
+    }
+
+    /// Fails unless confirms are on.
+    fn check_confirm_mode(&self) -> Result<()> {
+        if self.confirms.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(Error::precondition("channel is not in confirm mode"))
         }
-        let mut unconfirmed = self.unconfirmed.lock();
-        if unconfirmed.len() >= 4096 {
-            // Keep memory bounded for publishers that rarely wait: forget what is durable,
-            // keep what failed (to report it) or is still pending.
-            unconfirmed.retain(|d| d.try_result().is_none_or(|r| r.is_err()));
-        }
-        unconfirmed.push(durable);
+    }
+
+    /// Returns the ticket of the highest write outstanding now, with its number (0 if none).
+    fn confirm_target(&self) -> Result<(Option<Durable>, u64)> {
+        self.check_confirm_mode()?;
+        Ok(match self.unconfirmed.lock().last_ticket() {
+            Some((ticket, through)) => (Some(ticket), through),
+            None => (None, 0),
+        })
+    }
+
+    /// Once the writes up to `through` are finished: forgets them and says whether every
+    /// message published so far was confirmed (`false` if one was refused).
+    fn settle_confirms(&self, through: u64) -> Result<bool> {
+        self.unconfirmed.lock().settle_through(through)?;
+        Ok(!self.nacked.swap(false, Ordering::AcqRel))
     }
 
     /// Waits for every tracked store write; `Ok(None)` if `deadline` passes first.
-    pub(super) fn wait_confirms(&self, deadline: Option<Instant>) -> Result<Option<bool>> {
-        if !self.confirms.load(Ordering::Relaxed) {
-            return Err(Error::precondition("channel is not in confirm mode"));
-        }
-        let pending = std::mem::take(&mut *self.unconfirmed.lock());
-        for (i, durable) in pending.iter().enumerate() {
-            let outcome = match deadline {
-                None => Some(durable.wait()),
-                Some(deadline) => {
-                    durable.wait_timeout(deadline.saturating_duration_since(Instant::now()))
-                }
-            };
-            match outcome {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(Error::Storage(e)),
+    fn wait_confirms(&self, deadline: Option<Instant>) -> Result<Option<bool>> {
+        let (target, through) = self.confirm_target()?;
+        if let Some(ticket) = target {
+            // The outcome (of the highest write only) is read by `settle_confirms`.
+            let finished = match deadline {
                 None => {
-                    let mut unconfirmed = self.unconfirmed.lock();
-                    let rest = pending.into_iter().skip(i);
-                    let newer = std::mem::take(&mut *unconfirmed);
-                    unconfirmed.extend(rest.chain(newer));
-                    return Ok(None);
+                    let _ = ticket.wait();
+                    true
                 }
+                Some(deadline) => ticket
+                    .wait_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .is_some(),
+            };
+            if !finished {
+                return Ok(None);
             }
         }
-        Ok(Some(true))
+        self.settle_confirms(through).map(Some)
     }
 }
 
@@ -72,17 +87,21 @@ impl Channel {
     ///
     /// On a persistent broker a persistent message routed to a durable queue is confirmed
     /// once its group commit is on disk (fsync'd); everything else is confirmed when it is
-    /// enqueued, which has happened by the time `basic_publish` returns.
+    /// enqueued, which has happened by the time `basic_publish` returns. Writes finish in
+    /// order, so this waits once, for the last of them.
+    ///
+    /// # Blocking
+    ///
+    /// Blocks the thread until the store has written; in async code use
+    /// [`wait_for_confirms_async`](Self::wait_for_confirms_async).
     ///
     /// # Errors
     ///
     /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select));
     /// [`Error::Storage`] if a message could not be written, so its confirm cannot be given.
     pub fn wait_for_confirms(&self) -> Result<bool> {
-        self.inner.run(|| {
-            let written = self.inner.wait_confirms(None)?.unwrap_or(true);
-            Ok(written && !self.inner.nacked.swap(false, Ordering::AcqRel))
-        })
+        self.inner
+            .run(|| Ok(self.inner.wait_confirms(None)?.unwrap_or(true)))
     }
 
     /// Like [`wait_for_confirms`](Self::wait_for_confirms), but gives up after `timeout`:
@@ -93,11 +112,188 @@ impl Channel {
     /// As for [`wait_for_confirms`](Self::wait_for_confirms).
     pub fn wait_for_confirms_timeout(&self, timeout: Duration) -> Result<Option<bool>> {
         let deadline = Instant::now().checked_add(timeout).or(Some(Instant::now()));
-        self.inner.run(|| {
-            Ok(self
-                .inner
-                .wait_confirms(deadline)?
-                .map(|written| written && !self.inner.nacked.swap(false, Ordering::AcqRel)))
+        self.inner.run(|| self.inner.wait_confirms(deadline))
+    }
+
+    /// Waits, without blocking the thread, until every message published on this channel
+    /// since confirms were turned on is confirmed; returns `false` if the broker refused
+    /// (nacked) any. The async face of [`wait_for_confirms`](Self::wait_for_confirms); the
+    /// store's writer thread wakes the task, on any executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the confirms it was waiting for stay tracked until a wait completes.
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait_for_confirms`](Self::wait_for_confirms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Message, QueueDeclareOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path().join("warren.redb"))?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::durable(), FieldTable::new())?;
+    /// ch.confirm_select()?;
+    /// for i in 0..100 {
+    ///     ch.basic_publish("", "jobs", Message::new(format!("job {i}")).persistent())?;
+    /// }
+    /// assert!(ch.wait_for_confirms_async().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn wait_for_confirms_async(&self) -> Result<bool> {
+        let (target, through) = self.inner.run(|| self.inner.confirm_target())?;
+        if let Some(ticket) = target {
+            // The outcome (of the highest write only) is read by `settle_confirms`.
+            let _ = std::future::poll_fn(|cx| ticket.poll(cx)).await;
+        }
+        self.inner.run(|| self.inner.settle_confirms(through))
+    }
+
+    /// Publishes a message, as [`basic_publish_with`](Self::basic_publish_with), and returns
+    /// the ticket of its confirm: a [`Future`] to await, or [`wait`](PublishConfirm::wait)
+    /// on it from a thread.
+    ///
+    /// The ticket works whether or not the channel is in confirm mode; in confirm mode the
+    /// publish also counts for [`wait_for_confirms`](Self::wait_for_confirms).
+    ///
+    /// # Durability
+    ///
+    /// As for [`wait_for_confirms`](Self::wait_for_confirms): a persistent message routed to
+    /// a durable queue of a persistent broker is confirmed once it is on disk; any other is
+    /// confirmed at once.
+    ///
+    /// # Errors
+    ///
+    /// As for [`basic_publish`](Self::basic_publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Message, PublishOptions, QueueDeclareOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path().join("warren.redb"))?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::durable(), FieldTable::new())?;
+    /// let message = Message::new("important").persistent();
+    /// let confirm = ch.basic_publish_with_confirm("", "jobs", PublishOptions::default(), message)?;
+    /// assert!(confirm.await?, "on disk");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn basic_publish_with_confirm(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        options: PublishOptions,
+        message: Message,
+    ) -> Result<PublishConfirm> {
+        let outcome = self.publish(exchange, routing_key, options, message)?;
+        Ok(PublishConfirm {
+            ticket: outcome.durable.unwrap_or_else(Durable::done),
+            refused: outcome.refused,
         })
+    }
+}
+
+/// The confirm of one publish, from [`Channel::basic_publish_with_confirm`]: `true` once the
+/// message is safe (on disk when it is persistent and reached a durable queue), `false` if
+/// the broker refused it (a queue's `x-overflow = reject-publish` limit).
+///
+/// Await it in async code (it is a [`Future`]; the store's writer thread wakes the task), or
+/// [`wait`](Self::wait) for it from a thread. Dropping it gives up nothing: the message is
+/// published either way.
+///
+/// # Examples
+///
+/// ```
+/// use warrenmq::{Broker, FieldTable, Message, PublishOptions, QueueDeclareOptions};
+///
+/// # fn main() -> Result<(), warrenmq::Error> {
+/// let broker = Broker::in_memory();
+/// let ch = broker.connect("/")?.open_channel()?;
+/// ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new())?;
+/// let confirm = ch.basic_publish_with_confirm("", "jobs", PublishOptions::default(), Message::new("x"))?;
+/// assert!(confirm.wait()?);
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a confirm says nothing unless it is awaited or waited for"]
+pub struct PublishConfirm {
+    /// The store write of the message (already finished when nothing was written).
+    ticket: Durable,
+    /// A queue refused the message.
+    refused: bool,
+}
+
+impl PublishConfirm {
+    /// Blocks until the publish is confirmed; `false` if it was refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] if the message could not be written.
+    pub fn wait(&self) -> Result<bool> {
+        self.ticket.wait()?;
+        Ok(!self.refused)
+    }
+
+    /// Like [`wait`](Self::wait), but gives up after `timeout`: `None` if the confirm was
+    /// still outstanding then.
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Self::wait).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<bool>> {
+        match self.ticket.wait_timeout(timeout) {
+            None => Ok(None),
+            Some(result) => {
+                result?;
+                Ok(Some(!self.refused))
+            }
+        }
+    }
+
+    /// Returns the outcome if the confirm is in, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Self::wait).
+    pub fn try_wait(&self) -> Result<Option<bool>> {
+        match self.ticket.try_result() {
+            None => Ok(None),
+            Some(result) => {
+                result?;
+                Ok(Some(!self.refused))
+            }
+        }
+    }
+}
+
+impl Future for PublishConfirm {
+    type Output = Result<bool>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<bool>> {
+        let refused = self.refused;
+        self.ticket
+            .poll(cx)
+            .map(|result| result.map(|()| !refused).map_err(Error::Storage))
+    }
+}
+
+impl fmt::Debug for PublishConfirm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublishConfirm")
+            .field("ticket", &self.ticket)
+            .field("refused", &self.refused)
+            .finish()
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::Channel;
 use crate::returns::ReturnedMessage;
+use crate::vhost::Published;
 use crate::{FieldTable, Message, PublishOptions, ReplyCode, Result, Returns};
 
 impl Channel {
@@ -42,19 +43,32 @@ impl Channel {
         options: PublishOptions,
         message: Message,
     ) -> Result<()> {
+        self.publish(exchange, routing_key, options, message)
+            .map(drop)
+    }
+
+    /// Publishes; returns the store write of the message (if it was stored) and whether a
+    /// queue refused it.
+    pub(super) fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        options: PublishOptions,
+        message: Message,
+    ) -> Result<Published> {
         self.inner.run(|| {
             let source = self.inner.publish_target(exchange)?;
             let vhost = &self.inner.conn.vhost;
-            let published = vhost.publish(&source, routing_key, message, options.mandatory)?;
-            if let Some(durable) = published.durable {
-                if self.inner.confirms.load(Ordering::Relaxed) {
-                    self.inner.track_confirm(durable);
+            let mut published = vhost.publish(&source, routing_key, message, options.mandatory)?;
+            if self.inner.confirms.load(Ordering::Relaxed) {
+                if let Some(durable) = &published.durable {
+                    self.inner.track_confirm(durable.clone());
+                }
+                if published.refused {
+                    self.inner.nacked.store(true, Ordering::Release);
                 }
             }
-            if published.refused && self.inner.confirms.load(Ordering::Relaxed) {
-                self.inner.nacked.store(true, Ordering::Release);
-            }
-            if let Some(message) = published.returned {
+            if let Some(message) = published.returned.take() {
                 self.inner.returns.send(ReturnedMessage {
                     reply_code: ReplyCode::NO_ROUTE,
                     reply_text: "NO_ROUTE".to_owned(),
@@ -63,7 +77,7 @@ impl Channel {
                     message,
                 });
             }
-            Ok(())
+            Ok(published)
         })
     }
 

@@ -2,18 +2,19 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::connection::ConnectionInner;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::exchange::Exchange;
+use crate::inbox::{Inbox, Signal};
 use crate::ledger::{Ledger, Pending};
 use crate::queue::{consumer_priority, Credit, Fallout, Queue, Return, Subscription};
 use crate::returns::ReturnQueue;
-use crate::store::Durable;
-use crate::sync::{unbounded, Mutex, Receiver, Sender};
+use crate::store::DurableSet;
+use crate::sync::Mutex;
 use crate::{names, ConsumeOptions, Error, Result};
 
 /// The callback of a consumer started with [`Channel::basic_consume_with`].
@@ -39,14 +40,15 @@ pub(crate) struct ChannelInner {
     pub(super) consumers: Mutex<HashMap<Arc<str>, ConsumerEntry>>,
     /// Prefetch limit given to consumers created from now on (0 = none).
     pub(super) prefetch: AtomicU32,
-    /// Wakes threads blocked in `wait` when consumers change or the channel closes.
-    pub(super) wake_tx: Sender<()>,
-    /// The receiving side of `wake_tx`.
-    pub(super) wake_rx: Receiver<()>,
+    /// Wakes threads blocked in `wait`: bumped by every arrival in a callback consumer's
+    /// inbox, when consumers change and when the channel closes.
+    pub(super) signal: Arc<Signal>,
+    /// Where `wait` starts looking among the callback consumers, so that each gets a turn.
+    pub(super) wait_cursor: AtomicUsize,
     /// Publisher confirms are on.
     pub(super) confirms: AtomicBool,
     /// Store writes of messages published in confirm mode that no one has waited for yet.
-    pub(super) unconfirmed: Mutex<Vec<Durable>>,
+    pub(super) unconfirmed: Mutex<DurableSet>,
     /// The exchange last published to, so that a publisher sending to one exchange skips
     /// the lookup by name.
     pub(super) last_exchange: Mutex<Option<Arc<Exchange>>>,
@@ -58,17 +60,16 @@ pub(crate) struct ChannelInner {
 
 impl ChannelInner {
     pub(crate) fn new(conn: Arc<ConnectionInner>) -> Arc<Self> {
-        let (wake_tx, wake_rx) = unbounded();
         Arc::new(ChannelInner {
             conn,
             ledger: Mutex::new(Ledger::default()),
             closed: OnceLock::new(),
             consumers: Mutex::new(HashMap::new()),
             prefetch: AtomicU32::new(0),
-            wake_tx,
-            wake_rx,
+            signal: Arc::default(),
+            wait_cursor: AtomicUsize::new(0),
             confirms: AtomicBool::new(false),
-            unconfirmed: Mutex::new(Vec::new()),
+            unconfirmed: Mutex::default(),
             last_exchange: Mutex::new(None),
             nacked: AtomicBool::new(false),
             returns: ReturnQueue::default(),
@@ -120,7 +121,7 @@ impl ChannelInner {
         };
         self.requeue(pending, Return::ChannelClosed);
         self.returns.close();
-        let _ = self.wake_tx.send(());
+        self.signal.notify();
     }
 
     pub(super) fn unsubscribe(&self, link: &ConsumerLink) {
@@ -207,7 +208,7 @@ impl ChannelInner {
             let entry = self.consumers.lock().remove(tag);
             if let Some(entry) = entry {
                 self.unsubscribe(&entry.link);
-                let _ = self.wake_tx.send(());
+                self.signal.notify();
             }
             Ok(())
         })
@@ -238,18 +239,23 @@ impl ChannelInner {
             self.prefetch.load(Ordering::Relaxed)
         };
         let priority = consumer_priority(&options.arguments, &queue.name, &queue.vhost)?;
-        let (rx, fallout) = queue.subscribe(Subscription {
+        let inbox = Arc::new(match callback {
+            Some(_) => Inbox::with_signal(Arc::clone(&self.signal)),
+            None => Inbox::default(),
+        });
+        let subscription = Subscription {
             key,
             prefetch,
             exclusive: options.exclusive,
             priority,
-        })?;
+        };
+        let fallout = queue.subscribe(subscription, Arc::clone(&inbox))?;
         self.absorb(&queue, fallout);
         let link = Arc::new(ConsumerLink {
             key,
             tag: Arc::clone(&tag),
             queue,
-            rx,
+            inbox,
             no_ack: options.no_ack,
             limited: prefetch > 0,
         });
@@ -262,7 +268,7 @@ impl ChannelInner {
             },
         );
         drop(consumers);
-        let _ = self.wake_tx.send(());
+        self.signal.notify();
         Ok(link)
     }
 

@@ -15,6 +15,7 @@ mod features;
 mod inner;
 mod topology;
 
+pub use confirms::PublishConfirm;
 pub(crate) use inner::ChannelInner;
 
 use std::fmt;

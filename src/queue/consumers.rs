@@ -7,9 +7,11 @@
 //!   prefetch credit, round-robin among equals; lower priorities get messages only while
 //!   every higher one is out of credit.
 
+use std::sync::Arc;
+
 use crate::envelope::QueuedMessage;
 use crate::ids::ConsumerKey;
-use crate::sync::{Receiver, Sender};
+use crate::inbox::Inbox;
 
 /// Whose prefetch credit a delivery holds: the consumer's key, and whether that consumer
 /// has a prefetch limit (only then does settling need the queue lock).
@@ -27,9 +29,7 @@ pub(crate) struct ConsumerSlot {
     /// Broker-wide unique consumer key.
     pub(crate) key: ConsumerKey,
     /// The consumer's inbox.
-    pub(crate) tx: Sender<QueuedMessage>,
-    /// A second handle on the inbox, so that a cancel can take back what was not received.
-    pub(crate) rx: Receiver<QueuedMessage>,
+    pub(crate) inbox: Arc<Inbox<QueuedMessage>>,
     /// Maximum messages delivered and not yet settled; 0 is unlimited.
     pub(crate) prefetch: u32,
     /// Messages delivered and not yet settled (tracked only when `prefetch > 0`).
@@ -45,9 +45,9 @@ impl ConsumerSlot {
         self.prefetch == 0 || self.in_flight < self.prefetch
     }
 
-    /// Takes back every message waiting in the inbox.
-    pub(crate) fn drain(&self) -> Vec<QueuedMessage> {
-        self.rx.try_iter().collect()
+    /// Closes the inbox and takes back every message waiting in it.
+    pub(crate) fn close(&self) -> Vec<QueuedMessage> {
+        self.inbox.close_and_drain()
     }
 }
 
@@ -124,8 +124,8 @@ impl ConsumerSet {
                     slot.in_flight += 1;
                 }
                 self.cursor = (i + 1) % n;
-                // The slot holds a receiver, so the inbox cannot be disconnected.
-                return slot.tx.send(msg).map_err(|e| e.into_inner());
+                // A slot's inbox closes only when the slot is removed.
+                return slot.inbox.push(msg);
             }
         }
         Err(msg)
@@ -133,7 +133,7 @@ impl ConsumerSet {
 
     /// Returns the number of messages waiting unreceived in the consumers' inboxes.
     pub(crate) fn waiting(&self) -> usize {
-        self.slots.iter().map(|s| s.rx.len()).sum()
+        self.slots.iter().map(|s| s.inbox.len()).sum()
     }
 
     /// Returns `true` if some consumer could take a message now.
@@ -172,6 +172,6 @@ impl ConsumerSet {
             slot.in_flight += 1;
         }
         self.cursor = (i + 1) % n;
-        slot.tx.send(msg).map_err(|e| e.into_inner())
+        slot.inbox.push(msg)
     }
 }

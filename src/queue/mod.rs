@@ -42,9 +42,10 @@ pub(crate) use quorum::{QueueType, Return};
 use crate::arguments::{self, Entity};
 use crate::envelope::QueuedMessage;
 use crate::ids::{ConnectionId, ConsumerKey};
+use crate::inbox::Inbox;
 use crate::routing::DestinationId;
 use crate::store::{QueueKey, Store, StoreOp};
-use crate::sync::{unbounded, Mutex, Receiver};
+use crate::sync::Mutex;
 use crate::{Clock, Error, FieldTable, QueueDeclareOptions, Result, SystemClock};
 
 /// One queue of a vhost.
@@ -328,11 +329,12 @@ impl Queue {
         self.next_seq.store(next_seq, Ordering::Relaxed);
     }
 
-    /// Subscribes a consumer and returns its inbox.
+    /// Subscribes a consumer that receives into `inbox`.
     pub(crate) fn subscribe(
         &self,
         sub: Subscription,
-    ) -> Result<(Receiver<QueuedMessage>, Fallout)> {
+        inbox: Arc<Inbox<QueuedMessage>>,
+    ) -> Result<Fallout> {
         let mut st = self.state.lock();
         if st.deleted {
             return Err(self.not_found());
@@ -343,11 +345,9 @@ impl Queue {
                 self.name, self.vhost
             )));
         }
-        let (tx, rx) = unbounded();
         st.consumers.add(ConsumerSlot {
             key: sub.key,
-            tx,
-            rx: rx.clone(),
+            inbox,
             prefetch: sub.prefetch,
             in_flight: 0,
             exclusive: sub.exclusive,
@@ -356,14 +356,14 @@ impl Queue {
         st.had_consumer = true;
         self.touch();
         self.dispatch(&mut st);
-        Ok((rx, self.finish(st)))
+        Ok(self.finish(st))
     }
 
     /// Removes a consumer, putting back what waited unreceived in its inbox.
     pub(crate) fn unsubscribe(&self, key: ConsumerKey) -> Unsubscribed {
         let mut st = self.state.lock();
         if let Some(slot) = st.consumers.remove(key) {
-            for msg in slot.drain() {
+            for msg in slot.close() {
                 st.ready.requeue(msg);
             }
             self.touch();
@@ -519,7 +519,7 @@ impl Queue {
             drop(p.store.submit(StoreOp::DeleteQueue(p.key.clone())));
         }
         for slot in st.consumers.take_all() {
-            drop(slot.drain());
+            drop(slot.close());
         }
         count
     }

@@ -1,13 +1,17 @@
-//! [`Durable`] tickets and the [`Tracker`] that completes them.
+//! [`Durable`] tickets, the [`Tracker`] that completes them, and [`DurableSet`]s of tickets
+//! waited for together.
 //!
 //! Every submitted write gets a sequence number. The writer completes writes in sequence
 //! order, a whole group commit at a time, so the tracker only needs a watermark ("every
 //! write up to here is finished") plus the rare failed ranges. A ticket is therefore an
-//! [`Arc`] and a number: no allocation per write.
+//! [`Arc`] and a number: no allocation per write. Threads wait on a condition variable;
+//! tasks register a [`Waker`] under the sequence number they wait for, woken by the writer
+//! thread when its commit finishes (no runtime involved).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -20,6 +24,7 @@ pub(crate) type Callback = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A ticket for one submitted write: finished once the write is on disk or has failed.
 ///
 /// Dropping a ticket does not cancel the write; it only means nobody waits for it.
+#[derive(Clone)]
 #[must_use = "a write is only known to be durable once its ticket completes"]
 pub(crate) struct Durable {
     /// Where the outcome comes from.
@@ -27,6 +32,7 @@ pub(crate) struct Durable {
 }
 
 /// The two kinds of tickets.
+#[derive(Clone)]
 enum Inner {
     /// Already finished when it was made (the null store, a write that could not be queued).
     Ready(Result<(), StoreError>),
@@ -69,11 +75,6 @@ impl Durable {
         }
     }
 
-    /// Returns `true` if the write is finished (durable or failed).
-    pub(crate) fn is_finished(&self) -> bool {
-        self.try_result().is_some()
-    }
-
     /// Blocks until the write is on disk.
     ///
     /// # Errors
@@ -112,6 +113,25 @@ impl Durable {
                 .timed_out()
             {
                 return state.outcome(*seq);
+            }
+        }
+    }
+
+    /// Returns the outcome once the write is finished; until then registers the task of `cx`
+    /// to be woken when it is.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<Result<(), StoreError>> {
+        match &self.inner {
+            Inner::Ready(result) => Poll::Ready(result.clone()),
+            Inner::Pending { tracker, seq } => {
+                let mut state = tracker.state.lock();
+                if let Some(outcome) = state.outcome(*seq) {
+                    return Poll::Ready(outcome);
+                }
+                let wakers = state.wakers.entry(*seq).or_default();
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
             }
         }
     }
@@ -179,6 +199,8 @@ struct TrackerState {
     stopped: bool,
     /// Callbacks waiting for a write, by its sequence number.
     callbacks: BTreeMap<u64, Vec<Callback>>,
+    /// Tasks waiting for a write, by its sequence number.
+    wakers: BTreeMap<u64, Vec<Waker>>,
 }
 
 impl fmt::Debug for TrackerState {
@@ -188,6 +210,7 @@ impl fmt::Debug for TrackerState {
             .field("failures", &self.failures)
             .field("stopped", &self.stopped)
             .field("callbacks", &self.callbacks.len())
+            .field("wakers", &self.wakers.len())
             .finish()
     }
 }
@@ -209,7 +232,7 @@ impl Tracker {
     /// Marks writes `first..=last` finished with `result`, wakes their waiters and runs their
     /// callbacks (outside the lock).
     pub(crate) fn finish(&self, first: u64, last: u64, result: Result<(), StoreError>) {
-        let ready = {
+        let (ready, woken) = {
             let mut state = self.state.lock();
             if let Err(error) = result {
                 let merged = match state.failures.iter_mut().next_back() {
@@ -225,21 +248,30 @@ impl Tracker {
             }
             state.finished = state.finished.max(last);
             let later = state.callbacks.split_off(&(last + 1));
-            std::mem::replace(&mut state.callbacks, later)
+            let later_wakers = state.wakers.split_off(&(last + 1));
+            (
+                std::mem::replace(&mut state.callbacks, later),
+                std::mem::replace(&mut state.wakers, later_wakers),
+            )
         };
         self.finished.notify_all();
+        woken.into_values().flatten().for_each(Waker::wake);
         self.run(ready);
     }
 
     /// Records that the writer stopped: pending and later writes fail with
     /// [`StoreError::Closed`].
     pub(crate) fn stop(&self) {
-        let orphans = {
+        let (orphans, woken) = {
             let mut state = self.state.lock();
             state.stopped = true;
-            std::mem::take(&mut state.callbacks)
+            (
+                std::mem::take(&mut state.callbacks),
+                std::mem::take(&mut state.wakers),
+            )
         };
         self.finished.notify_all();
+        woken.into_values().flatten().for_each(Waker::wake);
         self.run(orphans);
     }
 
@@ -255,6 +287,101 @@ impl Tracker {
                 callback(outcome.clone());
             }
         }
+    }
+}
+
+/// Tickets waited for together: a channel's unconfirmed publishes.
+///
+/// Writes finish in order, so waiting for all of them is waiting for the highest one, once;
+/// then one look at the tracker tells whether any of them failed. The set keeps sequence
+/// numbers only (8 bytes a ticket), and forgets those already durable when it grows, so a
+/// publisher that rarely waits holds little.
+#[derive(Debug, Default)]
+pub(crate) struct DurableSet {
+    /// The tracker of the store the pending writes went to.
+    tracker: Option<Arc<Tracker>>,
+    /// Writes not known to be finished, in no particular order.
+    pending: Vec<u64>,
+    /// The highest of `pending`.
+    last: u64,
+    /// The first failure among tickets already finished when they joined or were pruned.
+    failed: Option<StoreError>,
+}
+
+/// How many pending writes a set holds before it forgets the finished ones.
+const PRUNE_AT: usize = 4096;
+
+impl DurableSet {
+    /// Adds a ticket.
+    pub(crate) fn push(&mut self, durable: Durable) {
+        match durable.inner {
+            Inner::Ready(Ok(())) => {}
+            Inner::Ready(Err(error)) => {
+                self.failed.get_or_insert(error);
+            }
+            Inner::Pending { tracker, seq } => {
+                // One broker has one store, so every ticket of a set has the same tracker.
+                self.tracker.get_or_insert(tracker);
+                self.pending.push(seq);
+                self.last = self.last.max(seq);
+                if self.pending.len() >= PRUNE_AT {
+                    self.prune();
+                }
+            }
+        }
+    }
+
+    /// Returns `true` if no ticket is outstanding or unreported.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.failed.is_none()
+    }
+
+    /// Returns a ticket that finishes once every pending write of the set has (the highest
+    /// one) with that write's number, or `None` if none is pending.
+    pub(crate) fn last_ticket(&self) -> Option<(Durable, u64)> {
+        let tracker = self.tracker.as_ref().filter(|_| !self.pending.is_empty())?;
+        Some((Durable::pending(Arc::clone(tracker), self.last), self.last))
+    }
+
+    /// Removes the writes up to `through` (all finished) and every failure recorded so far,
+    /// and returns their outcome: the first error among them, if any.
+    pub(crate) fn settle_through(&mut self, through: u64) -> Result<(), StoreError> {
+        let mut outcome = self.failed.take().map_or(Ok(()), Err);
+        if let Some(tracker) = &self.tracker {
+            let state = tracker.state.lock();
+            let quick = state.failures.is_empty() && !state.stopped;
+            self.pending.retain(|&seq| {
+                if seq > through {
+                    return true;
+                }
+                if !quick && outcome.is_ok() {
+                    if let Some(Err(error)) = state.outcome(seq) {
+                        outcome = Err(error);
+                    }
+                }
+                false
+            });
+        }
+        if self.pending.is_empty() {
+            self.last = 0;
+        }
+        outcome
+    }
+
+    /// Forgets the writes that finished well; keeps the first failure.
+    fn prune(&mut self) {
+        let Some(tracker) = &self.tracker else { return };
+        let state = tracker.state.lock();
+        let failed = &mut self.failed;
+        self.pending.retain(|&seq| match state.outcome(seq) {
+            None => true,
+            Some(Ok(())) => false,
+            Some(Err(error)) => {
+                failed.get_or_insert(error);
+                false
+            }
+        });
     }
 }
 
@@ -286,5 +413,66 @@ mod tests {
         tracker.stop();
         assert!(matches!(ticket(6).wait(), Err(StoreError::Closed)));
         assert!(Durable::done().wait().is_ok());
+    }
+
+    #[test]
+    fn a_set_waits_for_its_highest_ticket_and_reports_only_its_own_failures() {
+        let tracker = Arc::new(Tracker::default());
+        let ticket = |seq| Durable::pending(tracker.clone(), seq);
+        let mut set = DurableSet::default();
+        assert!(set.is_empty() && set.last_ticket().is_none());
+        for seq in [3, 1, 6] {
+            set.push(ticket(seq));
+        }
+        set.push(Durable::done());
+        let (last, through) = set.last_ticket().expect("pending");
+        assert_eq!(through, 6);
+        assert!(last.try_result().is_none());
+        // Write 2 (another channel's) fails; ours succeed.
+        tracker.finish(1, 1, Ok(()));
+        tracker.finish(2, 2, Err(StoreError::corrupt("not ours")));
+        tracker.finish(3, 6, Ok(()));
+        assert!(last.wait().is_ok());
+        assert!(set.settle_through(6).is_ok());
+        assert!(set.is_empty());
+        // A failure of one of ours is reported once.
+        set.push(ticket(7));
+        set.push(ticket(8));
+        tracker.finish(7, 7, Err(StoreError::corrupt("ours")));
+        tracker.finish(8, 8, Ok(()));
+        assert!(matches!(
+            set.settle_through(8),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(set.is_empty());
+        set.push(Durable::failed(StoreError::Closed));
+        assert!(!set.is_empty());
+        assert!(matches!(set.settle_through(0), Err(StoreError::Closed)));
+    }
+
+    #[test]
+    fn a_pending_ticket_wakes_its_task_when_the_commit_finishes() {
+        use std::task::Wake;
+        struct Flag(std::sync::atomic::AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let tracker = Arc::new(Tracker::default());
+        let ticket = Durable::pending(tracker.clone(), 2);
+        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        assert!(ticket.poll(&mut cx).is_pending());
+        assert!(
+            ticket.poll(&mut cx).is_pending(),
+            "polled twice, registered once"
+        );
+        tracker.finish(1, 1, Ok(()));
+        assert!(!flag.0.load(Ordering::SeqCst));
+        tracker.finish(2, 2, Ok(()));
+        assert!(flag.0.load(Ordering::SeqCst));
+        assert!(matches!(ticket.poll(&mut cx), Poll::Ready(Ok(()))));
     }
 }

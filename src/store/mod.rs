@@ -85,7 +85,7 @@ mod writer;
 
 use std::fmt::Debug;
 
-pub(crate) use durable::Durable;
+pub(crate) use durable::{Durable, DurableSet};
 pub use error::StoreError;
 pub(crate) use op::StoreOp;
 #[cfg(feature = "persistence")]

@@ -24,6 +24,7 @@ mod stats;
 mod timers;
 mod topology;
 
+pub(crate) use publish::Published;
 pub use publish::RoutePreview;
 pub use topology::QueueDeclareOk;
 
