@@ -56,7 +56,9 @@ impl Channel {
         options: PublishOptions,
         message: Message,
     ) -> Result<Published> {
+        let mut message = message;
         self.inner.run(|| {
+            self.inner.resolve_reply_to(&mut message)?;
             let source = self.inner.publish_target(exchange)?;
             let vhost = &self.inner.conn.vhost;
             let mut published = vhost.publish(&source, routing_key, message, options.mandatory)?;

@@ -56,6 +56,8 @@ pub(crate) struct ChannelInner {
     pub(super) nacked: AtomicBool,
     /// Unroutable mandatory messages for the channel's [`Returns`](crate::Returns) handles.
     pub(super) returns: ReturnQueue,
+    /// The reply queue of direct reply-to, while the channel has a reply consumer.
+    pub(super) reply: Mutex<Option<Arc<Queue>>>,
 }
 
 impl ChannelInner {
@@ -73,6 +75,7 @@ impl ChannelInner {
             last_exchange: Mutex::new(None),
             nacked: AtomicBool::new(false),
             returns: ReturnQueue::default(),
+            reply: Mutex::new(None),
         })
     }
 
@@ -114,6 +117,7 @@ impl ChannelInner {
         for entry in entries {
             self.unsubscribe(&entry.link);
         }
+        self.close_reply(None);
         let pending = {
             let mut ledger = self.ledger.lock();
             ledger.closed = true;
@@ -130,6 +134,7 @@ impl ChannelInner {
         if unsubscribed.now_unused {
             self.conn.vhost.drop_queue(&link.queue);
         }
+        self.close_reply(Some(&link.queue));
     }
 
     /// Hands what a queue operation left to do to the vhost.
@@ -220,7 +225,7 @@ impl ChannelInner {
         options: &ConsumeOptions,
         callback: Option<Callback>,
     ) -> Result<Arc<ConsumerLink>> {
-        let queue = self.conn.vhost.queue(queue, self.conn.id)?;
+        let queue = self.consumed_queue(queue, options)?;
         let tag: Arc<str> = match &options.consumer_tag {
             Some(tag) if !tag.is_empty() => tag.as_str().into(),
             _ => names::generate("amq.ctag-").into(),

@@ -7,12 +7,14 @@
 //! - `callbacks`: callback consumers and [`Channel::wait`].
 //! - `confirms`: publisher confirms.
 //! - `features`: mandatory publishes and their returns, exchange-to-exchange bindings.
+//! - `reply_to`: direct reply-to (`amq.rabbitmq.reply-to`).
 
 mod basic;
 mod callbacks;
 mod confirms;
 mod features;
 mod inner;
+mod reply_to;
 mod topology;
 
 pub use confirms::PublishConfirm;

@@ -12,6 +12,7 @@
 //! - `delayed`: the `x-delayed-message` exchange kind's schedule of delayed messages.
 //! - `timers`: message TTL and queue expiry sweeps.
 //! - `recovery`: rebuilding durable state from the store at open.
+//! - `reply_to`: the reply queues of direct reply-to (`amq.rabbitmq.reply-to`).
 //! - `stats`: queue and exchange counters.
 
 mod dead_letter;
@@ -20,12 +21,14 @@ mod e2e;
 mod publish;
 #[cfg(feature = "persistence")]
 mod recovery;
+mod reply_to;
 mod stats;
 mod timers;
 mod topology;
 
 pub(crate) use publish::Published;
 pub use publish::RoutePreview;
+pub(crate) use reply_to::REPLY_TO;
 pub use topology::QueueDeclareOk;
 
 use std::collections::HashMap;
@@ -78,6 +81,8 @@ pub(crate) struct VHost {
     timers: OnceLock<timers::Timers>,
     /// Messages held by `x-delayed-message` exchanges until their delay ends.
     delayed: delayed::DelayedMessages,
+    /// Direct reply-to queues by address (`amq.rabbitmq.reply-to.<token>`).
+    reply_queues: ConcurrentMap<String, Arc<Queue>>,
 }
 
 impl VHost {
@@ -98,6 +103,7 @@ impl VHost {
             e2e_used: AtomicBool::new(false),
             timers: OnceLock::new(),
             delayed: Mutex::default(),
+            reply_queues: ConcurrentMap::default(),
         };
         let builtins = [
             ("", ExchangeKind::Direct),

@@ -197,11 +197,12 @@ impl VHost {
         headers: Option<&FieldTable>,
     ) -> SmallVec<[Arc<Queue>; 4]> {
         if source.name.is_empty() {
-            // The default exchange: one lookup by queue name, no router.
+            // The default exchange: one lookup by queue name (or reply address), no router.
             return self
                 .queues
                 .get(routing_key)
                 .map(|q| Arc::clone(&q))
+                .or_else(|| self.reply_queue(routing_key))
                 .into_iter()
                 .collect();
         }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Destination, Topology, VHost};
+use super::{Destination, Topology, VHost, REPLY_TO};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::ids::ConnectionId;
 use crate::names;
@@ -120,6 +120,16 @@ impl VHost {
         let _topology = self.topology.lock();
         if options.passive && name.is_empty() {
             return Err(self.queue_not_found(name));
+        }
+        // Direct reply-to: the pseudo-queue always "exists" with one consumer; an address
+        // does while its channel has a reply consumer (observed).
+        if name == REPLY_TO || (options.passive && self.reply_queue(name).is_some()) {
+            let ok = QueueDeclareOk {
+                queue: name.to_owned(),
+                message_count: 0,
+                consumer_count: 1,
+            };
+            return Ok((ok, None));
         }
         let config = if options.passive {
             QueueConfig::default()
