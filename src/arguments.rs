@@ -37,6 +37,28 @@ pub(crate) const COMPARED_QUORUM_QUEUE_ARGUMENTS: &[&str] = &[
     "x-single-active-consumer",
 ];
 
+/// The order in which RabbitMQ compares queue arguments on redeclare (its table of declare
+/// arguments; observed: `x-max-length` before `x-queue-type` and `x-delivery-limit`).
+pub(crate) const QUEUE_ARGUMENT_ORDER: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-queue-leader-locator",
+    "x-delivery-limit",
+    "x-dead-letter-strategy",
+];
+
 /// Exchange arguments compared on redeclare.
 pub(crate) const COMPARED_EXCHANGE_ARGUMENTS: &[&str] = &["alternate-exchange"];
 

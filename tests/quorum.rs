@@ -161,8 +161,16 @@ fn declare_rules_and_texts() {
     assert_eq!(
         try_declare(&conn, "q", durable, FieldTable::new()),
         format!(
-            "{prefix}inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received none \
-             but current is the value 'quorum' of type 'longstr'"
+            "{prefix}inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': \
+             received none but current is the value 'dlx' of type 'longstr'"
+        )
+    );
+    declare(&conn.open_channel().unwrap(), "bare", quorum());
+    assert_eq!(
+        try_declare(&conn, "bare", durable, FieldTable::new()),
+        format!(
+            "{prefix}inequivalent arg 'x-queue-type' for queue 'bare' in vhost '/': received \
+             none but current is the value 'quorum' of type 'longstr'"
         )
     );
     assert_eq!(

@@ -39,7 +39,7 @@ pub(crate) use consumers::Credit;
 pub(crate) use expiry::{DeadLetter, Fallout, Reason};
 pub(crate) use quorum::{QueueType, Return};
 
-use crate::arguments::{self, Entity};
+use crate::arguments::{self, Entity, QUEUE_ARGUMENT_ORDER};
 use crate::envelope::QueuedMessage;
 use crate::ids::{ConnectionId, ConsumerKey};
 use crate::inbox::Inbox;
@@ -241,17 +241,26 @@ impl Queue {
             name: &self.name,
             vhost: &self.vhost,
         };
-        // No `x-queue-type` and `classic` are the same type (observed).
+        // Compared in RabbitMQ's order, `x-queue-type` among them (observed: a quorum queue
+        // with `x-max-length` redeclared as classic without it reports `x-max-length`); no
+        // `x-queue-type` and `classic` are the same type.
         let classic = |args: &FieldTable| {
             args.get("x-queue-type")
                 .is_none_or(|t| t.as_str() == Some("classic"))
         };
-        if !(classic(&self.arguments) && classic(arguments)) {
-            let current = &self.arguments;
-            arguments::check_equivalent(entity, &["x-queue-type"], current, arguments)?;
-        }
+        let same_type = classic(&self.arguments) && classic(arguments);
         let compared = self.queue_type().compared_arguments();
-        arguments::check_equivalent(entity, compared, &self.arguments, arguments)
+        for &arg in QUEUE_ARGUMENT_ORDER {
+            let checked = if arg == "x-queue-type" {
+                !same_type
+            } else {
+                compared.contains(&arg)
+            };
+            if checked {
+                arguments::check_equivalent(entity, &[arg], &self.arguments, arguments)?;
+            }
+        }
+        Ok(())
     }
 
     /// Returns the queue's type.
