@@ -1,24 +1,27 @@
 //! One AMQP channel: dispatches its methods to a session [`Channel`] and keeps what the
-//! wire adds on top (consumer threads, content being assembled, confirm numbering).
+//! wire adds on top (its consumers' tags, content being assembled, confirm numbering).
 //!
 //! - `topology`: exchange and queue methods.
 //! - `publishing`: content, publishes, returns, confirms and transactions.
+//! - `consuming`: consume, cancel, and the frames of what consumers yield.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::protocol::{basic, channel, confirm, AMQPClass};
 use amq_protocol::types::ShortString;
 
 use super::content::{self, Assembly};
-use super::convert::{properties_to_wire, short_string, table_from_wire};
+use super::convert::{properties_to_wire, short_string};
 use super::failure::{Failure, MethodId};
-use super::forwarder::{Forwarder, Route};
+use super::consumers::ConsumerKey;
 use super::frames;
 use super::outbox::Outbox;
 use super::tx::{Held, Transaction};
-use crate::{Channel, ConsumeOptions, Delivery, Error, GetOptions, ReplyCode, Returns};
+use crate::{Channel, Consumer, Delivery, Error, GetOptions, ReplyCode, Returns};
 
+mod consuming;
 mod publishing;
 mod topology;
 
@@ -39,6 +42,15 @@ pub(crate) struct Link {
     pub(crate) frame_max: u32,
     /// The client wants `basic.cancel` when the server ends a consumer.
     pub(crate) notify_cancel: bool,
+    /// Numbers the connection's consumers.
+    pub(crate) consumer_keys: Arc<AtomicU64>,
+}
+
+impl Link {
+    /// Returns a key for a new consumer, unique on the connection.
+    pub(crate) fn next_consumer_key(&self) -> ConsumerKey {
+        self.consumer_keys.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 /// An open channel.
@@ -50,8 +62,14 @@ pub(crate) struct WireChannel {
     channel: Arc<Channel>,
     /// The connection's writer and settings.
     link: Link,
-    /// Forwarding threads by consumer tag.
-    consumers: HashMap<String, Forwarder>,
+    /// Consumers by tag.
+    consumers: HashMap<String, ConsumerKey>,
+    /// Consumer tags by consumer.
+    tags: HashMap<ConsumerKey, ShortString>,
+    /// Consumers started and not yet handed to the connection.
+    started: Vec<(ConsumerKey, Consumer)>,
+    /// Consumers the client cancelled, not yet taken by the connection.
+    stopped: Vec<ConsumerKey>,
     /// A publish whose content is still arriving.
     assembly: Option<Assembly>,
     /// Publisher confirms: the sequence number of the last publish, once confirm mode is on.
@@ -75,6 +93,9 @@ impl WireChannel {
             channel: Arc::new(channel),
             link,
             consumers: HashMap::new(),
+            tags: HashMap::new(),
+            started: Vec::new(),
+            stopped: Vec::new(),
             assembly: None,
             published: None,
             confirmed: 0,
@@ -123,16 +144,13 @@ impl WireChannel {
         result.map_err(|f| f.at(id))
     }
 
-    /// Closes the session channel (its unacknowledged messages go back to their queues)
-    /// and waits for the forwarding threads.
-    pub(crate) fn shutdown(self) {
-        for forwarder in self.consumers.values() {
-            forwarder.expect_stop();
-        }
+    /// Closes the session channel (its consumers end, its unacknowledged messages go back
+    /// to their queues); returns the keys of its consumers, for the connection to drop.
+    pub(crate) fn shutdown(self) -> Vec<ConsumerKey> {
         self.channel.close();
-        for (_, forwarder) in self.consumers {
-            forwarder.join();
-        }
+        let mut keys = self.consumer_keys();
+        keys.extend(self.started.iter().map(|(key, _)| *key));
+        keys
     }
 
     fn reply(&self, method: AMQPClass) {
@@ -188,53 +206,6 @@ impl WireChannel {
             }
             M::RecoverAsync(_) => self.channel.basic_recover()?,
             _ => return Err(unexpected_method()),
-        }
-        Ok(())
-    }
-
-    fn consume(&mut self, m: basic::Consume) -> Result<(), Failure> {
-        let queue = self.queue_name(&m.queue)?;
-        let tag = m.consumer_tag.as_str();
-        let options = ConsumeOptions {
-            consumer_tag: (!tag.is_empty()).then(|| tag.to_owned()),
-            no_ack: m.no_ack,
-            exclusive: m.exclusive,
-            arguments: table_from_wire(&m.arguments),
-        };
-        let consumer = self.channel.basic_consume(&queue, options)?;
-        let tag = consumer.tag().to_owned();
-        if !m.nowait {
-            let ok = basic::ConsumeOk {
-                consumer_tag: short_string(&tag),
-            };
-            self.reply(AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
-        }
-        let route = Route {
-            channel_id: self.id,
-            channel: Arc::clone(&self.channel),
-            outbox: self.link.outbox.clone(),
-            frame_max: self.link.frame_max,
-            notify_cancel: self.link.notify_cancel,
-        };
-        let forwarder = Forwarder::spawn(route, consumer)
-            .map_err(|e| Failure::hard(ReplyCode::INTERNAL_ERROR, e))?;
-        self.consumers.insert(tag, forwarder);
-        Ok(())
-    }
-
-    fn cancel(&mut self, m: &basic::Cancel) -> Result<(), Failure> {
-        let tag = m.consumer_tag.as_str();
-        if let Some(forwarder) = self.consumers.remove(tag) {
-            forwarder.expect_stop();
-            let cancelled = self.channel.basic_cancel(tag);
-            forwarder.join();
-            cancelled?;
-        }
-        if !m.nowait {
-            let ok = basic::CancelOk {
-                consumer_tag: m.consumer_tag.clone(),
-            };
-            self.reply(AMQPClass::Basic(basic::AMQPMethod::CancelOk(ok)));
         }
         Ok(())
     }

@@ -6,10 +6,10 @@
 //! # The loop
 //!
 //! Each turn takes every complete frame already read, writes what the socket takes, then
-//! waits for the first of: the socket readable (only while the outbox is below its high
-//! mark: a client that does not read its replies is not read either), the socket
-//! writable (while bytes wait), a delivery queued by a consumer, the heartbeat tick, or
-//! the server stopping. Methods that may wait on the store (declares, deletes, binds,
+//! waits for the first of: the socket readable, or a consumer with deliveries (both only
+//! while the outbox is below its high mark: a client that does not read is neither read
+//! nor sent more), the socket writable (while bytes wait), the heartbeat tick, or the
+//! server stopping. Methods that may wait on the store (declares, deletes, binds,
 //! confirms of persistent messages) run on the runtime's blocking threads while this
 //! connection waits for them, so its frames stay in order and other connections' tasks
 //! go on.
@@ -24,6 +24,8 @@ use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
 use super::channel::{may_wait, Confirms, Link, WireChannel};
+use super::consumers::{Consumers, Event};
+use super::outbox::HIGH;
 use super::convert::short_string;
 use super::failure::{Failure, MethodId};
 use super::frames;
@@ -71,6 +73,20 @@ struct Session {
     channels: HashMap<u16, Slot>,
     /// Set once the client closed the connection and got its `close-ok`.
     closed: bool,
+    /// The consumers of every channel.
+    consumers: Consumers,
+    /// What the consumers yielded, waiting to be encoded (kept to reuse its allocation).
+    events: Vec<Event>,
+}
+
+/// What woke the connection task.
+enum Wake {
+    /// The socket was read or written (or failed).
+    Socket(Result<(), Failure>),
+    /// A heartbeat tick.
+    Tick,
+    /// Consumers yielded events.
+    Deliveries,
 }
 
 /// Serves one TCP connection until it closes. Never panics on bad input; every failure
@@ -103,10 +119,13 @@ async fn run(socket: &mut Socket, negotiated: Negotiated, mut stop: watch::Recei
             outbox: socket.outbox().clone(),
             frame_max: negotiated.frame_max,
             notify_cancel: negotiated.notify_cancel,
+            consumer_keys: Default::default(),
         },
         channel_max: negotiated.channel_max,
         channels: HashMap::new(),
         closed: false,
+        consumers: Consumers::default(),
+        events: Vec::new(),
     };
     let outcome = tokio::select! {
         outcome = session.serve(socket, negotiated.heartbeat) => outcome,
@@ -116,10 +135,6 @@ async fn run(socket: &mut Socket, negotiated: Negotiated, mut stop: watch::Recei
         )),
     };
     if let Some(failure) = outcome {
-        if matches!(failure, Failure::Gone) {
-            // Nothing more reaches the client: consumers stop queueing for it.
-            socket.outbox().close();
-        }
         session.shutdown();
         fail(socket, failure).await;
     }
@@ -139,14 +154,84 @@ impl Session {
             if self.closed {
                 return None;
             }
-            let read = !socket.outbox().is_full();
-            let step = tokio::select! {
-                step = socket.ready(read) => step,
-                () = monitor.tick() => monitor.check(socket, read),
+            let room = HIGH.saturating_sub(socket.outbox().pending());
+            let read = room > 0;
+            let deliver = read && self.consumers.len() > 0;
+            let (consumers, events) = (&mut self.consumers, &mut self.events);
+            let wake = tokio::select! {
+                step = socket.ready(read) => Wake::Socket(step),
+                () = monitor.tick() => Wake::Tick,
+                () = std::future::poll_fn(|cx| {
+                    // Take deliveries while their bodies fit the room left in the outbox.
+                    let mut used = 0;
+                    consumers.poll_events(cx, events, |len| {
+                        used += len + 128;
+                        used < room
+                    })
+                }), if deliver => Wake::Deliveries,
+            };
+            let step = match wake {
+                Wake::Socket(step) => step,
+                Wake::Tick => monitor.check(socket, read),
+                Wake::Deliveries => {
+                    self.deliver();
+                    Ok(())
+                }
             };
             if let Err(failure) = step {
                 return Some(failure);
             }
+        }
+    }
+
+    /// Encodes what the consumers yielded: `basic.deliver` for each delivery, and
+    /// `basic.cancel` for a consumer the server ended (to a client that wants it).
+    fn deliver(&mut self) {
+        let mut events = std::mem::take(&mut self.events);
+        let outbox = &self.link.outbox;
+        for event in events.drain(..) {
+            match event {
+                Event::Delivery {
+                    key,
+                    channel,
+                    delivery,
+                } => {
+                    // On a channel closing or closed, the delivery went back to its queue
+                    // with the channel's other unacknowledged messages.
+                    if let Some(Slot::Open(ch)) = self.channels.get(&channel) {
+                        outbox.encode(|out| {
+                            ch.deliver(key, &delivery, out);
+                        });
+                    }
+                }
+                Event::Ended { key, channel } => {
+                    if let Some(Slot::Open(ch)) = self.channels.get_mut(&channel) {
+                        if let Some(cancel) = ch.consumer_ended(key) {
+                            outbox.send(cancel);
+                        }
+                    }
+                }
+            }
+        }
+        self.events = events;
+    }
+
+    /// Serves the consumers channel `id` started, and drops those it cancelled.
+    fn adopt_consumers(&mut self, id: u16) {
+        if let Some(Slot::Open(ch)) = self.channels.get_mut(&id) {
+            for key in ch.take_stopped() {
+                self.consumers.remove(key);
+            }
+            for (key, consumer) in ch.take_started() {
+                self.consumers.add(key, id, consumer);
+            }
+        }
+    }
+
+    /// Closes a channel: its consumers stop being served.
+    fn close_channel(&mut self, ch: Box<WireChannel>) {
+        for key in ch.shutdown() {
+            self.consumers.remove(key);
         }
     }
 
@@ -337,13 +422,14 @@ impl Session {
             }
             (Some(Slot::Open(_)), AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
                 if let Some(Slot::Open(ch)) = self.channels.remove(&id) {
-                    ch.shutdown();
+                    self.close_channel(ch);
                 }
                 self.send_close_ok(id);
             }
             (Some(Slot::Open(_)), AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {}
             (Some(Slot::Open(ch)), method) => {
                 let result = ch.method(method);
+                self.adopt_consumers(id);
                 self.settle(id, result)?;
             }
         }
@@ -400,7 +486,7 @@ impl Session {
         match result {
             Err(Failure::Channel { code, text, method }) => {
                 if let Some(Slot::Open(ch)) = self.channels.insert(id, Slot::Closing) {
-                    ch.shutdown();
+                    self.close_channel(ch);
                 }
                 let close = channel::Close {
                     reply_code: code.0,
@@ -460,6 +546,7 @@ impl Session {
                 ch.shutdown();
             }
         }
+        self.consumers = Consumers::default();
         self.connection.close();
     }
 }

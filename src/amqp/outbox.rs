@@ -10,12 +10,10 @@
 //! enough. Only that connection waits; every other one goes on.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Condvar;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use crate::sync::Mutex;
 
@@ -35,15 +33,11 @@ pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// The buffer and its signals.
+/// The buffer and its counter.
 #[derive(Debug, Default)]
 struct Shared {
     /// The bytes not yet written.
     state: Mutex<State>,
-    /// Signalled when the buffer drains below [`HIGH`] or the outbox closes.
-    space: Condvar,
-    /// Wakes the connection task when bytes are queued from outside it.
-    queued: Notify,
     /// Bytes written to the socket so far (for heartbeat and stall checks).
     written: AtomicU64,
 }
@@ -90,24 +84,6 @@ impl Outbox {
         true
     }
 
-    /// Queues frames from a thread outside the connection task: waits while the buffer is
-    /// over [`HIGH`] (unless `hurry` is set: the connection is about to cancel the sender
-    /// and needs it gone), then wakes the connection task. Returns `false` once the outbox
-    /// is closed.
-    pub(crate) fn send_waiting(&self, frames: &[u8], hurry: &AtomicBool) -> bool {
-        let mut state = self.shared.state.lock();
-        while state.pending() >= HIGH && !state.closed && !hurry.load(Ordering::Acquire) {
-            self.shared.space.wait(&mut state);
-        }
-        if state.closed {
-            return false;
-        }
-        state.buffer().extend_from_slice(frames);
-        drop(state);
-        self.shared.queued.notify_one();
-        true
-    }
-
     /// Returns the number of bytes waiting to be written.
     pub(crate) fn pending(&self) -> usize {
         self.shared.state.lock().pending()
@@ -123,23 +99,9 @@ impl Outbox {
         self.shared.written.load(Ordering::Relaxed)
     }
 
-    /// Waits until a thread outside the connection task queues bytes.
-    pub(crate) async fn queued(&self) {
-        self.shared.queued.notified().await;
-    }
-
-    /// Wakes the threads waiting in [`send_waiting`](Self::send_waiting), so that they
-    /// look at their `hurry` flag.
-    pub(crate) fn wake_senders(&self) {
-        let _state = self.shared.state.lock();
-        self.shared.space.notify_all();
-    }
-
-    /// Closes the outbox: later sends fail and senders waiting for room give up. What is
-    /// queued can still be flushed.
+    /// Closes the outbox: later sends fail. What is queued can still be flushed.
     pub(crate) fn close(&self) {
         self.shared.state.lock().closed = true;
-        self.shared.space.notify_all();
     }
 
     /// Writes as much as the socket takes now, without waiting. The lock is not held
@@ -163,7 +125,7 @@ impl Outbox {
             .written
             .fetch_add((start - before) as u64, Ordering::Relaxed);
         let mut state = self.shared.state.lock();
-        // Bytes queued meanwhile (by a delivery thread) go after what is left.
+        // Bytes queued meanwhile go after what is left.
         let appended = std::mem::take(&mut state.bytes);
         if start == bytes.len() {
             bytes.clear();
@@ -178,11 +140,6 @@ impl Outbox {
         }
         state.bytes = bytes;
         state.start = start;
-        let full = state.pending() >= HIGH;
-        drop(state);
-        if !full {
-            self.shared.space.notify_all();
-        }
         result
     }
 }

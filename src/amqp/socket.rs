@@ -140,7 +140,6 @@ impl Socket {
                 r.map_err(|_| Failure::Gone)?;
                 self.flush()
             }
-            () = self.outbox.queued() => self.flush(),
         }
     }
 
