@@ -709,3 +709,28 @@ fn a_handshake_trickled_byte_by_byte_is_cut_at_one_total_deadline() {
     });
     assert_eq!(raw.frame(), None, "the server closed the socket");
 }
+
+#[test]
+fn pipelined_requests_whose_replies_fill_the_outbox_are_all_answered() {
+    // Replies beyond the connection's outbox make it stop taking frames until the socket
+    // drains; the frames already read must then be taken without the client sending more.
+    const COUNT: usize = 2000;
+    let (_broker, server) = serve();
+    let mut raw = Raw::open(server.local_addr());
+    raw.open_channel(1);
+    let name = "r".repeat(250);
+    let request = encode(&AMQPFrame::Method(1, declare(&name, true)));
+    let mut burst = Vec::new();
+    for _ in 0..COUNT {
+        burst.extend_from_slice(&request);
+    }
+    let mut writer = raw.stream.try_clone().expect("clones");
+    let sending = thread::spawn(move || writer.write_all(&burst).expect("writes"));
+    for _ in 0..COUNT {
+        assert!(matches!(
+            raw.method(),
+            (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
+        ));
+    }
+    sending.join().expect("sent");
+}

@@ -25,11 +25,11 @@ use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
 use super::channel::{may_wait, Confirms, Link, WireChannel};
 use super::consumers::{Consumers, Event};
-use super::outbox::HIGH;
 use super::convert::short_string;
 use super::failure::{Failure, MethodId};
 use super::frames;
 use super::handshake::{self, Negotiated};
+use super::outbox::HIGH;
 use super::server::Shared;
 use super::socket::Socket;
 use crate::{Connection, ReplyCode};
@@ -145,14 +145,20 @@ impl Session {
     async fn serve(&mut self, socket: &mut Socket, heartbeat: u16) -> Option<Failure> {
         let mut monitor = Monitor::new(heartbeat);
         loop {
-            if let Err(failure) = self.take_frames(socket).await {
-                return Some(failure);
-            }
+            let stopped = match self.take_frames(socket).await {
+                Ok(stopped) => stopped,
+                Err(failure) => return Some(failure),
+            };
             if let Err(failure) = socket.flush() {
                 return Some(failure);
             }
             if self.closed {
                 return None;
+            }
+            if stopped && !socket.outbox().is_full() {
+                // Frames read earlier wait: the socket will not say readable for them.
+                tokio::task::yield_now().await;
+                continue;
             }
             let room = HIGH.saturating_sub(socket.outbox().pending());
             let read = room > 0;
@@ -236,9 +242,13 @@ impl Session {
     }
 
     /// Handles every complete frame already read, while the outbox has room; sends the
-    /// confirms owed once the client pauses.
-    async fn take_frames(&mut self, socket: &mut Socket) -> Result<(), Failure> {
-        while !self.closed && !socket.outbox().is_full() {
+    /// confirms owed once the client pauses. Returns `true` if it stopped because the
+    /// outbox was full, with frames possibly left to take once it drains.
+    async fn take_frames(&mut self, socket: &mut Socket) -> Result<bool, Failure> {
+        while !self.closed {
+            if socket.outbox().is_full() {
+                return Ok(true);
+            }
             let Some(frame) = socket.next_frame()? else {
                 break;
             };
@@ -249,7 +259,7 @@ impl Session {
         if socket.is_idle() && !self.closed {
             self.send_confirms().await?;
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Runs `f` on channel `id` on a blocking thread, for work that may wait for the disk;
