@@ -251,14 +251,19 @@ fn many_consumers_on_one_connection() {
             ));
         }
     }
-    consumer.stream.write_all(&bytes).expect("writes");
     let total = usize::from(sizes.channels) * queues.len();
     let mut consuming = 0;
-    while consuming < total {
-        if let (_, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))) = consumer.method() {
-            consuming += 1;
+    // Written from another thread while this one reads the replies: a client that sends
+    // megabytes without reading would be held back by the server (see outbox.rs).
+    thread::scope(|scope| {
+        let mut writer = consumer.stream.try_clone().expect("clones");
+        scope.spawn(move || writer.write_all(&bytes).expect("writes"));
+        while consuming < total {
+            if let (_, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_))) = consumer.method() {
+                consuming += 1;
+            }
         }
-    }
+    });
     let opened = began.elapsed();
     let threads_consuming = threads(pid);
 
@@ -268,13 +273,16 @@ fn many_consumers_on_one_connection() {
         bytes.extend(publish(1, &queues[i % queues.len()]));
     }
     let began = Instant::now();
-    publisher.stream.write_all(&bytes).expect("publishes");
     let mut delivered = 0;
-    while delivered < total {
-        if let (_, AMQPClass::Basic(basic::AMQPMethod::Deliver(_))) = consumer.method() {
-            delivered += 1;
+    thread::scope(|scope| {
+        let mut writer = publisher.stream.try_clone().expect("clones");
+        scope.spawn(move || writer.write_all(&bytes).expect("publishes"));
+        while delivered < total {
+            if let (_, AMQPClass::Basic(basic::AMQPMethod::Deliver(_))) = consumer.method() {
+                delivered += 1;
+            }
         }
-    }
+    });
     let delivering = began.elapsed();
     println!(
         "{total} consumers on one connection ({} channels × {}): consume-ok for all in \

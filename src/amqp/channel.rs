@@ -12,10 +12,10 @@ use std::sync::Arc;
 use amq_protocol::protocol::{basic, channel, confirm, AMQPClass};
 use amq_protocol::types::ShortString;
 
+use super::consumers::ConsumerKey;
 use super::content::{self, Assembly};
 use super::convert::{properties_to_wire, short_string};
 use super::failure::{Failure, MethodId};
-use super::consumers::ConsumerKey;
 use super::frames;
 use super::outbox::Outbox;
 use super::tx::{Held, Transaction};

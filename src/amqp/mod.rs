@@ -28,9 +28,9 @@
 
 mod channel;
 mod connection;
+mod consumers;
 mod content;
 mod convert;
-mod consumers;
 mod failure;
 mod frames;
 mod handshake;
