@@ -267,7 +267,7 @@ fn many_consumers_on_one_connection() {
     let opened = began.elapsed();
     let threads_consuming = threads(pid);
 
-    let mut publisher = Client::open(server.addr, 1);
+    let publisher = Client::open(server.addr, 1);
     let mut bytes = Vec::new();
     for i in 0..total {
         bytes.extend(publish(1, &queues[i % queues.len()]));
