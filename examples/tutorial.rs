@@ -28,13 +28,23 @@ fn main() -> Result<(), warrenmq::Error> {
         FieldTable::new(),
     )?;
     chan.queue_bind("po_box", "sorting_room", "1111", FieldTable::new())?;
+    println!(
+        "consumer: declared durable queue 'po_box' and durable direct exchange \
+         'sorting_room', bound with routing key '1111'"
+    );
     chan.basic_consume_with("po_box", ConsumeOptions::no_ack().tag("consumer"), |msg| {
         println!(
-            "Received: {} from consumer {:?}",
-            String::from_utf8_lossy(msg.body()),
-            msg.consumer_tag()
+            "consumer '{}': received from queue 'po_box' (exchange '{}', routing key '{}'): {}",
+            msg.consumer_tag().unwrap_or("-"),
+            msg.exchange(),
+            msg.routing_key(),
+            String::from_utf8_lossy(msg.body())
         );
     })?;
+    println!(
+        "consumer: consuming from 'po_box' with consumer tag 'consumer' (no ack); wait() \
+         runs the callback for each message"
+    );
     let consumer = thread::spawn(move || -> Result<(), warrenmq::Error> {
         for _ in 0..10 {
             chan.wait()?;
@@ -50,8 +60,12 @@ fn main() -> Result<(), warrenmq::Error> {
         let msg = format!(
             r#"{{"id": "{x}111", "lists": [{{"id": 12345}}, {{"id": 12345}}, {{"id": 15656}}, {{"id": "4545"}}]}}"#
         );
-        println!("{msg}");
-        chan2.basic_publish("sorting_room", "1111", Message::new(msg).persistent())?;
+        chan2.basic_publish(
+            "sorting_room",
+            "1111",
+            Message::new(msg.as_str()).persistent(),
+        )?;
+        println!("publisher: sent to exchange 'sorting_room' with routing key '1111' (persistent): {msg}");
     }
     // A panic in the consumer thread carries on here.
     consumer
@@ -65,12 +79,23 @@ fn main() -> Result<(), warrenmq::Error> {
         Message::new(r#"{"id": "pull"}"#).persistent(),
     )?;
     if let Some(msg) = chan2.basic_get("po_box", GetOptions::default())? {
-        println!("basic_get: {}", String::from_utf8_lossy(msg.body()));
+        println!(
+            "publisher: basic_get from queue 'po_box' (exchange '{}', routing key '{}', \
+             delivery tag {}): {}",
+            msg.exchange(),
+            msg.routing_key(),
+            msg.delivery_tag(),
+            String::from_utf8_lossy(msg.body())
+        );
         chan2.basic_ack(msg.delivery_tag(), false)?;
+        println!(
+            "publisher: acknowledged delivery tag {}",
+            msg.delivery_tag()
+        );
     }
     let stats = broker.queue_stats("/", "po_box")?;
     println!(
-        "po_box: {} ready, {} unacked",
+        "queue 'po_box': {} ready, {} unacknowledged",
         stats.messages_ready, stats.messages_unacknowledged
     );
     Ok(())

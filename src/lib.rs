@@ -83,6 +83,7 @@
 #[cfg(feature = "wire")]
 mod amqp;
 mod arguments;
+mod body;
 mod broker;
 mod channel;
 mod clock;
@@ -110,7 +111,9 @@ mod vhost;
 #[cfg(feature = "wire")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub use amqp::{WireOptions, WireServer};
+pub use body::IntoBody;
 pub use broker::{Broker, BrokerBuilder};
+pub use bytes::Bytes;
 pub use channel::{Channel, PublishConfirm};
 pub use clock::{Clock, ClockHook, ManualClock, SystemClock};
 pub use connection::Connection;

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::body::IntoBody;
 use serde::{Deserialize, Serialize};
 
 use crate::{FieldTable, FieldValue};
@@ -168,18 +170,34 @@ macro_rules! string_setters {
 
 impl Message {
     /// Creates a message with the given body and no properties.
-    pub fn new(body: impl Into<Bytes>) -> Self {
+    ///
+    /// The body is anything that is [`IntoBody`]: owned bytes or strings (`String`,
+    /// `Vec<u8>`, [`Bytes`]) are taken without a copy, borrowed ones (`&str`, `&[u8]`, of
+    /// any lifetime) are copied once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::Message;
+    ///
+    /// let line = format!("order {}", 42);
+    /// let borrowed = Message::new(line.as_str());   // copies the bytes
+    /// let owned = Message::new(line);               // takes the String
+    /// assert_eq!(borrowed, owned);
+    /// assert_eq!(Message::new(&b"\x00\x01"[..]).body().len(), 2);
+    /// ```
+    pub fn new(body: impl IntoBody) -> Self {
         Message {
-            body: body.into(),
+            body: body.into_body(),
             properties: None,
         }
     }
 
-    /// Creates a message from a body and complete properties.
-    pub fn with_properties(body: impl Into<Bytes>, properties: Properties) -> Self {
+    /// Creates a message from a body (see [`Message::new`]) and complete properties.
+    pub fn with_properties(body: impl IntoBody, properties: Properties) -> Self {
         let properties = (properties != NO_PROPERTIES).then(|| Arc::new(properties));
         Message {
-            body: body.into(),
+            body: body.into_body(),
             properties,
         }
     }

@@ -2,139 +2,109 @@
 //! `--password`, and `--data-dir`: confirmed persistent messages survive a crash (or, built
 //! without the `persistence` feature, the flag is refused with a clear message); a database
 //! that cannot be shown complete needs `--allow-rollback`.
+//!
+//! The client is `warren-bench`'s blocking AMQP client (on `amq-protocol`, a dependency of the
+//! `wire` feature), so these tests need no client library of their own.
 #![cfg(feature = "wire")]
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../src/bin/warren-bench/amqp_client/mod.rs"]
+mod amqp_client;
 mod common;
 
 use common::server_process::ServerProcess;
 
 use std::process::Command;
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use amqp_client::Client;
 
-async fn connect(server: &ServerProcess, user: &str, password: &str) -> lapin::Result<Connection> {
-    let uri = format!("amqp://{user}:{password}@{}/%2f", server.addr);
-    Connection::connect(&uri, ConnectionProperties::default()).await
+fn connect(server: &ServerProcess, user: &str, password: &str) -> std::io::Result<Client> {
+    Client::connect_as(&server.addr.to_string(), user, password)
 }
 
 /// Binds a durable exchange to a non-durable queue; returns the error text, if any.
-async fn mixed_binding(server: &ServerProcess) -> Option<String> {
-    let conn = connect(server, "guest", "guest").await.expect("connects");
-    let ch = conn.create_channel().await.expect("a channel");
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.exchange_declare(
-        "d".into(),
-        ExchangeKind::Direct,
-        durable,
-        FieldTable::default(),
-    )
-    .await
-    .expect("exchange");
-    ch.queue_declare(
-        "t".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue");
-    ch.queue_bind(
-        "t".into(),
-        "d".into(),
-        "k".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .err()
-    .map(|e| e.to_string())
+fn mixed_binding(server: &ServerProcess) -> Option<String> {
+    let mut client = connect(server, "guest", "guest").expect("connects");
+    client
+        .exchange_declare_with("d", "direct", true, false)
+        .expect("exchange");
+    client.queue_declare("t", false).expect("queue");
+    client
+        .queue_bind("t", "d", "k")
+        .err()
+        .map(|e| e.to_string())
 }
 
-#[tokio::test]
-async fn smoke() {
+#[test]
+fn smoke() {
     let server = ServerProcess::start(&[]);
     assert!(server.addr.ip().is_loopback());
     assert_ne!(server.addr.port(), 0);
-    let conn = connect(&server, "guest", "guest").await.expect("connects");
-    assert!(conn.status().connected());
+    connect(&server, "guest", "guest")
+        .expect("connects")
+        .close()
+        .expect("closes");
 }
 
-#[tokio::test]
-async fn mixed_durability_binds_unless_strict() {
+#[test]
+fn mixed_durability_binds_unless_strict() {
     let default = ServerProcess::start(&[]);
-    assert_eq!(mixed_binding(&default).await, None);
+    assert_eq!(mixed_binding(&default), None);
     let strict = ServerProcess::start(&["--strict-binding-durability"]);
-    let err = mixed_binding(&strict).await.expect("refused when strict");
+    let err = mixed_binding(&strict).expect("refused when strict");
     assert!(err.contains("strict binding durability is on"), "{err}");
 }
 
-#[tokio::test]
-async fn credentials_come_from_the_command_line() {
+#[test]
+fn credentials_come_from_the_command_line() {
     let server = ServerProcess::start(&["--user", "app", "--password", "s3cret"]);
-    assert!(connect(&server, "guest", "guest").await.is_err());
-    connect(&server, "app", "s3cret")
-        .await
-        .expect("the configured login works");
+    assert!(connect(&server, "guest", "guest").is_err());
+    connect(&server, "app", "s3cret").expect("the configured login works");
+}
+
+/// Every message left in `queue`, fetched without ack: body and redelivered flag.
+#[cfg(feature = "persistence")]
+fn drain(client: &mut Client, queue: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    while let Some(got) = client.basic_get(queue, true).expect("get") {
+        out.push((String::from_utf8(got.body).expect("UTF-8"), got.redelivered));
+    }
+    out
+}
+
+/// Publishes `m{i}` for each `i` in `range` to the durable queue `kept`, with confirms,
+/// persistent unless `i == transient`.
+#[cfg(feature = "persistence")]
+fn publish_kept(client: &mut Client, range: std::ops::Range<usize>, transient: Option<usize>) {
+    client.queue_declare("kept", true).expect("queue");
+    client.confirm_select().expect("confirms");
+    for i in range {
+        let persistent = Some(i) != transient;
+        client
+            .publish("kept", format!("m{i}").as_bytes(), persistent)
+            .expect("published");
+        client.wait_for_confirms().expect("confirmed");
+    }
 }
 
 #[cfg(feature = "persistence")]
-#[tokio::test]
-async fn data_dir_keeps_confirmed_messages_across_a_crash() {
-    use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
-    use lapin::{BasicProperties, Confirmation};
-
+#[test]
+fn data_dir_keeps_confirmed_messages_across_a_crash() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data_dir = dir.path().join("data");
     let data_dir = data_dir.to_str().expect("a UTF-8 path");
     let server = ServerProcess::start(&["--data-dir", data_dir]);
-    let conn = connect(&server, "guest", "guest").await.expect("connects");
-    let ch = conn.create_channel().await.expect("a channel");
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.queue_declare("kept".into(), durable, FieldTable::default())
-        .await
-        .expect("queue");
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
-    for i in 0..20 {
-        let mode = if i == 7 { 1 } else { 2 };
-        let confirm = ch
-            .basic_publish(
-                "".into(),
-                "kept".into(),
-                BasicPublishOptions::default(),
-                format!("m{i}").as_bytes(),
-                BasicProperties::default().with_delivery_mode(mode),
-            )
-            .await
-            .expect("published")
-            .await
-            .expect("confirmed");
-        assert_eq!(confirm, Confirmation::Ack(None));
-    }
+    let mut client = connect(&server, "guest", "guest").expect("connects");
+    publish_kept(&mut client, 0..20, Some(7));
     // Killed (SIGKILL) with the connection open: only what is on disk survives.
     drop(server);
 
     let server = ServerProcess::start(&["--data-dir", data_dir]);
-    let conn = connect(&server, "guest", "guest")
-        .await
-        .expect("reconnects");
-    let ch = conn.create_channel().await.expect("a channel");
-    let mut bodies = Vec::new();
-    while let Some(msg) = ch
-        .basic_get("kept".into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("get")
-    {
-        bodies.push(String::from_utf8(msg.delivery.data).expect("UTF-8"));
-    }
+    let mut client = connect(&server, "guest", "guest").expect("reconnects");
+    let bodies: Vec<String> = drain(&mut client, "kept")
+        .into_iter()
+        .map(|(body, _)| body)
+        .collect();
     let expected: Vec<String> = (0..20)
         .filter(|i| *i != 7)
         .map(|i| format!("m{i}"))
@@ -145,64 +115,27 @@ async fn data_dir_keeps_confirmed_messages_across_a_crash() {
     );
 }
 
-/// Publishes `n` persistent messages `m0..` to the durable queue `kept`, with confirms.
-#[cfg(feature = "persistence")]
-async fn publish_kept(ch: &lapin::Channel, n: usize) {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-    use lapin::{BasicProperties, Confirmation};
-
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.queue_declare("kept".into(), durable, FieldTable::default())
-        .await
-        .expect("queue");
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
-    for i in 0..n {
-        let confirm = ch
-            .basic_publish(
-                "".into(),
-                "kept".into(),
-                BasicPublishOptions::default(),
-                format!("m{i}").as_bytes(),
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .expect("published")
-            .await
-            .expect("confirmed");
-        assert_eq!(confirm, Confirmation::Ack(None));
-    }
-}
-
 /// SIGTERM: the server tells its clients (320 CONNECTION_FORCED), closes the store cleanly
 /// and exits 0; on restart a message that was never delivered comes back with
 /// `redelivered = false` (as after a clean RabbitMQ stop), one that was delivered and not
 /// acked with `redelivered = true`.
 #[cfg(all(unix, feature = "persistence"))]
-#[tokio::test]
-async fn sigterm_stops_cleanly_and_a_restart_serves_undelivered_messages_as_new() {
-    use lapin::options::BasicGetOptions;
-
+#[test]
+fn sigterm_stops_cleanly_and_a_restart_serves_undelivered_messages_as_new() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data_dir = dir.path().join("data");
     let data_dir = data_dir.to_str().expect("a UTF-8 path");
     let mut server = ServerProcess::start(&["--data-dir", data_dir]);
-    let conn = connect(&server, "guest", "guest").await.expect("connects");
+    let mut client = connect(&server, "guest", "guest").expect("connects");
     // A second client, driven by hand, to see exactly what the server says when it stops.
     let mut raw = common::raw_client::RawClient::open(server.addr);
-    let ch = conn.create_channel().await.expect("a channel");
-    publish_kept(&ch, 10).await;
+    publish_kept(&mut client, 0..10, None);
     // m0 is delivered and left unacknowledged when the server stops.
-    let got = ch
-        .basic_get("kept".into(), BasicGetOptions { no_ack: false })
-        .await
+    let got = client
+        .basic_get("kept", false)
         .expect("get")
         .expect("a message");
-    assert_eq!(got.delivery.data, b"m0");
+    assert_eq!(got.body, b"m0");
 
     assert_eq!(server.terminate(), Some(0), "SIGTERM exits with status 0");
     let (code, text) = raw.connection_close();
@@ -211,25 +144,14 @@ async fn sigterm_stops_cleanly_and_a_restart_serves_undelivered_messages_as_new(
         text,
         "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
     );
-    drop(conn);
+    drop(client);
 
     let server = ServerProcess::start(&["--data-dir", data_dir]);
-    let conn = connect(&server, "guest", "guest")
-        .await
-        .expect("reconnects");
-    let ch = conn.create_channel().await.expect("a channel");
-    let mut got = Vec::new();
-    while let Some(msg) = ch
-        .basic_get("kept".into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("get")
-    {
-        let body = String::from_utf8(msg.delivery.data).expect("UTF-8");
-        got.push((body, msg.delivery.redelivered));
-    }
+    let mut client = connect(&server, "guest", "guest").expect("reconnects");
     let expected: Vec<(String, bool)> = (0..10).map(|i| (format!("m{i}"), i == 0)).collect();
     assert_eq!(
-        got, expected,
+        drain(&mut client, "kept"),
+        expected,
         "every message is back; only the delivered one is marked redelivered"
     );
 }
@@ -281,5 +203,53 @@ fn unknown_flags_are_refused_with_usage() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: warren-server"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'--bogus'") && stderr.contains("Usage: warren-server"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_lists_every_flag_with_its_default_and_version_is_known() {
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+        .arg("--help")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for (flag, default) in [
+        ("--listen <ADDR>", "[default: 127.0.0.1:5672]"),
+        ("--user <NAME>", "[default: guest]"),
+        ("--password <PASSWORD>", "[default: guest]"),
+        (
+            "--data-dir <DIR>",
+            "[default: none, the broker is in memory]",
+        ),
+        (
+            "--allow-rollback",
+            "[default: off, such a database is refused]",
+        ),
+        (
+            "--strict-binding-durability",
+            "[default: off, they bind as in RabbitMQ]",
+        ),
+    ] {
+        // Each flag is described on its own line.
+        let line = help
+            .lines()
+            .find(|line| line.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} missing from --help:\n{help}"));
+        assert!(line.contains(default), "{flag}: {line:?}");
+    }
+    assert!(help.contains("RUST_LOG"), "{help}");
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+        .arg("--version")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("warren-server {}", env!("CARGO_PKG_VERSION"))
+    );
 }

@@ -4,7 +4,11 @@
 //! ```text
 //! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
 //!               [--data-dir DIR] [--allow-rollback] [--strict-binding-durability]
+//! warren-server --help | --version
 //! ```
+//!
+//! Logs go to stderr through `tracing-subscriber`; `RUST_LOG` chooses what is logged
+//! (`info` by default).
 //!
 //! The first line printed is `warren-server listening on ADDR`, with the bound address
 //! (useful with port 0). Without `--data-dir` the broker is in memory; with it, durable
@@ -23,43 +27,65 @@
 use std::io;
 use std::process::ExitCode;
 
+use clap::Parser;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use warrenmq::{Broker, WireOptions};
 
-const USAGE: &str = "usage: warren-server [--listen ADDR] [--user NAME] [--password PASSWORD] \
-                     [--data-dir DIR] [--allow-rollback] [--strict-binding-durability]";
-
-/// The parsed command line.
-#[derive(Debug)]
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "warren-server",
+    version,
+    about = "Serves an in-process Warren broker over AMQP 0-9-1 (RabbitMQ semantics).",
+    after_help = "Logs go to stderr; RUST_LOG sets what is logged (for instance RUST_LOG=debug, \
+                  or RUST_LOG=warrenmq=debug,info) [default: info].\n\
+                  The first line on stdout is `warren-server listening on ADDR`.\n\
+                  SIGTERM or SIGINT closes every connection with 320 CONNECTION_FORCED, \
+                  closes the store cleanly and exits 0."
+)]
 struct Args {
+    /// Address to listen on for AMQP 0-9-1 clients; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5672")]
     listen: String,
+    /// User name that clients log in with.
+    #[arg(long, value_name = "NAME", default_value_t = WireOptions::default().user)]
+    user: String,
+    /// Password that clients log in with.
+    #[arg(long, value_name = "PASSWORD", default_value_t = WireOptions::default().password)]
+    password: String,
+    /// Keep durable exchanges, queues, bindings and persistent messages in DIR/warren.redb
+    /// [default: none, the broker is in memory].
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<String>,
+    /// Open a database that cannot be shown complete (its witness of the last durable
+    /// commit is missing or newer) and serve what it holds [default: off, such a database is
+    /// refused].
+    #[arg(long)]
     allow_rollback: bool,
+    /// Refuse bindings between a durable and a non-durable entity, the seed tutorial's rule
+    /// [default: off, they bind as in RabbitMQ].
+    #[arg(long)]
     strict_binding_durability: bool,
-    options: WireOptions,
 }
 
-fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args {
-        listen: "127.0.0.1:5672".into(),
-        data_dir: None,
-        allow_rollback: false,
-        strict_binding_durability: false,
-        options: WireOptions::default(),
-    };
-    while let Some(flag) = argv.next() {
-        let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
-        match flag.as_str() {
-            "--listen" => args.listen = value("--listen")?,
-            "--user" => args.options.user = value("--user")?,
-            "--password" => args.options.password = value("--password")?,
-            "--data-dir" => args.data_dir = Some(value("--data-dir")?),
-            "--allow-rollback" => args.allow_rollback = true,
-            "--strict-binding-durability" => args.strict_binding_durability = true,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
-        }
-    }
-    Ok(args)
+/// Logs to stderr, filtered by `RUST_LOG` (`info` when unset or unreadable).
+fn init_logging() {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| match spec.parse::<Targets>() {
+            Ok(targets) => Some(targets),
+            Err(e) => {
+                eprintln!("warren-server: RUST_LOG={spec:?} is not understood ({e}); using info");
+                None
+            }
+        })
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(io::stderr))
+        .with(filter)
+        .init();
 }
 
 /// Builds the broker: in memory, or kept in `DIR/warren.redb` with `--data-dir DIR`.
@@ -158,13 +184,8 @@ impl Signals {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
+    init_logging();
     let broker = match build_broker(&args) {
         Ok(broker) => broker,
         Err(message) => {
@@ -180,7 +201,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match broker.serve_with(args.listen.as_str(), args.options) {
+    let options = WireOptions {
+        user: args.user.clone(),
+        password: args.password.clone(),
+        ..WireOptions::default()
+    };
+    let server = match broker.serve_with(args.listen.as_str(), options) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", args.listen);

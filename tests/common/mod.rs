@@ -5,7 +5,8 @@
 
 #[cfg(feature = "wire")]
 pub mod raw_client;
-#[cfg(feature = "wire")]
+// The binary exists only with the `cli` feature (required-features).
+#[cfg(all(feature = "wire", feature = "cli"))]
 pub mod server_process;
 #[cfg(feature = "wire")]
 pub mod wire;

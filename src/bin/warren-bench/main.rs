@@ -1,11 +1,11 @@
 //! `warren-bench`: Warren's benchmark runner. It prints comparison tables (or JSON).
 //!
 //! ```text
-//! cargo run --release --bin warren-bench -- topic --bindings 100000 --wildcards 30 --seconds 3
-//! cargo run --release --bin warren-bench -- topic --patterns p.txt --keys k.txt --rabbitmq 127.0.0.1:5672
-//! cargo run --release --bin warren-bench -- throughput --exchange direct --ack manual
-//! cargo run --release --bin warren-bench -- persistence --messages 1000000
-//! cargo run --release --bin warren-bench -- wire --rabbitmq 127.0.0.1:5672
+//! cargo run --release --features cli --bin warren-bench -- topic --bindings 100000 --wildcards 30 --seconds 3
+//! cargo run --release --features cli --bin warren-bench -- topic --patterns p.txt --keys k.txt --rabbitmq 127.0.0.1:5672
+//! cargo run --release --features cli --bin warren-bench -- throughput --exchange direct --ack manual
+//! cargo run --release --features cli --bin warren-bench -- persistence --messages 1000000
+//! cargo run --release --features cli --bin warren-bench -- wire --rabbitmq 127.0.0.1:5672
 //! ```
 //!
 //! `persistence` needs the `persistence` feature, and `wire` and `topic --rabbitmq` the `wire`

@@ -15,10 +15,22 @@ const BIND_WINDOW: usize = 500;
 impl Client {
     /// Declares a non-durable, auto-delete exchange of `kind`.
     pub(crate) fn exchange_declare(&mut self, name: &str, kind: &str) -> io::Result<()> {
+        self.exchange_declare_with(name, kind, false, true)
+    }
+
+    /// Declares an exchange of `kind`, durable or not, auto-delete or not.
+    pub(crate) fn exchange_declare_with(
+        &mut self,
+        name: &str,
+        kind: &str,
+        durable: bool,
+        auto_delete: bool,
+    ) -> io::Result<()> {
         let declare = exchange::Declare {
             exchange: name.into(),
             kind: kind.into(),
-            auto_delete: true,
+            durable,
+            auto_delete,
             ..exchange::Declare::default()
         };
         self.method(AMQPClass::Exchange(exchange::AMQPMethod::Declare(declare)))?;
@@ -48,6 +60,12 @@ impl Client {
         };
         self.method(AMQPClass::Queue(queue::AMQPMethod::Declare(declare)))?;
         self.expect(|m| matches!(m, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_))))
+    }
+
+    /// Binds `queue` to `exchange` with `key` (for tests/wire_server_bin.rs).
+    #[allow(dead_code)]
+    pub(crate) fn queue_bind(&mut self, queue: &str, exchange: &str, key: &str) -> io::Result<()> {
+        self.queue_bind_all(exchange, &[(queue.to_owned(), key.to_owned())])
     }
 
     /// Binds each `(queue, binding key)` to `exchange`, a window of binds in flight at a

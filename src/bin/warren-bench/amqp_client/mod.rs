@@ -6,6 +6,9 @@
 //! before waiting for an answer; a `connection.close` or `channel.close` from the server
 //! becomes an error.
 
+// basic.get serves tests/wire_server_bin.rs, which includes this client (#[path]).
+#[allow(dead_code)]
+mod get;
 mod topology;
 
 use std::io::{self, Read, Write};
@@ -53,6 +56,11 @@ fn other(message: String) -> io::Error {
 impl Client {
     /// Connects as guest/guest to vhost `/` and opens channel 1.
     pub(crate) fn connect(addr: &str) -> io::Result<Client> {
+        Client::connect_as(addr, "guest", "guest")
+    }
+
+    /// Connects as `user` to vhost `/` and opens channel 1.
+    pub(crate) fn connect_as(addr: &str, user: &str, password: &str) -> io::Result<Client> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(TIMEOUT))?;
@@ -70,7 +78,7 @@ impl Client {
         let start_ok = connection::StartOk {
             client_properties: FieldTable::default(),
             mechanism: "PLAIN".into(),
-            response: LongString::from(&b"\0guest\0guest"[..]),
+            response: LongString::from(format!("\0{user}\0{password}").as_bytes()),
             locale: "en_US".into(),
         };
         client.method(AMQPClass::Connection(connection::AMQPMethod::StartOk(
