@@ -127,6 +127,7 @@ impl Broker {
     /// [`Error::VhostNotFound`] (530) if the vhost does not exist.
     pub fn connect(&self, vhost: &str) -> Result<Connection> {
         let vhost = self.vhost(vhost)?;
+        tracing::debug!(vhost = %vhost.name, "connection opened");
         Ok(Connection::new(self.inner.clone(), vhost))
     }
 

@@ -45,6 +45,7 @@ impl ConnectionInner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        tracing::debug!(vhost = %self.vhost.name, "connection closed");
         let channels = std::mem::take(&mut *self.channels.lock());
         for channel in channels.iter().filter_map(Weak::upgrade) {
             channel.close_with(None);
@@ -96,6 +97,7 @@ impl Connection {
         let mut channels = self.inner.channels.lock();
         channels.retain(|c| c.strong_count() > 0);
         channels.push(Arc::downgrade(&channel));
+        tracing::trace!(vhost = %self.inner.vhost.name, channels = channels.len(), "channel opened");
         Ok(Channel::new(channel))
     }
 

@@ -75,8 +75,19 @@
 //!
 //! - `persistence` (default): [`Broker::open`] and [`BrokerBuilder::data_path`], on redb.
 //! - `wire` (default): `Broker::serve`, an AMQP 0-9-1 listener that real clients (pika,
-//!   py-amqp, lapin, amqprs) connect to, and the `warren-server` binary; see
-//!   `docs/wire.md`.
+//!   py-amqp, lapin, amqprs) connect to; see `docs/wire.md`.
+//! - `cli` (off): what only the binaries use (argument parsing, logging set-up); the
+//!   `warren-server` (with `wire`) and `warren-bench` binaries require it:
+//!   `cargo run --release --features cli --bin warren-server`.
+//!
+//! # Logging
+//!
+//! Warren emits [`tracing`](https://docs.rs/tracing) events when connections and channels
+//! open and close, on declares, deletes and binds (`debug`), and when an error closes a
+//! channel (`debug`) or a connection (`info`, `warn` on the wire); the wire listener wraps
+//! each client connection in an `amqp_connection` span with the peer's address. Nothing is
+//! logged per message. Install any `tracing` subscriber to see them; `warren-server` logs
+//! to stderr filtered by `RUST_LOG`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -103,10 +103,20 @@ pub(crate) async fn serve(stream: TcpStream, shared: &Shared, mut stop: watch::R
         _ = stop.changed() => Ok(Err(Failure::Gone)),
     };
     match negotiated {
-        Ok(Ok(negotiated)) => run(&mut socket, negotiated, stop).await,
-        Ok(Err(failure)) => fail(&mut socket, failure).await,
+        Ok(Ok(negotiated)) => {
+            tracing::info!(
+                frame_max = negotiated.frame_max,
+                heartbeat = negotiated.heartbeat,
+                "connection opened"
+            );
+            run(&mut socket, negotiated, stop).await
+        }
+        Ok(Err(failure)) => {
+            tracing::info!(?failure, "handshake refused");
+            fail(&mut socket, failure).await
+        }
         // A handshake that takes too long is dropped without a word, as RabbitMQ does.
-        Err(_elapsed) => {}
+        Err(_elapsed) => tracing::info!("handshake timed out; dropped"),
     }
     socket.outbox().close();
     let _ = timeout(CLOSE_TIMEOUT, socket.flush_all()).await;
@@ -566,11 +576,15 @@ impl Session {
 /// few seconds at most; an I/O failure just closes.
 async fn fail(socket: &mut Socket, failure: Failure) {
     let (code, text, method) = match failure {
-        Failure::Gone => return,
+        Failure::Gone => {
+            tracing::debug!("client gone");
+            return;
+        }
         Failure::Channel { code, text, method } | Failure::Connection { code, text, method } => {
             (code, text, method)
         }
     };
+    tracing::warn!(code = code.0, %text, "closing the connection after an error");
     let close = connection::Close {
         reply_code: code.0,
         reply_text: short_string(&text),

@@ -187,16 +187,25 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 let counted = Counted::new(&shared);
                 let stop = stop.clone();
-                tokio::spawn(async move {
-                    connection::serve(stream, &counted.0, stop).await;
-                    drop(counted);
-                });
+                let span = tracing::info_span!("amqp_connection", %peer);
+                tokio::spawn(tracing::Instrument::instrument(
+                    async move {
+                        tracing::debug!("accepted");
+                        connection::serve(stream, &counted.0, stop).await;
+                        tracing::debug!("closed");
+                        drop(counted);
+                    },
+                    span,
+                ));
             }
             // Accept errors (e.g. too many open files) concern one client; keep listening.
-            Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed; retrying");
+                tokio::time::sleep(ACCEPT_BACKOFF).await
+            }
         }
     }
     drop(listener);

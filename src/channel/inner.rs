@@ -100,7 +100,10 @@ impl ChannelInner {
         if let Err(e) = &result {
             if !matches!(e, Error::ChannelClosed { .. } | Error::ConnectionClosed) {
                 self.close_with(Some(Arc::new(e.clone())));
-                if !e.reply_code().is_channel_error() {
+                if e.reply_code().is_channel_error() {
+                    tracing::debug!(code = e.reply_code().0, error = %e, "channel closed by an error");
+                } else {
+                    tracing::info!(code = e.reply_code().0, error = %e, "connection closed by an error");
                     self.conn.close();
                 }
             }

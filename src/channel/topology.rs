@@ -29,7 +29,9 @@ impl Channel {
                 options,
                 arguments: &arguments,
             };
-            self.inner.conn.vhost.declare_exchange(&spec)
+            self.inner.conn.vhost.declare_exchange(&spec)?;
+            tracing::debug!(exchange, kind = ?kind, durable = options.durable, "exchange declared");
+            Ok(())
         })
     }
 
@@ -43,7 +45,9 @@ impl Channel {
             self.inner
                 .conn
                 .vhost
-                .delete_exchange(exchange, options.if_unused)
+                .delete_exchange(exchange, options.if_unused)?;
+            tracing::debug!(exchange, "exchange deleted");
+            Ok(())
         })
     }
 
@@ -69,6 +73,7 @@ impl Channel {
             if let Some(queue) = created.filter(|q| q.exclusive_owner.is_some()) {
                 conn.own_exclusive(queue);
             }
+            tracing::debug!(queue = %ok.queue, durable = options.durable, "queue declared");
             Ok(ok)
         })
     }
@@ -90,7 +95,9 @@ impl Channel {
         self.inner.run(|| {
             let conn = &self.inner.conn;
             conn.vhost
-                .bind_queue(queue, exchange, routing_key, &arguments, conn.id)
+                .bind_queue(queue, exchange, routing_key, &arguments, conn.id)?;
+            tracing::debug!(queue, exchange, routing_key, "queue bound");
+            Ok(())
         })
     }
 
@@ -109,7 +116,9 @@ impl Channel {
         self.inner.run(|| {
             let conn = &self.inner.conn;
             conn.vhost
-                .unbind_queue(queue, exchange, routing_key, &arguments, conn.id)
+                .unbind_queue(queue, exchange, routing_key, &arguments, conn.id)?;
+            tracing::debug!(queue, exchange, routing_key, "queue unbound");
+            Ok(())
         })
     }
 
@@ -140,6 +149,7 @@ impl Channel {
             let n = conn
                 .vhost
                 .delete_queue(queue, options.if_unused, options.if_empty, conn.id)?;
+            tracing::debug!(queue, messages = n, "queue deleted");
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
         })
     }
