@@ -5,9 +5,9 @@ use std::fmt;
 #[cfg(feature = "persistence")]
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionInner};
 #[cfg(feature = "persistence")]
 use crate::message::SharedProperties;
 use crate::routing::RouterFactory;
@@ -15,24 +15,93 @@ use crate::settings::Settings;
 #[cfg(feature = "persistence")]
 use crate::store::RecoveredState;
 use crate::store::{NullStore, Store, StoreOp, VhostRecord};
-use crate::sync::ConcurrentMap;
+use crate::sync::{ConcurrentMap, Mutex};
 use crate::vhost::VHost;
 use crate::{Clock, Error, ExchangeStats, QueueStats, Result, SystemClock};
 
+/// Something a broker runs besides its connections (a wire listener), stopped when the
+/// broker closes.
+pub(crate) trait Service: Send + Sync {
+    /// Stops the service and waits for it to end.
+    fn stop(&self);
+}
+
+/// The connections of a broker, weakly, so that [`Broker::close`] can close them.
+#[derive(Debug, Default)]
+struct Connections {
+    /// Every connection opened, including some already gone (pruned as the list grows).
+    list: Vec<Weak<ConnectionInner>>,
+    /// The length at which the gone ones are pruned next; doubling keeps pruning amortised
+    /// O(1) per connection.
+    prune_at: usize,
+}
+
+impl Connections {
+    fn add(&mut self, connection: Weak<ConnectionInner>) {
+        if self.list.len() >= self.prune_at {
+            self.list.retain(|c| c.strong_count() > 0);
+            self.prune_at = (self.list.len() * 2).max(64);
+        }
+        self.list.push(connection);
+    }
+}
+
 /// The shared state behind every [`Broker`] handle.
-#[derive(Debug)]
 pub(crate) struct BrokerInner {
     /// Settings and ids.
     pub(crate) settings: Arc<Settings>,
     /// Vhosts by name.
     vhosts: ConcurrentMap<String, Arc<VHost>>,
+    /// Connections, to close when the broker closes. Its lock also orders opening a
+    /// connection against closing the broker.
+    connections: Mutex<Connections>,
+    /// Services started on the broker (wire listeners), to stop when it closes.
+    services: Mutex<Vec<Weak<dyn Service>>>,
+}
+
+impl BrokerInner {
+    /// Closes the broker: stops its services, closes its connections, stops its timers and
+    /// closes its store. Only the first call does anything.
+    fn shutdown(&self) -> Result<()> {
+        if !self.settings.close() {
+            return Ok(());
+        }
+        tracing::debug!("broker closing");
+        let services = std::mem::take(&mut *self.services.lock());
+        for service in services.iter().filter_map(Weak::upgrade) {
+            service.stop();
+        }
+        let connections = std::mem::take(&mut self.connections.lock().list);
+        for connection in connections.iter().filter_map(Weak::upgrade) {
+            connection.close();
+        }
+        for vhost in self.vhosts.iter() {
+            vhost.stop_timers();
+        }
+        // Everything submitted is written and the file is marked clean.
+        let closed = self.settings.store.close();
+        if let Err(e) = &closed {
+            tracing::error!(error = %e, "closing the store failed");
+        }
+        tracing::debug!("broker closed");
+        Ok(closed?)
+    }
 }
 
 impl Drop for BrokerInner {
     fn drop(&mut self) {
-        // Everything submitted is written and the file is marked clean. A failure here has
-        // no one to report to; what was confirmed is on disk already.
-        let _ = self.settings.store.close();
+        // A store failure here has no one to report it to but the log; what was confirmed
+        // is on disk already. `Broker::close` returns it.
+        let _ = self.shutdown();
+    }
+}
+
+impl fmt::Debug for BrokerInner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerInner")
+            .field("settings", &self.settings)
+            .field("vhosts", &self.vhosts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,19 +193,98 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// [`Error::VhostNotFound`] (530) if the vhost does not exist.
+    /// [`Error::VhostNotFound`] (530) if the vhost does not exist; [`Error::BrokerClosed`]
+    /// (320) once the broker is closed.
     pub fn connect(&self, vhost: &str) -> Result<Connection> {
         let vhost = self.vhost(vhost)?;
-        tracing::debug!(vhost = %vhost.name, "connection opened");
-        Ok(Connection::new(self.inner.clone(), vhost))
+        let mut connections = self.inner.connections.lock();
+        if self.is_closed() {
+            return Err(Error::BrokerClosed);
+        }
+        let connection = Connection::new(self.inner.clone(), vhost);
+        connections.add(connection.downgrade());
+        drop(connections);
+        tracing::debug!(vhost = %connection.vhost(), "connection opened");
+        Ok(connection)
+    }
+
+    /// Closes the broker and everything it runs, and returns once all of it has stopped.
+    ///
+    /// In order: each [wire listener](Broker::serve) stops accepting and closes its client
+    /// connections with `connection.close` 320 CONNECTION_FORCED, as RabbitMQ does when it
+    /// stops; every in-process [`Connection`] is closed (its channels' unacknowledged
+    /// messages go back to their queues, its consumers end: `recv` reports them
+    /// disconnected and their streams end); the timer thread of each vhost (TTLs, queue
+    /// expiry, delayed messages) stops; and the store writes everything already submitted,
+    /// marks the database cleanly shut down and releases the file, so that the next
+    /// [`Broker::open`] serves every message that was never delivered with
+    /// `redelivered = false`.
+    ///
+    /// Afterwards every operation of this broker and of its connections, channels and
+    /// consumers fails with [`Error::BrokerClosed`] (320) (a consumer's `recv` with
+    /// [`RecvError`](crate::RecvError)). Closing again does nothing and returns `Ok(())`.
+    ///
+    /// `close` is not needed for a clean exit: dropping the last handle of a broker (the
+    /// `Broker` clones, its connections, channels, consumers, deliveries and wire listeners)
+    /// does the same, with any store error only logged. `close` is the way to close a
+    /// broker that handles still point to, and to see the store's error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] if the store could not write what was submitted or close the
+    /// file; the broker is closed all the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, Error, FieldTable, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// broker.close()?;
+    /// let err = ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new());
+    /// assert!(matches!(err, Err(Error::BrokerClosed)));
+    /// assert!(matches!(broker.connect("/"), Err(Error::BrokerClosed)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.inner.shutdown()
+    }
+
+    /// Returns `true` once the broker is closed ([`close`](Self::close)).
+    pub fn is_closed(&self) -> bool {
+        self.inner.settings.is_closed()
+    }
+
+    /// Registers a service to stop when the broker closes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BrokerClosed`] if the broker is closed already.
+    #[cfg_attr(not(feature = "wire"), allow(dead_code))]
+    pub(crate) fn add_service(&self, service: Weak<dyn Service>) -> Result<()> {
+        let mut services = self.inner.services.lock();
+        if self.is_closed() {
+            return Err(Error::BrokerClosed);
+        }
+        services.retain(|s| s.strong_count() > 0);
+        services.push(service);
+        Ok(())
     }
 
     /// Adds a vhost. Adding one that exists changes nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::PreconditionFailed`] if the name is longer than 255 bytes.
+    /// [`Error::PreconditionFailed`] if the name is longer than 255 bytes;
+    /// [`Error::BrokerClosed`] once the broker is closed.
     pub fn add_vhost(&self, name: &str) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::BrokerClosed);
+        }
         crate::names::check_length("vhost name", name)?;
         if self.inner.vhosts.contains_key(name) {
             return Ok(());
@@ -201,7 +349,7 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// 530 for an unknown vhost, 404 for an unknown queue.
+    /// 530 for an unknown vhost, 404 for an unknown queue; 320 once the broker is closed.
     pub fn queue_stats(&self, vhost: &str, queue: &str) -> Result<QueueStats> {
         self.vhost(vhost)?.queue_stats(queue)
     }
@@ -210,7 +358,7 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// 530 for an unknown vhost.
+    /// 530 for an unknown vhost; 320 once the broker is closed.
     pub fn list_queues(&self, vhost: &str) -> Result<Vec<QueueStats>> {
         Ok(self.vhost(vhost)?.list_queues())
     }
@@ -219,7 +367,7 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// 530 for an unknown vhost, 404 for an unknown exchange.
+    /// 530 for an unknown vhost, 404 for an unknown exchange; 320 once the broker is closed.
     pub fn exchange_stats(&self, vhost: &str, exchange: &str) -> Result<ExchangeStats> {
         self.vhost(vhost)?.exchange_stats(exchange)
     }
@@ -228,12 +376,15 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// 530 for an unknown vhost.
+    /// 530 for an unknown vhost; 320 once the broker is closed.
     pub fn list_exchanges(&self, vhost: &str) -> Result<Vec<ExchangeStats>> {
         Ok(self.vhost(vhost)?.list_exchanges())
     }
 
     fn vhost(&self, name: &str) -> Result<Arc<VHost>> {
+        if self.is_closed() {
+            return Err(Error::BrokerClosed);
+        }
         self.inner
             .vhosts
             .get(name)
@@ -460,6 +611,8 @@ impl BrokerBuilder {
             inner: Arc::new(BrokerInner {
                 settings,
                 vhosts: ConcurrentMap::default(),
+                connections: Mutex::default(),
+                services: Mutex::default(),
             }),
         };
         broker.insert_vhost("/");

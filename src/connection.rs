@@ -10,7 +10,7 @@ use crate::ids::ConnectionId;
 use crate::queue::Queue;
 use crate::sync::Mutex;
 use crate::vhost::VHost;
-use crate::Result;
+use crate::{Error, Result};
 
 /// What keeps the broker open while a connection lives (the broker's shared state, opaque
 /// here so that connections do not depend on the broker).
@@ -35,6 +35,16 @@ pub(crate) struct ConnectionInner {
 impl ConnectionInner {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// The error of an operation on this closed connection: [`Error::BrokerClosed`] when the
+    /// broker closed it, [`Error::ConnectionClosed`] otherwise.
+    pub(crate) fn closed_error(&self) -> Error {
+        if self.vhost.settings().is_closed() {
+            Error::BrokerClosed
+        } else {
+            Error::ConnectionClosed
+        }
     }
 
     pub(crate) fn own_exclusive(&self, queue: Arc<Queue>) {
@@ -87,11 +97,11 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::ConnectionClosed`](crate::Error::ConnectionClosed) if the connection is
-    /// closed.
+    /// [`Error::ConnectionClosed`] if the connection is closed, [`Error::BrokerClosed`] if
+    /// its broker is.
     pub fn open_channel(&self) -> Result<Channel> {
         if self.inner.is_closed() {
-            return Err(crate::Error::ConnectionClosed);
+            return Err(self.inner.closed_error());
         }
         let channel = ChannelInner::new(Arc::clone(&self.inner));
         let mut channels = self.inner.channels.lock();
@@ -99,6 +109,11 @@ impl Connection {
         channels.push(Arc::downgrade(&channel));
         tracing::trace!(vhost = %self.inner.vhost.name, channels = channels.len(), "channel opened");
         Ok(Channel::new(channel))
+    }
+
+    /// Returns a weak reference to the shared state, for the broker's list of connections.
+    pub(crate) fn downgrade(&self) -> Weak<ConnectionInner> {
+        Arc::downgrade(&self.inner)
     }
 
     /// Returns the name of the vhost this connection is in.

@@ -176,6 +176,11 @@ pub enum Error {
     /// The connection is closed (320).
     #[error("CONNECTION_FORCED - connection is closed")]
     ConnectionClosed,
+    /// The broker was closed with [`Broker::close`](crate::Broker::close) (320, RabbitMQ's
+    /// text for a node that stops): every connection, channel and consumer of the broker is
+    /// closed, and no new connection opens.
+    #[error("CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")]
+    BrokerClosed,
     /// The store failed: the database cannot be opened, read or written (541).
     #[error("INTERNAL_ERROR - {0}")]
     Storage(#[from] crate::StoreError),
@@ -210,7 +215,7 @@ impl Error {
             Error::CommandInvalid { .. } => ReplyCode::COMMAND_INVALID,
             Error::NotImplemented { .. } => ReplyCode::NOT_IMPLEMENTED,
             Error::ChannelClosed { .. } => ReplyCode::CHANNEL_ERROR,
-            Error::ConnectionClosed => ReplyCode::CONNECTION_FORCED,
+            Error::ConnectionClosed | Error::BrokerClosed => ReplyCode::CONNECTION_FORCED,
             Error::Internal { .. } | Error::Storage(_) => ReplyCode::INTERNAL_ERROR,
         }
     }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::ids::{ConnectionId, ConsumerKey};
@@ -29,6 +29,8 @@ pub(crate) struct Settings {
     custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
     /// The next unique id (destinations, connections, consumers).
     next_id: AtomicU64,
+    /// Set once when the broker closes ([`Broker::close`](crate::Broker::close)).
+    closed: AtomicBool,
 }
 
 impl Settings {
@@ -45,7 +47,18 @@ impl Settings {
             store,
             custom_kinds,
             next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the broker closed; returns `true` the first time.
+    pub(crate) fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Returns `true` once the broker is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Returns a new unique id.

@@ -11,7 +11,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,8 @@ use tokio::sync::watch;
 
 use super::connection;
 use super::options::WireOptions;
-use crate::sync::{bounded, Receiver, RecvTimeoutError, Sender};
+use crate::broker::Service;
+use crate::sync::{bounded, Mutex, Receiver, RecvTimeoutError, Sender};
 use crate::Broker;
 
 /// Room for each runtime thread, which parses frames (recursively, for nested field
@@ -69,15 +70,23 @@ impl Drop for Counted {
 
 /// A running AMQP 0-9-1 listener, returned by [`Broker::serve`].
 ///
-/// Dropping the handle stops the server, like [`shutdown`](Self::shutdown).
+/// Dropping the handle stops the server, like [`shutdown`](Self::shutdown);
+/// [`Broker::close`] stops it too.
 #[must_use = "dropping a WireServer stops it"]
 pub struct WireServer {
     /// The bound address.
     local_addr: SocketAddr,
+    /// The running server, shared (weakly) with the broker so that closing it stops the
+    /// server.
+    control: Arc<Control>,
+}
+
+/// What stops a server: its runtime and the signals to its tasks.
+struct Control {
     /// Shared with the tasks.
     shared: Arc<Shared>,
     /// The server's own runtime; `None` once stopped.
-    runtime: Option<Runtime>,
+    runtime: Mutex<Option<Runtime>>,
     /// Tells the listener and every connection to stop.
     stop: watch::Sender<bool>,
     /// Disconnects when the listener task has ended (and closed its socket).
@@ -110,7 +119,9 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// The I/O error of binding the address or starting the listener thread.
+    /// The I/O error of binding the address or starting the listener's runtime; an error
+    /// of kind [`io::ErrorKind::NotConnected`] wrapping [`Error::BrokerClosed`](crate::Error::BrokerClosed)
+    /// once the broker is closed.
     pub fn serve(&self, addr: impl ToSocketAddrs) -> io::Result<WireServer> {
         self.serve_with(addr, WireOptions::default())
     }
@@ -124,7 +135,9 @@ impl Broker {
     /// # Errors
     ///
     /// [`io::ErrorKind::InvalidInput`] for a `frame_max` below 4096; the I/O error of
-    /// binding the address or starting the listener thread.
+    /// binding the address or starting the listener's runtime; an error of kind
+    /// [`io::ErrorKind::NotConnected`] wrapping [`Error::BrokerClosed`](crate::Error::BrokerClosed)
+    /// once the broker is closed.
     pub fn serve_with(
         &self,
         addr: impl ToSocketAddrs,
@@ -162,12 +175,19 @@ impl Broker {
         let (stop, stopped) = watch::channel(false);
         let (done, listener_done) = bounded(0);
         runtime.spawn(accept_loop(listener, Arc::clone(&shared), stopped, done));
-        Ok(WireServer {
-            local_addr,
+        let control = Arc::new(Control {
             shared,
-            runtime: Some(runtime),
+            runtime: Mutex::new(Some(runtime)),
             stop,
             listener_done,
+        });
+        // Dropping `control` on failure stops what was started.
+        let service: Weak<dyn Service> = Arc::downgrade(&control) as Weak<Control>;
+        self.add_service(service)
+            .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e))?;
+        Ok(WireServer {
+            local_addr,
+            control,
         })
     }
 }
@@ -241,7 +261,7 @@ impl WireServer {
     /// # }
     /// ```
     pub fn connection_count(&self) -> usize {
-        self.shared.connections.load(Ordering::Acquire)
+        self.control.connection_count()
     }
 
     /// Stops accepting connections and closes the open ones: each client is told with
@@ -261,8 +281,8 @@ impl WireServer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn shutdown(mut self) {
-        self.stop();
+    pub fn shutdown(self) {
+        self.control.stop();
     }
 
     /// Serves for as long as the process runs, blocking the calling thread: for programs
@@ -279,13 +299,26 @@ impl WireServer {
     /// # }
     /// ```
     pub fn wait(self) {
-        while let Err(RecvTimeoutError::Timeout) =
-            self.listener_done.recv_timeout(Duration::from_secs(3600))
+        while let Err(RecvTimeoutError::Timeout) = self
+            .control
+            .listener_done
+            .recv_timeout(Duration::from_secs(3600))
         {}
     }
+}
 
-    fn stop(&mut self) {
-        let Some(runtime) = self.runtime.take() else {
+impl Control {
+    fn connection_count(&self) -> usize {
+        self.shared.connections.load(Ordering::Acquire)
+    }
+}
+
+impl Service for Control {
+    fn stop(&self) {
+        // Held until the runtime is shut down, so that a second caller returns only once
+        // the server has stopped.
+        let mut runtime = self.runtime.lock();
+        let Some(runtime) = runtime.take() else {
             return;
         };
         // The listener closes its port, then each connection tells its client with
@@ -308,7 +341,7 @@ impl WireServer {
 
 impl Drop for WireServer {
     fn drop(&mut self) {
-        self.stop();
+        self.control.stop();
     }
 }
 

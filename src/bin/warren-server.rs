@@ -21,8 +21,9 @@
 //! At start the server raises its open-file soft limit to the hard limit (each client
 //! connection is one file descriptor) and says so on stderr when the hard limit is low.
 //! SIGTERM or SIGINT (Ctrl-C) stops it cleanly: it stops accepting, closes each connection
-//! with `connection.close` 320 CONNECTION_FORCED, closes the broker (the store is flushed
-//! and marked clean) and exits with status 0.
+//! with `connection.close` 320 CONNECTION_FORCED, closes the broker with `Broker::close`
+//! (the store is flushed and marked clean) and exits with status 0 (1, with the error on
+//! stderr, if the store could not be written or closed).
 
 use std::io;
 use std::process::ExitCode;
@@ -216,9 +217,18 @@ fn main() -> ExitCode {
     println!("warren-server listening on {}", server.local_addr());
     let signal = signals.wait();
     eprintln!("warren-server: {signal}: closing connections and the broker");
-    server.shutdown();
-    // The last handle: the store writes what was submitted and is marked clean.
-    drop(broker);
-    eprintln!("warren-server: stopped");
-    ExitCode::SUCCESS
+    // Stops the listener (320 CONNECTION_FORCED to each client), then the store writes
+    // what was submitted and is marked clean.
+    let closed = broker.close();
+    drop(server);
+    match closed {
+        Ok(()) => {
+            eprintln!("warren-server: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: closing the broker: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

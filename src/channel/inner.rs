@@ -81,7 +81,7 @@ impl ChannelInner {
 
     pub(super) fn check_open(&self) -> Result<()> {
         if self.conn.is_closed() {
-            return Err(Error::ConnectionClosed);
+            return Err(self.conn.closed_error());
         }
         match self.closed.get() {
             Some(cause) => Err(Error::ChannelClosed {
@@ -98,7 +98,10 @@ impl ChannelInner {
         self.check_open()?;
         let result = method();
         if let Err(e) = &result {
-            if !matches!(e, Error::ChannelClosed { .. } | Error::ConnectionClosed) {
+            if !matches!(
+                e,
+                Error::ChannelClosed { .. } | Error::ConnectionClosed | Error::BrokerClosed
+            ) {
                 self.close_with(Some(Arc::new(e.clone())));
                 if e.reply_code().is_channel_error() {
                     tracing::debug!(code = e.reply_code().0, error = %e, "channel closed by an error");

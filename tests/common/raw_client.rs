@@ -38,6 +38,11 @@ impl RawClient {
         }
     }
 
+    /// Sends bytes (encoded frames) to the server.
+    pub fn send(&mut self, bytes: &[u8]) {
+        std::io::Write::write_all(&mut self.stream, bytes).expect("writes");
+    }
+
     /// Reads the next method frame (skipping others); `None` at the end of the stream.
     pub fn method(&mut self) -> Option<(u16, amq_protocol::protocol::AMQPClass)> {
         use amq_protocol::frame::{parse_frame, AMQPFrame};
