@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::envelope::QueuedMessage;
 use crate::queue::{Credit, Queue};
 use crate::{Error, Result};
@@ -17,6 +19,10 @@ pub(crate) struct Pending {
     /// The consumer it was delivered to (`None` for `basic_get`).
     pub(crate) credit: Option<Credit>,
 }
+
+/// The deliveries one ack, nack or reject names, in tag order: one without `multiple`,
+/// which then needs no allocation.
+pub(crate) type Taken = SmallVec<[Pending; 1]>;
 
 /// Delivery tags and the deliveries awaiting acks on one channel.
 ///
@@ -51,17 +57,17 @@ impl Ledger {
     /// # Errors
     ///
     /// [`Error::UnknownDeliveryTag`] if `tag` is not awaiting an ack.
-    pub(crate) fn take(&mut self, tag: u64, multiple: bool) -> Result<Vec<Pending>> {
+    pub(crate) fn take(&mut self, tag: u64, multiple: bool) -> Result<Taken> {
         if multiple {
             if tag == 0 {
-                return Ok(self.take_all());
+                return Ok(self.take_all().into());
             }
             // As in RabbitMQ, the named tag itself must be awaiting an ack.
             let known = self.pending.binary_search_by_key(&tag, |(t, _)| *t);
             if !known.is_ok_and(|at| self.pending[at].1.is_some()) {
                 return Err(Error::UnknownDeliveryTag { delivery_tag: tag });
             }
-            let mut taken = Vec::new();
+            let mut taken = Taken::new();
             while let Some((t, _)) = self.pending.front() {
                 if *t > tag {
                     break;
@@ -86,7 +92,9 @@ impl Ledger {
         while matches!(self.pending.back(), Some((_, None))) {
             self.pending.pop_back();
         }
-        Ok(vec![taken])
+        let mut one = Taken::new();
+        one.push(taken);
+        Ok(one)
     }
 
     /// Removes every pending delivery, in tag order.

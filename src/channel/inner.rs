@@ -10,7 +10,7 @@ use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::exchange::Exchange;
 use crate::inbox::{Inbox, Signal};
-use crate::ledger::{Ledger, Pending};
+use crate::ledger::{Ledger, Pending, Taken};
 use crate::queue::{consumer_priority, Credit, Fallout, Queue, Return, Subscription};
 use crate::returns::ReturnQueue;
 use crate::store::DurableSet;
@@ -315,14 +315,21 @@ impl ChannelInner {
     }
 
     /// Settles acknowledged deliveries, one call per run of the same queue and consumer.
-    pub(super) fn settle(&self, pending: Vec<Pending>) {
+    pub(super) fn settle(&self, pending: Taken) {
+        if let [p] = pending.as_slice() {
+            let fallout = p.queue.settle(p.credit, std::slice::from_ref(&p.msg));
+            self.absorb(&p.queue, fallout);
+            return;
+        }
         let mut run: Vec<QueuedMessage> = Vec::new();
-        let mut iter = pending.into_iter().peekable();
-        while let Some(p) = iter.next() {
+        let mut pending = pending.into_iter();
+        let mut next = pending.next();
+        while let Some(p) = next {
             run.push(p.msg);
-            let same_run = iter
-                .peek()
-                .is_some_and(|next| Arc::ptr_eq(&next.queue, &p.queue) && next.credit == p.credit);
+            next = pending.next();
+            let same_run = next
+                .as_ref()
+                .is_some_and(|n| Arc::ptr_eq(&n.queue, &p.queue) && n.credit == p.credit);
             if !same_run {
                 let fallout = p.queue.settle(p.credit, &run);
                 self.absorb(&p.queue, fallout);
@@ -332,7 +339,7 @@ impl ChannelInner {
     }
 
     /// Puts deliveries back in their queues, marked redelivered.
-    pub(super) fn requeue(&self, pending: Vec<Pending>, how: Return) {
+    pub(super) fn requeue(&self, pending: impl IntoIterator<Item = Pending>, how: Return) {
         for p in pending {
             let fallout = p.queue.requeue(p.credit, vec![p.msg], how);
             self.absorb(&p.queue, fallout);

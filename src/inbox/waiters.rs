@@ -59,7 +59,6 @@ impl Waiters {
     }
 
     /// Returns the number of registered tasks.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.list.len()
     }

@@ -133,10 +133,16 @@ impl VHost {
 
     /// Does what a queue operation left to do: dead-letters its dead messages through the
     /// queue's dead-letter exchange and starts the timers.
+    #[inline]
     pub(crate) fn absorb(&self, queue: &Queue, fallout: Fallout) {
-        if fallout.is_empty() {
-            return;
+        if !fallout.is_empty() {
+            self.absorb_some(queue, fallout);
         }
+    }
+
+    /// [`absorb`](Self::absorb) when there is something to do (off the hot path).
+    #[cold]
+    fn absorb_some(&self, queue: &Queue, fallout: Fallout) {
         if fallout.start_timers {
             self.ensure_timers();
         }
