@@ -78,6 +78,7 @@ impl BrokerInner {
         for vhost in self.vhosts.iter() {
             vhost.stop_timers();
         }
+        self.mark_redelivered();
         // Everything submitted is written and the file is marked clean.
         let closed = self.settings.store.close();
         if let Err(e) = &closed {
@@ -85,6 +86,27 @@ impl BrokerInner {
         }
         tracing::debug!("broker closed");
         Ok(closed?)
+    }
+}
+
+impl BrokerInner {
+    /// Deliveries write nothing to the store: the messages that were delivered and came back
+    /// (every connection is closed by now, so every unacked one did) are marked here, so that
+    /// they come back redelivered after this clean shutdown. After a crash every recovered
+    /// message comes back redelivered anyway.
+    fn mark_redelivered(&self) {
+        let store = &self.settings.store;
+        if !store.is_persistent() {
+            return;
+        }
+        let entries: Vec<_> = self
+            .vhosts
+            .iter()
+            .flat_map(|v| v.redelivered_entries())
+            .collect();
+        if !entries.is_empty() {
+            drop(store.submit(StoreOp::MarkAllDelivered(entries)));
+        }
     }
 }
 
@@ -598,6 +620,12 @@ impl BrokerBuilder {
 
     fn build_in_memory(&mut self) -> Broker {
         self.build_with(Arc::new(NullStore::default()))
+    }
+
+    /// Builds a broker on a store of the caller's (tests inject slow or failing stores).
+    #[cfg(test)]
+    pub(crate) fn build_with_store(&mut self, store: Arc<dyn Store>) -> Broker {
+        self.build_with(store)
     }
 
     fn build_with(&mut self, store: Arc<dyn Store>) -> Broker {

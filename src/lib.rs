@@ -140,4 +140,7 @@ pub use options::{
 pub use returns::{ReturnedMessage, Returns, ReturnsIter, ReturnsTryIter};
 pub use stats::{ExchangeStats, QueueStats};
 pub use store::StoreError;
+#[cfg(feature = "persistence")]
+#[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]
+pub use store::{salvage, SalvageCounts, SalvageReport, SalvagedQueue};
 pub use vhost::{QueueDeclareOk, RoutePreview};

@@ -181,6 +181,61 @@ fn a_database_that_cannot_be_shown_complete_needs_allow_rollback() {
     assert_ne!(server.addr.port(), 0);
 }
 
+/// `--salvage SRC DST` writes a new database from a damaged one, prints what it kept and
+/// what it could not read, and the new one serves the messages.
+#[cfg(feature = "persistence")]
+#[test]
+fn salvage_writes_a_new_database_and_reports_it() {
+    use warrenmq::{FieldTable, GetOptions, Message, QueueDeclareOptions};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let src = dir.path().join("damaged.redb");
+    {
+        let broker = warrenmq::Broker::open(&src).expect("a database");
+        let ch = broker.connect("/").unwrap().open_channel().unwrap();
+        ch.queue_declare("jobs", QueueDeclareOptions::durable(), FieldTable::new())
+            .unwrap();
+        for i in 0..20 {
+            let body = format!("job {i:02}");
+            ch.basic_publish("", "jobs", Message::new(body).persistent())
+                .unwrap();
+        }
+    }
+    // Its witness lost: the database is refused, but salvage reads it.
+    std::fs::remove_file(dir.path().join("damaged.redb.witness")).expect("a witness");
+    let dst = dir.path().join("data").join("warren.redb");
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+        .arg("--salvage")
+        .args([&src, &dst])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("kept: 0 vhosts, 0 exchanges, 1 queues, 0 bindings, 20 messages")
+            && stdout.contains("queue 'jobs' in vhost '/': 20 messages")
+            && stdout.contains("could not read: 0 vhosts"),
+        "{stdout}"
+    );
+    // Again: the destination exists now.
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+        .arg("--salvage")
+        .args([&src, &dst])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+    let broker = warrenmq::Broker::open(&dst).expect("the salvaged database opens");
+    let ch = broker.connect("/").unwrap().open_channel().unwrap();
+    let first = ch.basic_get("jobs", GetOptions::no_ack()).unwrap().unwrap();
+    assert_eq!(first.body().as_ref(), b"job 00");
+    assert_eq!(broker.queue_stats("/", "jobs").unwrap().messages_ready, 19);
+}
+
 #[cfg(not(feature = "persistence"))]
 #[test]
 fn data_dir_needs_the_persistence_feature() {

@@ -4,6 +4,7 @@
 //! ```text
 //! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
 //!               [--data-dir DIR] [--allow-rollback] [--strict-binding-durability]
+//! warren-server --salvage SRC DST
 //! warren-server --help | --version
 //! ```
 //!
@@ -17,6 +18,11 @@
 //! loses nothing confirmed. A database that opens at an older commit than the last one made
 //! durable (its witness file `DIR/warren.redb.witness` says so) is refused;
 //! `--allow-rollback` opens it anyway and serves what it holds.
+//!
+//! `--salvage SRC DST` serves nothing: it reads every still-readable record of the damaged
+//! database file SRC (never writing to it) into a new database file DST, prints what it kept
+//! and what it could not read, and exits (0 once DST is written, 1 if it could not be). Serve
+//! the result with `--data-dir` after moving DST (and `DST.witness`) to `DIR/warren.redb`.
 //!
 //! At start the server raises its open-file soft limit to the hard limit (each client
 //! connection is one file descriptor) and says so on stderr when the hard limit is low.
@@ -67,6 +73,10 @@ struct Args {
     /// [default: off, they bind as in RabbitMQ].
     #[arg(long)]
     strict_binding_durability: bool,
+    /// Read every readable record of the damaged database file SRC into a new database file
+    /// DST, print what was kept and what could not be read, and exit.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"])]
+    salvage: Option<Vec<String>>,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (`info` when unset or unreadable).
@@ -184,9 +194,38 @@ impl Signals {
     }
 }
 
+/// `--salvage SRC DST`: writes the new database and prints the report.
+#[cfg(feature = "persistence")]
+fn salvage(paths: &[String]) -> ExitCode {
+    let [src, dst] = paths else {
+        eprintln!("error: --salvage takes two paths: SRC DST");
+        return ExitCode::from(2);
+    };
+    match warrenmq::salvage(src, dst) {
+        Ok(report) => {
+            println!("warren-server: salvaged {src} into {dst}");
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: salvage of {src} into {dst} failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "persistence"))]
+fn salvage(_: &[String]) -> ExitCode {
+    eprintln!("error: --salvage needs a warren-server built with the `persistence` feature");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
+    if let Some(paths) = &args.salvage {
+        return salvage(paths);
+    }
     let broker = match build_broker(&args) {
         Ok(broker) => broker,
         Err(message) => {

@@ -55,7 +55,6 @@ impl Channel {
                 let fallout = queue.settle(None, std::slice::from_ref(&msg));
                 self.inner.absorb(&queue, fallout);
             } else {
-                queue.mark_delivered(&msg);
                 ledger.insert(
                     tag,
                     Pending {

@@ -197,7 +197,6 @@ impl ChannelInner {
             return Some(delivery);
         }
         link.queue.hold(1);
-        link.queue.mark_delivered(&msg);
         let credit = Some(Credit {
             consumer: link.key,
             limited: link.limited,

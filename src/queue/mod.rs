@@ -44,7 +44,7 @@ use crate::envelope::QueuedMessage;
 use crate::ids::{ConnectionId, ConsumerKey};
 use crate::inbox::Inbox;
 use crate::routing::DestinationId;
-use crate::store::{QueueKey, Store, StoreOp};
+use crate::store::{EntryKey, QueueKey, Store, StoreOp};
 use crate::sync::Mutex;
 use crate::{Clock, Error, FieldTable, QueueDeclareOptions, Result, SystemClock};
 
@@ -444,16 +444,19 @@ impl Queue {
         }
     }
 
-    /// Records in the store that a stored message was handed to the application, so that it
-    /// comes back redelivered after a restart.
-    pub(crate) fn mark_delivered(&self, msg: &QueuedMessage) {
-        if let Some(p) = self
-            .persistence
-            .as_ref()
-            .filter(|_| msg.persisted && !msg.redelivered)
-        {
-            drop(p.store.submit(StoreOp::MarkDelivered(p.key.entry(msg.seq))));
-        }
+    /// Returns the store entries of the ready messages that were delivered before (and came
+    /// back): what a clean shutdown records as delivered, so that they come back
+    /// redelivered. Deliveries write nothing to the store themselves.
+    pub(crate) fn redelivered_entries(&self) -> Vec<EntryKey> {
+        let Some(p) = &self.persistence else {
+            return Vec::new();
+        };
+        let st = self.state.lock();
+        st.ready
+            .iter()
+            .filter(|m| m.persisted && m.redelivered)
+            .map(|m| p.key.entry(m.seq))
+            .collect()
     }
 
     /// Puts delivered messages back in their places, marked redelivered (a quorum queue

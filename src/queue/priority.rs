@@ -39,6 +39,11 @@ impl Lanes {
         lane.insert(at, msg);
     }
 
+    /// Visits every message, lane by lane.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
+        self.lanes.iter().flatten()
+    }
+
     /// Takes the head: the oldest message of the highest non-empty lane.
     pub(crate) fn pop_front(&mut self) -> Option<QueuedMessage> {
         self.lanes.iter_mut().rev().find_map(VecDeque::pop_front)

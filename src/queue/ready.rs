@@ -171,6 +171,12 @@ impl ReadyList {
         self.len == 0
     }
 
+    /// Visits every ready message (in no particular order).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
+        let lanes = self.lanes.iter().flat_map(|l| l.iter());
+        self.returns.iter().chain(&self.messages).chain(lanes)
+    }
+
     /// Removes and returns every ready message, in queue order.
     pub(crate) fn drain(&mut self) -> Vec<QueuedMessage> {
         let mut all = Vec::with_capacity(self.len);

@@ -20,6 +20,8 @@
 //! - `migrate.rs` (feature `persistence`): format 1 → format 2.
 //! - `writer.rs` (feature `persistence`): the group-commit writer thread.
 //! - `redb_store.rs` (feature `persistence`): `RedbStore`, the store in a redb file.
+//! - `salvage/` (feature `persistence`): [`salvage`], reading what is readable from a damaged
+//!   database into a new one.
 //!
 //! [`NullStore`], for in-memory brokers, is defined here.
 //!
@@ -46,8 +48,9 @@
 //! // with confirms: send basic.ack when the ticket finishes, basic.nack if it fails:
 //! ticket.on_finished(move |result| confirm(delivery_tag, result.is_ok()));
 //!
-//! // First delivery of a stored entry to a consumer (not for redeliveries):
-//! let _ = store.submit(StoreOp::MarkDelivered(q1_key.entry(seq)));
+//! // Deliveries write nothing. At a clean shutdown, the entries of messages that were
+//! // delivered and came back (requeued, or unacked when their channel closed):
+//! let _ = store.submit(StoreOp::MarkAllDelivered(vec![q1_key.entry(seq)]));
 //! // Ack, reject/nack without requeue, expiry, dead-lettering away, overflow drop:
 //! let _ = store.submit(StoreOp::Remove(q1_key.entry(seq)));
 //! // Requeue: nothing to write; the entry keeps its position and delivered flag.
@@ -77,6 +80,8 @@ mod open;
 #[cfg(feature = "persistence")]
 mod redb_store;
 #[cfg(feature = "persistence")]
+mod salvage;
+#[cfg(feature = "persistence")]
 mod tables;
 #[cfg(feature = "persistence")]
 mod witness;
@@ -85,19 +90,24 @@ mod writer;
 
 use std::fmt::Debug;
 
+#[cfg(test)]
+pub(crate) use durable::Tracker;
 pub(crate) use durable::{Durable, DurableSet};
 pub use error::StoreError;
 pub(crate) use op::StoreOp;
 #[cfg(feature = "persistence")]
 pub(crate) use open::StoreOptions;
 pub(crate) use records::{
-    BindingRecord, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord, VhostRecord,
+    BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord,
+    VhostRecord,
 };
 #[cfg(feature = "persistence")]
 pub(crate) use recovery::RecoveredQueue;
 pub(crate) use recovery::RecoveredState;
 #[cfg(feature = "persistence")]
 pub(crate) use redb_store::{RedbStore, DEFAULT_CACHE_BYTES};
+#[cfg(feature = "persistence")]
+pub use salvage::{salvage, SalvageCounts, SalvageReport, SalvagedQueue};
 
 /// Where a broker keeps its durable state.
 ///

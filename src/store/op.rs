@@ -58,6 +58,9 @@ pub(crate) enum StoreOp {
     },
     /// Records that an entry was handed to a consumer (it comes back redelivered).
     MarkDelivered(EntryKey),
+    /// [`StoreOp::MarkDelivered`] for many entries: what a clean shutdown writes for the
+    /// messages that were delivered and came back.
+    MarkAllDelivered(Vec<EntryKey>),
     /// Removes an entry (ack, reject or nack without requeue, expiry, dead-lettering, drop by a
     /// length limit) and releases its message: the message is deleted with its last entry.
     Remove(EntryKey),

@@ -67,8 +67,8 @@ pub(crate) enum EncodedOp {
     DeleteQueue(QueueKey),
     /// [`StoreOp::PurgeQueue`].
     PurgeQueue(QueueKey),
-    /// [`StoreOp::MarkDelivered`].
-    MarkDelivered(EntryKey),
+    /// [`StoreOp::MarkDelivered`] and [`StoreOp::MarkAllDelivered`].
+    MarkDelivered(Vec<EntryKey>),
     /// [`StoreOp::Remove`] and [`StoreOp::RemoveAll`].
     Remove(Vec<EntryKey>),
     /// A vhost, exchange or queue record to insert.
@@ -171,7 +171,8 @@ impl EncodedOp {
             StoreOp::DeleteExchange { vhost, name } => EncodedOp::DeleteExchange(vhost, name),
             StoreOp::DeleteQueue(queue) => EncodedOp::DeleteQueue(queue),
             StoreOp::PurgeQueue(queue) => EncodedOp::PurgeQueue(queue),
-            StoreOp::MarkDelivered(entry) => EncodedOp::MarkDelivered(entry),
+            StoreOp::MarkDelivered(entry) => EncodedOp::MarkDelivered(vec![entry]),
+            StoreOp::MarkAllDelivered(entries) => EncodedOp::MarkDelivered(entries),
             StoreOp::Remove(entry) => EncodedOp::Remove(vec![entry]),
             StoreOp::RemoveAll(entries) => EncodedOp::Remove(entries),
         })
@@ -210,7 +211,10 @@ pub(crate) fn apply_batch(txn: &WriteTransaction, ops: &[EncodedOp]) -> Result<C
     let mut t = Tables::open(txn)?;
     for op in ops {
         match op {
-            EncodedOp::MarkDelivered(entry) if removed.contains(entry) => {}
+            EncodedOp::MarkDelivered(entries) => entries
+                .iter()
+                .filter(|e| !removed.contains(*e))
+                .try_for_each(|e| t.mark_delivered(e))?,
             op => t.apply(op)?,
         }
     }
@@ -298,7 +302,9 @@ impl<'txn> Tables<'txn> {
             EncodedOp::DeleteExchange(vhost, name) => self.delete_exchange(vhost, name),
             EncodedOp::DeleteQueue(queue) => self.delete_queue(queue),
             EncodedOp::PurgeQueue(queue) => self.purge(&queue.vhost, Some(&queue.name)),
-            EncodedOp::MarkDelivered(entry) => self.mark_delivered(entry),
+            EncodedOp::MarkDelivered(entries) => {
+                entries.iter().try_for_each(|e| self.mark_delivered(e))
+            }
             EncodedOp::Remove(entries) => entries.iter().try_for_each(|e| self.remove(e)),
         }
     }

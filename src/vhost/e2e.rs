@@ -59,17 +59,33 @@ impl VHost {
         let added = src
             .bind(key.clone())
             .map_err(|e| Error::precondition(e.0))?;
-        if added {
-            if src.durable && dst.durable {
-                let record = self.binding_record(&src, (&dst.name, true), &key);
-                if let Err(e) = self.persist(|| StoreOp::PutBinding(record)) {
-                    src.unbind(&key);
-                    return Err(e);
+        let stored = src.durable && dst.durable;
+        if !added {
+            let wait = stored.then(|| Self::unsettled(&topology));
+            drop(topology);
+            return super::settle(wait.flatten());
+        }
+        let ticket = if stored {
+            let record = self.binding_record(&src, (&dst.name, true), &key);
+            self.submit_topology(&mut topology, || StoreOp::PutBinding(record))
+        } else {
+            None
+        };
+        topology
+            .inbound
+            .entry(dst.id)
+            .or_default()
+            .push((Arc::clone(&src), key.clone()));
+        drop(topology);
+        super::settle(ticket).inspect_err(|_| {
+            // Not durable: undo the binding.
+            let mut topology = self.topology.lock();
+            if src.unbind(&key) {
+                if let Some(list) = topology.inbound.get_mut(&dst.id) {
+                    list.retain(|(s, k)| !(Arc::ptr_eq(s, &src) && *k == key));
                 }
             }
-            topology.inbound.entry(dst.id).or_default().push((src, key));
-        }
-        Ok(())
+        })
     }
 
     /// Rebuilds a durable exchange-to-exchange binding at open; skipped if an end is gone.
@@ -123,17 +139,19 @@ impl VHost {
             key: routing_key.to_owned(),
             arguments: ArgumentsKey::new(arguments),
         };
+        let mut ticket = None;
         if src.unbind(&key) {
             if src.durable && dst.durable {
                 let record = self.binding_record(&src, (&dst.name, true), &key);
-                self.persist(|| StoreOp::DeleteBinding(record))?;
+                ticket = self.submit_topology(&mut topology, || StoreOp::DeleteBinding(record));
             }
             if let Some(list) = topology.inbound.get_mut(&dst.id) {
                 list.retain(|(s, k)| !(Arc::ptr_eq(s, &src) && *k == key));
             }
             self.auto_delete_exchange(&mut topology, &src);
         }
-        Ok(())
+        drop(topology);
+        super::settle(ticket)
     }
 
     /// Unbinds an exchange that is going away from every exchange that routes to it.

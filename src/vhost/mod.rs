@@ -5,6 +5,11 @@
 //! guards the index of bindings by destination used to unbind a deleted queue in time
 //! proportional to its own bindings.
 //!
+//! A durable change is submitted to the store under the lock (so the store applies topology
+//! changes in the order they were made) and waited for after the lock is released: one slow
+//! fsync holds up the operations that depend on it (their own writes come after it), not
+//! every declare and bind of the vhost. A change whose write fails is undone.
+//!
 //! - `topology`: declaring, deleting, binding and unbinding exchanges and queues.
 //! - `publish`: routing a message and putting it into its queues ([`Published`]).
 //! - `e2e`: exchange-to-exchange bindings and alternate exchanges.
@@ -25,6 +30,8 @@ mod reply_to;
 mod stats;
 mod timers;
 mod topology;
+#[cfg(test)]
+mod topology_tests;
 
 pub(crate) use publish::Published;
 pub use publish::RoutePreview;
@@ -40,7 +47,7 @@ use crate::ids::ConnectionId;
 use crate::queue::{Fallout, Queue};
 use crate::routing::DestinationId;
 use crate::settings::Settings;
-use crate::store::{BindingRecord, ExchangeRecord, StoreOp};
+use crate::store::{BindingRecord, Durable, ExchangeRecord, StoreOp};
 use crate::sync::{ConcurrentMap, Mutex};
 use crate::{Error, ExchangeDeclareOptions, ExchangeKind, FieldTable, Result};
 
@@ -52,10 +59,15 @@ enum Destination {
     Exchange(Arc<Exchange>),
 }
 
-/// Bindings by destination, so that a deleted queue can be unbound from every exchange.
+/// Bindings by destination, so that a deleted queue can be unbound from every exchange, and
+/// the vhost's newest topology write to the store.
 #[derive(Debug, Default)]
 struct Topology {
     inbound: HashMap<DestinationId, Vec<(Arc<Exchange>, BindingKey)>>,
+    /// The ticket of the newest store write submitted under the lock. An answer about durable
+    /// state that already exists (a redeclare, a binding that is already there) waits for
+    /// it: the write that made that state may still be on its way to disk.
+    last_write: Option<Durable>,
 }
 
 /// One vhost.
@@ -153,6 +165,15 @@ impl VHost {
         }
     }
 
+    /// Returns the store entries of every durable queue's ready messages that were delivered
+    /// and came back (see [`Queue::redelivered_entries`]).
+    pub(crate) fn redelivered_entries(&self) -> Vec<crate::store::EntryKey> {
+        self.queues
+            .iter()
+            .flat_map(|q| q.redelivered_entries())
+            .collect()
+    }
+
     /// Returns the broker-wide settings.
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
@@ -191,14 +212,31 @@ impl VHost {
         Ok(queue)
     }
 
-    /// Makes a topology change durable before it is acknowledged (nothing to do for an
-    /// in-memory broker).
-    pub(super) fn persist(&self, op: impl FnOnce() -> StoreOp) -> Result<()> {
+    /// Submits the store write of a durable topology change, under the topology lock, and
+    /// returns its ticket for the caller to wait on once the lock is released (nothing to
+    /// write for an in-memory broker).
+    fn submit_topology(
+        &self,
+        topology: &mut Topology,
+        op: impl FnOnce() -> StoreOp,
+    ) -> Option<Durable> {
         let store = &self.settings.store;
         if !store.is_persistent() {
-            return Ok(());
+            return None;
         }
-        store.submit(op()).wait().map_err(Error::from)
+        let ticket = store.submit(op());
+        topology.last_write = Some(ticket.clone());
+        Some(ticket)
+    }
+
+    /// The newest topology write of the vhost while it is not yet durable: what an answer
+    /// about existing durable state waits for.
+    fn unsettled(topology: &Topology) -> Option<Durable> {
+        topology
+            .last_write
+            .as_ref()
+            .filter(|t| t.try_result().is_none())
+            .cloned()
     }
 
     pub(super) fn exchange_record(&self, exchange: &Exchange) -> ExchangeRecord {
@@ -238,4 +276,9 @@ impl VHost {
         }
         self.exchange(name)
     }
+}
+
+/// Waits (with no lock held) for a topology write to be durable.
+fn settle(ticket: Option<Durable>) -> Result<()> {
+    ticket.map_or(Ok(()), |t| t.wait().map_err(Error::from))
 }

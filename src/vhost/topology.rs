@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Destination, Topology, VHost, REPLY_TO};
+use super::{settle, Destination, Topology, VHost, REPLY_TO};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::ids::ConnectionId;
 use crate::names;
@@ -27,30 +27,55 @@ impl VHost {
     /// Declares an exchange, or checks an existing one.
     pub(crate) fn declare_exchange(&self, spec: &ExchangeSpec<'_>) -> Result<()> {
         names::check_length("exchange name", spec.name)?;
-        let _topology = self.topology.lock();
+        let mut topology = self.topology.lock();
         if spec.name.is_empty() {
             return Err(Error::access_refused(
                 "operation not permitted on the default exchange",
             ));
         }
-        if let Some(existing) = self.exchanges.get(spec.name) {
-            if spec.options.passive {
-                return Ok(());
+        if let Some(existing) = self.exchanges.get(spec.name).map(|e| Arc::clone(&e)) {
+            if !spec.options.passive {
+                existing.check_equivalent(spec, &self.name)?;
             }
-            return existing.check_equivalent(spec, &self.name);
+            let wait = existing.durable.then(|| Self::unsettled(&topology));
+            drop(topology);
+            return settle(wait.flatten());
         }
         if spec.options.passive {
             return Err(self.exchange_not_found(spec.name));
         }
         names::check_not_reserved("exchange", spec.name)?;
         let router = self.exchange_router(spec.kind, spec.arguments)?;
-        let exchange = Exchange::new(spec, self.settings.next_destination(), router, false);
-        if exchange.durable {
-            self.persist(|| StoreOp::PutExchange(self.exchange_record(&exchange)))?;
-        }
+        let exchange = Arc::new(Exchange::new(
+            spec,
+            self.settings.next_destination(),
+            router,
+            false,
+        ));
+        let ticket = if exchange.durable {
+            self.submit_topology(&mut topology, || {
+                StoreOp::PutExchange(self.exchange_record(&exchange))
+            })
+        } else {
+            None
+        };
         self.exchanges
-            .insert(spec.name.to_owned(), Arc::new(exchange));
-        Ok(())
+            .insert(spec.name.to_owned(), Arc::clone(&exchange));
+        drop(topology);
+        settle(ticket).inspect_err(|_| {
+            // Not durable: undo the declare (the store refuses writes from here on anyway).
+            let mut topology = self.topology.lock();
+            if self.is_current_exchange(&exchange) {
+                drop(self.remove_exchange(&mut topology, &exchange));
+            }
+        })
+    }
+
+    /// Returns `true` if `exchange` is still the exchange of its name.
+    fn is_current_exchange(&self, exchange: &Arc<Exchange>) -> bool {
+        self.exchanges
+            .get(&*exchange.name)
+            .is_some_and(|e| Arc::ptr_eq(&e, exchange))
     }
 
     /// Deletes an exchange and every binding from it.
@@ -76,10 +101,9 @@ impl VHost {
                 self.name
             )));
         }
-        match self.remove_exchange(&mut topology, &exchange) {
-            Some(durable) => durable.wait().map_err(Error::from),
-            None => Ok(()),
-        }
+        let ticket = self.remove_exchange(&mut topology, &exchange);
+        drop(topology);
+        settle(ticket)
     }
 
     /// Removes an exchange and its bindings; returns the store write for a durable one.
@@ -88,13 +112,14 @@ impl VHost {
         topology: &mut Topology,
         exchange: &Arc<Exchange>,
     ) -> Option<Durable> {
-        let durable = (exchange.durable && self.settings.store.is_persistent()).then(|| {
-            let vhost = self.name.to_string();
-            let name = exchange.name.to_string();
-            self.settings
-                .store
-                .submit(StoreOp::DeleteExchange { vhost, name })
-        });
+        let durable = if exchange.durable {
+            self.submit_topology(topology, || StoreOp::DeleteExchange {
+                vhost: self.name.to_string(),
+                name: exchange.name.to_string(),
+            })
+        } else {
+            None
+        };
         exchange.mark_deleted();
         self.exchanges.remove(&*exchange.name);
         self.destinations.remove(&exchange.id);
@@ -117,7 +142,7 @@ impl VHost {
         connection: ConnectionId,
     ) -> Result<(QueueDeclareOk, Option<Arc<Queue>>)> {
         names::check_length("queue name", name)?;
-        let _topology = self.topology.lock();
+        let mut topology = self.topology.lock();
         if options.passive && name.is_empty() {
             return Err(self.queue_not_found(name));
         }
@@ -143,6 +168,9 @@ impl VHost {
                     existing.check_equivalent(options, arguments)?;
                 }
                 existing.touch();
+                let wait = existing.is_stored().then(|| Self::unsettled(&topology));
+                drop(topology);
+                settle(wait.flatten())?;
                 return Ok((declare_ok(&existing), None));
             }
             if options.passive {
@@ -175,8 +203,8 @@ impl VHost {
         if queue.is_timed() {
             self.ensure_timers();
         }
-        if queue.is_stored() {
-            self.persist(|| {
+        let ticket = if queue.is_stored() {
+            self.submit_topology(&mut topology, || {
                 StoreOp::PutQueue(QueueRecord {
                     vhost: self.name.to_string(),
                     name: name.clone(),
@@ -185,11 +213,19 @@ impl VHost {
                     exclusive: false,
                     arguments: arguments.clone(),
                 })
-            })?;
-        }
+            })
+        } else {
+            None
+        };
         self.queues.insert(name, Arc::clone(&queue));
         self.destinations
             .insert(id, Destination::Queue(Arc::clone(&queue)));
+        drop(topology);
+        if let Err(e) = settle(ticket) {
+            // Not durable: undo the declare.
+            self.drop_queue(&queue);
+            return Err(e);
+        }
         Ok((declare_ok(&queue), Some(queue)))
     }
 
@@ -285,23 +321,34 @@ impl VHost {
         let added = source
             .bind(key.clone())
             .map_err(|e| Error::precondition(e.0))?;
-        if added {
-            if source.durable && queue.is_stored() {
-                let stored = self.persist(|| {
-                    StoreOp::PutBinding(self.binding_record(&source, (&queue.name, false), &key))
-                });
-                if let Err(e) = stored {
-                    source.unbind(&key);
-                    return Err(e);
+        let stored = source.durable && queue.is_stored();
+        if !added {
+            let wait = stored.then(|| Self::unsettled(&topology));
+            drop(topology);
+            return settle(wait.flatten());
+        }
+        let ticket = if stored {
+            self.submit_topology(&mut topology, || {
+                StoreOp::PutBinding(self.binding_record(&source, (&queue.name, false), &key))
+            })
+        } else {
+            None
+        };
+        topology
+            .inbound
+            .entry(queue.id)
+            .or_default()
+            .push((Arc::clone(&source), key.clone()));
+        drop(topology);
+        settle(ticket).inspect_err(|_| {
+            // Not durable: undo the binding.
+            let mut topology = self.topology.lock();
+            if source.unbind(&key) {
+                if let Some(list) = topology.inbound.get_mut(&queue.id) {
+                    list.retain(|(src, k)| !(Arc::ptr_eq(src, &source) && *k == key));
                 }
             }
-            topology
-                .inbound
-                .entry(queue.id)
-                .or_default()
-                .push((source, key));
-        }
-        Ok(())
+        })
     }
 
     /// Removes a binding between a queue and an exchange. Unbinding what is not bound, even
@@ -328,18 +375,20 @@ impl VHost {
             key: routing_key.to_owned(),
             arguments: ArgumentsKey::new(arguments),
         };
+        let mut ticket = None;
         if source.unbind(&key) {
             if source.durable && queue.is_stored() {
-                self.persist(|| {
+                ticket = self.submit_topology(&mut topology, || {
                     StoreOp::DeleteBinding(self.binding_record(&source, (&queue.name, false), &key))
-                })?;
+                });
             }
             if let Some(list) = topology.inbound.get_mut(&queue.id) {
                 list.retain(|(src, k)| !(Arc::ptr_eq(src, &source) && *k == key));
             }
             self.auto_delete_exchange(&mut topology, &source);
         }
-        Ok(())
+        drop(topology);
+        settle(ticket)
     }
 
     /// Removes every ready message of a queue; returns how many.
