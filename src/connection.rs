@@ -74,23 +74,96 @@ impl ConnectionInner {
 /// their queues) and deletes the exclusive queues it declared. A connection closes when
 /// [`close`](Self::close) is called, or when the `Connection` and every [`Channel`] (with
 /// its consumers and deliveries) have been dropped.
+///
+/// # Remote connections
+///
+/// With the `remote` feature, `Connection::open` and `Connection::builder` give a
+/// `Connection` to `warren-server` or a RabbitMQ cluster instead, with the same methods, the
+/// same channels, consumers and errors (`docs/scale-out.md` lists the differences).
 pub struct Connection {
-    inner: Arc<ConnectionInner>,
+    backend: Backend,
+}
+
+/// Where a connection's broker is.
+enum Backend {
+    /// In this process.
+    Local(Arc<ConnectionInner>),
+    /// Across the network.
+    #[cfg(feature = "remote")]
+    Remote(Arc<crate::remote::RemoteConnection>),
 }
 
 impl Connection {
     pub(crate) fn new(broker: Keepalive, vhost: Arc<VHost>) -> Self {
         let id = vhost.settings().next_connection();
         Connection {
-            inner: Arc::new(ConnectionInner {
+            backend: Backend::Local(Arc::new(ConnectionInner {
                 id,
                 _broker: broker,
                 vhost,
                 closed: AtomicBool::new(false),
                 channels: Mutex::new(Vec::new()),
                 exclusive_queues: Mutex::new(Vec::new()),
-            }),
+            })),
         }
+    }
+
+    #[cfg(feature = "remote")]
+    pub(crate) fn from_remote(remote: Arc<crate::remote::RemoteConnection>) -> Self {
+        Connection {
+            backend: Backend::Remote(remote),
+        }
+    }
+
+    /// Connects to a remote broker (`warren-server`, RabbitMQ) by URL:
+    /// `amqp://user:password@host:port/vhost`, the vhost URL-encoded (`%2f` for `/`). For
+    /// several nodes and the reconnection settings use [`Connection::builder`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use warrenmq::{Connection, FieldTable, Message, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let conn = Connection::open("amqp://guest:guest@127.0.0.1:5672/%2f")?;
+    /// let ch = conn.open_channel()?;
+    /// ch.queue_declare("hello", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// ch.basic_publish("", "hello", Message::new("Hello World!"))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`ConnectionBuilder::connect`](crate::ConnectionBuilder::connect).
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn open(url: &str) -> Result<Connection> {
+        crate::ConnectionBuilder::default().node(url).connect()
+    }
+
+    /// Returns a builder for a remote connection to one node or a cluster.
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn builder() -> crate::ConnectionBuilder {
+        crate::ConnectionBuilder::default()
+    }
+
+    /// Returns a handle on the connection's events: for a remote connection, each loss of
+    /// its node and each reconnection. An in-process connection has none (the handle is
+    /// disconnected from the start).
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn events(&self) -> crate::ConnectionEvents {
+        match &self.backend {
+            Backend::Local(_) => crate::ConnectionEvents::none(),
+            Backend::Remote(remote) => crate::ConnectionEvents::new(remote.events()),
+        }
+    }
+
+    /// Returns `true` for a connection to a remote broker, `false` in process.
+    pub fn is_remote(&self) -> bool {
+        !matches!(self.backend, Backend::Local(_))
     }
 
     /// Opens a new channel.
@@ -100,36 +173,60 @@ impl Connection {
     /// [`Error::ConnectionClosed`] if the connection is closed, [`Error::BrokerClosed`] if
     /// its broker is.
     pub fn open_channel(&self) -> Result<Channel> {
-        if self.inner.is_closed() {
-            return Err(self.inner.closed_error());
+        let inner = match &self.backend {
+            Backend::Local(inner) => inner,
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => {
+                return crate::remote::RemoteChannel::open(remote).map(Channel::remote);
+            }
+        };
+        if inner.is_closed() {
+            return Err(inner.closed_error());
         }
-        let channel = ChannelInner::new(Arc::clone(&self.inner));
-        let mut channels = self.inner.channels.lock();
+        let channel = ChannelInner::new(Arc::clone(inner));
+        let mut channels = inner.channels.lock();
         channels.retain(|c| c.strong_count() > 0);
         channels.push(Arc::downgrade(&channel));
-        tracing::trace!(vhost = %self.inner.vhost.name, channels = channels.len(), "channel opened");
+        tracing::trace!(vhost = %inner.vhost.name, channels = channels.len(), "channel opened");
         Ok(Channel::new(channel))
     }
 
-    /// Returns a weak reference to the shared state, for the broker's list of connections.
+    /// Returns a weak reference to the shared state, for the broker's list of connections
+    /// (one that never upgrades for a remote connection, which no broker here lists).
     pub(crate) fn downgrade(&self) -> Weak<ConnectionInner> {
-        Arc::downgrade(&self.inner)
+        match &self.backend {
+            Backend::Local(inner) => Arc::downgrade(inner),
+            #[cfg(feature = "remote")]
+            Backend::Remote(_) => Weak::new(),
+        }
     }
 
     /// Returns the name of the vhost this connection is in.
     pub fn vhost(&self) -> &str {
-        &self.inner.vhost.name
+        match &self.backend {
+            Backend::Local(inner) => &inner.vhost.name,
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => &remote.vhost,
+        }
     }
 
     /// Returns `true` once the connection is closed.
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        match &self.backend {
+            Backend::Local(inner) => inner.is_closed(),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.is_closed(),
+        }
     }
 
     /// Closes the connection, its channels and its exclusive queues. Closing twice does
     /// nothing.
     pub fn close(&self) {
-        self.inner.close();
+        match &self.backend {
+            Backend::Local(inner) => inner.close(),
+            #[cfg(feature = "remote")]
+            Backend::Remote(remote) => remote.close_with(None),
+        }
     }
 }
 

@@ -46,12 +46,19 @@ pub(crate) struct ConsumerLink {
 /// [`redelivered`](Self::redelivered) set.
 #[must_use = "an unacknowledged delivery stays unacked until acked or its channel closes"]
 pub struct Delivery {
-    channel: Arc<ChannelInner>,
+    channel: Settler,
     envelope: Envelope,
     delivery_tag: u64,
     redelivered: bool,
     consumer_tag: Option<Arc<str>>,
     message_count: Option<u32>,
+}
+
+/// Who acknowledges a delivery.
+enum Settler {
+    Local(Arc<ChannelInner>),
+    #[cfg(feature = "remote")]
+    Remote(Arc<crate::remote::RemoteChannel>),
 }
 
 impl Delivery {
@@ -64,10 +71,55 @@ impl Delivery {
         message_count: Option<u32>,
     ) -> Self {
         Delivery {
-            channel,
+            channel: Settler::Local(channel),
             envelope,
             delivery_tag,
             redelivered,
+            consumer_tag,
+            message_count,
+        }
+    }
+
+    /// A delivery of a remote consumer, or `None` if it came on a link that has been lost
+    /// since (its message will be delivered again).
+    #[cfg(feature = "remote")]
+    pub(crate) fn from_remote(
+        channel: Arc<crate::remote::RemoteChannel>,
+        raw: crate::remote::Raw,
+    ) -> Option<Self> {
+        if !raw.no_ack && raw.epoch != channel.epoch() {
+            return None;
+        }
+        let consumer_tag = Some(Arc::clone(&raw.consumer_tag));
+        Some(Self::remote(channel, raw, consumer_tag, None))
+    }
+
+    /// A message fetched with `basic_get` on a remote channel.
+    #[cfg(feature = "remote")]
+    pub(crate) fn from_remote_get(
+        channel: Arc<crate::remote::RemoteChannel>,
+        raw: crate::remote::Raw,
+        message_count: u32,
+    ) -> Option<Self> {
+        Some(Self::remote(channel, raw, None, Some(message_count)))
+    }
+
+    #[cfg(feature = "remote")]
+    fn remote(
+        channel: Arc<crate::remote::RemoteChannel>,
+        raw: crate::remote::Raw,
+        consumer_tag: Option<Arc<str>>,
+        message_count: Option<u32>,
+    ) -> Self {
+        Delivery {
+            channel: Settler::Remote(channel),
+            envelope: Envelope {
+                message: raw.message,
+                exchange: raw.exchange,
+                routing_key: raw.routing_key,
+            },
+            delivery_tag: raw.tag,
+            redelivered: raw.redelivered,
             consumer_tag,
             message_count,
         }
@@ -125,7 +177,13 @@ impl Delivery {
     /// 406 if it was already acknowledged or came from a `no_ack` consumer; 504 if the
     /// channel is closed.
     pub fn ack(self) -> Result<()> {
-        self.channel.ack(self.delivery_tag, false)
+        match &self.channel {
+            Settler::Local(channel) => channel.ack(self.delivery_tag, false),
+            #[cfg(feature = "remote")]
+            Settler::Remote(channel) => {
+                channel.settle(self.delivery_tag, false, crate::remote::Settle::Ack)
+            }
+        }
     }
 
     /// Rejects this delivery: requeued if `requeue`, otherwise discarded (or dead-lettered).
@@ -134,7 +192,15 @@ impl Delivery {
     ///
     /// As for [`ack`](Self::ack).
     pub fn nack(self, requeue: bool) -> Result<()> {
-        self.channel.nack(self.delivery_tag, false, requeue)
+        match &self.channel {
+            Settler::Local(channel) => channel.nack(self.delivery_tag, false, requeue),
+            #[cfg(feature = "remote")]
+            Settler::Remote(channel) => channel.settle(
+                self.delivery_tag,
+                false,
+                crate::remote::Settle::Nack { requeue },
+            ),
+        }
     }
 
     /// Rejects this delivery; the same as [`nack`](Self::nack) for one message.
@@ -219,9 +285,27 @@ impl fmt::Debug for Delivery {
 /// ```
 pub struct Consumer {
     /// What deliveries come from.
-    feed: Feed,
+    feed: Feeds,
     /// The registration of the [`Stream`] face.
     stream: Slot,
+}
+
+/// The receiving side of an in-process or a remote consumer.
+enum Feeds {
+    Local(Feed),
+    #[cfg(feature = "remote")]
+    Remote(crate::remote::RemoteFeed),
+}
+
+/// Runs `$body` with `$f` bound to the consumer's feed, whichever kind it is.
+macro_rules! with_feed {
+    ($self:expr, $f:ident => $body:expr) => {
+        match &$self.feed {
+            Feeds::Local($f) => $body,
+            #[cfg(feature = "remote")]
+            Feeds::Remote($f) => $body,
+        }
+    };
 }
 
 /// The receiving side of a consumer: its inbox, turned into deliveries by its channel.
@@ -246,19 +330,45 @@ impl Source for Feed {
 impl Consumer {
     pub(crate) fn new(link: Arc<ConsumerLink>, channel: Arc<ChannelInner>) -> Self {
         Consumer {
-            feed: Feed { link, channel },
+            feed: Feeds::Local(Feed { link, channel }),
+            stream: None,
+        }
+    }
+
+    #[cfg(feature = "remote")]
+    pub(crate) fn remote(
+        channel: Arc<crate::remote::RemoteChannel>,
+        tag: Arc<str>,
+        inbox: Arc<crate::inbox::Inbox<crate::remote::Raw>>,
+        queue: &str,
+    ) -> Self {
+        Consumer {
+            feed: Feeds::Remote(crate::remote::RemoteFeed {
+                channel,
+                inbox,
+                tag,
+                queue: queue.to_owned(),
+            }),
             stream: None,
         }
     }
 
     /// Returns the consumer tag.
     pub fn tag(&self) -> &str {
-        &self.feed.link.tag
+        match &self.feed {
+            Feeds::Local(f) => &f.link.tag,
+            #[cfg(feature = "remote")]
+            Feeds::Remote(f) => &f.tag,
+        }
     }
 
     /// Returns the name of the queue consumed from.
     pub fn queue(&self) -> &str {
-        &self.feed.link.queue.name
+        match &self.feed {
+            Feeds::Local(f) => &f.link.queue.name,
+            #[cfg(feature = "remote")]
+            Feeds::Remote(f) => &f.queue,
+        }
     }
 
     /// Blocks until a delivery arrives.
@@ -267,7 +377,7 @@ impl Consumer {
     ///
     /// [`RecvError`] once the consumer is cancelled and nothing is left to receive.
     pub fn recv(&self) -> Result<Delivery, RecvError> {
-        inbox::recv(&self.feed)
+        with_feed!(self, f => inbox::recv(f))
     }
 
     /// Returns a delivery if one is waiting, without blocking.
@@ -277,7 +387,7 @@ impl Consumer {
     /// [`TryRecvError::Empty`] if none is waiting, [`TryRecvError::Disconnected`] once the
     /// consumer is cancelled.
     pub fn try_recv(&self) -> Result<Delivery, TryRecvError> {
-        inbox::try_recv(&self.feed)
+        with_feed!(self, f => inbox::try_recv(f))
     }
 
     /// Blocks until a delivery arrives or `timeout` passes.
@@ -286,7 +396,7 @@ impl Consumer {
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivery, RecvTimeoutError> {
-        inbox::recv_timeout(&self.feed, timeout)
+        with_feed!(self, f => inbox::recv_timeout(f, timeout))
     }
 
     /// Blocks until a delivery arrives or `deadline` is reached.
@@ -295,7 +405,7 @@ impl Consumer {
     ///
     /// [`RecvTimeoutError::Timeout`] or [`RecvTimeoutError::Disconnected`].
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Delivery, RecvTimeoutError> {
-        inbox::recv_deadline(&self.feed, deadline)
+        with_feed!(self, f => inbox::recv_deadline(f, deadline))
     }
 
     /// Waits for a delivery without blocking the thread.
@@ -329,7 +439,7 @@ impl Consumer {
     /// # }
     /// ```
     pub async fn recv_async(&self) -> Result<Delivery, RecvError> {
-        inbox::recv_async(&self.feed).await
+        with_feed!(self, f => inbox::recv_async(f).await)
     }
 
     /// Returns a blocking iterator that ends when the consumer is cancelled.
@@ -344,12 +454,12 @@ impl Consumer {
 
     /// Returns the number of deliveries waiting to be received.
     pub fn len(&self) -> usize {
-        self.feed.link.inbox.len()
+        with_feed!(self, f => f.inbox().len())
     }
 
     /// Returns `true` if no delivery is waiting.
     pub fn is_empty(&self) -> bool {
-        self.feed.link.inbox.is_empty()
+        with_feed!(self, f => f.inbox().is_empty())
     }
 
     /// Cancels the consumer (`basic_cancel`); the same as dropping it.
@@ -358,7 +468,11 @@ impl Consumer {
     ///
     /// 504 if the channel is closed.
     pub fn cancel(self) -> Result<()> {
-        self.feed.channel.cancel(&self.feed.link.tag)
+        match &self.feed {
+            Feeds::Local(f) => f.channel.cancel(&f.link.tag),
+            #[cfg(feature = "remote")]
+            Feeds::Remote(f) => f.channel.cancel(&f.tag),
+        }
     }
 }
 
@@ -369,15 +483,30 @@ impl Stream for Consumer {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let this = self.get_mut();
-        inbox::poll_recv(&this.feed, cx, &mut this.stream)
+        let stream = &mut this.stream;
+        match &this.feed {
+            Feeds::Local(f) => inbox::poll_recv(f, cx, stream),
+            #[cfg(feature = "remote")]
+            Feeds::Remote(f) => inbox::poll_recv(f, cx, stream),
+        }
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.feed.link.inbox.unregister(&mut self.stream);
+        let stream = &mut self.stream;
         // Dropping cancels; on a closed channel the consumer is already gone.
-        let _ = self.feed.channel.cancel(&self.feed.link.tag);
+        match &self.feed {
+            Feeds::Local(f) => {
+                f.link.inbox.unregister(stream);
+                let _ = f.channel.cancel(&f.link.tag);
+            }
+            #[cfg(feature = "remote")]
+            Feeds::Remote(f) => {
+                f.inbox.unregister(stream);
+                let _ = f.channel.cancel(&f.tag);
+            }
+        }
     }
 }
 

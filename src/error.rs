@@ -190,6 +190,29 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// The operation has no meaning on a remote connection (540): a method that only the
+    /// in-process broker can answer, such as
+    /// [`Channel::route_preview`](crate::Channel::route_preview). See `docs/scale-out.md`.
+    #[error("NOT_IMPLEMENTED - {operation} is not supported on a remote connection")]
+    NotSupportedRemotely {
+        /// The method, e.g. `route_preview`.
+        operation: &'static str,
+    },
+    /// No node of a remote connection could be reached, or recovery gave up (320).
+    #[error("CONNECTION_FORCED - {reason}")]
+    Unreachable {
+        /// What the last attempt reported.
+        reason: String,
+    },
+    /// A remote server closed a channel or the connection with a reply code that has no
+    /// variant of its own (e.g. 402 `INVALID_PATH`).
+    #[error("{} - {reason}", .code.name())]
+    Server {
+        /// The server's reply code.
+        code: ReplyCode,
+        /// The server's text after the code's name.
+        reason: String,
+    },
 }
 
 fn cause_suffix(cause: &Option<Arc<Error>>) -> String {
@@ -217,6 +240,9 @@ impl Error {
             Error::ChannelClosed { .. } => ReplyCode::CHANNEL_ERROR,
             Error::ConnectionClosed | Error::BrokerClosed => ReplyCode::CONNECTION_FORCED,
             Error::Internal { .. } | Error::Storage(_) => ReplyCode::INTERNAL_ERROR,
+            Error::NotSupportedRemotely { .. } => ReplyCode::NOT_IMPLEMENTED,
+            Error::Unreachable { .. } => ReplyCode::CONNECTION_FORCED,
+            Error::Server { code, .. } => *code,
         }
     }
 

@@ -76,6 +76,10 @@
 //! - `persistence` (default): [`Broker::open`] and [`BrokerBuilder::data_path`], on redb.
 //! - `wire` (default): `Broker::serve`, an AMQP 0-9-1 listener that real clients (pika,
 //!   py-amqp, lapin, amqprs) connect to; see `docs/wire.md`.
+//! - `remote` (off): `Connection::open` and `Connection::builder`, the same
+//!   `Connection` / `Channel` / `Consumer` API against `warren-server` or a RabbitMQ cluster
+//!   (on lapin, reconnecting and restoring the topology when a node goes); see
+//!   `docs/scale-out.md`.
 //! - `cli` (off): what only the binaries use (argument parsing, logging set-up); the
 //!   `warren-server` (with `wire`) and `warren-bench` binaries require it:
 //!   `cargo run --release --features cli --bin warren-server`.
@@ -111,6 +115,8 @@ mod message;
 mod names;
 mod options;
 mod queue;
+#[cfg(feature = "remote")]
+mod remote;
 mod returns;
 pub mod routing;
 mod settings;
@@ -137,6 +143,9 @@ pub use options::{
     ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, PublishOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub use remote::{ConnectionBuilder, ConnectionEvent, ConnectionEvents};
 pub use returns::{ReturnedMessage, Returns, ReturnsIter, ReturnsTryIter};
 pub use stats::{ExchangeStats, QueueStats};
 pub use store::StoreError;

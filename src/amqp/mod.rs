@@ -30,7 +30,7 @@ mod channel;
 mod connection;
 mod consumers;
 mod content;
-mod convert;
+pub(crate) mod convert;
 mod failure;
 mod frames;
 mod handshake;

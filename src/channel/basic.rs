@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::Channel;
+use super::{local_or, Channel};
 use crate::consumer::Delivery;
 use crate::ledger::Pending;
 use crate::queue::Return;
@@ -31,12 +31,13 @@ impl Channel {
     ///
     /// 404 for a missing queue; 405 for another connection's exclusive queue.
     pub fn basic_get(&self, queue: &str, options: GetOptions) -> Result<Option<Delivery>> {
-        self.inner.run(|| {
-            let conn = &self.inner.conn;
+        let inner = local_or!(self, r => r.basic_get(queue, options.no_ack).map(|got| got.and_then(|(raw, count)| Delivery::from_remote_get(Arc::clone(r), raw, count))));
+        inner.run(|| {
+            let conn = &inner.conn;
             let queue = conn.vhost.queue(queue, conn.id)?;
-            let mut ledger = self.inner.ledger.lock();
+            let mut ledger = inner.ledger.lock();
             let (got, fallout) = queue.get();
-            self.inner.absorb(&queue, fallout);
+            inner.absorb(&queue, fallout);
             let Some((msg, left)) = got else {
                 return Ok(None);
             };
@@ -44,7 +45,7 @@ impl Channel {
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
             let envelope = queue.delivered_envelope(&msg, true);
             let delivery = Delivery::new(
-                Arc::clone(&self.inner),
+                Arc::clone(inner),
                 envelope,
                 msg.redelivered,
                 tag,
@@ -53,7 +54,7 @@ impl Channel {
             );
             if options.no_ack {
                 let fallout = queue.settle(None, std::slice::from_ref(&msg));
-                self.inner.absorb(&queue, fallout);
+                inner.absorb(&queue, fallout);
             } else {
                 ledger.insert(
                     tag,
@@ -79,9 +80,10 @@ impl Channel {
     /// queue has an exclusive consumer (or others, when asking for exclusivity); 530 for a
     /// consumer tag in use on this channel.
     pub fn basic_consume(&self, queue: &str, options: ConsumeOptions) -> Result<Consumer> {
-        self.inner.run(|| {
-            let link = self.inner.subscribe(queue, &options, None)?;
-            Ok(Consumer::new(link, Arc::clone(&self.inner)))
+        let inner = local_or!(self, r => r.consume(queue, &options, None).map(|(tag, inbox)| Consumer::remote(Arc::clone(r), tag, inbox, queue)));
+        inner.run(|| {
+            let link = inner.subscribe(queue, &options, None)?;
+            Ok(Consumer::new(link, Arc::clone(inner)))
         })
     }
 
@@ -92,7 +94,8 @@ impl Channel {
     ///
     /// 504 if the channel is closed.
     pub fn basic_cancel(&self, consumer_tag: &str) -> Result<()> {
-        self.inner.cancel(consumer_tag)
+        let inner = local_or!(self, r => r.cancel(consumer_tag));
+        inner.cancel(consumer_tag)
     }
 
     /// Sets the prefetch count for consumers created on this channel from now on: each may
@@ -102,8 +105,9 @@ impl Channel {
     ///
     /// 504 if the channel is closed.
     pub fn basic_qos(&self, prefetch_count: u16) -> Result<()> {
-        self.inner.run(|| {
-            self.inner
+        let inner = local_or!(self, r => r.basic_qos(prefetch_count));
+        inner.run(|| {
+            inner
                 .prefetch
                 .store(u32::from(prefetch_count), Ordering::Relaxed);
             Ok(())
@@ -116,7 +120,9 @@ impl Channel {
     ///
     /// 406 for an unknown delivery tag (which closes the channel).
     pub fn basic_ack(&self, delivery_tag: u64, multiple: bool) -> Result<()> {
-        self.inner.ack(delivery_tag, multiple)
+        let inner =
+            local_or!(self, r => r.settle(delivery_tag, multiple, crate::remote::Settle::Ack));
+        inner.ack(delivery_tag, multiple)
     }
 
     /// Rejects one or (with `multiple`) several deliveries: requeued if `requeue`,
@@ -126,7 +132,8 @@ impl Channel {
     ///
     /// 406 for an unknown delivery tag.
     pub fn basic_nack(&self, delivery_tag: u64, multiple: bool, requeue: bool) -> Result<()> {
-        self.inner.nack(delivery_tag, multiple, requeue)
+        let inner = local_or!(self, r => r.settle(delivery_tag, multiple, crate::remote::Settle::Nack { requeue }));
+        inner.nack(delivery_tag, multiple, requeue)
     }
 
     /// Rejects one delivery: requeued if `requeue`, otherwise discarded.
@@ -135,7 +142,8 @@ impl Channel {
     ///
     /// 406 for an unknown delivery tag.
     pub fn basic_reject(&self, delivery_tag: u64, requeue: bool) -> Result<()> {
-        self.inner.nack(delivery_tag, false, requeue)
+        let inner = local_or!(self, r => r.settle(delivery_tag, false, crate::remote::Settle::Nack { requeue }));
+        inner.nack(delivery_tag, false, requeue)
     }
 
     /// Returns every unacknowledged delivery of this channel to its queue, marked
@@ -145,9 +153,10 @@ impl Channel {
     ///
     /// 504 if the channel is closed.
     pub fn basic_recover(&self) -> Result<()> {
-        self.inner.run(|| {
-            let pending = self.inner.ledger.lock().take_all();
-            self.inner.requeue(pending, Return::Requeued);
+        let inner = local_or!(self, r => r.recover());
+        inner.run(|| {
+            let pending = inner.ledger.lock().take_all();
+            inner.requeue(pending, Return::Requeued);
             Ok(())
         })
     }

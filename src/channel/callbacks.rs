@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::inner::ChannelInner;
-use super::Channel;
+use super::{local_or, Channel};
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
 use crate::queue::Return;
@@ -118,10 +118,9 @@ impl Channel {
         options: ConsumeOptions,
         callback: impl FnMut(Delivery) + Send + 'static,
     ) -> Result<String> {
-        self.inner.run(|| {
-            let link = self
-                .inner
-                .subscribe(queue, &options, Some(Box::new(callback)))?;
+        let inner = local_or!(self, r => r.consume(queue, &options, Some(Box::new(callback))).map(|(tag, _)| tag.to_string()));
+        inner.run(|| {
+            let link = inner.subscribe(queue, &options, Some(Box::new(callback)))?;
             Ok(link.tag.to_string())
         })
     }
@@ -132,7 +131,8 @@ impl Channel {
     ///
     /// 504 once the channel is closed.
     pub fn wait(&self) -> Result<()> {
-        self.inner.wait_until(None).map(drop)
+        let inner = local_or!(self, r => r.wait(None).map(drop));
+        inner.wait_until(None).map(drop)
     }
 
     /// Like [`wait`](Self::wait), but gives up after `timeout`; returns `false` if no
@@ -142,6 +142,7 @@ impl Channel {
     ///
     /// 504 once the channel is closed.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.inner.wait_until(Instant::now().checked_add(timeout))
+        let inner = local_or!(self, r => r.wait(Instant::now().checked_add(timeout)));
+        inner.wait_until(Instant::now().checked_add(timeout))
     }
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::inner::ChannelInner;
-use super::Channel;
+use super::{local_or, Channel};
 use crate::store::Durable;
 use crate::{Error, Message, PublishOptions, Result};
 
@@ -74,8 +74,9 @@ impl Channel {
     ///
     /// 504 if the channel is closed.
     pub fn confirm_select(&self) -> Result<()> {
-        self.inner.run(|| {
-            self.inner.confirms.store(true, Ordering::Relaxed);
+        let inner = local_or!(self, r => r.confirm_select());
+        inner.run(|| {
+            inner.confirms.store(true, Ordering::Relaxed);
             Ok(())
         })
     }
@@ -100,8 +101,8 @@ impl Channel {
     /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select));
     /// [`Error::Storage`] if a message could not be written, so its confirm cannot be given.
     pub fn wait_for_confirms(&self) -> Result<bool> {
-        self.inner
-            .run(|| Ok(self.inner.wait_confirms(None)?.unwrap_or(true)))
+        let inner = local_or!(self, r => r.wait_for_confirms(None).map(|ok| ok.unwrap_or(false)));
+        inner.run(|| Ok(inner.wait_confirms(None)?.unwrap_or(true)))
     }
 
     /// Like [`wait_for_confirms`](Self::wait_for_confirms), but gives up after `timeout`:
@@ -112,7 +113,8 @@ impl Channel {
     /// As for [`wait_for_confirms`](Self::wait_for_confirms).
     pub fn wait_for_confirms_timeout(&self, timeout: Duration) -> Result<Option<bool>> {
         let deadline = Instant::now().checked_add(timeout).or(Some(Instant::now()));
-        self.inner.run(|| self.inner.wait_confirms(deadline))
+        let inner = local_or!(self, r => r.wait_for_confirms(deadline));
+        inner.run(|| inner.wait_confirms(deadline))
     }
 
     /// Waits, without blocking the thread, until every message published on this channel
@@ -148,12 +150,13 @@ impl Channel {
     /// # }
     /// ```
     pub async fn wait_for_confirms_async(&self) -> Result<bool> {
-        let (target, through) = self.inner.run(|| self.inner.confirm_target())?;
+        let inner = local_or!(self, r => r.wait_for_confirms_async().await);
+        let (target, through) = inner.run(|| inner.confirm_target())?;
         if let Some(ticket) = target {
             // The outcome (of the highest write only) is read by `settle_confirms`.
             let _ = std::future::poll_fn(|cx| ticket.poll(cx)).await;
         }
-        self.inner.run(|| self.inner.settle_confirms(through))
+        inner.run(|| inner.settle_confirms(through))
     }
 
     /// Publishes a message, as [`basic_publish_with`](Self::basic_publish_with), and returns
@@ -197,10 +200,17 @@ impl Channel {
         options: PublishOptions,
         message: Message,
     ) -> Result<PublishConfirm> {
-        let outcome = self.publish(exchange, routing_key, options, message)?;
+        let inner = local_or!(self, r => r
+        .publish(exchange, routing_key, options, message)
+        .map(|outcome| PublishConfirm {
+            kind: Kind::Remote(outcome),
+        }));
+        let outcome = Self::publish(inner, exchange, routing_key, options, message)?;
         Ok(PublishConfirm {
-            ticket: outcome.durable.unwrap_or_else(Durable::done),
-            refused: outcome.refused,
+            kind: Kind::Local {
+                ticket: outcome.durable.unwrap_or_else(Durable::done),
+                refused: outcome.refused,
+            },
         })
     }
 }
@@ -229,21 +239,42 @@ impl Channel {
 /// ```
 #[must_use = "a confirm says nothing unless it is awaited or waited for"]
 pub struct PublishConfirm {
-    /// The store write of the message (already finished when nothing was written).
-    ticket: Durable,
-    /// A queue refused the message.
-    refused: bool,
+    kind: Kind,
+}
+
+/// Where the confirm comes from.
+enum Kind {
+    /// The in-process broker.
+    Local {
+        /// The store write of the message (already finished when nothing was written).
+        ticket: Durable,
+        /// A queue refused the message.
+        refused: bool,
+    },
+    /// A remote broker's `basic.ack` / `basic.nack`; not confirmed if the link was lost
+    /// first.
+    #[cfg(feature = "remote")]
+    Remote(std::sync::Arc<crate::remote::Outcome>),
 }
 
 impl PublishConfirm {
-    /// Blocks until the publish is confirmed; `false` if it was refused.
+    /// Blocks until the publish is confirmed; `false` if it was refused (or, on a remote
+    /// connection, if the link was lost before the confirm came: publish it again).
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the message could not be written.
+    /// [`Error::Storage`] if the message could not be written; on a remote connection, the
+    /// error that closed the channel if this publish did.
     pub fn wait(&self) -> Result<bool> {
-        self.ticket.wait()?;
-        Ok(!self.refused)
+        let (ticket, refused) = match &self.kind {
+            Kind::Local { ticket, refused } => (ticket, *refused),
+            #[cfg(feature = "remote")]
+            Kind::Remote(outcome) => {
+                return outcome.wait(Option::is_some, None).0.unwrap_or(Ok(false));
+            }
+        };
+        ticket.wait()?;
+        Ok(!refused)
     }
 
     /// Like [`wait`](Self::wait), but gives up after `timeout`: `None` if the confirm was
@@ -253,11 +284,19 @@ impl PublishConfirm {
     ///
     /// As for [`wait`](Self::wait).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<bool>> {
-        match self.ticket.wait_timeout(timeout) {
+        let (ticket, refused) = match &self.kind {
+            Kind::Local { ticket, refused } => (ticket, *refused),
+            #[cfg(feature = "remote")]
+            Kind::Remote(outcome) => {
+                let deadline = Instant::now().checked_add(timeout);
+                return outcome.wait(Option::is_some, deadline).0.transpose();
+            }
+        };
+        match ticket.wait_timeout(timeout) {
             None => Ok(None),
             Some(result) => {
                 result?;
-                Ok(Some(!self.refused))
+                Ok(Some(!refused))
             }
         }
     }
@@ -268,11 +307,16 @@ impl PublishConfirm {
     ///
     /// As for [`wait`](Self::wait).
     pub fn try_wait(&self) -> Result<Option<bool>> {
-        match self.ticket.try_result() {
+        let (ticket, refused) = match &self.kind {
+            Kind::Local { ticket, refused } => (ticket, *refused),
+            #[cfg(feature = "remote")]
+            Kind::Remote(outcome) => return outcome.get().transpose(),
+        };
+        match ticket.try_result() {
             None => Ok(None),
             Some(result) => {
                 result?;
-                Ok(Some(!self.refused))
+                Ok(Some(!refused))
             }
         }
     }
@@ -282,18 +326,34 @@ impl Future for PublishConfirm {
     type Output = Result<bool>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<bool>> {
-        let refused = self.refused;
-        self.ticket
-            .poll(cx)
-            .map(|result| result.map(|()| !refused).map_err(Error::Storage))
+        match &self.kind {
+            Kind::Local { ticket, refused } => {
+                let refused = *refused;
+                ticket
+                    .poll(cx)
+                    .map(|result| result.map(|()| !refused).map_err(Error::Storage))
+            }
+            #[cfg(feature = "remote")]
+            Kind::Remote(outcome) => outcome
+                .poll(Option::is_some, cx)
+                .map(|o| o.unwrap_or(Ok(false))),
+        }
     }
 }
 
 impl fmt::Debug for PublishConfirm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublishConfirm")
-            .field("ticket", &self.ticket)
-            .field("refused", &self.refused)
-            .finish()
+        match &self.kind {
+            Kind::Local { ticket, refused } => f
+                .debug_struct("PublishConfirm")
+                .field("ticket", ticket)
+                .field("refused", refused)
+                .finish(),
+            #[cfg(feature = "remote")]
+            Kind::Remote(outcome) => f
+                .debug_struct("PublishConfirm")
+                .field("outcome", &outcome.get())
+                .finish(),
+        }
     }
 }

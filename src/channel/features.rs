@@ -2,8 +2,9 @@
 //! returns, exchange-to-exchange bindings.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use super::Channel;
+use super::{local_or, Channel, ChannelInner};
 use crate::returns::ReturnedMessage;
 use crate::vhost::Published;
 use crate::{FieldTable, Message, PublishOptions, ReplyCode, Result, Returns};
@@ -43,35 +44,36 @@ impl Channel {
         options: PublishOptions,
         message: Message,
     ) -> Result<()> {
-        self.publish(exchange, routing_key, options, message)
-            .map(drop)
+        let inner =
+            local_or!(self, r => r.publish(exchange, routing_key, options, message).map(drop));
+        Self::publish(inner, exchange, routing_key, options, message).map(drop)
     }
 
     /// Publishes; returns the store write of the message (if it was stored) and whether a
     /// queue refused it.
     pub(super) fn publish(
-        &self,
+        inner: &Arc<ChannelInner>,
         exchange: &str,
         routing_key: &str,
         options: PublishOptions,
         message: Message,
     ) -> Result<Published> {
         let mut message = message;
-        self.inner.run(|| {
-            self.inner.resolve_reply_to(&mut message)?;
-            let source = self.inner.publish_target(exchange)?;
-            let vhost = &self.inner.conn.vhost;
+        inner.run(|| {
+            inner.resolve_reply_to(&mut message)?;
+            let source = inner.publish_target(exchange)?;
+            let vhost = &inner.conn.vhost;
             let mut published = vhost.publish(&source, routing_key, message, options.mandatory)?;
-            if self.inner.confirms.load(Ordering::Relaxed) {
+            if inner.confirms.load(Ordering::Relaxed) {
                 if let Some(durable) = &published.durable {
-                    self.inner.track_confirm(durable.clone());
+                    inner.track_confirm(durable.clone());
                 }
                 if published.refused {
-                    self.inner.nacked.store(true, Ordering::Release);
+                    inner.nacked.store(true, Ordering::Release);
                 }
             }
             if let Some(message) = published.returned.take() {
-                self.inner.returns.send(ReturnedMessage {
+                inner.returns.send(ReturnedMessage {
                     reply_code: ReplyCode::NO_ROUTE,
                     reply_text: "NO_ROUTE".to_owned(),
                     exchange: exchange.to_owned(),
@@ -102,7 +104,8 @@ impl Channel {
     /// # }
     /// ```
     pub fn returns(&self) -> Returns {
-        self.inner.returns.handle()
+        let inner = local_or!(self, r => r.returns.handle());
+        inner.returns.handle()
     }
 
     /// Binds exchange `destination` to exchange `source`: messages routed by `source` with a
@@ -144,8 +147,10 @@ impl Channel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        self.inner.run(|| {
-            let vhost = &self.inner.conn.vhost;
+        let inner =
+            local_or!(self, r => r.exchange_bind(destination, source, routing_key, arguments));
+        inner.run(|| {
+            let vhost = &inner.conn.vhost;
             vhost.bind_exchange(destination, source, routing_key, &arguments)
         })
     }
@@ -179,8 +184,10 @@ impl Channel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        self.inner.run(|| {
-            let vhost = &self.inner.conn.vhost;
+        let inner =
+            local_or!(self, r => r.exchange_unbind(destination, source, routing_key, arguments));
+        inner.run(|| {
+            let vhost = &inner.conn.vhost;
             vhost.unbind_exchange(destination, source, routing_key, &arguments)
         })
     }

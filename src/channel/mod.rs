@@ -35,28 +35,63 @@ use std::sync::Arc;
 /// its connection closes, or when the `Channel` and every [`Consumer`](crate::Consumer) and [`Delivery`](crate::Delivery) of it
 /// have been dropped.
 pub struct Channel {
-    pub(super) inner: Arc<ChannelInner>,
+    pub(super) backend: Backend,
 }
+
+/// Where a channel's broker is.
+pub(super) enum Backend {
+    /// In this process.
+    Local(Arc<ChannelInner>),
+    /// Across the network (feature `remote`).
+    #[cfg(feature = "remote")]
+    Remote(Arc<crate::remote::RemoteChannel>),
+}
+
+/// Binds the in-process channel of `$self`, or returns `$remote` (an expression using
+/// `$r`, the remote channel) for a remote one.
+macro_rules! local_or {
+    ($self:expr, $r:ident => $remote:expr) => {
+        match &$self.backend {
+            $crate::channel::Backend::Local(inner) => inner,
+            #[cfg(feature = "remote")]
+            #[allow(unused_variables)]
+            $crate::channel::Backend::Remote($r) => return $remote,
+        }
+    };
+}
+pub(super) use local_or;
 
 impl Channel {
     pub(crate) fn new(inner: Arc<ChannelInner>) -> Self {
-        Channel { inner }
+        Channel {
+            backend: Backend::Local(inner),
+        }
+    }
+
+    #[cfg(feature = "remote")]
+    pub(crate) fn remote(remote: Arc<crate::remote::RemoteChannel>) -> Self {
+        Channel {
+            backend: Backend::Remote(remote),
+        }
     }
 
     /// Returns the number of deliveries on this channel awaiting an ack.
     pub fn unacked_count(&self) -> usize {
-        self.inner.ledger.lock().len()
+        let inner = local_or!(self, r => r.unacked_count());
+        inner.ledger.lock().len()
     }
 
     /// Returns `true` once the channel is closed.
     pub fn is_closed(&self) -> bool {
-        self.inner.check_open().is_err()
+        let inner = local_or!(self, r => r.is_closed());
+        inner.check_open().is_err()
     }
 
     /// Closes the channel: cancels its consumers and requeues its unacknowledged deliveries.
     /// Closing a closed channel does nothing.
     pub fn close(&self) {
-        self.inner.close_with(None);
+        let inner = local_or!(self, r => r.close());
+        inner.close_with(None);
     }
 }
 

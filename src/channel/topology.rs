@@ -1,6 +1,6 @@
 //! Channel methods for exchanges, queues and bindings.
 
-use super::Channel;
+use super::{local_or, Channel};
 use crate::exchange::ExchangeSpec;
 use crate::vhost::{QueueDeclareOk, RoutePreview};
 use crate::{
@@ -22,14 +22,15 @@ impl Channel {
         options: ExchangeDeclareOptions,
         arguments: FieldTable,
     ) -> Result<()> {
-        self.inner.run(|| {
+        let inner = local_or!(self, r => r.exchange_declare(exchange, &kind, options, arguments));
+        inner.run(|| {
             let spec = ExchangeSpec {
                 name: exchange,
                 kind: &kind,
                 options,
                 arguments: &arguments,
             };
-            self.inner.conn.vhost.declare_exchange(&spec)?;
+            inner.conn.vhost.declare_exchange(&spec)?;
             tracing::debug!(exchange, kind = ?kind, durable = options.durable, "exchange declared");
             Ok(())
         })
@@ -41,8 +42,9 @@ impl Channel {
     ///
     /// 406 with `if_unused` when it has bindings; 403 for the predeclared exchanges.
     pub fn exchange_delete(&self, exchange: &str, options: ExchangeDeleteOptions) -> Result<()> {
-        self.inner.run(|| {
-            self.inner
+        let inner = local_or!(self, r => r.exchange_delete(exchange, options));
+        inner.run(|| {
+            inner
                 .conn
                 .vhost
                 .delete_exchange(exchange, options.if_unused)?;
@@ -65,8 +67,9 @@ impl Channel {
         options: QueueDeclareOptions,
         arguments: FieldTable,
     ) -> Result<QueueDeclareOk> {
-        self.inner.run(|| {
-            let conn = &self.inner.conn;
+        let inner = local_or!(self, r => r.queue_declare(queue, options, arguments));
+        inner.run(|| {
+            let conn = &inner.conn;
             let (ok, created) = conn
                 .vhost
                 .declare_queue(queue, options, &arguments, conn.id)?;
@@ -92,8 +95,9 @@ impl Channel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        self.inner.run(|| {
-            let conn = &self.inner.conn;
+        let inner = local_or!(self, r => r.queue_bind(queue, exchange, routing_key, arguments));
+        inner.run(|| {
+            let conn = &inner.conn;
             conn.vhost
                 .bind_queue(queue, exchange, routing_key, &arguments, conn.id)?;
             tracing::debug!(queue, exchange, routing_key, "queue bound");
@@ -113,8 +117,9 @@ impl Channel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        self.inner.run(|| {
-            let conn = &self.inner.conn;
+        let inner = local_or!(self, r => r.queue_unbind(queue, exchange, routing_key, arguments));
+        inner.run(|| {
+            let conn = &inner.conn;
             conn.vhost
                 .unbind_queue(queue, exchange, routing_key, &arguments, conn.id)?;
             tracing::debug!(queue, exchange, routing_key, "queue unbound");
@@ -129,8 +134,9 @@ impl Channel {
     ///
     /// 404 for a missing queue; 405 for another connection's exclusive queue.
     pub fn queue_purge(&self, queue: &str) -> Result<u32> {
-        self.inner.run(|| {
-            let conn = &self.inner.conn;
+        let inner = local_or!(self, r => r.queue_purge(queue));
+        inner.run(|| {
+            let conn = &inner.conn;
             let n = conn.vhost.purge_queue(queue, conn.id)?;
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
         })
@@ -144,8 +150,9 @@ impl Channel {
     /// 406 with `if_unused` when it has consumers or `if_empty` when it has messages; 405
     /// for another connection's exclusive queue.
     pub fn queue_delete(&self, queue: &str, options: QueueDeleteOptions) -> Result<u32> {
-        self.inner.run(|| {
-            let conn = &self.inner.conn;
+        let inner = local_or!(self, r => r.queue_delete(queue, options));
+        inner.run(|| {
+            let conn = &inner.conn;
             let n = conn
                 .vhost
                 .delete_queue(queue, options.if_unused, options.if_empty, conn.id)?;
@@ -166,9 +173,10 @@ impl Channel {
         routing_key: &str,
         headers: &FieldTable,
     ) -> Result<RoutePreview> {
-        self.inner.check_open()?;
+        let inner = local_or!(self, r => Err(crate::Error::NotSupportedRemotely { operation: "route_preview" }));
+        inner.check_open()?;
         let headers = (!headers.is_empty()).then_some(headers);
-        self.inner
+        inner
             .conn
             .vhost
             .route_preview(exchange, routing_key, headers)
