@@ -172,6 +172,7 @@ impl Connection {
     ///
     /// [`Error::ConnectionClosed`] if the connection is closed, [`Error::BrokerClosed`] if
     /// its broker is.
+    #[cfg_attr(not(feature = "remote"), allow(clippy::infallible_destructuring_match))]
     pub fn open_channel(&self) -> Result<Channel> {
         let inner = match &self.backend {
             Backend::Local(inner) => inner,

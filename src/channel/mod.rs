@@ -9,6 +9,9 @@
 //! - `features`: mandatory publishes and their returns, exchange-to-exchange bindings.
 //! - `reply_to`: direct reply-to (`amq.rabbitmq.reply-to`).
 
+// Without the `remote` feature a channel has one backend, and `local_or!` one arm.
+#![cfg_attr(not(feature = "remote"), allow(clippy::infallible_destructuring_match))]
+
 mod basic;
 mod callbacks;
 mod confirms;
