@@ -331,3 +331,60 @@ fn internal_exchanges_refuse_publishes() {
         "ACCESS_REFUSED - cannot publish to internal exchange 'i' in vhost '/'"
     );
 }
+
+/// A channel remembers where its last publish went (exchange, key, queues reached); every
+/// topology change made meanwhile, on any connection, must show in its next publish.
+#[test]
+fn a_publisher_follows_every_topology_change_made_elsewhere() {
+    let (broker, _c, ch) = setup();
+    let admin_conn = broker.connect("/").unwrap();
+    let admin = admin_conn.open_channel().unwrap();
+    declare_exchange(&admin, "d", ExchangeKind::Direct);
+    for q in ["a", "b", "c"] {
+        declare_queue(&admin, q);
+    }
+    admin.queue_bind("a", "d", "k", FieldTable::new()).unwrap();
+    publish(&ch, "d", "k", "1");
+    admin.queue_bind("b", "d", "k", FieldTable::new()).unwrap();
+    publish(&ch, "d", "k", "2");
+    admin
+        .queue_unbind("a", "d", "k", FieldTable::new())
+        .unwrap();
+    publish(&ch, "d", "k", "3");
+    assert_eq!(drain(&admin, "a"), ["1", "2"]);
+    assert_eq!(drain(&admin, "b"), ["2", "3"]);
+
+    // The queue deleted and declared again: the new one gets the next message.
+    admin.queue_delete("b", Default::default()).unwrap();
+    publish(&ch, "d", "k", "to nobody");
+    declare_queue(&admin, "b");
+    admin.queue_bind("b", "d", "k", FieldTable::new()).unwrap();
+    publish(&ch, "d", "k", "4");
+    assert_eq!(drain(&admin, "b"), ["4"]);
+
+    // An exchange-to-exchange binding added under a memoised route.
+    declare_exchange(&admin, "fan", ExchangeKind::Fanout);
+    admin.queue_bind("c", "fan", "", FieldTable::new()).unwrap();
+    admin
+        .exchange_bind("fan", "d", "k", FieldTable::new())
+        .unwrap();
+    publish(&ch, "d", "k", "5");
+    assert_eq!(drain(&admin, "b"), ["5"]);
+    assert_eq!(drain(&admin, "c"), ["5"]);
+
+    // The exchange deleted and declared again with another kind.
+    admin.exchange_delete("d", Default::default()).unwrap();
+    declare_exchange(&admin, "d", ExchangeKind::Fanout);
+    admin.queue_bind("a", "d", "", FieldTable::new()).unwrap();
+    publish(&ch, "d", "k", "6");
+    assert_eq!(drain(&admin, "a"), ["6"]);
+    assert!(drain(&admin, "b").is_empty());
+
+    // The default exchange: a queue deleted and declared again.
+    publish(&ch, "", "a", "7");
+    admin.queue_delete("a", Default::default()).unwrap();
+    publish(&ch, "", "a", "lost");
+    declare_queue(&admin, "a");
+    publish(&ch, "", "a", "8");
+    assert_eq!(drain(&admin, "a"), ["8"]);
+}

@@ -61,9 +61,21 @@ impl Channel {
         let mut message = message;
         inner.run(|| {
             inner.resolve_reply_to(&mut message)?;
-            let source = inner.publish_target(exchange)?;
             let vhost = &inner.conn.vhost;
-            let mut published = vhost.publish(&source, routing_key, message, options.mandatory)?;
+            let mut published = match inner.route_memo.try_lock() {
+                Some(mut memo) => vhost.publish_memo(
+                    &mut memo,
+                    exchange,
+                    routing_key,
+                    message,
+                    options.mandatory,
+                )?,
+                // Another thread is publishing on this channel: route without the memo.
+                None => {
+                    let source = vhost.exchange(exchange)?;
+                    vhost.publish(&source, routing_key, message, options.mandatory)?
+                }
+            };
             if inner.confirms.load(Ordering::Relaxed) {
                 if let Some(durable) = &published.durable {
                     inner.track_confirm(durable.clone());

@@ -8,13 +8,13 @@ use std::sync::{Arc, OnceLock};
 use crate::connection::ConnectionInner;
 use crate::consumer::{ConsumerLink, Delivery};
 use crate::envelope::QueuedMessage;
-use crate::exchange::Exchange;
 use crate::inbox::{Inbox, Signal};
 use crate::ledger::{Ledger, Pending, Taken};
 use crate::queue::{consumer_priority, Credit, Fallout, Queue, Return, Subscription};
 use crate::returns::ReturnQueue;
 use crate::store::DurableSet;
 use crate::sync::Mutex;
+use crate::vhost::RouteMemo;
 use crate::{names, ConsumeOptions, Error, Result};
 
 /// The callback of a consumer started with [`Channel::basic_consume_with`].
@@ -49,9 +49,9 @@ pub(crate) struct ChannelInner {
     pub(super) confirms: AtomicBool,
     /// Store writes of messages published in confirm mode that no one has waited for yet.
     pub(super) unconfirmed: Mutex<DurableSet>,
-    /// The exchange last published to, so that a publisher sending to one exchange skips
-    /// the lookup by name.
-    pub(super) last_exchange: Mutex<Option<Arc<Exchange>>>,
+    /// Where the last publish went, so that a publisher sending to one exchange and key
+    /// skips the lookups (see [`RouteMemo`]).
+    pub(super) route_memo: Mutex<RouteMemo>,
     /// Some publish was refused (nacked) since the last `wait_for_confirms`.
     pub(super) nacked: AtomicBool,
     /// Unroutable mandatory messages for the channel's [`Returns`](crate::Returns) handles.
@@ -72,7 +72,7 @@ impl ChannelInner {
             wait_cursor: AtomicUsize::new(0),
             confirms: AtomicBool::new(false),
             unconfirmed: Mutex::default(),
-            last_exchange: Mutex::new(None),
+            route_memo: Mutex::default(),
             nacked: AtomicBool::new(false),
             returns: ReturnQueue::default(),
             reply: Mutex::new(None),
@@ -124,6 +124,7 @@ impl ChannelInner {
             self.unsubscribe(&entry.link);
         }
         self.close_reply(None);
+        self.route_memo.lock().clear();
         let pending = {
             let mut ledger = self.ledger.lock();
             ledger.closed = true;
@@ -343,20 +344,6 @@ impl ChannelInner {
             let fallout = p.queue.requeue(p.credit, vec![p.msg], how);
             self.absorb(&p.queue, fallout);
         }
-    }
-
-    /// Finds the exchange to publish to, from the one-entry cache when it is the last one.
-    pub(super) fn publish_target(&self, name: &str) -> Result<Arc<Exchange>> {
-        let mut last = self.last_exchange.lock();
-        if let Some(exchange) = last
-            .as_ref()
-            .filter(|e| &*e.name == name && !e.is_deleted())
-        {
-            return Ok(Arc::clone(exchange));
-        }
-        let exchange = self.conn.vhost.exchange(name)?;
-        *last = Some(Arc::clone(&exchange));
-        Ok(exchange)
     }
 }
 

@@ -33,14 +33,17 @@ mod topology;
 #[cfg(test)]
 mod topology_tests;
 
-pub(crate) use publish::Published;
 pub use publish::RoutePreview;
+pub(crate) use publish::{Published, RouteMemo};
 pub(crate) use reply_to::REPLY_TO;
 pub use topology::QueueDeclareOk;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
+
+use crossbeam_utils::CachePadded;
 
 use crate::exchange::{BindingKey, Exchange, ExchangeSpec};
 use crate::ids::ConnectionId;
@@ -48,7 +51,7 @@ use crate::queue::{Fallout, Queue};
 use crate::routing::DestinationId;
 use crate::settings::Settings;
 use crate::store::{BindingRecord, Durable, ExchangeRecord, StoreOp};
-use crate::sync::{ConcurrentMap, Mutex};
+use crate::sync::{ConcurrentMap, Mutex, MutexGuard};
 use crate::{Error, ExchangeDeclareOptions, ExchangeKind, FieldTable, Result};
 
 /// Where a binding leads.
@@ -70,6 +73,58 @@ struct Topology {
     last_write: Option<Durable>,
 }
 
+/// The topology lock, and a generation number that every change made under it bumps (as
+/// the guard is released), so that a channel's memo of where its publishes go
+/// ([`RouteMemo`](publish::RouteMemo)) knows when to look again. Every change to the
+/// exchanges, queues, destinations or bindings of a running vhost must be made under it.
+#[derive(Debug, Default)]
+struct TopologyLock {
+    topology: Mutex<Topology>,
+    generation: CachePadded<AtomicU64>,
+}
+
+impl TopologyLock {
+    /// Takes the lock; the generation moves on when the guard goes.
+    fn lock(&self) -> TopologyGuard<'_> {
+        TopologyGuard {
+            topology: self.topology.lock(),
+            generation: &self.generation,
+        }
+    }
+
+    /// Returns the current generation.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// The held topology lock.
+struct TopologyGuard<'a> {
+    topology: MutexGuard<'a, Topology>,
+    generation: &'a AtomicU64,
+}
+
+impl Deref for TopologyGuard<'_> {
+    type Target = Topology;
+
+    fn deref(&self) -> &Topology {
+        &self.topology
+    }
+}
+
+impl DerefMut for TopologyGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Topology {
+        &mut self.topology
+    }
+}
+
+impl Drop for TopologyGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the lock: a publisher that reads the new generation sees the change.
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// One vhost.
 #[derive(Debug)]
 pub(crate) struct VHost {
@@ -86,7 +141,7 @@ pub(crate) struct VHost {
     /// Binding destinations by id.
     destinations: ConcurrentMap<DestinationId, Destination>,
     /// Serialises topology changes; see the module docs.
-    topology: Mutex<Topology>,
+    topology: TopologyLock,
     /// Some exchange-to-exchange binding was made: routing must follow the graph.
     e2e_used: AtomicBool,
     /// The TTL and expiry sweep, once started.
@@ -111,7 +166,7 @@ impl VHost {
             exchanges: ConcurrentMap::default(),
             queues: ConcurrentMap::default(),
             destinations: ConcurrentMap::default(),
-            topology: Mutex::new(Topology::default()),
+            topology: TopologyLock::default(),
             e2e_used: AtomicBool::new(false),
             timers: OnceLock::new(),
             delayed: Mutex::default(),

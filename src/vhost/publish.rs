@@ -5,16 +5,20 @@ use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use smallvec::SmallVec;
 
-use super::{Destination, VHost};
+use super::{Destination, VHost, REPLY_TO};
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::exchange::Exchange;
 use crate::names;
 use crate::queue::{parse_expiration, Enqueued, Queue};
 use crate::routing::{DestinationId, RoutingInput};
 use crate::store::{Durable, MessageRecord, StoreOp};
-use crate::{Error, FieldTable, Message, Result};
+use crate::{Error, ExchangeKind, FieldTable, Message, Result};
+
+/// The queues a message reaches, as routing computes them.
+type Targets = SmallVec<[Arc<Queue>; 4]>;
 
 thread_local! {
     /// Reused buffer for routing results, so that publishing does not allocate for them.
@@ -50,6 +54,46 @@ impl Published {
     }
 }
 
+/// A channel's memo of its last publish: the exchange, and the queues its routing key
+/// reached while the vhost's topology stays as it was (its generation unchanged). A
+/// publisher that sends to one exchange and key (the usual case) then skips the exchange
+/// lookup, the routing and the reference counting of exchange and queues, so that its
+/// publishes touch no cache line a consumer touches but the queue's and the inbox's.
+///
+/// Only routing that depends on the exchange, the key and the topology alone is memoised:
+/// direct, fanout and topic exchanges (and the default one) without an alternate exchange
+/// while the vhost has no exchange-to-exchange binding, and only when some queue was
+/// reached (unroutable messages take the slow path, with its alternate exchanges and
+/// returns). Direct reply-to addresses, which come and go outside the topology lock, are
+/// never memoised.
+#[derive(Debug, Default)]
+pub(crate) struct RouteMemo {
+    /// The exchange published to last.
+    exchange: Option<Arc<Exchange>>,
+    /// Where its last routing key went.
+    routes: Routes,
+}
+
+/// The memoised routing of one key.
+#[derive(Debug, Default)]
+struct Routes {
+    /// `queues` may be used for `key` while the topology generation is `generation`.
+    valid: bool,
+    /// The routing key.
+    key: CompactString,
+    /// The topology generation read before routing.
+    generation: u64,
+    /// The queues reached.
+    queues: Targets,
+}
+
+impl RouteMemo {
+    /// Forgets everything (the channel closed: let the queues and exchange go).
+    pub(crate) fn clear(&mut self) {
+        *self = RouteMemo::default();
+    }
+}
+
 /// Where a message would go, as computed by [`Channel::route_preview`](crate::Channel::route_preview).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -66,6 +110,49 @@ impl VHost {
     pub(crate) fn publish(
         &self,
         source: &Arc<Exchange>,
+        routing_key: &str,
+        message: Message,
+        mandatory: bool,
+    ) -> Result<Published> {
+        self.publish_via(source, None, routing_key, message, mandatory)
+    }
+
+    /// [`publish`](Self::publish) to the exchange named `exchange`, through a channel's
+    /// memo of its last publish.
+    ///
+    /// # Errors
+    ///
+    /// As `publish`, and 404 for a missing exchange.
+    pub(crate) fn publish_memo(
+        &self,
+        memo: &mut RouteMemo,
+        exchange: &str,
+        routing_key: &str,
+        message: Message,
+        mandatory: bool,
+    ) -> Result<Published> {
+        let known = memo
+            .exchange
+            .as_ref()
+            .is_some_and(|e| &*e.name == exchange && !e.is_deleted());
+        if !known {
+            memo.routes.valid = false;
+            memo.exchange = Some(self.exchange(exchange)?);
+        }
+        let source = memo.exchange.as_ref().expect("set above");
+        self.publish_via(
+            source,
+            Some(&mut memo.routes),
+            routing_key,
+            message,
+            mandatory,
+        )
+    }
+
+    fn publish_via(
+        &self,
+        source: &Arc<Exchange>,
+        routes: Option<&mut Routes>,
         routing_key: &str,
         message: Message,
         mandatory: bool,
@@ -90,7 +177,14 @@ impl VHost {
             message
         };
         let headers = message.properties().headers.as_ref();
-        let queues = self.target_queues(source, routing_key, headers);
+        let fresh: Targets;
+        let queues: &[Arc<Queue>] = match routes {
+            Some(routes) => self.memoised_targets(source, routes, routing_key, headers),
+            None => {
+                fresh = self.target_queues(source, routing_key, headers);
+                &fresh
+            }
+        };
         // A mandatory message may have to come back; the copy shares the body.
         let kept = mandatory.then(|| message.clone());
         let envelope = Envelope {
@@ -98,7 +192,7 @@ impl VHost {
             exchange: source.name.as_ref().into(),
             routing_key: routing_key.into(),
         };
-        let mut published = self.enqueue(envelope, &queues);
+        let mut published = self.enqueue(envelope, queues);
         let returned = published.queues == 0 && mandatory;
         let counter = if published.queues > 0 {
             &source.counters.routed
@@ -112,6 +206,37 @@ impl VHost {
             published.returned = kept;
         }
         Ok(published)
+    }
+
+    /// Returns the queues `routing_key` reaches through `source`, from `routes` when they
+    /// still hold, or routed afresh (and memoised when they may be).
+    fn memoised_targets<'r>(
+        &self,
+        source: &Exchange,
+        routes: &'r mut Routes,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> &'r [Arc<Queue>] {
+        // Read before routing, so that a change made meanwhile makes the memo stale.
+        let generation = self.topology.generation();
+        if routes.valid && routes.generation == generation && routes.key == routing_key {
+            return &routes.queues;
+        }
+        routes.queues = self.target_queues(source, routing_key, headers);
+        // Only routing by exchange, key and topology alone (see `RouteMemo`).
+        let memoisable = matches!(
+            source.kind,
+            ExchangeKind::Direct | ExchangeKind::Fanout | ExchangeKind::Topic
+        ) && source.alternate.is_none()
+            && !source.delayed
+            && !self.e2e_used.load(Ordering::Relaxed)
+            && !(source.name.is_empty() && routing_key.starts_with(REPLY_TO));
+        routes.valid = memoisable && !routes.queues.is_empty();
+        if routes.valid {
+            routes.generation = generation;
+            routes.key = routing_key.into();
+        }
+        &routes.queues
     }
 
     /// Puts a routed message into its queues: each gets its own copy of the envelope (the
