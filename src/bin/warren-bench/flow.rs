@@ -70,7 +70,7 @@ impl Flow {
     /// Deliveries each consumer takes when they are known in advance: all of its own queue's
     /// with fanout, all of them for a lone consumer. `None` when consumers compete for one
     /// queue and count together.
-    fn quota(&self) -> Option<u64> {
+    pub(crate) fn quota(&self) -> Option<u64> {
         (self.route == Route::Fanout || self.consumers == 1).then_some(self.messages)
     }
 
@@ -88,7 +88,7 @@ pub(crate) fn body(size: usize) -> Bytes {
 
 /// Counts deliveries of a shared queue and tells each consumer when all have arrived.
 #[derive(Debug)]
-struct Tally {
+pub(crate) struct Tally {
     /// Deliveries received by all consumers.
     received: AtomicU64,
     /// Deliveries expected.
@@ -97,19 +97,32 @@ struct Tally {
 
 impl Tally {
     /// Counts one delivery; true once the round is complete.
-    fn count(&self) -> bool {
+    pub(crate) fn count(&self) -> bool {
         self.received.fetch_add(1, Ordering::Relaxed) + 1 >= self.target
     }
 
     /// Whether the round is complete.
-    fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.received.load(Ordering::Relaxed) >= self.target
     }
 }
 
+/// One consuming thread of a Warren round: subscribes to the queue, waits at the barrier,
+/// then receives (and acks) its share.
+pub(crate) type ConsumerFn =
+    fn(&Broker, &str, &Flow, &Tally, &Barrier) -> Result<(), warrenmq::Error>;
+
 /// Runs one round through a fresh in-memory Warren broker and returns how long it took from
 /// the first publish to the last delivery (acknowledged, with manual acks).
 pub(crate) fn warren_round(flow: &Flow) -> Result<Duration, warrenmq::Error> {
+    warren_round_with(flow, warren_consumer)
+}
+
+/// [`warren_round`] with another consuming thread.
+pub(crate) fn warren_round_with(
+    flow: &Flow,
+    consumer: ConsumerFn,
+) -> Result<Duration, warrenmq::Error> {
     let broker = Broker::in_memory();
     let setup = broker.connect("/")?.open_channel()?;
     let (exchange, kind, key) = match flow.route {
@@ -139,7 +152,7 @@ pub(crate) fn warren_round(flow: &Flow) -> Result<Duration, warrenmq::Error> {
             .map(|c| {
                 let queue = format!("bench.q{}", c % queues);
                 let (broker, tally, start) = (&broker, &tally, &start);
-                s.spawn(move || warren_consumer(broker, &queue, flow, tally, start))
+                s.spawn(move || consumer(broker, &queue, flow, tally, start))
             })
             .collect();
         let producers: Vec<_> = (0..flow.producers)
@@ -225,7 +238,7 @@ fn warren_consumer(
 }
 
 /// The error for a consumer whose channel closed under it.
-fn closed() -> warrenmq::Error {
+pub(crate) fn closed() -> warrenmq::Error {
     warrenmq::Error::ChannelClosed { cause: None }
 }
 

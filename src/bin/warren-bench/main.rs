@@ -17,6 +17,8 @@
 #[cfg(feature = "wire")]
 mod amqp_client;
 mod flow;
+#[cfg(feature = "wire")]
+mod flow_async;
 mod latency;
 mod measure;
 #[cfg(feature = "persistence")]

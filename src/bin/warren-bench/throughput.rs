@@ -4,8 +4,10 @@
 //! Each round publishes `--messages` messages from `--producers` threads through an
 //! exchange to queues read by `--consumers` threads (see [`flow`](crate::flow)), and the
 //! same messages (`warrenmq::Message`, the body a shared `Bytes`) through unbounded
-//! crossbeam channels with as many threads. Rounds of the two alternate, so load from
-//! elsewhere on the machine hits both alike; each figure is the median round.
+//! crossbeam channels with as many threads. With the `wire` feature (tokio), a third
+//! contender reads Warren's consumers as async `Stream`s on tokio current-thread runtimes
+//! ([`flow_async`](crate::flow_async)). Rounds alternate, so load from elsewhere on the
+//! machine hits all alike; each figure is the median round.
 
 use std::time::{Duration, Instant};
 
@@ -79,6 +81,8 @@ struct Report {
     warren: f64,
     /// Warren acking every [`ACK_EVERY`] with `multiple` (manual ack only).
     warren_multiple: Option<f64>,
+    /// Warren with consumers read as async streams on tokio (feature `wire`).
+    warren_async: Option<f64>,
     /// The crossbeam channel.
     crossbeam: f64,
     /// Rounds run.
@@ -126,7 +130,11 @@ fn measure(args: &ThroughputArgs, flow: Flow) -> Result<Report, String> {
     // One untimed round of each warms the allocator and the threads' caches.
     warren_round(&flow).map_err(|e| e.to_string())?;
     crossbeam_round(&flow);
+    #[cfg(feature = "wire")]
+    crate::flow_async::warren_async_round(&flow).map_err(|e| e.to_string())?;
     let (mut warren, mut batched, mut crossbeam) = (Vec::new(), Vec::new(), Vec::new());
+    #[allow(unused_mut)] // filled only with the `wire` feature
+    let mut streamed: Vec<f64> = Vec::new();
     let began = Instant::now();
     let budget = args.seconds.map_or(Duration::ZERO, Duration::from_secs_f64);
     while warren.len() < args.rounds as usize || began.elapsed() < budget {
@@ -134,6 +142,10 @@ fn measure(args: &ThroughputArgs, flow: Flow) -> Result<Report, String> {
         if with_multiple {
             batched.push(secs(warren_round(&multiple).map_err(|e| e.to_string())?));
         }
+        #[cfg(feature = "wire")]
+        streamed.push(secs(
+            crate::flow_async::warren_async_round(&flow).map_err(|e| e.to_string())?,
+        ));
         crossbeam.push(secs(crossbeam_round(&flow)));
     }
     Ok(Report {
@@ -141,6 +153,7 @@ fn measure(args: &ThroughputArgs, flow: Flow) -> Result<Report, String> {
         rounds: warren.len(),
         warren: median(warren),
         warren_multiple: with_multiple.then(|| median(batched)),
+        warren_async: (!streamed.is_empty()).then(|| median(streamed)),
         crossbeam: median(crossbeam),
     })
 }
@@ -202,6 +215,15 @@ fn print_table(args: &ThroughputArgs, r: &Report) {
     if let Some(seconds) = r.warren_multiple {
         line("warren (ack multiple / 100)", seconds);
     }
+    if let Some(seconds) = r.warren_async {
+        line(
+            match args.ack {
+                AckArg::None => "warren async Stream (no ack)",
+                AckArg::Manual => "warren async Stream (ack each)",
+            },
+            seconds,
+        );
+    }
     line("crossbeam channel", r.crossbeam);
     print!("{}", table.render());
 }
@@ -221,8 +243,10 @@ fn to_json(args: &ThroughputArgs, r: &Report) -> serde_json::Value {
         "rounds": r.rounds,
         "warren_msgs_per_s": per_s(r.warren),
         "warren_ack_multiple_msgs_per_s": r.warren_multiple.map(per_s),
+        "warren_async_msgs_per_s": r.warren_async.map(per_s),
         "crossbeam_msgs_per_s": per_s(r.crossbeam),
         "ratio": r.crossbeam / r.warren,
         "ratio_ack_multiple": r.warren_multiple.map(|w| r.crossbeam / w),
+        "ratio_async": r.warren_async.map(|w| r.crossbeam / w),
     })
 }
