@@ -78,6 +78,7 @@ impl BrokerInner {
         for vhost in self.vhosts.iter() {
             vhost.stop_timers();
         }
+        self.settings.background.stop();
         self.mark_redelivered();
         // Everything submitted is written and the file is marked clean.
         let closed = self.settings.store.close();
@@ -334,7 +335,7 @@ impl Broker {
 
     /// Rebuilds vhosts, exchanges, queues with their messages, and bindings from the store.
     #[cfg(feature = "persistence")]
-    fn recover(&self, state: RecoveredState) -> Result<()> {
+    fn recover(&self, mut state: RecoveredState) -> Result<()> {
         for vhost in &state.vhosts {
             self.insert_vhost(&vhost.name);
         }
@@ -344,12 +345,19 @@ impl Broker {
         }
         let mut envelopes = HashMap::new();
         let mut properties = SharedProperties::default();
+        // Queue by queue, each message streamed from the store: recovery never holds every
+        // stored message at once.
+        let mut source = state.source.take();
         for queue in &state.queues {
             self.insert_vhost(&queue.record.vhost).recover_queue(
                 queue,
+                source.as_deref_mut(),
                 &mut envelopes,
                 &mut properties,
             )?;
+        }
+        if let Some(source) = source {
+            source.finish()?;
         }
         for binding in &state.bindings {
             self.insert_vhost(&binding.vhost).recover_binding(binding);
@@ -426,7 +434,8 @@ impl Broker {
 ///   RabbitMQ ([`strict_binding_durability`](Self::strict_binding_durability) refuses them);
 /// - exchange kinds: `direct`, `fanout`, `topic`, `headers`;
 /// - storage: none (in memory) unless [`data_path`](Self::data_path) is set; then a
-///   64 MiB page cache ([`storage_cache_size`](Self::storage_cache_size)).
+///   64 MiB page cache ([`storage_cache_size`](Self::storage_cache_size)) and no memory
+///   budget for persistent bodies ([`memory_budget`](Self::memory_budget)).
 ///
 /// # Examples
 ///
@@ -449,6 +458,8 @@ pub struct BrokerBuilder {
     storage_cache_bytes: Option<usize>,
     #[cfg(feature = "persistence")]
     allow_rollback: bool,
+    #[cfg(feature = "persistence")]
+    memory_budget: Option<usize>,
     strict_binding_durability: bool,
     clock: Arc<dyn Clock>,
     custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
@@ -462,6 +473,8 @@ impl BrokerBuilder {
             storage_cache_bytes: None,
             #[cfg(feature = "persistence")]
             allow_rollback: false,
+            #[cfg(feature = "persistence")]
+            memory_budget: None,
             strict_binding_durability: false,
             clock: Arc::new(SystemClock),
             custom_kinds: HashMap::new(),
@@ -524,6 +537,38 @@ impl BrokerBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]
     pub fn allow_rollback(&mut self, allow: bool) -> &mut Self {
         self.allow_rollback = allow;
+        self
+    }
+
+    /// Limits the memory that durable queues may use for the bodies of persistent messages
+    /// (no limit by default). Beyond it, a plain durable queue (classic, no arguments that
+    /// change its behaviour) keeps each persistent message it gets on disk only — 24 bytes of
+    /// index in memory — and reads its tail back in order, a page at a time, as consumers
+    /// drain it; transient messages, and queues with arguments, priorities or of the quorum
+    /// type, keep everything in memory. After a restart such queues keep only their first
+    /// page in memory, whatever the budget. `warren-server --memory-budget` sets it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Message, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::builder()
+    ///     .data_path(dir.path().join("warren.redb"))
+    ///     .memory_budget(64 * 1024 * 1024)
+    ///     .build()?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("backlog", QueueDeclareOptions::durable(), FieldTable::new())?;
+    /// ch.basic_publish("", "backlog", Message::new("on disk if over budget").persistent())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "persistence")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]
+    pub fn memory_budget(&mut self, bytes: usize) -> &mut Self {
+        self.memory_budget = Some(bytes);
         self
     }
 
@@ -628,12 +673,21 @@ impl BrokerBuilder {
         self.build_with(store)
     }
 
+    /// The memory budget of persistent bodies, if one was set.
+    fn budget(&self) -> Option<usize> {
+        #[cfg(feature = "persistence")]
+        return self.memory_budget;
+        #[cfg(not(feature = "persistence"))]
+        None
+    }
+
     fn build_with(&mut self, store: Arc<dyn Store>) -> Broker {
         let settings = Arc::new(Settings::new(
             self.strict_binding_durability,
             Arc::clone(&self.clock),
             store,
             self.custom_kinds.clone(),
+            self.budget(),
         ));
         let broker = Broker {
             inner: Arc::new(BrokerInner {

@@ -5,6 +5,8 @@ use std::num::NonZeroU64;
 
 use compact_str::CompactString;
 
+use crate::message::SharedProperties;
+use crate::store::MessageRecord;
 use crate::Message;
 
 /// A published message with its publish-time routing information. Created once per publish
@@ -18,6 +20,18 @@ pub(crate) struct Envelope {
     pub(crate) exchange: CompactString,
     /// The routing key it was published with (inline when short: no allocation).
     pub(crate) routing_key: CompactString,
+}
+
+impl Envelope {
+    /// The envelope of a stored message (its properties shared with the previous one's when
+    /// equal, through `properties`).
+    pub(crate) fn from_record(record: &MessageRecord, properties: &mut SharedProperties) -> Self {
+        Envelope {
+            message: properties.message(record.body.clone(), &record.properties),
+            exchange: record.exchange.as_str().into(),
+            routing_key: record.routing_key.as_str().into(),
+        }
+    }
 }
 
 /// One message in one queue.

@@ -121,14 +121,12 @@ static NO_PROPERTIES: Properties = Properties {
 
 /// Hands out shared copies of properties, so that consecutive messages with equal properties
 /// (the usual case when a queue is rebuilt from the store) hold one allocation between them.
-#[cfg(feature = "persistence")]
 #[derive(Debug, Default)]
 pub(crate) struct SharedProperties {
     /// The properties handed out last.
     last: Option<Arc<Properties>>,
 }
 
-#[cfg(feature = "persistence")]
 impl SharedProperties {
     /// Returns a message with this body and (shared) properties.
     pub(crate) fn message(&mut self, body: Bytes, properties: &Properties) -> Message {

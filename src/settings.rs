@@ -5,8 +5,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use crate::sync::Mutex;
 
 use crate::ids::{ConnectionId, ConsumerKey};
 use crate::routing::{
@@ -31,6 +34,106 @@ pub(crate) struct Settings {
     next_id: AtomicU64,
     /// Set once when the broker closes ([`Broker::close`](crate::Broker::close)).
     closed: AtomicBool,
+    /// The budget for persistent message bodies that durable queues hold in memory.
+    pub(crate) budget: Arc<MemoryBudget>,
+    /// Runs queues' page-ins off the callers' threads.
+    pub(crate) background: Background,
+}
+
+/// The broker's budget for the bodies of persistent messages that plain durable queues hold
+/// in memory ([`BrokerBuilder::memory_budget`](crate::BrokerBuilder)). Beyond it such a queue
+/// keeps newly published persistent messages on disk only.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryBudget {
+    /// The most bytes; `None` for no limit (nothing is paged out at publish).
+    limit: Option<usize>,
+    /// Body bytes held now.
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes (`None`: unlimited).
+    pub(crate) fn new(limit: Option<usize>) -> Self {
+        MemoryBudget {
+            limit,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts `bytes` more held in memory.
+    pub(crate) fn add(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` fewer.
+    pub(crate) fn sub(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Returns `true` once the bodies held reach the limit.
+    pub(crate) fn is_over(&self) -> bool {
+        self.limit
+            .is_some_and(|limit| self.used.load(Ordering::Relaxed) >= limit)
+    }
+}
+
+/// A job for the [`Background`] thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread that runs jobs off the callers' threads (queues reading their messages on disk
+/// back into memory), started on first use and joined when the broker closes.
+#[derive(Default)]
+pub(crate) struct Background {
+    /// The queue to the thread, and the thread.
+    thread: Mutex<Option<(crossbeam_channel::Sender<Job>, JoinHandle<()>)>>,
+    /// Stopped: jobs are dropped.
+    stopped: AtomicBool,
+}
+
+impl Background {
+    /// Runs `job` on the background thread (dropped once the broker has closed).
+    pub(crate) fn run(&self, job: Job) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let mut thread = self.thread.lock();
+        if thread.is_none() {
+            let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+            let spawned = thread::Builder::new()
+                .name("warren-pager".into())
+                .spawn(move || rx.into_iter().for_each(|job| job()));
+            match spawned {
+                Ok(handle) => *thread = Some((tx, handle)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the page-in thread");
+                    return;
+                }
+            }
+        }
+        if let Some((tx, _)) = thread.as_ref() {
+            let _ = tx.send(job);
+        }
+    }
+
+    /// Stops taking jobs, lets the thread finish those queued and joins it.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let Some((tx, handle)) = self.thread.lock().take() else {
+            return;
+        };
+        drop(tx);
+        if handle.thread().id() != thread::current().id() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl fmt::Debug for Background {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Background")
+            .field("started", &self.thread.lock().is_some())
+            .finish()
+    }
 }
 
 impl Settings {
@@ -40,6 +143,7 @@ impl Settings {
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
         custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
+        memory_budget: Option<usize>,
     ) -> Self {
         Settings {
             strict_binding_durability,
@@ -48,6 +152,8 @@ impl Settings {
             custom_kinds,
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            budget: Arc::new(MemoryBudget::new(memory_budget)),
+            background: Background::default(),
         }
     }
 

@@ -32,6 +32,10 @@ pub struct QueueStats {
     /// Publishes refused by a length limit with `reject-publish(-dlx)` (nacked under
     /// confirms).
     pub publishes_refused: u64,
+    /// Ready messages kept on disk only, not in memory (a durable queue over the broker's
+    /// [memory budget](crate::BrokerBuilder::memory_budget), or recovered beyond its first
+    /// page); counted in `messages_ready` too. RabbitMQ calls it the same.
+    pub messages_paged_out: usize,
 }
 
 impl QueueStats {

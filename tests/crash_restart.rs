@@ -28,7 +28,7 @@ fn crash_child() {
     let Some(path) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let broker = Broker::open(&path).unwrap();
+    let broker = open(std::path::Path::new(&path));
     let ch = broker.connect("/").unwrap().open_channel().unwrap();
     ch.queue_declare("crash", QueueDeclareOptions::durable(), FieldTable::new())
         .unwrap();
@@ -72,12 +72,43 @@ fn crash_child() {
     }
 }
 
+/// The memory budget of the child and of the checks (`WARREN_CRASH_BUDGET`), if any.
+const BUDGET_ENV: &str = "WARREN_CRASH_BUDGET";
+
+/// Opens the database, with the memory budget of [`BUDGET_ENV`] if set.
+fn open(path: &std::path::Path) -> Broker {
+    let mut builder = Broker::builder();
+    builder.data_path(path);
+    if let Some(budget) = std::env::var(BUDGET_ENV).ok().and_then(|b| b.parse().ok()) {
+        builder.memory_budget(budget);
+    }
+    builder.build().unwrap()
+}
+
 #[cfg(unix)]
 #[test]
 fn confirmed_unacked_messages_survive_sigkill_exactly_once() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
+    sigkill_rounds(None);
+}
+
+/// The same with a memory budget of 256 bytes: after 32 messages of 8 bytes every
+/// persistent message is kept on disk only, read back by `basic_get`, and recovered on disk
+/// beyond the first page.
+#[cfg(unix)]
+#[test]
+fn confirmed_unacked_messages_survive_sigkill_exactly_once_when_paged() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    sigkill_rounds(Some("256"));
+}
+
+/// Runs the crash rounds, with the child and the checks under `budget`.
+#[cfg(unix)]
+fn sigkill_rounds(budget: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
     let mut confirmed = HashSet::new();
@@ -93,6 +124,7 @@ fn confirmed_unacked_messages_survive_sigkill_exactly_once() {
                 "1",
             ])
             .env(CHILD_ENV, &path)
+            .env(BUDGET_ENV, budget.unwrap_or(""))
             .env("WARREN_CRASH_START", start.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -137,7 +169,14 @@ fn confirmed_unacked_messages_survive_sigkill_exactly_once() {
         start += 1_000_000;
 
         // Reopen after the crash and check, then put everything back for the next round.
-        let broker = Broker::open(&path).unwrap();
+        let broker = {
+            let mut builder = Broker::builder();
+            builder.data_path(&path);
+            if let Some(budget) = budget {
+                builder.memory_budget(budget.parse().unwrap());
+            }
+            builder.build().unwrap()
+        };
         let ch = broker.connect("/").unwrap().open_channel().unwrap();
         ch.queue_declare("crash", QueueDeclareOptions::durable(), FieldTable::new())
             .unwrap();

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
-//!               [--data-dir DIR] [--allow-rollback] [--strict-binding-durability]
+//!               [--data-dir DIR] [--allow-rollback] [--memory-budget SIZE]
+//!               [--strict-binding-durability]
 //! warren-server --salvage SRC DST
 //! warren-server --help | --version
 //! ```
@@ -69,6 +70,12 @@ struct Args {
     /// refused].
     #[arg(long)]
     allow_rollback: bool,
+    /// With --data-dir: the memory durable queues may use for persistent message bodies
+    /// (bytes, or with K, M, G); beyond it they keep persistent messages on disk only and
+    /// read them back as consumers drain [default: none, every queued message stays in
+    /// memory].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_budget: Option<usize>,
     /// Refuse bindings between a durable and a non-durable entity, the seed tutorial's rule
     /// [default: off, they bind as in RabbitMQ].
     #[arg(long)]
@@ -105,6 +112,9 @@ fn build_broker(args: &Args) -> Result<Broker, String> {
     builder.strict_binding_durability(args.strict_binding_durability);
     if let Some(dir) = &args.data_dir {
         data_path(&mut builder, dir, args.allow_rollback)?;
+        if let Some(bytes) = args.memory_budget {
+            memory_budget(&mut builder, bytes);
+        }
     }
     builder.build().map_err(|e| e.to_string())
 }
@@ -119,6 +129,34 @@ fn data_path(
     builder.data_path(std::path::Path::new(dir).join("warren.redb"));
     builder.allow_rollback(allow_rollback);
     Ok(())
+}
+
+#[cfg(feature = "persistence")]
+fn memory_budget(builder: &mut warrenmq::BrokerBuilder, bytes: usize) {
+    builder.memory_budget(bytes);
+}
+
+#[cfg(not(feature = "persistence"))]
+fn memory_budget(_: &mut warrenmq::BrokerBuilder, _: usize) {}
+
+/// Reads a size: bytes, or a number with `K`, `M`, `G` (or `KiB`, `MiB`, `GiB`: powers of
+/// 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => return Err(format!("unknown unit in {text:?} (use K, M or G)")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 #[cfg(not(feature = "persistence"))]

@@ -68,18 +68,22 @@ pub(crate) struct Fallout {
     pub(crate) dead: Vec<DeadLetter>,
     /// A message that expires entered a queue without timers: the vhost must run them.
     pub(crate) start_timers: bool,
+    /// The queue's head is on disk and consumers wait: the vhost must have it read back
+    /// ([`Queue::page_in`]) off this thread.
+    pub(crate) page_in: bool,
 }
 
 impl Fallout {
     /// Returns `true` if there is nothing to do.
     pub(crate) fn is_empty(&self) -> bool {
-        self.dead.is_empty() && !self.start_timers
+        self.dead.is_empty() && !self.start_timers && !self.page_in
     }
 
     /// Adds the fallout of another operation of the same queue.
     pub(crate) fn merge(&mut self, other: Fallout) {
         self.dead.extend(other.dead);
         self.start_timers |= other.start_timers;
+        self.page_in |= other.page_in;
     }
 }
 
@@ -100,12 +104,15 @@ impl Queue {
 
     /// Releases the state lock, then buries what the outbox holds.
     pub(super) fn finish(&self, mut st: MutexGuard<'_, QueueState>) -> Fallout {
+        let page_in = self.page_in_fallout(&st);
         if st.dead.is_empty() {
-            return Fallout::default();
+            return page_in;
         }
         let dead = std::mem::take(&mut st.dead);
         drop(st);
-        self.bury(dead)
+        let mut fallout = self.bury(dead);
+        fallout.merge(page_in);
+        fallout
     }
 
     /// Removes dead messages from the store and counts them; returns them for the vhost to
@@ -125,7 +132,7 @@ impl Queue {
         }
         Fallout {
             dead,
-            start_timers: false,
+            ..Fallout::default()
         }
     }
 

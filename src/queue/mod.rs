@@ -16,12 +16,13 @@
 //!
 //! A durable queue of a persistent broker ([`QueuePersistence`]) removes the store entry of
 //! every stored message that leaves it for good: acked, dropped, expired, dead-lettered,
-//! purged.
+//! purged. A plain one may keep its tail on disk only (`paging`).
 
 mod config;
 mod consumers;
 mod expiry;
 mod limits;
+mod paging;
 mod priority;
 mod quorum;
 mod ready;
@@ -38,6 +39,11 @@ pub(crate) use config::{consumer_priority, parse_expiration, QueueConfig};
 pub(crate) use consumers::Credit;
 pub(crate) use expiry::{DeadLetter, Fallout, Reason};
 pub(crate) use quorum::{QueueType, Return};
+#[cfg(feature = "persistence")]
+pub(crate) use ready::PAGE;
+
+/// How many times `basic_get` tries to read a head that is on disk before it answers empty.
+const PAGE_IN_ATTEMPTS: usize = 1000;
 
 use crate::arguments::{self, Entity, QUEUE_ARGUMENT_ORDER};
 use crate::envelope::QueuedMessage;
@@ -139,6 +145,8 @@ pub(crate) struct Unsubscribed {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueCounts {
     pub(crate) ready: usize,
+    /// Ready messages on disk only (counted in `ready` too).
+    pub(crate) paged_out: usize,
     pub(crate) unacked: usize,
     pub(crate) consumers: usize,
 }
@@ -321,21 +329,7 @@ impl Queue {
         } else {
             st.ready.push_back(msg);
         }
-        (Enqueued::Accepted, Fallout::default())
-    }
-
-    #[cfg(feature = "persistence")]
-    /// Puts back recovered messages, in order, at open. Expired ones are left for the first
-    /// sweep or access: by then the bindings of their dead-letter exchange are back too.
-    pub(crate) fn recover(&self, msgs: Vec<QueuedMessage>, next_seq: u64) {
-        let mut st = self.state.lock();
-        for msg in msgs {
-            if msg.expires_at.is_some() {
-                self.may_expire.store(true, Ordering::Relaxed);
-            }
-            st.ready.push_back(msg);
-        }
-        self.next_seq.store(next_seq, Ordering::Relaxed);
+        (Enqueued::Accepted, self.page_in_fallout(&st))
     }
 
     /// Subscribes a consumer that receives into `inbox`.
@@ -390,15 +384,30 @@ impl Queue {
     /// Takes the head message for `basic_get`, with the number of messages left ready. The
     /// message counts as held by the application until the caller settles it.
     pub(crate) fn get(&self) -> (Option<(QueuedMessage, usize)>, Fallout) {
-        let mut st = self.state.lock();
-        self.touch();
-        self.expire_heads(&mut st);
-        let Some(msg) = st.ready.pop_front() else {
-            return (None, self.finish(st));
-        };
-        self.held.fetch_add(1, Ordering::Relaxed);
-        let left = st.ready.len();
-        (Some((msg, left)), self.finish(st))
+        let mut fallout = Fallout::default();
+        for attempt in 0..PAGE_IN_ATTEMPTS {
+            let mut st = self.state.lock();
+            self.touch();
+            self.expire_heads(&mut st);
+            if let Some(msg) = st.ready.pop_front() {
+                self.held.fetch_add(1, Ordering::Relaxed);
+                let left = st.ready.len();
+                fallout.merge(self.finish(st));
+                return (Some((msg, left)), fallout);
+            }
+            if !st.ready.head_is_stored() {
+                break;
+            }
+            // The head is on disk: read it back here (no lock held), or wait for the
+            // page-in under way.
+            drop(st);
+            if !self.page_in_now(&mut fallout) && attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let st = self.state.lock();
+        fallout.merge(self.finish(st));
+        (None, fallout)
     }
 
     /// Settles deliveries the application held (acked, or rejected without requeue): they
@@ -517,8 +526,10 @@ impl Queue {
     pub(crate) fn purge(&self) -> usize {
         let mut st = self.state.lock();
         let removed = st.ready.drain();
+        let stored = st.ready.take_stored();
         self.forget(&removed);
-        removed.len()
+        self.forget_positions(&stored);
+        removed.len() + stored.len()
     }
 
     /// Marks the queue deleted, drops its messages and cancels its consumers. Returns the
@@ -526,7 +537,7 @@ impl Queue {
     pub(crate) fn delete(&self) -> usize {
         let mut st = self.state.lock();
         st.deleted = true;
-        let count = st.ready.drain().len();
+        let count = st.ready.drain().len() + st.ready.take_stored().len();
         if let Some(p) = &self.persistence {
             drop(p.store.submit(StoreOp::DeleteQueue(p.key.clone())));
         }
@@ -541,6 +552,7 @@ impl Queue {
         let st = self.state.lock();
         QueueCounts {
             ready: st.ready.len(),
+            paged_out: st.ready.stored(),
             unacked: self.held.load(Ordering::Relaxed) + st.consumers.waiting(),
             consumers: st.consumers.len(),
         }

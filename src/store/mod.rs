@@ -105,6 +105,8 @@ pub(crate) use records::{
 pub(crate) use recovery::RecoveredQueue;
 pub(crate) use recovery::RecoveredState;
 #[cfg(feature = "persistence")]
+pub(crate) use recovery::{MessageSource, RecoveredMessage};
+#[cfg(feature = "persistence")]
 pub(crate) use redb_store::{RedbStore, DEFAULT_CACHE_BYTES};
 #[cfg(feature = "persistence")]
 pub use salvage::{salvage, SalvageCounts, SalvageReport, SalvagedQueue};
@@ -131,13 +133,45 @@ pub(crate) trait Store: Send + Sync + Debug {
     /// skip building records.
     fn is_persistent(&self) -> bool;
 
-    /// Reads everything stored, for the broker to rebuild itself at open.
+    /// Reads the stored entities, for the broker to rebuild itself at open; the returned
+    /// state's [`source`](RecoveredState::source) then streams each queue's messages from
+    /// the same snapshot, so recovery never holds every message at once.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] if a record cannot be read or the records contradict each
     /// other; storage errors as they come.
     fn load(&self) -> Result<RecoveredState, StoreError>;
+
+    /// [`load`](Self::load), with every queue's messages collected into
+    /// [`RecoveredQueue::messages`] and the final checks made (for tests and salvage).
+    ///
+    /// # Errors
+    ///
+    /// As for `load` and [`MessageSource`].
+    fn load_all(&self) -> Result<RecoveredState, StoreError> {
+        let mut state = self.load()?;
+        if let Some(mut source) = state.source.take() {
+            for queue in &mut state.queues {
+                let mut messages = Vec::new();
+                source.stream(&queue.record, &mut |m| messages.push(m))?;
+                queue.messages = messages;
+            }
+            source.finish()?;
+        }
+        Ok(state)
+    }
+
+    /// Reads stored messages by id, for a queue that kept them on disk only; `None` for an
+    /// id that is not stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] for a damaged message; storage errors as they come.
+    fn read_messages(&self, ids: &[MessageId]) -> Result<Vec<Option<MessageRecord>>, StoreError>;
+
+    /// Returns a ticket that finishes once every write submitted so far has.
+    fn barrier(&self) -> Durable;
 
     /// Writes everything already submitted, marks a clean shutdown and releases the file;
     /// later writes and loads fail with [`StoreError::Closed`]. Closing twice is fine.
@@ -178,6 +212,14 @@ impl Store for NullStore {
         })
     }
 
+    fn read_messages(&self, ids: &[MessageId]) -> Result<Vec<Option<MessageRecord>>, StoreError> {
+        Ok(vec![None; ids.len()])
+    }
+
+    fn barrier(&self) -> Durable {
+        Durable::done()
+    }
+
     fn close(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -196,7 +238,7 @@ mod tests {
         let op = StoreOp::DeleteVhost { vhost: "/".into() };
         assert!(store.submit(op).try_result().is_some_and(|r| r.is_ok()));
         assert_ne!(store.next_message_id(), store.next_message_id());
-        let state = store.load().unwrap();
+        let state = store.load_all().unwrap();
         assert!(state.clean_shutdown && state.queues.is_empty());
         store.close().unwrap();
     }

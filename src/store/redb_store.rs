@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use redb::Database;
+use redb::{Database, ReadableDatabase};
 
+use super::codec::{self, RecordKey};
 use super::durable::Durable;
 use super::op::StoreOp;
 use super::open::{self, StoreOptions};
-use super::records::MessageId;
+use super::records::{MessageId, MessageRecord};
 use super::recovery::{self, RecoveredState};
 use super::tables::EncodedOp;
+use super::tables::MESSAGES;
 use super::writer::Writer;
 use super::{Store, StoreError};
 
@@ -135,6 +137,23 @@ impl Store for RedbStore {
         StoreError::guard("reading the database", || {
             recovery::load(&*self.database()?, self.was_clean)
         })
+    }
+
+    fn read_messages(&self, ids: &[MessageId]) -> Result<Vec<Option<MessageRecord>>, StoreError> {
+        StoreError::guard("reading messages", || {
+            let txn = self.database()?.begin_read()?;
+            let table = txn.open_table(MESSAGES)?;
+            ids.iter()
+                .map(|id| match table.get(id.0)? {
+                    Some(v) => Ok(Some(codec::decode(RecordKey::Message(id.0), v.value())?)),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+    }
+
+    fn barrier(&self) -> Durable {
+        self.writer.barrier()
     }
 
     fn close(&self) -> Result<(), StoreError> {
@@ -292,7 +311,7 @@ mod tests {
             store.close().unwrap();
         }
         let store = RedbStore::open(&path).unwrap();
-        let state = store.load().unwrap();
+        let state = store.load_all().unwrap();
         assert!(state.clean_shutdown);
         assert_eq!(state.vhosts, vec![VhostRecord { name: "/".into() }]);
         assert_eq!(state.exchanges, vec![exchange]);
@@ -302,7 +321,7 @@ mod tests {
         assert!(state.bindings.contains(&any) && state.bindings.contains(&all));
 
         store.submit(StoreOp::DeleteBinding(any)).wait().unwrap();
-        assert_eq!(store.load().unwrap().bindings, vec![all]);
+        assert_eq!(store.load_all().unwrap().bindings, vec![all]);
         let _ = store.submit(StoreOp::DeleteExchange {
             vhost: "/".into(),
             name: "sorting_room".into(),
@@ -311,7 +330,7 @@ mod tests {
             .submit(StoreOp::DeleteVhost { vhost: "/".into() })
             .wait()
             .unwrap();
-        let state = store.load().unwrap();
+        let state = store.load_all().unwrap();
         assert!(state.exchanges.is_empty() && state.bindings.is_empty());
         assert!(state.vhosts.is_empty() && state.queues.is_empty());
     }
@@ -336,7 +355,7 @@ mod tests {
             // Dropped without `close`: drop is an orderly close too.
         }
         let store = RedbStore::open(&path).unwrap();
-        let state = store.load().unwrap();
+        let state = store.load_all().unwrap();
         assert!(state.clean_shutdown);
         let q = &state.queues[0];
         let seqs: Vec<u64> = q.messages.iter().map(|m| m.seq).collect();
@@ -364,7 +383,7 @@ mod tests {
             .unwrap();
         assert_eq!(rows(&store, MESSAGES), 1);
         assert_eq!(rows(&store, QUEUE_ENTRIES), 3);
-        let state = store.load().unwrap();
+        let state = store.load_all().unwrap();
         let shared: Vec<_> = state
             .queues
             .iter()
@@ -388,7 +407,7 @@ mod tests {
             .wait()
             .unwrap();
         assert_eq!(rows(&store, MESSAGES), 1);
-        assert_eq!(store.load().unwrap().queues.len(), 2);
+        assert_eq!(store.load_all().unwrap().queues.len(), 2);
         store
             .submit(StoreOp::Remove(qs[2].entry(7)))
             .wait()
@@ -409,7 +428,7 @@ mod tests {
         // The same position again replaces the entry and releases the old message.
         enqueue(&store, "n", &[(&q, 0)]).wait().unwrap();
         assert_eq!(rows(&store, MESSAGES), 1);
-        assert_eq!(bodies(&store.load().unwrap(), "q"), ["n"]);
+        assert_eq!(bodies(&store.load_all().unwrap(), "q"), ["n"]);
     }
 
     #[test]
@@ -424,7 +443,7 @@ mod tests {
         assert_eq!(rows(&store, MESSAGES), 5);
         store.submit(StoreOp::PurgeQueue(b)).wait().unwrap();
         assert_eq!(rows(&store, MESSAGES), 0);
-        let state = store.load().unwrap();
+        let state = store.load_all().unwrap();
         assert_eq!(state.queues.len(), 2);
         assert!(bodies(&state, "a").is_empty());
     }
@@ -459,7 +478,7 @@ mod tests {
         let ops = (THREADS * PER_THREAD + 2) as u64;
         let commits = store.commit_count() - before;
         assert!(commits * 10 <= ops, "{commits} commits for {ops} ops");
-        assert_eq!(bodies(&store.load().unwrap(), "q"), ["last"]);
+        assert_eq!(bodies(&store.load_all().unwrap(), "q"), ["last"]);
     }
 
     #[test]
@@ -491,7 +510,7 @@ mod tests {
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         // The store goes on with later writes.
         enqueue(&store, "m", &[(&q, 1)]).wait().unwrap();
-        assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(store.load_all(), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]
@@ -556,7 +575,7 @@ mod tests {
             .unwrap();
         txn.commit().unwrap();
         assert!(matches!(
-            store.load(),
+            store.load_all(),
             Err(StoreError::UnsupportedFormat { found: 7, .. })
         ));
     }
@@ -601,7 +620,12 @@ mod tests {
         store.close().unwrap();
         assert!(!dir.path().join("warren.redb.new").exists());
         assert_eq!(
-            RedbStore::open(&path).unwrap().load().unwrap().queues.len(),
+            RedbStore::open(&path)
+                .unwrap()
+                .load_all()
+                .unwrap()
+                .queues
+                .len(),
             1
         );
     }
@@ -634,7 +658,7 @@ mod tests {
         assert!(text.contains("--allow-rollback"), "{text}");
         // The operator's override opens it, and from then on its witness follows it.
         let store = RedbStore::open_with(&path, rollback_allowed()).unwrap();
-        assert_eq!(bodies(&store.load().unwrap(), "q"), ["first"]);
+        assert_eq!(bodies(&store.load_all().unwrap(), "q"), ["first"]);
         store.close().unwrap();
         RedbStore::open(&path).unwrap().close().unwrap();
     }
@@ -668,7 +692,7 @@ mod tests {
         );
         assert!(err.to_string().contains("1 queues"), "{err}");
         let store = RedbStore::open_with(&other, rollback_allowed()).unwrap();
-        assert!(store.load().unwrap().queues.is_empty());
+        assert!(store.load_all().unwrap().queues.is_empty());
     }
 
     #[test]
@@ -686,7 +710,7 @@ mod tests {
             .remove(("/", "q", 2))
             .unwrap();
         txn.commit().unwrap();
-        let err = store.load().unwrap_err();
+        let err = store.load_all().unwrap_err();
         assert!(
             err.to_string().contains("5 queue entries (4 found)"),
             "{err}"
@@ -744,7 +768,7 @@ mod tests {
             txn.commit().unwrap();
         }
         let store = RedbStore::open(&path).unwrap();
-        let state = store.load().unwrap();
+        let state = store.load_all().unwrap();
         assert!(!state.clean_shutdown);
         assert_eq!(bodies(&state, "q"), ["old"]);
         assert_eq!(state.queues[0].messages[0].seq, 3);
@@ -761,7 +785,7 @@ mod tests {
         assert_eq!(rows(&store, MESSAGES), 0);
         store.close().unwrap();
         let store = RedbStore::open(&path).unwrap();
-        assert!(store.load().unwrap().clean_shutdown);
+        assert!(store.load_all().unwrap().clean_shutdown);
     }
 
     /// Format-1 encoding of any record, for the migration test.
@@ -793,7 +817,7 @@ mod tests {
         let damaged = dir.path().join("damaged.redb");
         let open_and_load = |bytes: &[u8]| {
             std::fs::write(&damaged, bytes).unwrap();
-            RedbStore::open(&damaged).and_then(|s| s.load().map(drop))
+            RedbStore::open(&damaged).and_then(|s| s.load_all().map(drop))
         };
         let truncated = open_and_load(&good[..good.len() / 3]);
         assert!(truncated.is_err(), "{truncated:?}");
@@ -841,7 +865,7 @@ mod tests {
             !clean.was_repaired(),
             "a cleanly closed file needs no repair"
         );
-        let state = clean.load().unwrap();
+        let state = clean.load_all().unwrap();
         assert!(state.clean_shutdown);
         let flags: Vec<bool> = state.queues[0]
             .messages
@@ -852,7 +876,7 @@ mod tests {
 
         let crashed = RedbStore::open(&image).unwrap();
         assert!(crashed.was_repaired(), "a crashed file is repaired by redb");
-        let state = crashed.load().unwrap();
+        let state = crashed.load_all().unwrap();
         assert!(!state.clean_shutdown);
         assert!(state.queues[0].messages.iter().all(|m| m.redelivered));
     }
@@ -883,7 +907,7 @@ mod tests {
         thread::sleep(std::time::Duration::from_millis(20));
         let durable_before_copy: Vec<u64> = {
             enqueue(&store, "probe", &[(&q, u64::MAX)]).wait().unwrap();
-            store.load().unwrap().queues[0]
+            store.load_all().unwrap().queues[0]
                 .messages
                 .iter()
                 .map(|m| m.seq)
@@ -900,7 +924,7 @@ mod tests {
         std::fs::copy(&path, &image).unwrap();
         writer.join().unwrap();
 
-        let recovered = RedbStore::open(&image).unwrap().load().unwrap();
+        let recovered = RedbStore::open(&image).unwrap().load_all().unwrap();
         assert!(!recovered.clean_shutdown);
         let messages = &recovered.queues[0].messages;
         let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
@@ -1022,7 +1046,7 @@ mod tests {
             store.close().unwrap();
             drop(store);
             let store = RedbStore::open(&path).unwrap();
-            let state = store.load().unwrap();
+            let state = store.load_all().unwrap();
             for (q, name) in ["a", "b", "c"].iter().enumerate() {
                 let found = state.queues.iter().find(|r| r.record.name == *name);
                 let found = found.map(|r| {

@@ -102,6 +102,15 @@ impl Writer {
         Durable::pending(self.tracker.clone(), seq)
     }
 
+    /// Returns a ticket that finishes once every op queued so far has.
+    pub(crate) fn barrier(&self) -> Durable {
+        match self.input.lock().as_ref() {
+            Some((_, next)) if *next > 1 => Durable::pending(self.tracker.clone(), next - 1),
+            Some(_) => Durable::done(),
+            None => Durable::failed(StoreError::Closed),
+        }
+    }
+
     /// Returns the counters.
     pub(crate) fn stats(&self) -> &WriterStats {
         &self.stats

@@ -213,6 +213,9 @@ impl VHost {
         if fallout.start_timers {
             self.ensure_timers();
         }
+        if fallout.page_in {
+            self.schedule_page_in(queue);
+        }
         if let Some((exchange, routing_key)) = queue.dead_letter_target() {
             if !fallout.dead.is_empty() {
                 self.dead_letter(&queue.name, exchange, routing_key, fallout.dead);
@@ -227,6 +230,19 @@ impl VHost {
             .iter()
             .flat_map(|q| q.redelivered_entries())
             .collect()
+    }
+
+    /// Has `queue` read its head back from the store on the broker's background thread.
+    fn schedule_page_in(&self, queue: &Queue) {
+        let (vhost, name, id) = (Weak::clone(&self.me), Arc::clone(&queue.name), queue.id);
+        self.settings.background.run(Box::new(move || {
+            let Some(vhost) = vhost.upgrade() else { return };
+            let queue = vhost.queues.get(&*name).map(|q| Arc::clone(&q));
+            if let Some(queue) = queue.filter(|q| q.id == id) {
+                let fallout = queue.page_in();
+                vhost.absorb(&queue, fallout);
+            }
+        }));
     }
 
     /// Returns the broker-wide settings.

@@ -302,8 +302,12 @@ impl VHost {
             ..Published::default()
         };
         for (queue, (seq, persisted)) in queues.iter().zip(placed) {
-            let (outcome, fallout) =
-                queue.publish(QueuedMessage::new(seq, envelope.clone(), persisted));
+            let msg = QueuedMessage::new(seq, envelope.clone(), persisted);
+            let (outcome, fallout) = if persisted {
+                queue.publish_stored(msg, id)
+            } else {
+                queue.publish(msg)
+            };
             self.absorb(queue, fallout);
             if outcome == Enqueued::Refused && persisted {
                 // Refused by a length limit after the store took it: forget it there.

@@ -10,8 +10,11 @@ use super::{Destination, VHost};
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::message::SharedProperties;
+use crate::queue::PAGE;
 use crate::queue::{Queue, QueueConfig};
-use crate::store::{BindingRecord, ExchangeRecord, MessageRecord, RecoveredQueue};
+use crate::store::{
+    BindingRecord, ExchangeRecord, MessageSource, RecoveredMessage, RecoveredQueue,
+};
 use crate::{Error, ExchangeDeclareOptions, ExchangeKind, QueueDeclareOptions, Result};
 
 impl VHost {
@@ -44,17 +47,27 @@ impl VHost {
         Ok(())
     }
 
-    /// Rebuilds a durable queue and its messages from the store at open. Messages stored in
-    /// several queues share one envelope through `envelopes`.
+    /// Rebuilds a durable queue and its messages, streamed from `source`, at open. Messages
+    /// stored in several queues share one envelope through `envelopes`. A pageable queue
+    /// keeps its first page in memory and the rest on disk only (index entries), read back
+    /// as consumers drain it.
     pub(crate) fn recover_queue(
         self: &Arc<Self>,
         recovered: &RecoveredQueue,
+        source: Option<&mut (dyn MessageSource + 'static)>,
         envelopes: &mut HashMap<u64, Envelope>,
         properties: &mut SharedProperties,
     ) -> Result<()> {
         let record = &recovered.record;
         if record.name == DELAYED_QUEUE {
-            self.recover_delayed(recovered);
+            let mut delayed = RecoveredQueue {
+                record: record.clone(),
+                messages: Vec::new(),
+            };
+            if let Some(source) = source {
+                source.stream(record, &mut |m| delayed.messages.push(m))?;
+            }
+            self.recover_delayed(&delayed);
             return Ok(());
         }
         let options = QueueDeclareOptions {
@@ -75,34 +88,37 @@ impl VHost {
                 record.arguments.clone(),
                 &self.settings.store,
             )
-            .with_features(config, Arc::clone(&self.settings.clock)),
+            .with_features(config, Arc::clone(&self.settings.clock))
+            .with_paging(&self.settings.budget),
         );
-        let msgs = recovered
-            .messages
-            .iter()
-            .map(|m| {
-                let mut envelope_of = |r: &MessageRecord| Envelope {
-                    message: properties.message(r.body.clone(), &r.properties),
-                    exchange: r.exchange.as_str().into(),
-                    routing_key: r.routing_key.as_str().into(),
-                };
-                // The store shares one record between the queues that hold a message: only
-                // such messages need their envelope remembered for the other queues.
-                let envelope = if Arc::strong_count(&m.message) > 1 {
-                    envelopes
-                        .entry(m.id.0)
-                        .or_insert_with(|| envelope_of(&m.message))
-                        .clone()
-                } else {
-                    envelope_of(&m.message)
-                };
-                let mut msg = QueuedMessage::new(m.seq, envelope, true);
-                msg.redelivered = m.redelivered;
-                msg.expires_at = m.message.expires_at_ms.and_then(NonZeroU64::new);
-                msg
-            })
-            .collect();
-        queue.recover(msgs, recovered.next_seq());
+        let mut next_seq = 0;
+        let mut resident = 0;
+        let mut each = |m: RecoveredMessage| {
+            next_seq = m.seq.saturating_add(1);
+            let expires_at = m.message.expires_at_ms.and_then(NonZeroU64::new);
+            if queue.is_pageable() && resident >= PAGE && expires_at.is_none() {
+                return queue.recover_stored(m.seq, m.id, m.redelivered);
+            }
+            resident += 1;
+            // The store shares one record between the queues that hold a message: only
+            // such messages need their envelope remembered for the other queues.
+            let envelope = if Arc::strong_count(&m.message) > 1 {
+                envelopes
+                    .entry(m.id.0)
+                    .or_insert_with(|| Envelope::from_record(&m.message, properties))
+                    .clone()
+            } else {
+                Envelope::from_record(&m.message, properties)
+            };
+            let mut msg = QueuedMessage::new(m.seq, envelope, true);
+            msg.redelivered = m.redelivered;
+            msg.expires_at = expires_at;
+            queue.recover(msg);
+        };
+        if let Some(source) = source {
+            source.stream(record, &mut each)?;
+        }
+        queue.recovered(next_seq);
         if queue.is_timed() {
             self.ensure_timers();
         }

@@ -59,6 +59,7 @@ fn queue_stats(queue: &Queue) -> QueueStats {
         messages_overflowed: queue.losses.overflowed.load(Ordering::Relaxed),
         messages_rejected: queue.losses.rejected.load(Ordering::Relaxed),
         publishes_refused: queue.losses.refused.load(Ordering::Relaxed),
+        messages_paged_out: counts.paged_out,
     }
 }
 

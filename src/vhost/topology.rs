@@ -198,7 +198,8 @@ impl VHost {
                 arguments.clone(),
                 &self.settings.store,
             )
-            .with_features(config, Arc::clone(&self.settings.clock)),
+            .with_features(config, Arc::clone(&self.settings.clock))
+            .with_paging(&self.settings.budget),
         );
         if queue.is_timed() {
             self.ensure_timers();

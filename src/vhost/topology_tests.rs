@@ -74,6 +74,17 @@ impl Store for GatedStore {
         Ok(RecoveredState::default())
     }
 
+    fn read_messages(
+        &self,
+        ids: &[MessageId],
+    ) -> Result<Vec<Option<crate::store::MessageRecord>>, StoreError> {
+        Ok(vec![None; ids.len()])
+    }
+
+    fn barrier(&self) -> Durable {
+        Durable::done()
+    }
+
     fn close(&self) -> Result<(), StoreError> {
         Ok(())
     }

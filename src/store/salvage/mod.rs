@@ -393,7 +393,7 @@ fn read_back(
             allow_rollback: false,
         },
     )?;
-    let state = store.load()?;
+    let state = store.load_all()?;
     let ids: BTreeSet<MessageId> = state
         .queues
         .iter()
