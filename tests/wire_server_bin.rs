@@ -46,6 +46,24 @@ fn smoke() {
         .expect("closes");
 }
 
+/// The server runs with glibc's malloc limited to one arena (docs/benchmarks.md, bursts of
+/// connections), and is the same process it was started as.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn runs_with_one_malloc_arena() {
+    let server = ServerProcess::start(&[]);
+    let environ = std::fs::read(format!("/proc/{}/environ", server.pid())).expect("environ");
+    let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+    let expected = match std::env::var("MALLOC_ARENA_MAX") {
+        // Set by whoever runs the tests: the server keeps it.
+        Ok(value) => format!("MALLOC_ARENA_MAX={value}"),
+        Err(_) => "MALLOC_ARENA_MAX=1".to_owned(),
+    };
+    assert!(vars.contains(&expected.as_bytes()), "{expected} is set");
+    // Still serving, with its arguments.
+    connect(&server, "guest", "guest").expect("connects");
+}
+
 #[test]
 fn mixed_durability_binds_unless_strict() {
     let default = ServerProcess::start(&[]);

@@ -6,7 +6,7 @@
 //! consumers on one connection; 10,000 idle connections; 10 bursts of 2,000) run with
 //!
 //! ```text
-//! WARREN_SOAK=full cargo test --release --test wire_soak -- --nocapture --test-threads 1
+//! WARREN_SOAK=full cargo test --release --all-features --test wire_soak -- --nocapture --test-threads 1
 //! ```
 //!
 //! Each test prints what it measured (RSS per idle connection, RSS after each burst, time

@@ -25,6 +25,10 @@
 //! and what it could not read, and exits (0 once DST is written, 1 if it could not be). Serve
 //! the result with `--data-dir` after moving DST (and `DST.witness`) to `DIR/warren.redb`.
 //!
+//! On Linux with glibc the server runs with `MALLOC_ARENA_MAX=1` (it executes itself again
+//! with it unless the variable is set), which keeps its memory flat under bursts of
+//! connections (docs/benchmarks.md).
+//!
 //! At start the server raises its open-file soft limit to the hard limit (each client
 //! connection is one file descriptor) and says so on stderr when the hard limit is low.
 //! SIGTERM or SIGINT (Ctrl-C) stops it cleanly: it stops accepting, closes each connection
@@ -258,8 +262,40 @@ fn salvage(_: &[String]) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The malloc setting the server runs with (glibc): one arena.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENA_MAX: (&str, &str) = ("MALLOC_ARENA_MAX", "1");
+
+/// Makes glibc's malloc use one arena, by executing the server again with
+/// `MALLOC_ARENA_MAX=1` unless the variable is set already (glibc reads it only when a
+/// process starts; the process id stays the same). With the default, one arena per runtime
+/// thread each kept the high-water mark of a burst of connections, so RSS after bursts
+/// ended 1.6× above the first burst's level; with one arena it stays within a few per cent
+/// (docs/benchmarks.md). Setting the variable (to any value) keeps the server from
+/// re-executing and uses that value.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn use_one_malloc_arena() {
+    use std::os::unix::process::CommandExt as _;
+    let (name, value) = ARENA_MAX;
+    if std::env::var_os(name).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(name, value)
+        .exec();
+    eprintln!("warren-server: cannot re-execute with {name}={value} ({err}); going on without");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn use_one_malloc_arena() {}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    use_one_malloc_arena();
     init_logging();
     if let Some(paths) = &args.salvage {
         return salvage(paths);
