@@ -2,8 +2,9 @@
 //! of orders, once stopped by SIGINT (Ctrl-C) mid-stream; then opens its data directory
 //! again and checks that every published order was either acked or is still there.
 //!
-//! The example is built with the same profile and features as this test (a no-op after a
-//! full `cargo test`, which builds the examples).
+//! The example binary that `cargo test` builds beside the tests is used when it is newer
+//! than every source file; otherwise (a run of this test alone after a change) it is built
+//! first, with this test's profile and features.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,28 +17,67 @@ use warrenmq::Broker;
 /// How long the example may take to stop once it should (generous for a loaded machine).
 const STOP_LIMIT: Duration = Duration::from_secs(120);
 
-/// Builds the example (once per test run) and returns its path.
+/// The newest modification time of the files the example is built from.
+fn newest_source(root: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    let mut pending = vec![root.join("src"), root.join("examples/async_service.rs")];
+    pending.push(root.join("Cargo.toml"));
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(modified) = meta.modified() {
+            newest = newest.max(modified);
+        }
+    }
+    newest
+}
+
+/// Returns the path of the example binary, built first if it is missing or older than its
+/// sources (once per test run).
 fn example() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--example", "async_service"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        // The features scripts/test builds with, so that the library is not built again.
-        if cfg!(all(feature = "wire", feature = "cli")) {
-            build.args(["--workspace", "--all-features"]);
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the example failed");
         // target/<profile>/deps/<this test> → target/<profile>/examples/async_service
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-        profile_dir.join("examples").join("async_service")
+        let binary = profile_dir.join("examples").join("async_service");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fresh = std::fs::metadata(&binary)
+            .and_then(|m| m.modified())
+            .is_ok_and(|built| built >= newest_source(root));
+        if fresh {
+            return binary;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let features: Vec<&str> = [
+            ("default", cfg!(feature = "default")),
+            ("persistence", cfg!(feature = "persistence")),
+            ("wire", cfg!(feature = "wire")),
+            ("remote", cfg!(feature = "remote")),
+            ("cli", cfg!(feature = "cli")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(root)
+            .args([
+                "build",
+                "--example",
+                "async_service",
+                "--no-default-features",
+            ])
+            .args(["--features", &features.join(",")]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the example failed");
+        binary
     })
 }
 
