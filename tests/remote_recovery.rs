@@ -172,3 +172,51 @@ fn an_unreachable_cluster_is_an_error() {
     let err = Connection::open("not a url").expect_err("a bad URL");
     assert_eq!(err.reply_code().0, 402);
 }
+
+#[test]
+fn server_named_queues_and_callback_consumers_come_back() {
+    let (_a_broker, a, a_url) = node();
+    let (b_broker, _b, b_url) = node();
+    let conn = cluster(&[&a_url, &b_url]);
+    let events = conn.events();
+    let ch = conn.open_channel().expect("a channel");
+    let old = ch
+        .queue_declare("", QueueDeclareOptions::exclusive(), FieldTable::new())
+        .expect("a server-named queue")
+        .queue;
+    ch.queue_bind(&old, "amq.fanout", "", FieldTable::new())
+        .expect("bound");
+    let (tx, rx) = std::sync::mpsc::channel();
+    ch.basic_consume_with(&old, ConsumeOptions::no_ack(), move |d| {
+        let _ = tx.send(String::from_utf8_lossy(d.body()).into_owned());
+    })
+    .expect("consuming");
+
+    a.shutdown();
+    for _ in 0..2 {
+        let event = events.recv_timeout(PATIENCE).expect("an event");
+        assert!(
+            matches!(
+                event,
+                ConnectionEvent::Lost { .. } | ConnectionEvent::Reconnected { .. }
+            ),
+            "{event:?}"
+        );
+    }
+    let renamed: Vec<_> = b_broker
+        .list_queues("/")
+        .expect("queues")
+        .into_iter()
+        .filter(|q| q.name.starts_with("amq.gen-"))
+        .collect();
+    assert_eq!(renamed.len(), 1, "declared again under a new name");
+    assert_ne!(renamed[0].name, old);
+    assert_eq!(renamed[0].consumers, 1);
+    ch.basic_publish("amq.fanout", "", Message::new("hello"))
+        .expect("published");
+    assert!(
+        ch.wait_timeout(PATIENCE).expect("waited"),
+        "the callback ran"
+    );
+    assert_eq!(rx.try_recv().expect("delivered"), "hello");
+}

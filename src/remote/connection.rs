@@ -92,7 +92,7 @@ impl RemoteConnection {
                 uri.authority.userinfo.username,
                 uri.authority.host,
                 uri.authority.port,
-                uri.vhost
+                uri.vhost.replace('%', "%25").replace('/', "%2f")
             );
             nodes.push(Node {
                 url: url.clone(),
@@ -394,11 +394,16 @@ impl RemoteConnection {
         epoch: u64,
     ) -> std::result::Result<(), String> {
         let mut replay = open_channel(link).await.map_err(|e| e.to_string())?;
-        let entries = self.topology.lock().snapshot();
-        for entry in entries {
+        // Replayed in order; a server-named queue's new name also applies to the
+        // declarations after it (its bindings).
+        let mut pending = self.topology.lock().snapshot();
+        let mut index = 0;
+        while let Some(entry) = pending.get(index).cloned() {
+            index += 1;
             let outcome = declare(&replay, &entry).await;
             match outcome {
                 Ok(Some((old, new))) => {
+                    pending.rename_queue(&old, &new);
                     self.topology.lock().rename_queue(&old, &new);
                     for channel in self.live_channels() {
                         channel.rename_queue(&old, &new);

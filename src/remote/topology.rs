@@ -42,8 +42,15 @@ pub(crate) struct Topology {
 
 impl Topology {
     /// Returns the declarations to replay, in order.
-    pub(crate) fn snapshot(&self) -> Vec<Declared> {
-        self.entries.clone()
+    pub(crate) fn snapshot(&self) -> Topology {
+        Topology {
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// Returns the `index`th declaration.
+    pub(crate) fn get(&self, index: usize) -> Option<&Declared> {
+        self.entries.get(index)
     }
 
     /// Records a declaration; a redeclaration of the same entity or binding keeps its place.
@@ -166,15 +173,15 @@ mod tests {
         t.record(binding("b", "amq.direct"));
         t.record(queue("a"));
         t.record(binding("a", "amq.direct"));
-        assert_eq!(t.snapshot().len(), 4);
+        assert_eq!(t.entries.len(), 4);
         t.delete_queue("a");
-        assert_eq!(t.snapshot().len(), 2);
+        assert_eq!(t.entries.len(), 2);
         t.rename_queue("b", "c");
         assert!(t
-            .snapshot()
+            .entries
             .iter()
             .all(|e| matches!(e, Declared::Queue { name, .. } | Declared::QueueBinding { queue: name, .. } if name == "c")));
         t.unbind(&binding("c", "amq.direct"));
-        assert_eq!(t.snapshot().len(), 1);
+        assert_eq!(t.snapshot().entries.len(), 1);
     }
 }
