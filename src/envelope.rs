@@ -56,6 +56,7 @@ pub(crate) struct QueuedMessage {
 
 impl QueuedMessage {
     /// A message newly placed at `seq` of a queue: not redelivered, no expiry yet.
+    #[inline]
     pub(crate) fn new(seq: u64, envelope: Envelope, persisted: bool) -> Self {
         QueuedMessage {
             seq,

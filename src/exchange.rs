@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 use crate::arguments::{self, Entity, COMPARED_EXCHANGE_ARGUMENTS};
 use crate::routing::{Binding, DestinationId, InvalidBinding, Router, RoutingInput};
 use crate::sync::Mutex;
@@ -151,8 +153,9 @@ pub(crate) struct Exchange {
     /// Every binding whose source is this exchange, for unbinding when a destination goes,
     /// `if_unused` and auto-delete.
     bindings: Mutex<HashSet<BindingKey>>,
-    /// Message counters.
-    pub(crate) counters: ExchangeCounters,
+    /// Message counters: written by every publish, so kept off the cache line of the
+    /// read-only fields that publishers on other threads read.
+    pub(crate) counters: CachePadded<ExchangeCounters>,
     /// Set when the exchange is deleted, so that handles cached by channels notice.
     deleted: AtomicBool,
 }
@@ -190,7 +193,7 @@ impl Exchange {
             delayed: *spec.kind == ExchangeKind::DelayedMessage,
             router,
             bindings: Mutex::new(HashSet::new()),
-            counters: ExchangeCounters::default(),
+            counters: CachePadded::default(),
             deleted: AtomicBool::new(false),
         }
     }

@@ -148,6 +148,7 @@ impl<T> Inbox<T> {
     }
 
     /// Adds an item and wakes one waiter, or gives the item back if the inbox is closed.
+    #[inline]
     pub(crate) fn push(&self, item: T) -> Result<(), T> {
         if self.closed.load(Ordering::Acquire) {
             return Err(item);
@@ -175,6 +176,7 @@ impl<T> Inbox<T> {
     }
 
     /// Takes the oldest item if there is one.
+    #[inline]
     fn pop(&self) -> Option<T> {
         self.rx.try_recv().ok()
     }

@@ -111,6 +111,7 @@ impl ConsumerSet {
 
     /// Hands `msg` to the next consumer in round-robin order that has credit, or gives it
     /// back if none has.
+    #[inline]
     pub(crate) fn deliver(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
         if self.single_active || self.prioritized {
             return self.deliver_selected(msg);
