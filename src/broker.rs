@@ -252,6 +252,11 @@ impl Broker {
     /// does the same, with any store error only logged. `close` is the way to close a
     /// broker that handles still point to, and to see the store's error.
     ///
+    /// `close` blocks (it waits for the store's last commit and for the threads to end): in
+    /// async code call it from `spawn_blocking` or after the runtime. Called from a thread
+    /// of a tokio runtime (a worker or `spawn_blocking`), a wire listener's runtime cannot be
+    /// waited for there and its threads end in the background, shortly after.
+    ///
     /// # Errors
     ///
     /// [`Error::Storage`] if the store could not write what was submitted or close the

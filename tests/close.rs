@@ -179,3 +179,45 @@ fn timers_stop_with_the_broker() {
     broker.close().unwrap();
     assert!(is_broker_closed(broker.queue_stats("/", "ttl")));
 }
+
+#[test]
+fn connections_opened_while_closing_are_closed_too() {
+    // Threads keep connecting and publishing while the broker closes: every call either
+    // works or fails with BrokerClosed, and no connection is left open afterwards.
+    let broker = Broker::in_memory();
+    let ch = broker.connect("/").unwrap().open_channel().unwrap();
+    declare_queue(&ch, "q");
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                let mut opened = Vec::new();
+                loop {
+                    let conn = match broker.connect("/") {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            assert!(matches!(e, Error::BrokerClosed), "{e}");
+                            return opened;
+                        }
+                    };
+                    let published = conn
+                        .open_channel()
+                        .and_then(|ch| ch.basic_publish("", "q", Message::new("m")));
+                    if let Err(e) = published {
+                        assert!(matches!(e, Error::BrokerClosed), "{e}");
+                    }
+                    opened.push(conn);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(20));
+    broker.close().unwrap();
+    for worker in workers {
+        let opened = worker.join().unwrap();
+        assert!(
+            opened.iter().all(|c| c.is_closed()),
+            "a connection is still open"
+        );
+    }
+}
