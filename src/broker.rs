@@ -7,6 +7,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
+use crate::alarm::{self, Alarms, Resource};
 use crate::connection::{Connection, ConnectionInner};
 #[cfg(feature = "persistence")]
 use crate::message::SharedProperties;
@@ -17,7 +18,7 @@ use crate::store::RecoveredState;
 use crate::store::{NullStore, Store, StoreOp, VhostRecord};
 use crate::sync::{ConcurrentMap, Mutex};
 use crate::vhost::VHost;
-use crate::{Clock, Error, ExchangeStats, QueueStats, Result, SystemClock};
+use crate::{BrokerStats, Clock, Error, ExchangeStats, QueueStats, Result, SystemClock};
 
 /// Something a broker runs besides its connections (a wire listener), stopped when the
 /// broker closes.
@@ -78,6 +79,7 @@ impl BrokerInner {
         for vhost in self.vhosts.iter() {
             vhost.stop_timers();
         }
+        self.settings.alarms.close();
         self.settings.background.stop();
         self.mark_redelivered();
         // Everything submitted is written and the file is marked clean.
@@ -380,6 +382,42 @@ impl Broker {
         names
     }
 
+    /// Returns the broker's resource use and alarms: memory held by messages against the
+    /// memory high watermark, free disk space against the disk free limit, and how many
+    /// publishers the alarms hold back now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Message, MemoryWatermark, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::builder()
+    ///     .memory_high_watermark(MemoryWatermark::Absolute(64 * 1024))
+    ///     .build()?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// ch.basic_publish("", "q", Message::new(vec![0u8; 1000]))?;
+    /// let stats = broker.stats();
+    /// assert!(stats.memory_used > 1000);
+    /// assert_eq!(stats.memory_high_watermark, Some(64 * 1024));
+    /// assert!(!stats.memory_alarm);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats(&self) -> BrokerStats {
+        let snapshot = self.inner.settings.alarms.snapshot();
+        BrokerStats {
+            memory_used: snapshot.memory_used,
+            memory_high_watermark: snapshot.memory_limit,
+            disk_free: snapshot.disk_free,
+            disk_free_limit: snapshot.disk_limit,
+            memory_alarm: snapshot.on.contains(&Resource::Memory),
+            disk_alarm: snapshot.on.contains(&Resource::Disk),
+            blocked_publishers: snapshot.blocked,
+        }
+    }
+
     /// Returns the counters of one queue.
     ///
     /// # Errors
@@ -440,7 +478,10 @@ impl Broker {
 /// - exchange kinds: `direct`, `fanout`, `topic`, `headers`;
 /// - storage: none (in memory) unless [`data_path`](Self::data_path) is set; then a
 ///   64 MiB page cache ([`storage_cache_size`](Self::storage_cache_size)) and no memory
-///   budget for persistent bodies ([`memory_budget`](Self::memory_budget)).
+///   budget for persistent bodies ([`memory_budget`](Self::memory_budget));
+/// - memory high watermark: 0.4 of the memory available to the process, as RabbitMQ
+///   ([`memory_high_watermark`](Self::memory_high_watermark));
+/// - disk free limit: 50 MB, as RabbitMQ ([`disk_free_limit`](Self::disk_free_limit)).
 ///
 /// # Examples
 ///
@@ -468,11 +509,60 @@ pub struct BrokerBuilder {
     strict_binding_durability: bool,
     clock: Arc<dyn Clock>,
     custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
+    memory_watermark: MemoryWatermark,
+    disk_free_limit: u64,
 }
+
+/// The memory high watermark: above it, the memory alarm holds publishers back until
+/// consumers drain the broker below it (RabbitMQ's `vm_memory_high_watermark`).
+///
+/// What is measured is the memory the broker's messages are charged: bodies, exchange and
+/// routing key, plus a fixed overhead (256 bytes) per message, for as long as any copy of
+/// the message is held — ready in a queue, waiting in a consumer's inbox, delivered and not
+/// yet acknowledged, or in a [`Delivery`](crate::Delivery) the application keeps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum MemoryWatermark {
+    /// A fraction of the memory available to the process: the smallest of the machine's
+    /// memory, its control group's limit and its address-space limit (`ulimit -v`). RabbitMQ's
+    /// default is 0.4. Where none of them can be read, there is no limit.
+    Relative(f64),
+    /// An absolute number of bytes.
+    Absolute(u64),
+    /// No watermark: the memory alarm never goes on.
+    Unlimited,
+}
+
+impl Default for MemoryWatermark {
+    fn default() -> Self {
+        MemoryWatermark::Relative(0.4)
+    }
+}
+
+impl MemoryWatermark {
+    /// Returns the watermark in bytes, `usize::MAX` for none.
+    fn bytes(self) -> usize {
+        let bytes = match self {
+            MemoryWatermark::Relative(fraction) => match alarm::total_memory() {
+                Some(total) if fraction > 0.0 => (total as f64 * fraction) as u64,
+                Some(_) => 0,
+                None => u64::MAX,
+            },
+            MemoryWatermark::Absolute(bytes) => bytes,
+            MemoryWatermark::Unlimited => u64::MAX,
+        };
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+}
+
+/// RabbitMQ's default disk free limit: 50 MB.
+const DEFAULT_DISK_FREE_LIMIT: u64 = 50_000_000;
 
 impl BrokerBuilder {
     fn new() -> Self {
         BrokerBuilder {
+            memory_watermark: MemoryWatermark::default(),
+            disk_free_limit: DEFAULT_DISK_FREE_LIMIT,
             data_path: None,
             #[cfg(feature = "persistence")]
             storage_cache_bytes: None,
@@ -577,6 +667,49 @@ impl BrokerBuilder {
         self
     }
 
+    /// Sets the memory high watermark (0.4 of the memory available by default, as in
+    /// RabbitMQ). Above it the memory alarm is on: [`Channel::basic_publish`](crate::Channel::basic_publish)
+    /// blocks, [`Channel::basic_publish_async`](crate::Channel::basic_publish_async) waits,
+    /// [`Channel::try_basic_publish`](crate::Channel::try_basic_publish) fails at once, and
+    /// the wire listener sends `connection.blocked` to publishing clients and stops reading
+    /// them, while consumers and acks go on, until the broker is below it again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, Error, FieldTable, GetOptions, Message, MemoryWatermark};
+    /// use warrenmq::{PublishOptions, QueueDeclareOptions, Resource};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// let broker = Broker::builder()
+    ///     .memory_high_watermark(MemoryWatermark::Absolute(10_000))
+    ///     .build()?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// ch.basic_publish("", "q", Message::new(vec![0u8; 20_000]))?; // over the watermark now
+    /// let refused = ch.try_basic_publish("", "q", PublishOptions::default(), Message::new("more"));
+    /// assert!(matches!(refused, Err(Error::ResourceAlarm { resource: Resource::Memory, .. })));
+    /// ch.basic_get("q", GetOptions::no_ack())?.expect("the big one"); // drained
+    /// ch.try_basic_publish("", "q", PublishOptions::default(), Message::new("more"))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn memory_high_watermark(&mut self, watermark: MemoryWatermark) -> &mut Self {
+        self.memory_watermark = watermark;
+        self
+    }
+
+    /// Sets the disk free limit in bytes (50 MB by default, as in RabbitMQ). A persistent
+    /// broker measures the free space of the file system that holds its database every
+    /// second; below the limit the disk alarm is on and publishes of persistent messages
+    /// are held back as for the memory alarm (on the wire, publishing connections are
+    /// blocked), until space returns — no restart needed. Without a data path there is no
+    /// disk alarm.
+    pub fn disk_free_limit(&mut self, bytes: u64) -> &mut Self {
+        self.disk_free_limit = bytes;
+        self
+    }
+
     /// Sets the clock that TTLs, expiry and `x-death` times read.
     pub fn clock(&mut self, clock: impl Clock) -> &mut Self {
         self.clock = Arc::new(clock);
@@ -656,9 +789,21 @@ impl BrokerBuilder {
                 .unwrap_or(crate::store::DEFAULT_CACHE_BYTES),
             allow_rollback: self.allow_rollback,
         };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         let store = Arc::new(crate::store::RedbStore::open_with(path, options)?);
         let state = store.load()?;
         let broker = self.build_with(store);
+        broker
+            .inner
+            .settings
+            .alarms
+            .monitor_disk(dir)
+            .map_err(|e| Error::Internal {
+                reason: format!("cannot start the disk monitor: {e}"),
+            })?;
         broker.recover(state)?;
         Ok(broker)
     }
@@ -687,10 +832,12 @@ impl BrokerBuilder {
     }
 
     fn build_with(&mut self, store: Arc<dyn Store>) -> Broker {
+        let alarms = Alarms::new(self.memory_watermark.bytes(), self.disk_free_limit);
         let settings = Arc::new(Settings::new(
             self.strict_binding_durability,
             Arc::clone(&self.clock),
             store,
+            alarms,
             self.custom_kinds.clone(),
             self.budget(),
         ));

@@ -2,9 +2,11 @@
 //! shared by every queue it reaches.
 
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 use compact_str::CompactString;
 
+use crate::alarm::{Alarms, Charge};
 use crate::message::SharedProperties;
 use crate::store::MessageRecord;
 use crate::Message;
@@ -20,16 +22,33 @@ pub(crate) struct Envelope {
     pub(crate) exchange: CompactString,
     /// The routing key it was published with (inline when short: no allocation).
     pub(crate) routing_key: CompactString,
+    /// The memory the message is charged while any copy of it is held.
+    pub(crate) _charge: Charge,
+}
+
+impl Envelope {
+    /// Returns the bytes a held message is charged beyond the fixed overhead: its body,
+    /// exchange and routing key.
+    pub(crate) fn weight(message: &Message, exchange: &str, routing_key: &str) -> usize {
+        message.body().len() + exchange.len() + routing_key.len()
+    }
 }
 
 impl Envelope {
     /// The envelope of a stored message (its properties shared with the previous one's when
-    /// equal, through `properties`).
-    pub(crate) fn from_record(record: &MessageRecord, properties: &mut SharedProperties) -> Self {
+    /// equal, through `properties`), charged to `alarms` if given.
+    pub(crate) fn from_record(
+        record: &MessageRecord,
+        properties: &mut SharedProperties,
+        alarms: Option<&Arc<Alarms>>,
+    ) -> Self {
+        let message = properties.message(record.body.clone(), &record.properties);
+        let weight = Envelope::weight(&message, &record.exchange, &record.routing_key);
         Envelope {
-            message: properties.message(record.body.clone(), &record.properties),
+            message,
             exchange: record.exchange.as_str().into(),
             routing_key: record.routing_key.as_str().into(),
+            _charge: alarms.map(|a| a.charge(weight)).unwrap_or_default(),
         }
     }
 }

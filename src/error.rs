@@ -181,6 +181,14 @@ pub enum Error {
     /// closed, and no new connection opens.
     #[error("CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")]
     BrokerClosed,
+    /// A resource alarm holds publishing back (506), returned by
+    /// [`Channel::try_basic_publish`](crate::Channel::try_basic_publish) instead of waiting;
+    /// the channel stays open.
+    #[error("RESOURCE_ERROR - publishing is held back: {resource}")]
+    ResourceAlarm {
+        /// The resource that is short.
+        resource: crate::Resource,
+    },
     /// The store failed: the database cannot be opened, read or written (541).
     #[error("INTERNAL_ERROR - {0}")]
     Storage(#[from] crate::StoreError),
@@ -239,6 +247,7 @@ impl Error {
             Error::NotImplemented { .. } => ReplyCode::NOT_IMPLEMENTED,
             Error::ChannelClosed { .. } => ReplyCode::CHANNEL_ERROR,
             Error::ConnectionClosed | Error::BrokerClosed => ReplyCode::CONNECTION_FORCED,
+            Error::ResourceAlarm { .. } => ReplyCode::RESOURCE_ERROR,
             Error::Internal { .. } | Error::Storage(_) => ReplyCode::INTERNAL_ERROR,
             Error::NotSupportedRemotely { .. } => ReplyCode::NOT_IMPLEMENTED,
             Error::Unreachable { .. } => ReplyCode::CONNECTION_FORCED,

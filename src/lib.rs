@@ -95,6 +95,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod alarm;
 #[cfg(feature = "wire")]
 mod amqp;
 mod arguments;
@@ -125,11 +126,12 @@ mod store;
 mod sync;
 mod vhost;
 
+pub use alarm::Resource;
 #[cfg(feature = "wire")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub use amqp::{WireOptions, WireServer};
 pub use body::IntoBody;
-pub use broker::{Broker, BrokerBuilder};
+pub use broker::{Broker, BrokerBuilder, MemoryWatermark};
 pub use bytes::Bytes;
 pub use channel::{Channel, PublishConfirm};
 pub use clock::{Clock, ClockHook, ManualClock, SystemClock};
@@ -147,7 +149,7 @@ pub use options::{
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use remote::{ConnectionBuilder, ConnectionEvent, ConnectionEvents};
 pub use returns::{ReturnedMessage, Returns, ReturnsIter, ReturnsTryIter};
-pub use stats::{ExchangeStats, QueueStats};
+pub use stats::{BrokerStats, ExchangeStats, QueueStats};
 pub use store::StoreError;
 #[cfg(feature = "persistence")]
 #[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]

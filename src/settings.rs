@@ -11,6 +11,7 @@ use std::thread::{self, JoinHandle};
 
 use crate::sync::Mutex;
 
+use crate::alarm::Alarms;
 use crate::ids::{ConnectionId, ConsumerKey};
 use crate::routing::{
     DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
@@ -28,6 +29,8 @@ pub(crate) struct Settings {
     /// Where durable state goes ([`NullStore`](crate::store::NullStore) for an in-memory
     /// broker).
     pub(crate) store: Arc<dyn Store>,
+    /// The memory and disk alarms, and the charges of the messages held.
+    pub(crate) alarms: Arc<Alarms>,
     /// Custom exchange kinds by name.
     custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
     /// The next unique id (destinations, connections, consumers).
@@ -142,6 +145,7 @@ impl Settings {
         strict_binding_durability: bool,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
+        alarms: Arc<Alarms>,
         custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
         memory_budget: Option<usize>,
     ) -> Self {
@@ -149,6 +153,7 @@ impl Settings {
             strict_binding_durability,
             clock,
             store,
+            alarms,
             custom_kinds,
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),

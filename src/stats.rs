@@ -75,3 +75,28 @@ pub struct ExchangeStats {
     /// Estimated memory of its routing table, in bytes.
     pub table_bytes: usize,
 }
+
+/// A snapshot of the broker's resource use and alarms ([`Broker::stats`](crate::Broker::stats)),
+/// like the memory and disk lines of `rabbitmqctl status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// Bytes charged by the messages the broker holds (ready, in consumers' inboxes,
+    /// delivered and unacknowledged, dead-lettered): bodies, exchange and routing key, plus
+    /// a fixed overhead per message.
+    pub memory_used: usize,
+    /// The memory high watermark in bytes (`None`: no limit).
+    pub memory_high_watermark: Option<usize>,
+    /// Free bytes under the data directory when last measured (`None`: an in-memory broker,
+    /// or not measured yet).
+    pub disk_free: Option<u64>,
+    /// The disk free limit in bytes.
+    pub disk_free_limit: u64,
+    /// The memory alarm is on: publishers are held back.
+    pub memory_alarm: bool,
+    /// The disk alarm is on: publishers of persistent messages are held back.
+    pub disk_alarm: bool,
+    /// Publishers held back now: threads blocked in a publish, tasks awaiting one, and wire
+    /// connections blocked (`connection.blocked`).
+    pub blocked_publishers: usize,
+}

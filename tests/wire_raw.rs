@@ -642,23 +642,6 @@ fn wire_handles_are_send_and_sync() {
 }
 
 #[test]
-fn channel_numbers_are_bounded_by_channel_max() {
-    let (_broker, server) = serve();
-    let mut raw = Raw::open(server.local_addr());
-    raw.open_channel(2047);
-    raw.send_method(
-        2048,
-        AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-    );
-    let (code, text) = raw.expect_connection_close();
-    assert_eq!(code, ReplyCode::CHANNEL_ERROR.0);
-    assert_eq!(
-        text,
-        "CHANNEL_ERROR - channel number 2048 is above channel_max 2047"
-    );
-}
-
-#[test]
 fn a_frame_max_below_the_amqp_minimum_is_refused() {
     let options = warrenmq::WireOptions {
         frame_max: 1024,

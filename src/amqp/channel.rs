@@ -44,6 +44,8 @@ pub(crate) struct Link {
     pub(crate) notify_cancel: bool,
     /// Numbers the connection's consumers.
     pub(crate) consumer_keys: Arc<AtomicU64>,
+    /// The largest message body accepted.
+    pub(crate) max_message_size: u64,
 }
 
 impl Link {
@@ -138,7 +140,7 @@ impl WireChannel {
             AMQPClass::Tx(m) => self.transaction(m),
             _ => Err(Failure::hard(
                 ReplyCode::COMMAND_INVALID,
-                "unexpected method on an open channel",
+                "unimplemented method",
             )),
         };
         result.map_err(|f| f.at(id))
@@ -176,7 +178,7 @@ impl WireChannel {
                 if m.immediate {
                     return Err(not_implemented("immediate=true"));
                 }
-                self.assembly = Some(Assembly::new(m));
+                self.assembly = Some(Assembly::new(m, self.link.max_message_size));
             }
             M::Consume(m) => self.consume(m)?,
             M::Cancel(m) => self.cancel(&m)?,

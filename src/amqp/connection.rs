@@ -15,10 +15,11 @@
 //! go on.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{channel, connection, AMQPClass};
+use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
@@ -29,15 +30,15 @@ use super::convert::short_string;
 use super::failure::{Failure, MethodId};
 use super::frames;
 use super::handshake::{self, Negotiated};
+use super::options::WireOptions;
 use super::outbox::HIGH;
 use super::server::Shared;
 use super::socket::Socket;
+use crate::alarm::{Alarms, BlockedGuard, Watch};
 use crate::{Connection, ReplyCode};
 
-/// How long the whole opening handshake may take (RabbitMQ's `handshake_timeout`).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long to wait for `connection.close-ok` after the server closed.
+/// How long to wait for `connection.close-ok` after the server closed, reading and
+/// dropping whatever else the client sends meanwhile.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Heartbeat ticks (half intervals) without a byte read, or with bytes waiting and none
@@ -67,8 +68,12 @@ struct Session {
     connection: Connection,
     /// What channels share.
     link: Link,
-    /// The highest channel number allowed.
+    /// The most channels open at once.
     channel_max: u16,
+    /// The most consumers per channel, if limited.
+    consumer_max_per_channel: Option<u32>,
+    /// The most consumers over every channel, if limited.
+    consumer_max_per_connection: Option<u32>,
     /// Channels by number.
     channels: HashMap<u16, Slot>,
     /// Set once the client closed the connection and got its `close-ok`.
@@ -77,6 +82,16 @@ struct Session {
     consumers: Consumers,
     /// What the consumers yielded, waiting to be encoded (kept to reuse its allocation).
     events: Vec<Event>,
+    /// The broker's resource alarms.
+    alarms: Arc<Alarms>,
+    /// Set at the first `basic.publish`: from then on an alarm blocks this connection.
+    watch: Option<Arc<Watch>>,
+    /// The alarm epoch last looked at.
+    seen_epoch: u64,
+    /// Blocked by an alarm: the socket is not read (counted as a held-back publisher).
+    blocked: Option<BlockedGuard>,
+    /// The client takes `connection.blocked` / `unblocked`.
+    notify_blocked: bool,
 }
 
 /// What woke the connection task.
@@ -87,6 +102,8 @@ enum Wake {
     Tick,
     /// Consumers yielded events.
     Deliveries,
+    /// An alarm went on or off.
+    Alarm,
 }
 
 /// Serves one TCP connection until it closes. Never panics on bad input; every failure
@@ -94,12 +111,21 @@ enum Wake {
 /// unacknowledged messages and deletes exclusive queues.
 ///
 /// When `stop` changes (the server stops), the client is told with `connection.close` 320
-/// CONNECTION_FORCED, as RabbitMQ does when it shuts down.
-pub(crate) async fn serve(stream: TcpStream, shared: &Shared, mut stop: watch::Receiver<bool>) {
+/// CONNECTION_FORCED, as RabbitMQ does when it shuts down. A connection accepted while the
+/// listener serves its `connection_max` already (`over_limit`) is refused at
+/// `connection.open`.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    shared: &Shared,
+    mut stop: watch::Receiver<bool>,
+    over_limit: bool,
+) {
     let mut socket = Socket::new(stream);
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let options = &shared.options;
+    let deadline = Instant::now() + options.handshake_timeout;
+    let negotiate = handshake::negotiate(&mut socket, &shared.broker, options, over_limit);
     let negotiated = tokio::select! {
-        negotiated = timeout_at(deadline, handshake::negotiate(&mut socket, &shared.broker, &shared.options)) => negotiated,
+        negotiated = timeout_at(deadline, negotiate) => negotiated,
         _ = stop.changed() => Ok(Err(Failure::Gone)),
     };
     match negotiated {
@@ -109,7 +135,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: &Shared, mut stop: watch::R
                 heartbeat = negotiated.heartbeat,
                 "connection opened"
             );
-            run(&mut socket, negotiated, stop).await
+            run(&mut socket, negotiated, options, stop).await
         }
         Ok(Err(failure)) => {
             tracing::info!(?failure, "handshake refused");
@@ -122,16 +148,30 @@ pub(crate) async fn serve(stream: TcpStream, shared: &Shared, mut stop: watch::R
     let _ = timeout(CLOSE_TIMEOUT, socket.flush_all()).await;
 }
 
-async fn run(socket: &mut Socket, negotiated: Negotiated, mut stop: watch::Receiver<bool>) {
+async fn run(
+    socket: &mut Socket,
+    negotiated: Negotiated,
+    options: &WireOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let alarms = Arc::clone(negotiated.connection.alarms());
     let mut session = Session {
+        alarms,
+        watch: None,
+        seen_epoch: 0,
+        blocked: None,
+        notify_blocked: negotiated.notify_blocked,
         connection: negotiated.connection,
         link: Link {
             outbox: socket.outbox().clone(),
             frame_max: negotiated.frame_max,
             notify_cancel: negotiated.notify_cancel,
             consumer_keys: Default::default(),
+            max_message_size: options.max_message_size,
         },
         channel_max: negotiated.channel_max,
+        consumer_max_per_channel: options.consumer_max_per_channel,
+        consumer_max_per_connection: options.consumer_max_per_connection,
         channels: HashMap::new(),
         closed: false,
         consumers: Consumers::default(),
@@ -170,12 +210,16 @@ impl Session {
                 tokio::task::yield_now().await;
                 continue;
             }
+            self.follow_alarms();
             let room = HIGH.saturating_sub(socket.outbox().pending());
-            let read = room > 0;
-            let deliver = read && self.consumers.len() > 0;
+            let deliver = room > 0 && self.consumers.len() > 0;
+            // A blocked publisher is not read (its deliveries still go out).
+            let read = room > 0 && self.blocked.is_none();
+            let io = read || socket.outbox().pending() > 0;
             let (consumers, events) = (&mut self.consumers, &mut self.events);
+            let (alarms, watch, seen) = (&self.alarms, self.watch.as_ref(), self.seen_epoch);
             let wake = tokio::select! {
-                step = socket.ready(read) => Wake::Socket(step),
+                step = socket.ready(read), if io => Wake::Socket(step),
                 () = monitor.tick() => Wake::Tick,
                 () = std::future::poll_fn(|cx| {
                     // Take deliveries while their bodies fit the room left in the outbox.
@@ -185,6 +229,10 @@ impl Session {
                         used < room
                     })
                 }), if deliver => Wake::Deliveries,
+                _ = std::future::poll_fn(|cx| match watch {
+                    Some(watch) => watch.poll_change(alarms, seen, cx),
+                    None => std::task::Poll::Pending,
+                }), if watch.is_some() => Wake::Alarm,
             };
             let step = match wake {
                 Wake::Socket(step) => step,
@@ -193,10 +241,44 @@ impl Session {
                     self.deliver();
                     Ok(())
                 }
+                Wake::Alarm => Ok(()),
             };
             if let Err(failure) = step {
                 return Some(failure);
             }
+        }
+    }
+
+    /// Blocks a publishing connection while a resource alarm is on, and unblocks it when
+    /// every alarm has cleared, telling a client that takes them with `connection.blocked`
+    /// (the reasons, as RabbitMQ words them) and `connection.unblocked`.
+    fn follow_alarms(&mut self) {
+        if self.watch.is_none() {
+            return;
+        }
+        self.seen_epoch = self.alarms.epoch();
+        let on = self.alarms.on();
+        let method = match (on.is_empty(), self.blocked.is_some()) {
+            (false, false) => {
+                self.blocked = Some(self.alarms.count_blocked());
+                let reason: Vec<&str> = on.iter().map(|r| r.reason()).collect();
+                let reason = reason.join(" & ");
+                tracing::info!(%reason, "publishing connection blocked");
+                connection::AMQPMethod::Blocked(connection::Blocked {
+                    reason: short_string(&reason),
+                })
+            }
+            (true, true) => {
+                self.blocked = None;
+                tracing::info!("publishing connection unblocked");
+                connection::AMQPMethod::Unblocked(connection::Unblocked {})
+            }
+            _ => return,
+        };
+        if self.notify_blocked {
+            self.link
+                .outbox
+                .send(frames::method(0, AMQPClass::Connection(method)));
         }
     }
 
@@ -410,6 +492,16 @@ impl Session {
                 Ok(Next::Closed)
             }
             AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(Next::Closed),
+            // RabbitMQ's internal users accept any new secret: there is no token to
+            // refresh, and the connection goes on as it was.
+            AMQPClass::Connection(connection::AMQPMethod::UpdateSecret(m)) => {
+                tracing::info!(reason = %m.reason, "connection.update-secret");
+                let ok = connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {});
+                self.link
+                    .outbox
+                    .send(frames::method(0, AMQPClass::Connection(ok)));
+                Ok(Next::Continue)
+            }
             _ => Err(
                 Failure::hard(ReplyCode::COMMAND_INVALID, "unexpected method on channel 0").at(id),
             ),
@@ -448,6 +540,21 @@ impl Session {
             }
             (Some(Slot::Open(_)), AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {}
             (Some(Slot::Open(ch)), method) => {
+                if self.watch.is_none()
+                    && matches!(&method, AMQPClass::Basic(basic::AMQPMethod::Publish(_)))
+                {
+                    // A publishing connection from now on: alarms block it.
+                    self.watch = Some(self.alarms.watch());
+                }
+                if let AMQPClass::Basic(basic::AMQPMethod::Consume(_)) = &method {
+                    let on_channel = ch.consumer_count();
+                    check_consumers(self.consumer_max_per_channel, on_channel, "channel")
+                        .and_then(|()| {
+                            let all = self.consumers.len();
+                            check_consumers(self.consumer_max_per_connection, all, "connection")
+                        })
+                        .map_err(|f| f.at(method_id))?;
+                }
                 let result = ch.method(method);
                 self.adopt_consumers(id);
                 self.settle(id, result)?;
@@ -477,16 +584,18 @@ impl Session {
         Ok(Next::Continue)
     }
 
+    /// Opens channel `id`. As RabbitMQ, the limit counts the channels open (or closing),
+    /// whatever their numbers.
     fn open(&mut self, id: u16, method: MethodId) -> Result<(), Failure> {
-        if id > self.channel_max {
+        let open = self.channels.len();
+        if open >= usize::from(self.channel_max) {
             return Err(Failure::hard(
-                ReplyCode::CHANNEL_ERROR,
+                ReplyCode::NOT_ALLOWED,
                 format_args!(
-                    "channel number {id} is above channel_max {}",
+                    "number of channels opened ({open}) has reached the negotiated channel_max ({})",
                     self.channel_max
                 ),
-            )
-            .at(method));
+            ));
         }
         let session_channel = self
             .connection
@@ -571,6 +680,18 @@ impl Session {
     }
 }
 
+/// Refuses one more consumer when `count` consumers of a channel or connection (`what`)
+/// have reached `limit`: 530, as RabbitMQ's `consumer_max_per_channel`.
+fn check_consumers(limit: Option<u32>, count: usize, what: &str) -> Result<(), Failure> {
+    match limit {
+        Some(max) if count >= max as usize => Err(Failure::hard(
+            ReplyCode::NOT_ALLOWED,
+            format_args!("reached maximum ({max}) of consumers per {what}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Ends a connection after a failure: a hard error is reported with `connection.close`,
 /// then the server reads (and drops) what the client sends until its `close-ok`, for a
 /// few seconds at most; an I/O failure just closes.
@@ -595,17 +716,5 @@ async fn fail(socket: &mut Socket, failure: Failure) {
         0,
         AMQPClass::Connection(connection::AMQPMethod::Close(close)),
     ));
-    let closing = async {
-        while let Ok(frame) = socket.read_frame().await {
-            if let AMQPFrame::Method(0, AMQPClass::Connection(m)) = frame {
-                if matches!(
-                    m,
-                    connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_)
-                ) {
-                    break;
-                }
-            }
-        }
-    };
-    let _ = timeout(CLOSE_TIMEOUT, closing).await;
+    let _ = timeout(CLOSE_TIMEOUT, socket.discard_until_close()).await;
 }

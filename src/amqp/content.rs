@@ -5,17 +5,16 @@ use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::basic::Publish;
 
 use super::convert;
-use super::failure::Failure;
+use super::failure::{Failure, MethodId};
 use crate::{Message, ReplyCode};
-
-/// The largest message body accepted (RabbitMQ's default `max_message_size`).
-const MAX_BODY: u64 = 128 * 1024 * 1024;
 
 /// A publish waiting for its content.
 #[derive(Debug)]
 pub(crate) struct Assembly {
     /// The method that announced the content.
     pub(crate) publish: Publish,
+    /// The largest body accepted (`WireOptions::max_message_size`).
+    max_size: u64,
     /// The content header, once it has arrived, and the body size it announced.
     header: Option<(u64, AMQPContentHeader)>,
     /// The body so far.
@@ -23,10 +22,11 @@ pub(crate) struct Assembly {
 }
 
 impl Assembly {
-    /// Starts assembling the content of `publish`.
-    pub(crate) fn new(publish: Publish) -> Self {
+    /// Starts assembling the content of `publish`, whose body may be `max_size` bytes.
+    pub(crate) fn new(publish: Publish, max_size: u64) -> Self {
         Assembly {
             publish,
+            max_size,
             header: None,
             body: Vec::new(),
         }
@@ -36,19 +36,25 @@ impl Assembly {
     ///
     /// # Errors
     ///
-    /// 505 for a second header or another class; 406 (soft) for an oversize body.
+    /// 505 for a second header or another class; 406 (soft) for an oversize body, refused
+    /// as soon as its header announces it (RabbitMQ reads the whole body first).
     pub(crate) fn header(&mut self, header: AMQPContentHeader) -> Result<Option<Message>, Failure> {
         if self.header.is_some() || header.class_id != 60 {
             return Err(unexpected("content body"));
         }
         let size = header.body_size;
-        if size > MAX_BODY {
+        if size > self.max_size {
             return Err(Failure::Channel {
                 code: ReplyCode::PRECONDITION_FAILED,
                 text: format!(
-                    "PRECONDITION_FAILED - message size {size} is larger than configured max size {MAX_BODY}"
+                    "PRECONDITION_FAILED - message size {size} is larger than configured max size {}",
+                    self.max_size
                 ),
-                method: Default::default(),
+                // basic.publish, as RabbitMQ names it.
+                method: MethodId {
+                    class: 60,
+                    method: 40,
+                },
             });
         }
         // The announced size is only a hint for the first allocation.
@@ -118,7 +124,7 @@ mod tests {
 
     #[test]
     fn body_frames_are_joined() {
-        let mut a = Assembly::new(Publish::default());
+        let mut a = Assembly::new(Publish::default(), 1 << 20);
         assert!(a.header(header(5)).unwrap().is_none());
         assert!(a.body(b"he".to_vec()).unwrap().is_none());
         let msg = a.body(b"llo".to_vec()).unwrap().expect("complete");
@@ -128,15 +134,33 @@ mod tests {
 
     #[test]
     fn empty_body_needs_no_body_frame() {
-        let mut a = Assembly::new(Publish::default());
+        let mut a = Assembly::new(Publish::default(), 1 << 20);
         assert!(a.header(header(0)).unwrap().is_some());
     }
 
     #[test]
+    fn an_oversize_body_is_refused_at_its_header() {
+        let mut a = Assembly::new(Publish::default(), 4);
+        match a.header(header(5)) {
+            Err(Failure::Channel { code, text, method }) => {
+                assert_eq!(code, ReplyCode::PRECONDITION_FAILED);
+                assert_eq!(
+                    text,
+                    "PRECONDITION_FAILED - message size 5 is larger than configured max size 4"
+                );
+                assert_eq!((method.class, method.method), (60, 40));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut a = Assembly::new(Publish::default(), 4);
+        assert!(a.header(header(4)).unwrap().is_none());
+    }
+
+    #[test]
     fn order_and_size_are_checked() {
-        let mut a = Assembly::new(Publish::default());
+        let mut a = Assembly::new(Publish::default(), 1 << 20);
         assert!(a.body(b"x".to_vec()).is_err());
-        let mut a = Assembly::new(Publish::default());
+        let mut a = Assembly::new(Publish::default(), 1 << 20);
         a.header(header(1)).unwrap();
         assert!(a.body(b"xy".to_vec()).is_err());
     }

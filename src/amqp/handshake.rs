@@ -29,6 +29,8 @@ pub(crate) struct Negotiated {
     pub(crate) heartbeat: u16,
     /// The client handles a server-sent `basic.cancel`.
     pub(crate) notify_cancel: bool,
+    /// The client handles `connection.blocked` / `unblocked`.
+    pub(crate) notify_blocked: bool,
 }
 
 /// Runs the handshake.
@@ -36,12 +38,14 @@ pub(crate) struct Negotiated {
 /// # Errors
 ///
 /// [`Failure::Gone`] for a wrong protocol header (after answering with the right one) or a
-/// vanished peer; 403 for refused credentials; 530 for an unknown vhost; 503 for methods
-/// out of order.
+/// vanished peer; 403 for refused credentials; 530 for an unknown vhost, or at
+/// `connection.open` when the listener is `over_limit` (serving `connection_max`
+/// connections already); 503 for methods out of order.
 pub(crate) async fn negotiate(
     reader: &mut Socket,
     broker: &Broker,
     options: &WireOptions,
+    over_limit: bool,
 ) -> Result<Negotiated, Failure> {
     let outbox = &reader.outbox().clone();
     let header = reader.read_protocol_header().await?;
@@ -56,6 +60,7 @@ pub(crate) async fn negotiate(
     };
     authenticate(&start_ok, options)?;
     let notify_cancel = capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let notify_blocked = capability(&start_ok.client_properties, "connection.blocked");
     let tune = connection::Tune {
         channel_max: options.channel_max,
         frame_max: options.frame_max,
@@ -78,15 +83,21 @@ pub(crate) async fn negotiate(
         connection::AMQPMethod::Open(m) => m,
         _ => return Err(out_of_order("connection.open")),
     };
-    let connection = broker.connect(open.virtual_host.as_str()).map_err(|e| {
-        Failure::from_error(
-            &e,
-            MethodId {
-                class: 10,
-                method: 40,
-            },
+    let open_id = MethodId {
+        class: 10,
+        method: 40,
+    };
+    if over_limit {
+        let limit = options.connection_max.unwrap_or_default();
+        return Err(Failure::hard(
+            ReplyCode::NOT_ALLOWED,
+            format_args!("connection refused: listener connection limit ({limit}) is reached"),
         )
-    })?;
+        .at(open_id));
+    }
+    let connection = broker
+        .connect(open.virtual_host.as_str())
+        .map_err(|e| Failure::from_error(&e, open_id))?;
     send(
         outbox,
         connection::AMQPMethod::OpenOk(connection::OpenOk {}),
@@ -101,6 +112,7 @@ pub(crate) async fn negotiate(
         },
         heartbeat: tune_ok.heartbeat,
         notify_cancel,
+        notify_blocked,
     })
 }
 
@@ -113,23 +125,36 @@ fn agree(ours: u32, theirs: u32) -> u32 {
     }
 }
 
+/// The protocol extensions announced in `connection.start`, RabbitMQ's table in its order.
+const CAPABILITIES: [&str; 9] = [
+    "publisher_confirms",
+    "exchange_exchange_bindings",
+    "basic.nack",
+    "consumer_cancel_notify",
+    "connection.blocked",
+    "consumer_priorities",
+    "authentication_failure_close",
+    "per_consumer_qos",
+    "direct_reply_to",
+];
+
 fn start() -> connection::Start {
     let mut capabilities = WireTable::default();
-    for name in [
-        "publisher_confirms",
-        "basic.nack",
-        "consumer_cancel_notify",
-        "per_consumer_qos",
-        "authentication_failure_close",
-    ] {
+    for name in CAPABILITIES {
         capabilities.insert(name.into(), AMQPValue::Boolean(true));
     }
     let mut properties = WireTable::default();
     let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes()));
+    properties.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
+    properties.insert("cluster_name".into(), text(&cluster_name()));
+    properties.insert("copyright".into(), text("Copyright (c) the Warren authors"));
+    properties.insert(
+        "information".into(),
+        text("Licensed under the MIT or Apache-2.0 licence. Website: https://crates.io/crates/warrenmq"),
+    );
+    properties.insert("platform".into(), text(&platform()));
     properties.insert("product".into(), text("Warren"));
     properties.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
-    properties.insert("platform".into(), text("Rust"));
-    properties.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
     connection::Start {
         version_major: 0,
         version_minor: 9,
@@ -137,6 +162,22 @@ fn start() -> connection::Start {
         mechanisms: LongString::from("PLAIN AMQPLAIN".as_bytes()),
         locales: LongString::from("en_US".as_bytes()),
     }
+}
+
+/// The name of this node, like RabbitMQ's default `rabbit@<host>`: `warren@<host>`.
+fn cluster_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("warren@{host}")
+}
+
+/// The platform, as RabbitMQ names its runtime (`Erlang/OTP 25.2.3`).
+fn platform() -> String {
+    format!("Rust/{}", std::env::consts::OS)
 }
 
 fn send(outbox: &Outbox, method: connection::AMQPMethod) {

@@ -56,9 +56,10 @@ pub(crate) struct Shared {
 struct Counted(Arc<Shared>);
 
 impl Counted {
-    fn new(shared: &Arc<Shared>) -> Self {
-        shared.connections.fetch_add(1, Ordering::AcqRel);
-        Counted(Arc::clone(shared))
+    /// Counts one more connection; returns it with the number served now, itself included.
+    fn new(shared: &Arc<Shared>) -> (Self, usize) {
+        let count = shared.connections.fetch_add(1, Ordering::AcqRel) + 1;
+        (Counted(Arc::clone(shared)), count)
     }
 }
 
@@ -208,13 +209,20 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let counted = Counted::new(&shared);
+                let (counted, count) = Counted::new(&shared);
+                let limit = shared.options.connection_max;
+                let over_limit = limit.is_some_and(|max| count > max);
+                if limit.is_some_and(|max| count > max.saturating_mul(2).max(max + 16)) {
+                    // Far over the limit: not even a refusal is worth a task.
+                    tracing::warn!(%peer, count, "connection limit reached; dropped");
+                    continue;
+                }
                 let stop = stop.clone();
                 let span = tracing::info_span!("amqp_connection", %peer);
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
                         tracing::debug!("accepted");
-                        connection::serve(stream, &counted.0, stop).await;
+                        connection::serve(stream, &counted.0, stop, over_limit).await;
                         tracing::debug!("closed");
                         drop(counted);
                     },

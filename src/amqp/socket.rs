@@ -5,6 +5,7 @@
 use std::io;
 
 use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{connection, AMQPClass};
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
@@ -94,7 +95,12 @@ impl Socket {
                     self.read += n as u64;
                     if n == spare {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
-                        continue;
+                        // At most about one large read waits to be taken: a client that
+                        // writes faster than it is served is read no further ahead (and a
+                        // blocked publisher's frames stop a read after the alarm).
+                        if self.input.len() < MAX_READ {
+                            continue;
+                        }
                     }
                     if n < self.read_size / 2 {
                         self.read_size = (self.read_size / 2).max(MIN_READ);
@@ -170,6 +176,39 @@ impl Socket {
         }
         let head = self.input.split_to(8);
         Ok(head[..].try_into().unwrap_or_default())
+    }
+
+    /// After the server sent `connection.close`: writes it, then reads and drops whatever
+    /// the client sends until its `connection.close-ok` (or a `connection.close` of its
+    /// own), as RabbitMQ does, so that a client still writing is not cut off (and reset)
+    /// before it reads why. Bytes that do not parse as frames are dropped unparsed.
+    ///
+    /// # Errors
+    ///
+    /// [`Failure::Gone`] when the peer closed or the socket failed.
+    pub(crate) async fn discard_until_close(&mut self) -> Result<(), Failure> {
+        loop {
+            match self.next_frame() {
+                Ok(Some(AMQPFrame::Method(
+                    0,
+                    AMQPClass::Connection(
+                        connection::AMQPMethod::CloseOk(_) | connection::AMQPMethod::Close(_),
+                    ),
+                ))) => {
+                    return self.flush_all().await;
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                // Out of step with the frames: drop everything unread from now on.
+                Err(_) => loop {
+                    self.input.clear();
+                    self.flush()?;
+                    self.ready(true).await?;
+                },
+            }
+            self.flush()?;
+            self.ready(true).await?;
+        }
     }
 
     /// Writes everything the outbox holds.

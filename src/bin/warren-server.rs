@@ -5,6 +5,10 @@
 //! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
 //!               [--data-dir DIR] [--allow-rollback] [--memory-budget SIZE]
 //!               [--strict-binding-durability]
+//!               [--handshake-timeout SECS] [--max-message-size BYTES] [--channel-max N]
+//!               [--connection-max N] [--consumer-max-per-channel N]
+//!               [--consumer-max-per-connection N]
+//!               [--vm-memory-high-watermark FRACTION|SIZE] [--disk-free-limit SIZE]
 //! warren-server --salvage SRC DST
 //! warren-server --help | --version
 //! ```
@@ -41,7 +45,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use warrenmq::{Broker, WireOptions};
+use warrenmq::{Broker, MemoryWatermark, WireOptions};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -88,6 +92,76 @@ struct Args {
     /// DST, print what was kept and what could not be read, and exit.
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"])]
     salvage: Option<Vec<String>>,
+    /// Seconds a client may take for the whole opening handshake (RabbitMQ's
+    /// handshake_timeout).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    handshake_timeout: f64,
+    /// The largest message body accepted, in bytes (RabbitMQ's max_message_size); larger
+    /// ones are refused with 406.
+    #[arg(long, value_name = "BYTES", default_value_t = WireOptions::default().max_message_size)]
+    max_message_size: u64,
+    /// The most channels a connection may have open at once (RabbitMQ's channel_max; 0 =
+    /// no limit).
+    #[arg(long, value_name = "N", default_value_t = WireOptions::default().channel_max)]
+    channel_max: u16,
+    /// The most client connections served at once (RabbitMQ's connection_max) [default: no
+    /// limit].
+    #[arg(long, value_name = "N")]
+    connection_max: Option<usize>,
+    /// The most consumers per channel (RabbitMQ's consumer_max_per_channel) [default: no
+    /// limit].
+    #[arg(long, value_name = "N")]
+    consumer_max_per_channel: Option<u32>,
+    /// The most consumers per connection, over all its channels [default: no limit].
+    #[arg(long, value_name = "N")]
+    consumer_max_per_connection: Option<u32>,
+    /// The memory high watermark (RabbitMQ's vm_memory_high_watermark): a fraction of the
+    /// memory available to the process ("0.4"), or an absolute size ("512MiB", "2GB",
+    /// "1000000" bytes). Above it publishers are blocked until consumers drain the broker.
+    #[arg(long, value_name = "FRACTION|SIZE", default_value = "0.4", value_parser = parse_watermark)]
+    vm_memory_high_watermark: MemoryWatermark,
+    /// Free disk space under --data-dir below which publishers of persistent messages are
+    /// blocked (RabbitMQ's disk_free_limit), as a size ("50MB", "1GiB", bytes).
+    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_size)]
+    disk_free_limit: u64,
+}
+
+/// Reads a size: bytes, or a number with a unit (kB, MB, GB, TB: powers of 1000; KiB, MiB,
+/// GiB, TiB: powers of 1024), as RabbitMQ's configuration does.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 50MB, 1GiB, 1000000)"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" | "k" => 1000,
+        "MB" | "M" => 1000_u64.pow(2),
+        "GB" | "G" => 1000_u64.pow(3),
+        "TB" | "T" => 1000_u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?} in {text:?}")),
+    };
+    Ok((number * scale as f64) as u64)
+}
+
+/// Reads a memory watermark: a fraction ("0.4", "1.0") or an absolute size.
+fn parse_watermark(text: &str) -> Result<MemoryWatermark, String> {
+    let text = text.trim();
+    if text.contains('.') && !text.ends_with(char::is_alphabetic) {
+        let fraction: f64 = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not a fraction"))?;
+        return Ok(MemoryWatermark::Relative(fraction));
+    }
+    parse_size(text).map(MemoryWatermark::Absolute)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (`info` when unset or unreadable).
@@ -114,6 +188,8 @@ fn init_logging() {
 fn build_broker(args: &Args) -> Result<Broker, String> {
     let mut builder = Broker::builder();
     builder.strict_binding_durability(args.strict_binding_durability);
+    builder.memory_high_watermark(args.vm_memory_high_watermark);
+    builder.disk_free_limit(args.disk_free_limit);
     if let Some(dir) = &args.data_dir {
         data_path(&mut builder, dir, args.allow_rollback)?;
         if let Some(bytes) = args.memory_budget {
@@ -315,9 +391,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let Ok(handshake_timeout) = std::time::Duration::try_from_secs_f64(args.handshake_timeout)
+    else {
+        eprintln!(
+            "error: --handshake-timeout {}: not a number of seconds",
+            args.handshake_timeout
+        );
+        return ExitCode::from(2);
+    };
     let options = WireOptions {
         user: args.user.clone(),
         password: args.password.clone(),
+        handshake_timeout,
+        max_message_size: args.max_message_size,
+        channel_max: args.channel_max,
+        connection_max: args.connection_max,
+        consumer_max_per_channel: args.consumer_max_per_channel,
+        consumer_max_per_connection: args.consumer_max_per_connection,
         ..WireOptions::default()
     };
     let server = match broker.serve_with(args.listen.as_str(), options) {
@@ -328,6 +418,14 @@ fn main() -> ExitCode {
         }
     };
     println!("warren-server listening on {}", server.local_addr());
+    let stats = broker.stats();
+    match stats.memory_high_watermark {
+        Some(watermark) => eprintln!(
+            "warren-server: memory high watermark {watermark} bytes; disk free limit {} bytes",
+            stats.disk_free_limit
+        ),
+        None => eprintln!("warren-server: no memory high watermark"),
+    }
     let signal = signals.wait();
     eprintln!("warren-server: {signal}: closing connections and the broker");
     // Stops the listener (320 CONNECTION_FORCED to each client), then the store writes

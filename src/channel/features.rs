@@ -14,6 +14,14 @@ impl Channel {
     /// reaches no queue comes back to this channel's [`Returns`] handles with reply code 312
     /// `NO_ROUTE` (and is counted in [`ExchangeStats::returned`](crate::ExchangeStats)).
     ///
+    /// While a resource alarm is on (the broker holds more messages than its
+    /// [memory high watermark](crate::BrokerBuilder::memory_high_watermark) allows, or, for
+    /// a persistent message, the disk is short of space), this blocks until consumers
+    /// have drained the broker below it; [`try_basic_publish`](Self::try_basic_publish)
+    /// fails instead and [`basic_publish_async`](Self::basic_publish_async) awaits. A thread
+    /// that is itself the only consumer must not publish with the blocking call: it would
+    /// wait for itself.
+    ///
     /// Under publisher confirms, a publish refused by a queue's length limit
     /// (`x-overflow = reject-publish`) makes the next
     /// [`wait_for_confirms`](Self::wait_for_confirms) return `false`; a returned message is
@@ -49,10 +57,115 @@ impl Channel {
         Self::publish(inner, exchange, routing_key, options, message).map(drop)
     }
 
-    /// Publishes; returns the store write of the message (if it was stored) and whether a
-    /// queue refused it.
+    /// Publishes, once no resource alarm holds the message back (blocking until then);
+    /// returns the store write of the message (if it was stored) and whether a queue
+    /// refused it.
     pub(super) fn publish(
         inner: &Arc<ChannelInner>,
+        exchange: &str,
+        routing_key: &str,
+        options: PublishOptions,
+        message: Message,
+    ) -> Result<Published> {
+        let persistent = message.properties().is_persistent();
+        self.alarms().wait(persistent, None);
+        self.publish_now(exchange, routing_key, options, message)
+    }
+
+    /// Publishes like [`basic_publish_with`](Self::basic_publish_with) but fails at once
+    /// with [`Error::ResourceAlarm`](crate::Error::ResourceAlarm) (506) instead of blocking
+    /// while a resource alarm holds publishers back: the memory alarm (the broker holds
+    /// more than its [memory high watermark](crate::BrokerBuilder::memory_high_watermark)),
+    /// or, for a persistent message, the disk alarm. The channel stays open after that
+    /// error; publish again once consumers have drained the broker.
+    ///
+    /// # Errors
+    ///
+    /// 506 while an alarm is on; otherwise as for [`basic_publish`](Self::basic_publish).
+    ///
+    /// # Examples
+    ///
+    /// See [`BrokerBuilder::memory_high_watermark`](crate::BrokerBuilder::memory_high_watermark).
+    pub fn try_basic_publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        options: PublishOptions,
+        message: Message,
+    ) -> Result<()> {
+        if let Some(resource) = self.alarms().holding(message.properties().is_persistent()) {
+            return Err(crate::Error::ResourceAlarm { resource });
+        }
+        self.publish_now(exchange, routing_key, options, message)
+            .map(drop)
+    }
+
+    /// Publishes like [`basic_publish_with`](Self::basic_publish_with), awaiting (instead of
+    /// blocking the thread) while a resource alarm holds publishers back; for async
+    /// applications on any executor.
+    ///
+    /// # Errors
+    ///
+    /// As for [`basic_publish`](Self::basic_publish).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Message, PublishOptions, QueueDeclareOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// ch.basic_publish_async("", "jobs", PublishOptions::default(), Message::new("x")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn basic_publish_async(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        options: PublishOptions,
+        message: Message,
+    ) -> Result<()> {
+        let alarms = self.alarms();
+        let persistent = message.properties().is_persistent();
+        if alarms.holding(persistent).is_some() {
+            let _blocked = alarms.count_blocked();
+            let watch = alarms.watch();
+            let mut seen = alarms.epoch();
+            while alarms.holding(persistent).is_some() {
+                seen = std::future::poll_fn(|cx| watch.poll_change(alarms, seen, cx)).await;
+            }
+        }
+        self.publish_now(exchange, routing_key, options, message)
+            .map(drop)
+    }
+
+    /// Publishes whatever the alarms say: for the wire listener, which holds publishers
+    /// back by not reading their sockets.
+    #[cfg(feature = "wire")]
+    pub(crate) fn basic_publish_unheld(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        options: PublishOptions,
+        message: Message,
+    ) -> Result<()> {
+        self.publish_now(exchange, routing_key, options, message)
+            .map(drop)
+    }
+
+    /// The broker's alarms.
+    pub(crate) fn alarms(&self) -> &std::sync::Arc<crate::alarm::Alarms> {
+        &self.inner.conn.vhost.settings().alarms
+    }
+
+    /// Publishes now; returns the store write of the message (if it was stored) and whether
+    /// a queue refused it.
+    fn publish_now(
+        &self,
         exchange: &str,
         routing_key: &str,
         options: PublishOptions,

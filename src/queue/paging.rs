@@ -149,8 +149,10 @@ impl Queue {
             .zip(records)
             .map(|(&(seq, _, redelivered), record)| {
                 let msg = record.map(|r| {
-                    let mut msg =
-                        QueuedMessage::new(seq, Envelope::from_record(&r, &mut properties), true);
+                    // Read back a page at a time, within the memory budget: not charged to
+                    // the memory alarm.
+                    let envelope = Envelope::from_record(&r, &mut properties, None);
+                    let mut msg = QueuedMessage::new(seq, envelope, true);
                     msg.redelivered = redelivered;
                     msg.expires_at = r.expires_at_ms.and_then(NonZeroU64::new);
                     msg

@@ -69,10 +69,13 @@ impl VHost {
                 }
             }
             let deaths = x_deaths(&message).to_vec();
+            let routing_key = routing_key.unwrap_or(&envelope.routing_key);
+            let weight = Envelope::weight(&message, &dlx.name, routing_key);
             let envelope = Envelope {
                 message,
                 exchange: dlx.name.as_ref().into(),
-                routing_key: routing_key.unwrap_or(&envelope.routing_key).into(),
+                routing_key: routing_key.into(),
+                _charge: self.settings.alarms.charge(weight),
             };
             let targets: Vec<_> = ids
                 .iter()

@@ -229,10 +229,12 @@ impl VHost {
             let message = released(delayed.message, delayed.delay);
             let headers = message.properties().headers.as_ref();
             let queues = self.target_queues(&source, &delayed.routing_key, headers);
+            let weight = Envelope::weight(&message, &source.name, &delayed.routing_key);
             let envelope = Envelope {
                 message,
                 exchange: source.name.as_ref().into(),
                 routing_key: delayed.routing_key.as_ref().into(),
+                _charge: self.settings.alarms.charge(weight),
             };
             let published = self.enqueue(envelope, &queues);
             let counter = if published.queues > 0 {

@@ -187,10 +187,12 @@ impl VHost {
         };
         // A mandatory message may have to come back; the copy shares the body.
         let kept = mandatory.then(|| message.clone());
+        let weight = Envelope::weight(&message, &source.name, routing_key);
         let envelope = Envelope {
             message,
             exchange: source.name.as_ref().into(),
             routing_key: routing_key.into(),
+            _charge: self.settings.alarms.charge(weight),
         };
         let mut published = self.enqueue(envelope, queues);
         let returned = published.queues == 0 && mandatory;

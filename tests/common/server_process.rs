@@ -16,7 +16,22 @@ impl ServerProcess {
     /// Starts `warren-server --listen 127.0.0.1:0` with extra arguments and reads the
     /// address it bound from its first line.
     pub fn start(extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+        ServerProcess::start_under(&[], extra)
+    }
+
+    /// Like [`start`](Self::start), run under a wrapper command such as
+    /// `prlimit --as=4294967296` (empty: none).
+    pub fn start_under(wrapper: &[&str], extra: &[&str]) -> ServerProcess {
+        let server = env!("CARGO_BIN_EXE_warren-server");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(server);
+                command
+            }
+            None => Command::new(server),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())

@@ -106,6 +106,11 @@ impl WireChannel {
         Some(frames::method(self.id, cancel))
     }
 
+    /// Returns the number of consumers of this channel.
+    pub(crate) fn consumer_count(&self) -> usize {
+        self.tags.len()
+    }
+
     /// Returns the keys of every consumer of this channel.
     pub(crate) fn consumer_keys(&self) -> Vec<ConsumerKey> {
         self.tags.keys().copied().collect()

@@ -212,9 +212,10 @@ impl WireChannel {
         let options = PublishOptions {
             mandatory: p.mandatory,
         };
+        // Never blocks: the connection holds a blocked client back by not reading it.
         let result = self
             .channel
-            .basic_publish_with(exchange, key, options, message);
+            .basic_publish_unheld(exchange, key, options, message);
         result.map_err(|e| {
             Failure::from(e).at(MethodId {
                 class: 60,
