@@ -308,12 +308,15 @@ fn help_lists_every_flag_with_its_default_and_version_is_known() {
             "[default: off, they bind as in RabbitMQ]",
         ),
     ] {
-        // Each flag is described on its own line.
-        let line = help
-            .lines()
-            .find(|line| line.trim_start().starts_with(flag))
+        // Each flag is described on its line, or on the next one when long flags make
+        // clap put every description under its flag.
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|line| line.trim_start().starts_with(flag))
             .unwrap_or_else(|| panic!("{flag} missing from --help:\n{help}"));
-        assert!(line.contains(default), "{flag}: {line:?}");
+        let entry = lines[at..(at + 2).min(lines.len())].join(" ");
+        assert!(entry.contains(default), "{flag}: {entry:?}");
     }
     assert!(help.contains("RUST_LOG"), "{help}");
     let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
