@@ -25,6 +25,9 @@ use parking_lot::{Condvar, Mutex};
 /// envelope, charge and allocator slack (an estimate).
 pub(crate) const MESSAGE_OVERHEAD: usize = 256;
 
+/// The disk monitor's stop signal and thread.
+type Monitor = (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>);
+
 /// How often a persistent broker measures the free space under its data directory.
 #[cfg(feature = "persistence")]
 const DISK_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -74,10 +77,12 @@ pub(crate) struct Alarms {
     epoch: AtomicU64,
     /// Publishers held back now: threads and tasks waiting, wire connections blocked.
     blocked: AtomicUsize,
+    /// Set when the broker closes: nothing is held back any more.
+    closed: AtomicBool,
     /// Taken to change an alarm and to wait for one.
     lock: Mutex<Vec<Weak<Watch>>>,
-    /// Dropped with the alarms, which stops the disk monitor at once.
-    _stop_monitor: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    /// The disk monitor: dropping the sender stops it at once; the handle joins it.
+    monitor: Mutex<Option<Monitor>>,
     /// Blocked threads wait here.
     cleared: Condvar,
 }
@@ -94,9 +99,10 @@ impl Alarms {
             disk_limit,
             epoch: AtomicU64::new(0),
             blocked: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             lock: Mutex::new(Vec::new()),
             cleared: Condvar::new(),
-            _stop_monitor: Mutex::new(None),
+            monitor: Mutex::new(None),
         })
     }
 
@@ -115,7 +121,7 @@ impl Alarms {
         if let Some(free) = measure() {
             self.set_disk_free(free);
         }
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("warren-disk-monitor".into())
             .spawn(move || loop {
                 match stopped.recv_timeout(DISK_CHECK_INTERVAL) {
@@ -129,8 +135,26 @@ impl Alarms {
                     alarms.set_disk_free(free);
                 }
             })?;
-        *self._stop_monitor.lock() = Some(stop);
+        *self.monitor.lock() = Some((stop, thread));
         Ok(())
+    }
+
+    /// Closes the alarms with their broker: publishers waiting are released (their publish
+    /// then fails, the broker being closed), and the disk monitor, if one runs, is stopped
+    /// and joined.
+    pub(crate) fn close(&self) {
+        {
+            let mut watches = self.lock.lock();
+            self.closed.store(true, Ordering::SeqCst);
+            self.changed(&mut watches);
+        }
+        let monitor = self.monitor.lock().take();
+        if let Some((stop, thread)) = monitor {
+            drop(stop);
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
     }
 
     /// Charges a message of `bytes` (body and routing information) to the memory held.
@@ -223,7 +247,9 @@ impl Alarms {
     /// Returns the alarm that holds back a publish of a message (`persistent`: one the
     /// disk alarm concerns), if one does.
     pub(crate) fn holding(&self, persistent: bool) -> Option<Resource> {
-        if self.memory.load(Ordering::SeqCst) {
+        if self.closed.load(Ordering::SeqCst) {
+            None
+        } else if self.memory.load(Ordering::SeqCst) {
             Some(Resource::Memory)
         } else if persistent && self.disk.load(Ordering::SeqCst) {
             Some(Resource::Disk)

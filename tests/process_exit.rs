@@ -63,7 +63,8 @@ fn main() {
 }
 
 /// The names of this process's threads that the broker starts (`warren-timers`,
-/// `warren-store-writer`, `warren-wire`; Linux keeps 15 bytes of a name).
+/// `warren-store-writer`, `warren-wire`, `warren-disk-monitor`; Linux keeps 15 bytes of a
+/// name).
 fn broker_threads() -> Vec<String> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
@@ -100,7 +101,7 @@ fn busy_broker(dir: &std::path::Path) -> (Broker, Kept) {
     #[cfg(not(feature = "wire"))]
     let wire = ();
     let threads = broker_threads();
-    for expected in ["warren-timers", "warren-store-wr"] {
+    for expected in ["warren-timers", "warren-store-wr", "warren-disk-mon"] {
         assert!(
             threads.iter().any(|t| t == expected),
             "{expected} runs: {threads:?}"
