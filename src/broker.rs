@@ -418,6 +418,13 @@ impl Broker {
         }
     }
 
+    /// The resource alarms (for the wire listener, which blocks publishing connections
+    /// while one is on).
+    #[cfg(feature = "wire")]
+    pub(crate) fn alarms(&self) -> &Arc<Alarms> {
+        &self.inner.settings.alarms
+    }
+
     /// Returns the counters of one queue.
     ///
     /// # Errors

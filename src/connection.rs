@@ -94,13 +94,6 @@ enum Backend {
 }
 
 impl Connection {
-    /// The broker's resource alarms (for the wire listener, which blocks publishing
-    /// connections while one is on).
-    #[cfg(feature = "wire")]
-    pub(crate) fn alarms(&self) -> &Arc<crate::alarm::Alarms> {
-        &self.inner.vhost.settings().alarms
-    }
-
     pub(crate) fn new(broker: Keepalive, vhost: Arc<VHost>) -> Self {
         let id = vhost.settings().next_connection();
         Connection {

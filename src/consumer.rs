@@ -117,6 +117,8 @@ impl Delivery {
                 message: raw.message,
                 exchange: raw.exchange,
                 routing_key: raw.routing_key,
+                // Held by the remote broker, not charged here.
+                _charge: crate::alarm::Charge::default(),
             },
             delivery_tag: raw.tag,
             redelivered: raw.redelivered,

@@ -135,7 +135,8 @@ pub(crate) async fn serve(
                 heartbeat = negotiated.heartbeat,
                 "connection opened"
             );
-            run(&mut socket, negotiated, options, stop).await
+            let alarms = Arc::clone(shared.broker.alarms());
+            run(&mut socket, negotiated, options, alarms, stop).await
         }
         Ok(Err(failure)) => {
             tracing::info!(?failure, "handshake refused");
@@ -152,9 +153,9 @@ async fn run(
     socket: &mut Socket,
     negotiated: Negotiated,
     options: &WireOptions,
+    alarms: Arc<Alarms>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let alarms = Arc::clone(negotiated.connection.alarms());
     let mut session = Session {
         alarms,
         watch: None,

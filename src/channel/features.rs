@@ -68,8 +68,8 @@ impl Channel {
         message: Message,
     ) -> Result<Published> {
         let persistent = message.properties().is_persistent();
-        self.alarms().wait(persistent, None);
-        self.publish_now(exchange, routing_key, options, message)
+        inner.alarms().wait(persistent, None);
+        Self::publish_now(inner, exchange, routing_key, options, message)
     }
 
     /// Publishes like [`basic_publish_with`](Self::basic_publish_with) but fails at once
@@ -82,6 +82,8 @@ impl Channel {
     /// # Errors
     ///
     /// 506 while an alarm is on; otherwise as for [`basic_publish`](Self::basic_publish).
+    /// On a remote connection RabbitMQ's own flow control applies instead, and this
+    /// publishes as [`basic_publish_with`](Self::basic_publish_with) does.
     ///
     /// # Examples
     ///
@@ -93,16 +95,18 @@ impl Channel {
         options: PublishOptions,
         message: Message,
     ) -> Result<()> {
-        if let Some(resource) = self.alarms().holding(message.properties().is_persistent()) {
+        let inner =
+            local_or!(self, r => r.publish(exchange, routing_key, options, message).map(drop));
+        if let Some(resource) = inner.alarms().holding(message.properties().is_persistent()) {
             return Err(crate::Error::ResourceAlarm { resource });
         }
-        self.publish_now(exchange, routing_key, options, message)
-            .map(drop)
+        Self::publish_now(inner, exchange, routing_key, options, message).map(drop)
     }
 
     /// Publishes like [`basic_publish_with`](Self::basic_publish_with), awaiting (instead of
     /// blocking the thread) while a resource alarm holds publishers back; for async
-    /// applications on any executor.
+    /// applications on any executor. On a remote connection this publishes as
+    /// [`basic_publish_with`](Self::basic_publish_with) does.
     ///
     /// # Errors
     ///
@@ -129,7 +133,9 @@ impl Channel {
         options: PublishOptions,
         message: Message,
     ) -> Result<()> {
-        let alarms = self.alarms();
+        let inner =
+            local_or!(self, r => r.publish(exchange, routing_key, options, message).map(drop));
+        let alarms = inner.alarms();
         let persistent = message.properties().is_persistent();
         if alarms.holding(persistent).is_some() {
             let _blocked = alarms.count_blocked();
@@ -139,8 +145,7 @@ impl Channel {
                 seen = std::future::poll_fn(|cx| watch.poll_change(alarms, seen, cx)).await;
             }
         }
-        self.publish_now(exchange, routing_key, options, message)
-            .map(drop)
+        Self::publish_now(inner, exchange, routing_key, options, message).map(drop)
     }
 
     /// Publishes whatever the alarms say: for the wire listener, which holds publishers
@@ -153,19 +158,15 @@ impl Channel {
         options: PublishOptions,
         message: Message,
     ) -> Result<()> {
-        self.publish_now(exchange, routing_key, options, message)
-            .map(drop)
-    }
-
-    /// The broker's alarms.
-    pub(crate) fn alarms(&self) -> &std::sync::Arc<crate::alarm::Alarms> {
-        &self.inner.conn.vhost.settings().alarms
+        let inner =
+            local_or!(self, r => r.publish(exchange, routing_key, options, message).map(drop));
+        Self::publish_now(inner, exchange, routing_key, options, message).map(drop)
     }
 
     /// Publishes now; returns the store write of the message (if it was stored) and whether
     /// a queue refused it.
     fn publish_now(
-        &self,
+        inner: &Arc<ChannelInner>,
         exchange: &str,
         routing_key: &str,
         options: PublishOptions,

@@ -91,6 +91,11 @@ impl ChannelInner {
         }
     }
 
+    /// The broker's resource alarms.
+    pub(crate) fn alarms(&self) -> &Arc<crate::alarm::Alarms> {
+        &self.conn.vhost.settings().alarms
+    }
+
     /// Runs a channel method: fails on a closed channel, and when the method fails closes
     /// the channel (soft errors: 403, 404, 405, 406) or the whole connection (hard errors
     /// such as 503 or 530), as AMQP does.
