@@ -122,13 +122,14 @@ struct Args {
     vm_memory_high_watermark: MemoryWatermark,
     /// Free disk space under --data-dir below which publishers of persistent messages are
     /// blocked (RabbitMQ's disk_free_limit), as a size ("50MB", "1GiB", bytes).
-    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_rabbitmq_size)]
     disk_free_limit: u64,
 }
 
-/// Reads a size: bytes, or a number with a unit (kB, MB, GB, TB: powers of 1000; KiB, MiB,
-/// GiB, TiB: powers of 1024), as RabbitMQ's configuration does.
-fn parse_size(text: &str) -> Result<u64, String> {
+/// Reads a size as RabbitMQ's configuration does (`disk_free_limit.absolute = 50MB`):
+/// bytes, or a number with a unit (kB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB:
+/// powers of 1024).
+fn parse_rabbitmq_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -161,7 +162,7 @@ fn parse_watermark(text: &str) -> Result<MemoryWatermark, String> {
             .map_err(|_| format!("{text:?} is not a fraction"))?;
         return Ok(MemoryWatermark::Relative(fraction));
     }
-    parse_size(text).map(MemoryWatermark::Absolute)
+    parse_rabbitmq_size(text).map(MemoryWatermark::Absolute)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (`info` when unset or unreadable).

@@ -105,7 +105,9 @@ impl VHost {
             let envelope = if Arc::strong_count(&m.message) > 1 {
                 envelopes
                     .entry(m.id.0)
-                    .or_insert_with(|| Envelope::from_record(&m.message, properties, Some(&self.settings.alarms)))
+                    .or_insert_with(|| {
+                        Envelope::from_record(&m.message, properties, Some(&self.settings.alarms))
+                    })
                     .clone()
             } else {
                 Envelope::from_record(&m.message, properties, Some(&self.settings.alarms))
