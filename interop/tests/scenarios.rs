@@ -772,6 +772,32 @@ fn route_preview_is_in_process_only(env: &Env) {
     }
 }
 
+fn async_faces(env: &Env) {
+    use futures_lite::StreamExt;
+    let ch = env.channel();
+    let q = env.name("async");
+    queue(&ch, &q, FieldTable::new());
+    ch.confirm_select().expect("confirms on");
+    let mut consumer = ch
+        .basic_consume(&q, ConsumeOptions::default())
+        .expect("consuming");
+    futures_lite::future::block_on(async {
+        let confirm = ch
+            .basic_publish_with_confirm("", &q, PublishOptions::default(), Message::new("a"))
+            .expect("published");
+        assert!(confirm.await.expect("confirmed"));
+        ch.basic_publish("", &q, Message::new("b"))
+            .expect("published");
+        assert!(ch.wait_for_confirms_async().await.expect("confirmed"));
+        let first = consumer.recv_async().await.expect("a delivery");
+        assert_eq!(first.body().as_ref(), b"a");
+        first.ack().expect("acked");
+        let second = consumer.next().await.expect("a delivery");
+        assert_eq!(second.body().as_ref(), b"b");
+        second.ack().expect("acked");
+    });
+}
+
 type Scenario = fn(&Env);
 
 const SCENARIOS: &[(&str, Scenario)] = &[
@@ -808,6 +834,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
         "route_preview_is_in_process_only",
         route_preview_is_in_process_only,
     ),
+    ("async_faces", async_faces),
 ];
 
 fn main() -> std::process::ExitCode {

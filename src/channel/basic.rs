@@ -20,7 +20,10 @@ impl Channel {
     /// # Errors
     ///
     /// 404 for a missing exchange; 403 for an internal exchange; 406 for an invalid
-    /// `expiration` property.
+    /// `expiration` property. On a remote connection the server routes the message after the
+    /// call returns: such an error closes the channel and is the cause of the
+    /// [`Error::ChannelClosed`](crate::Error::ChannelClosed) the channel's next call returns
+    /// (`docs/scale-out.md`).
     pub fn basic_publish(&self, exchange: &str, routing_key: &str, message: Message) -> Result<()> {
         self.basic_publish_with(exchange, routing_key, PublishOptions::default(), message)
     }

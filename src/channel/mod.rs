@@ -37,6 +37,10 @@ use std::sync::Arc;
 /// queues, marked redelivered. A channel closes when [`close`](Self::close) is called, when
 /// its connection closes, or when the `Channel` and every [`Consumer`](crate::Consumer) and [`Delivery`](crate::Delivery) of it
 /// have been dropped.
+///
+/// On a remote connection (feature `remote`) the methods are the same and fail with the same
+/// errors; `docs/scale-out.md` lists, method by method, what differs (publish errors come on
+/// the next call, `route_preview` is not supported, a reconnect reopens the channel).
 pub struct Channel {
     pub(super) backend: Backend,
 }

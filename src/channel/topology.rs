@@ -166,7 +166,9 @@ impl Channel {
     ///
     /// # Errors
     ///
-    /// 404 for a missing exchange.
+    /// 404 for a missing exchange;
+    /// [`Error::NotSupportedRemotely`](crate::Error::NotSupportedRemotely) (540) on a remote
+    /// connection, which has no broker in this process to ask.
     pub fn route_preview(
         &self,
         exchange: &str,
