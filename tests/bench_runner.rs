@@ -126,6 +126,10 @@ fn persistence_reports_every_figure() {
         "2000",
         "--rounds",
         "1",
+        "--backlog-messages",
+        "3000",
+        "--budget-mib",
+        "1",
         "--json",
     ]);
     assert_positive(
@@ -141,9 +145,14 @@ fn persistence_reports_every_figure() {
             "recovered_messages",
             "rss_bytes_in_memory",
             "rss_bytes_per_message",
+            "backlog_publish_msgs_per_s",
+            "backlog_rss_bytes_queued",
+            "backlog_rss_bytes_after_restart",
+            "backlog_drain_msgs_per_s",
         ],
     );
     assert_eq!(report["recovered_messages"], 2000);
+    assert_eq!(report["backlog_drained"], 3000);
 }
 
 #[cfg(feature = "wire")]

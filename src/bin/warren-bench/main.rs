@@ -16,6 +16,8 @@
 
 #[cfg(feature = "wire")]
 mod amqp_client;
+#[cfg(feature = "persistence")]
+mod backlog;
 mod flow;
 #[cfg(feature = "wire")]
 mod flow_async;

@@ -10,7 +10,8 @@
 //!   100-byte messages until `queue_stats` shows them all ready, in a fresh process (the
 //!   runner starts itself with the hidden `persistence-probe` subcommand), as after a restart;
 //! - memory: the resident set size (`VmRSS`) a fresh process gains by holding `--messages`
-//!   queued 100-byte messages in an in-memory broker, and by recovering them from the store.
+//!   queued 100-byte messages in an in-memory broker, and by recovering them from the store;
+//! - a backlog larger than the memory budget (`backlog.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use warrenmq::{Broker, ConsumeOptions, FieldTable, Message, QueueDeclareOptions, ReplyCode};
 
+use crate::backlog::{self, Backlog};
 use crate::flow::body;
 use crate::table::{mebibytes, rate, ratio, Table};
 
@@ -54,6 +56,15 @@ pub(crate) struct PersistenceArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Messages of the backlog measurement (0 skips it).
+    #[arg(long, default_value_t = 2_000_000)]
+    backlog_messages: u64,
+    /// Body size of the backlog messages.
+    #[arg(long, default_value_t = 1024)]
+    backlog_size: usize,
+    /// The broker's memory budget for the backlog, in MiB.
+    #[arg(long, default_value_t = 256)]
+    budget_mib: usize,
 }
 
 /// Arguments of the hidden `persistence-probe`, run in a child process.
@@ -68,6 +79,12 @@ pub(crate) struct ProbeArgs {
     /// Messages to hold.
     #[arg(long)]
     messages: u64,
+    /// Body size (backlog probes).
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Memory budget in MiB (backlog probes).
+    #[arg(long, default_value_t = 256)]
+    budget_mib: usize,
 }
 
 /// `--store` of the probe.
@@ -77,6 +94,10 @@ enum ProbeStore {
     Memory,
     /// `Broker::open` the store at `--path` and wait for its messages.
     Disk,
+    /// Fill a fresh store at `--path` with a budget (backlog).
+    BacklogFill,
+    /// Reopen the backlog store and drain it.
+    BacklogDrain,
 }
 
 /// Confirmed-publishing figures for one body size: median messages per second.
@@ -110,23 +131,27 @@ pub(crate) fn run_persistence(args: &PersistenceArgs) -> Result<(), String> {
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let result = measure(args, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
-    let (confirmed, fill_per_s, recovery, memory) = result?;
+    let (confirmed, fill_per_s, recovery, memory, backlog) = result?;
     if args.json {
-        println!(
-            "{}",
-            to_json(args, &confirmed, fill_per_s, &recovery, &memory)
-        );
+        let mut report = to_json(args, &confirmed, fill_per_s, &recovery, &memory);
+        if let Some(b) = &backlog {
+            backlog_json(args, b, &mut report);
+        }
+        println!("{report}");
     } else {
         print_tables(args, &confirmed, fill_per_s, &recovery, &memory);
+        if let Some(b) = &backlog {
+            print_backlog(args, b);
+        }
     }
     Ok(())
 }
 
 /// All three measurements.
-fn measure(
-    args: &PersistenceArgs,
-    scratch: &Path,
-) -> Result<(Vec<Confirmed>, f64, Probe, Probe), String> {
+/// Everything `persistence` measures.
+type Measured = (Vec<Confirmed>, f64, Probe, Probe, Option<Backlog>);
+
+fn measure(args: &PersistenceArgs, scratch: &Path) -> Result<Measured, String> {
     let n = args
         .confirm_messages
         .unwrap_or(args.messages.min(100_000))
@@ -149,7 +174,13 @@ fn measure(
     let fill_per_s = fill(&stored, args.messages).map_err(|e| e.to_string())?;
     let recovery = probe(ProbeStore::Disk, Some(&stored), args.messages)?;
     let memory = probe(ProbeStore::Memory, None, args.messages)?;
-    Ok((confirmed, fill_per_s, recovery, memory))
+    remove_database(&stored);
+    let backlog = if args.backlog_messages > 0 {
+        Some(measure_backlog(args, &scratch.join("backlog.redb"))?)
+    } else {
+        None
+    };
+    Ok((confirmed, fill_per_s, recovery, memory, backlog))
 }
 
 /// One round of confirmed publishing on a fresh store; returns its seconds.
@@ -228,13 +259,24 @@ fn fill(path: &Path, n: u64) -> Result<f64, warrenmq::Error> {
 
 /// Runs the probe in a fresh process and reads its report.
 fn probe(store: ProbeStore, path: Option<&Path>, messages: u64) -> Result<Probe, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-    let mut command = Command::new(exe);
-    command.args(["persistence-probe", "--messages", &messages.to_string()]);
+    let mut command = probe_command(messages)?;
     match (store, path) {
         (ProbeStore::Disk, Some(path)) => command.arg("--store=disk").arg("--path").arg(path),
         _ => command.arg("--store=memory"),
     };
+    run_probe_command(command)
+}
+
+/// The command of a probe process.
+fn probe_command(messages: u64) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+    let mut command = Command::new(exe);
+    command.args(["persistence-probe", "--messages", &messages.to_string()]);
+    Ok(command)
+}
+
+/// Runs a probe process and reads its JSON report.
+fn run_probe_command<T: serde::de::DeserializeOwned>(mut command: Command) -> Result<T, String> {
     let output = command.output().map_err(|e| format!("probe: {e}"))?;
     if !output.status.success() {
         return Err(format!(
@@ -245,8 +287,40 @@ fn probe(store: ProbeStore, path: Option<&Path>, messages: u64) -> Result<Probe,
     serde_json::from_slice(&output.stdout).map_err(|e| format!("probe output: {e}"))
 }
 
+/// Fills the backlog store in one probe process and drains it in another.
+fn measure_backlog(args: &PersistenceArgs, path: &Path) -> Result<Backlog, String> {
+    remove_database(path);
+    let mut halves = serde_json::Map::new();
+    for store in ["--store=backlog-fill", "--store=backlog-drain"] {
+        let mut command = probe_command(args.backlog_messages)?;
+        command
+            .arg(store)
+            .arg("--path")
+            .arg(path)
+            .args(["--size", &args.backlog_size.to_string()])
+            .args(["--budget-mib", &args.budget_mib.to_string()]);
+        let half: serde_json::Map<String, serde_json::Value> = run_probe_command(command)?;
+        halves.extend(half);
+    }
+    remove_database(path);
+    serde_json::from_value(serde_json::Value::Object(halves))
+        .map_err(|e| format!("backlog probes: {e}"))
+}
+
 /// The hidden `persistence-probe` subcommand: prints one [`Probe`] as JSON.
 pub(crate) fn run_probe(args: &ProbeArgs) -> Result<(), String> {
+    match (args.store, &args.path) {
+        (ProbeStore::BacklogFill, Some(path)) => {
+            return backlog::fill(path, args.messages, args.size, args.budget_mib)
+        }
+        (ProbeStore::BacklogDrain, Some(path)) => {
+            return backlog::drain(path, args.messages, args.budget_mib)
+        }
+        (ProbeStore::BacklogFill | ProbeStore::BacklogDrain, None) => {
+            return Err("the backlog probes need --path".into())
+        }
+        _ => {}
+    }
     let rss_before = rss_bytes()?;
     let began = Instant::now();
     let (broker, ready) = match (args.store, &args.path) {
@@ -267,6 +341,7 @@ pub(crate) fn run_probe(args: &ProbeArgs) -> Result<(), String> {
             }
         }
         (ProbeStore::Disk, None) => return Err("--store disk needs --path".into()),
+        (ProbeStore::BacklogFill | ProbeStore::BacklogDrain, _) => unreachable!("handled above"),
     };
     let seconds = began.elapsed().as_secs_f64();
     let rss_after = rss_bytes()?;
@@ -302,7 +377,7 @@ fn ready(broker: &Broker) -> Result<u64, String> {
 }
 
 /// This process's resident set size, from `/proc/self/status`.
-fn rss_bytes() -> Result<u64, String> {
+pub(crate) fn rss_bytes() -> Result<u64, String> {
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| format!("reading /proc/self/status: {e}"))?;
     status
@@ -425,4 +500,57 @@ fn to_json(
         report[format!("transient_msgs_per_s_{label}")] = json!(c.transient);
     }
     report
+}
+
+/// Prints the backlog table.
+fn print_backlog(args: &PersistenceArgs, b: &Backlog) {
+    let n = args.backlog_messages;
+    println!();
+    println!(
+        "backlog: {n} persistent {}-byte messages in one durable queue, memory budget {} MiB",
+        args.backlog_size, args.budget_mib
+    );
+    println!();
+    let mut table = Table::new(&["measurement", "value"]);
+    let row = |t: &mut Table, what: &str, value: String| t.row(vec![what.into(), value]);
+    let rss = |bytes: u64| mebibytes(bytes as usize);
+    row(
+        &mut table,
+        "publish (confirmed, no consumer)",
+        rate(Some(n as f64 / b.publish_seconds)),
+    );
+    row(&mut table, "RSS with all queued", rss(b.fill_rss_queued));
+    row(
+        &mut table,
+        "restart: open → all ready",
+        format!("{:.2} s", b.recovery_seconds),
+    );
+    row(
+        &mut table,
+        "RSS after the restart",
+        rss(b.restart_rss_recovered),
+    );
+    row(
+        &mut table,
+        "drain (one consumer, prefetch 1000)",
+        rate(Some(b.drained as f64 / b.drain_seconds)),
+    );
+    row(&mut table, "drained", b.drained.to_string());
+    print!("{}", table.render());
+}
+
+/// Adds the backlog figures to the JSON report.
+fn backlog_json(args: &PersistenceArgs, b: &Backlog, report: &mut serde_json::Value) {
+    let n = args.backlog_messages;
+    report["backlog_messages"] = json!(n);
+    report["backlog_size"] = json!(args.backlog_size);
+    report["backlog_budget_mib"] = json!(args.budget_mib);
+    report["backlog_publish_msgs_per_s"] = json!(n as f64 / b.publish_seconds);
+    report["backlog_rss_bytes_queued"] = json!(b.fill_rss_queued);
+    report["backlog_rss_bytes_before_fill"] = json!(b.fill_rss_before);
+    report["backlog_rss_bytes_before_restart"] = json!(b.restart_rss_before);
+    report["backlog_recovery_seconds"] = json!(b.recovery_seconds);
+    report["backlog_rss_bytes_after_restart"] = json!(b.restart_rss_recovered);
+    report["backlog_drain_msgs_per_s"] = json!(b.drained as f64 / b.drain_seconds);
+    report["backlog_drained"] = json!(b.drained);
 }
