@@ -6,7 +6,8 @@
 //! the child processes must be real programs whose `main` returns. The binary runs its
 //! checks one after the other; started with `WARREN_EXIT_SCENARIO=<name>` it is instead
 //! the child of one scenario: it uses a broker and returns from `main` without calling
-//! any `close`.
+//! any `close`. Scenarios: in memory, persistent, a wire listener with a client, consumers
+//! as Streams on a tokio runtime, and (feature `remote`) a remote connection.
 
 mod common;
 
@@ -42,13 +43,14 @@ fn main() {
         println!("process_exit: test");
         return;
     }
-    let checks: [(&str, fn()); 6] = [
+    let checks: [(&str, fn()); 7] = [
         ("close leaves no broker thread", close_leaves_no_thread),
         ("drop leaves no broker thread", drop_leaves_no_thread),
         ("in-memory child exits", || child_exits("in-memory")),
         ("persistent child exits", || child_exits("persistent")),
         ("wire child exits", || child_exits("wire")),
         ("async child exits", || child_exits("async")),
+        ("remote child exits", || child_exits("remote")),
     ];
     for (name, check) in checks {
         print!("{name} ... ");
@@ -187,6 +189,10 @@ fn child(scenario: &str) -> Kept {
         #[cfg(not(feature = "wire"))]
         "wire" => Box::new(()),
         "async" => async_consumers(),
+        #[cfg(feature = "remote")]
+        "remote" => remote(),
+        #[cfg(not(feature = "remote"))]
+        "remote" => Box::new(()),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -281,6 +287,26 @@ fn wire() -> Kept {
             .unwrap();
     }
     Box::new((client, ch, server, broker))
+}
+
+/// A remote connection (feature `remote`) to a wire listener of this process, with a
+/// consumer holding a delivery.
+#[cfg(feature = "remote")]
+fn remote() -> Kept {
+    let broker = Broker::in_memory();
+    let server = broker.serve("127.0.0.1:0").unwrap();
+    let url = format!("amqp://guest:guest@{}/%2f", server.local_addr());
+    let conn = warrenmq::Connection::open(&url).unwrap();
+    let ch = conn.open_channel().unwrap();
+    ch.queue_declare("q", QueueDeclareOptions::default(), FieldTable::new())
+        .unwrap();
+    for i in 0..100 {
+        ch.basic_publish("", "q", Message::new(format!("m{i}")))
+            .unwrap();
+    }
+    let consumer = ch.basic_consume("q", ConsumeOptions::default()).unwrap();
+    let held = consumer.recv_timeout(Duration::from_secs(10)).unwrap();
+    Box::new((held, consumer, ch, conn, server, broker))
 }
 
 /// Consumers as Streams on a tokio runtime that is still running when main returns.
