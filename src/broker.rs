@@ -18,7 +18,9 @@ use crate::store::RecoveredState;
 use crate::store::{NullStore, Store, StoreOp, VhostRecord};
 use crate::sync::{ConcurrentMap, Mutex};
 use crate::vhost::VHost;
-use crate::{BrokerStats, Clock, Error, ExchangeStats, QueueStats, Result, SystemClock};
+use crate::{
+    BindingInfo, BrokerStats, Clock, Error, ExchangeStats, QueueStats, Result, SystemClock,
+};
 
 /// Something a broker runs besides its connections (a wire listener), stopped when the
 /// broker closes.
@@ -459,6 +461,33 @@ impl Broker {
     /// 530 for an unknown vhost; 320 once the broker is closed.
     pub fn list_exchanges(&self, vhost: &str) -> Result<Vec<ExchangeStats>> {
         Ok(self.vhost(vhost)?.list_exchanges())
+    }
+
+    /// Returns every binding of a vhost made with `queue_bind` or `exchange_bind`, sorted
+    /// by source (the default exchange's implicit binding of each queue is not listed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("logs", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// ch.queue_bind("logs", "amq.topic", "kern.#", FieldTable::new())?;
+    /// let bindings = broker.list_bindings("/")?;
+    /// assert_eq!(bindings[0].source, "amq.topic");
+    /// assert_eq!(bindings[0].routing_key, "kern.#");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost.
+    pub fn list_bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>> {
+        Ok(self.vhost(vhost)?.list_bindings())
     }
 
     fn vhost(&self, name: &str) -> Result<Arc<VHost>> {

@@ -80,7 +80,11 @@
 //!   `Connection` / `Channel` / `Consumer` API against `warren-server` or a RabbitMQ cluster
 //!   (on lapin, reconnecting and restoring the topology when a node goes); see
 //!   `docs/scale-out.md`.
-//! - `cli` (off): what only the binaries use (argument parsing, logging set-up); the
+//! - `management` (off): `WireServer::serve_management`, RabbitMQ's management HTTP API
+//!   and Prometheus `/metrics` on the wire listener's runtime (axum); see
+//!   `docs/management.md`.
+//! - `cli` (off): what only the binaries use (argument parsing, logging set-up, the
+//!   management API); the
 //!   `warren-server` (with `wire`) and `warren-bench` binaries require it:
 //!   `cargo run --release --features cli --bin warren-server`.
 //!
@@ -112,6 +116,8 @@ mod field_table;
 mod ids;
 mod inbox;
 mod ledger;
+#[cfg(feature = "management")]
+mod management;
 mod message;
 mod names;
 mod options;
@@ -140,6 +146,8 @@ pub use consumer::{Consumer, Delivery, Iter, TryIter};
 pub use error::{Error, RecvError, RecvTimeoutError, ReplyCode, Result, TryRecvError};
 pub use exchange::ExchangeKind;
 pub use field_table::{FieldTable, FieldValue};
+#[cfg(feature = "management")]
+pub use management::ManagementServer;
 pub use message::{DeliveryMode, Message, Properties};
 pub use options::{
     ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, PublishOptions,
@@ -149,7 +157,7 @@ pub use options::{
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use remote::{ConnectionBuilder, ConnectionEvent, ConnectionEvents};
 pub use returns::{ReturnedMessage, Returns, ReturnsIter, ReturnsTryIter};
-pub use stats::{BrokerStats, ExchangeStats, QueueStats};
+pub use stats::{BindingInfo, BrokerStats, DestinationKind, ExchangeStats, QueueStats};
 pub use store::StoreError;
 #[cfg(feature = "persistence")]
 #[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]

@@ -1,9 +1,9 @@
 //! Counters for tests and operators, like `rabbitmqctl list_queues` / `list_exchanges`.
 
-use crate::ExchangeKind;
+use crate::{ExchangeKind, FieldTable};
 
 /// A snapshot of one queue's counters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct QueueStats {
     /// The queue name.
@@ -20,6 +20,8 @@ pub struct QueueStats {
     pub exclusive: bool,
     /// Declared auto-delete.
     pub auto_delete: bool,
+    /// The arguments it was declared with (`x-message-ttl`, `x-max-length`, ...).
+    pub arguments: FieldTable,
     /// Messages that expired in the queue (dead-lettered with a dead-letter exchange,
     /// dropped without one).
     pub messages_expired: u64,
@@ -36,6 +38,17 @@ pub struct QueueStats {
     /// [memory budget](crate::BrokerBuilder::memory_budget), or recovered beyond its first
     /// page); counted in `messages_ready` too. RabbitMQ calls it the same.
     pub messages_paged_out: usize,
+    /// Messages published into the queue (dead-lettered ones included) since it was
+    /// declared, or since the broker opened for a recovered queue.
+    pub messages_published: u64,
+    /// Messages handed to consumers (RabbitMQ's `deliver`, with and without ack).
+    pub messages_delivered: u64,
+    /// Of the messages handed to consumers, those delivered before (`redeliver`).
+    pub messages_redelivered: u64,
+    /// Messages fetched with `basic_get` (`get`).
+    pub messages_got: u64,
+    /// Deliveries acknowledged (`ack`).
+    pub messages_acked: u64,
 }
 
 impl QueueStats {
@@ -52,13 +65,21 @@ impl QueueStats {
 /// drops it). A message delayed by an `x-delayed-message` exchange is counted when its delay
 /// ends and it is routed (a mandatory one also as `returned` when it is published, since it
 /// comes back at once).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ExchangeStats {
     /// The exchange name (`""` for the default exchange).
     pub name: String,
     /// Its kind.
     pub kind: ExchangeKind,
+    /// Declared durable.
+    pub durable: bool,
+    /// Declared auto-delete.
+    pub auto_delete: bool,
+    /// Declared internal (refuses publishes from clients).
+    pub internal: bool,
+    /// The arguments it was declared with (`alternate-exchange`, ...).
+    pub arguments: FieldTable,
     /// Messages published to it.
     pub published: u64,
     /// Messages that reached at least one queue.
@@ -99,4 +120,41 @@ pub struct BrokerStats {
     /// Publishers held back now: threads blocked in a publish, tasks awaiting one, and wire
     /// connections blocked (`connection.blocked`).
     pub blocked_publishers: usize,
+}
+
+/// What a binding leads to: a queue, or an exchange (an exchange-to-exchange binding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DestinationKind {
+    /// A queue.
+    Queue,
+    /// An exchange.
+    Exchange,
+}
+
+impl DestinationKind {
+    /// Returns RabbitMQ's name for it: `"queue"` or `"exchange"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Queue => "queue",
+            DestinationKind::Exchange => "exchange",
+        }
+    }
+}
+
+/// One binding of a vhost, as [`Broker::list_bindings`](crate::Broker::list_bindings)
+/// reports it (`rabbitmqctl list_bindings`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BindingInfo {
+    /// The exchange messages come from.
+    pub source: String,
+    /// The queue or exchange they go to.
+    pub destination: String,
+    /// Whether the destination is a queue or an exchange.
+    pub destination_kind: DestinationKind,
+    /// The binding key.
+    pub routing_key: String,
+    /// The binding arguments (for headers exchanges: `x-match` and the headers).
+    pub arguments: FieldTable,
 }

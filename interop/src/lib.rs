@@ -11,7 +11,9 @@
 //! because CI must test everything. `cargo test -- --include-ignored` also runs (and fails)
 //! it.
 
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -38,6 +40,55 @@ pub enum Need {
     RabbitMq,
     /// `rabbitmqctl` able to talk to the local RabbitMQ node.
     Rabbitmqctl,
+    /// `python3` and the `rabbitmqadmin` script RabbitMQ ships (see [`rabbitmqadmin`]).
+    Rabbitmqadmin,
+    /// The local RabbitMQ's management plugin answering on [`RABBITMQ_HTTP`] as guest.
+    RabbitMqManagement,
+}
+
+/// The address of the local RabbitMQ's management HTTP API.
+pub const RABBITMQ_HTTP: &str = "127.0.0.1:15672";
+
+/// Finds RabbitMQ's `rabbitmqadmin` script: `WARREN_RABBITMQADMIN`, then `PATH`, then the
+/// management plugin's directory of an installed RabbitMQ (`rabbitmq-server` package).
+pub fn rabbitmqadmin() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("WARREN_RABBITMQADMIN") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("rabbitmqadmin"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let lib = std::fs::read_dir("/usr/lib/rabbitmq/lib").ok()?;
+        lib.filter_map(Result::ok).find_map(|server| {
+            let plugins = std::fs::read_dir(server.path().join("plugins")).ok()?;
+            plugins.filter_map(Result::ok).find_map(|plugin| {
+                let script = plugin.path().join("priv/www/cli/rabbitmqadmin");
+                script.is_file().then_some(script)
+            })
+        })
+    })
+}
+
+/// `true` if the management API at [`RABBITMQ_HTTP`] answers `GET /api/overview` for
+/// guest/guest with 200.
+fn management_answers() -> bool {
+    let Ok(addr) = RABBITMQ_HTTP.parse::<SocketAddr>() else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    // guest:guest in base64.
+    let request = "GET /api/overview HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+                   Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n";
+    let mut reply = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut reply).is_ok()
+        && reply.starts_with("HTTP/1.1 200")
 }
 
 impl Need {
@@ -66,6 +117,23 @@ impl Need {
                 let ok = quiet(Command::new("rabbitmqctl").args(["-q", "status"]));
                 (!ok).then(|| "rabbitmqctl cannot reach the local RabbitMQ node".to_owned())
             }
+            Need::Rabbitmqadmin => match rabbitmqadmin() {
+                None => Some(
+                    "no rabbitmqadmin (install the rabbitmq-server package, or set \
+                     WARREN_RABBITMQADMIN)"
+                        .to_owned(),
+                ),
+                Some(_) => {
+                    let ok = quiet(Command::new("python3").arg("--version"));
+                    (!ok).then(|| "no python3 to run rabbitmqadmin".to_owned())
+                }
+            },
+            Need::RabbitMqManagement => (!management_answers()).then(|| {
+                format!(
+                    "RabbitMQ's management API does not answer on {RABBITMQ_HTTP} \
+                     (rabbitmq-plugins enable rabbitmq_management)"
+                )
+            }),
         }
     }
 }

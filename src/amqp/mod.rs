@@ -42,4 +42,6 @@ mod socket;
 mod tx;
 
 pub use options::WireOptions;
+#[cfg(feature = "management")]
+pub(crate) use server::Shared;
 pub use server::WireServer;

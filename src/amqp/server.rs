@@ -347,6 +347,32 @@ impl Service for Control {
     }
 }
 
+impl WireServer {
+    /// The runtime the server runs on, while it runs (for the management API).
+    #[cfg(feature = "management")]
+    pub(crate) fn runtime_handle(&self) -> Option<tokio::runtime::Handle> {
+        self.control
+            .runtime
+            .lock()
+            .as_ref()
+            .map(|r| r.handle().clone())
+    }
+
+    /// What the server's tasks share (for the management API).
+    #[cfg(feature = "management")]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.control.shared
+    }
+}
+
+impl Shared {
+    /// Returns the number of client connections open now.
+    #[cfg(feature = "management")]
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+}
+
 impl Drop for WireServer {
     fn drop(&mut self) {
         self.control.stop();

@@ -9,6 +9,7 @@
 //!               [--connection-max N] [--consumer-max-per-channel N]
 //!               [--consumer-max-per-connection N]
 //!               [--vm-memory-high-watermark FRACTION|SIZE] [--disk-free-limit SIZE]
+//!               [--management ADDR | --management-port PORT]
 //! warren-server --salvage SRC DST
 //! warren-server --help | --version
 //! ```
@@ -17,7 +18,9 @@
 //! (`info` by default).
 //!
 //! The first line printed is `warren-server listening on ADDR`, with the bound address
-//! (useful with port 0). Without `--data-dir` the broker is in memory; with it, durable
+//! (useful with port 0). With `--management ADDR` (or `--management-port PORT`, on the
+//! listen address's IP) the management HTTP API and `/metrics` are served there too, and
+//! the second line is `warren-server management on ADDR`. Without `--data-dir` the broker is in memory; with it, durable
 //! exchanges, queues, bindings and persistent messages are kept in `DIR/warren.redb`, and a
 //! publisher confirm means the message is on disk, so stopping the process at any moment
 //! loses nothing confirmed. A database that opens at an older commit than the last one made
@@ -124,6 +127,14 @@ struct Args {
     /// blocked (RabbitMQ's disk_free_limit), as a size ("50MB", "1GiB", bytes).
     #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_rabbitmq_size)]
     disk_free_limit: u64,
+    /// Serve RabbitMQ's management HTTP API (and Prometheus /metrics) on ADDR, e.g.
+    /// 127.0.0.1:15672; the user and password are those of AMQP clients [default: off].
+    #[arg(long, value_name = "ADDR", conflicts_with = "management_port")]
+    management: Option<String>,
+    /// Serve the management HTTP API on PORT (RabbitMQ uses 15672) of the --listen
+    /// address's IP [default: off].
+    #[arg(long, value_name = "PORT")]
+    management_port: Option<u16>,
 }
 
 /// Reads a size as RabbitMQ's configuration does (`disk_free_limit.absolute = 50MB`):
@@ -163,6 +174,16 @@ fn parse_watermark(text: &str) -> Result<MemoryWatermark, String> {
         return Ok(MemoryWatermark::Relative(fraction));
     }
     parse_rabbitmq_size(text).map(MemoryWatermark::Absolute)
+}
+
+/// Where the management API listens, if anywhere: `--management ADDR`, or
+/// `--management-port PORT` on the AMQP listener's IP.
+fn management_addr(args: &Args, amqp: std::net::SocketAddr) -> Option<String> {
+    match (&args.management, args.management_port) {
+        (Some(addr), _) => Some(addr.clone()),
+        (None, Some(port)) => Some(std::net::SocketAddr::new(amqp.ip(), port).to_string()),
+        (None, None) => None,
+    }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (`info` when unset or unreadable).
@@ -427,8 +448,22 @@ fn main() -> ExitCode {
         ),
         None => eprintln!("warren-server: no memory high watermark"),
     }
+    let management = match management_addr(&args, server.local_addr()) {
+        None => None,
+        Some(addr) => match server.serve_management(addr.as_str()) {
+            Ok(management) => {
+                println!("warren-server management on {}", management.local_addr());
+                Some(management)
+            }
+            Err(e) => {
+                eprintln!("error: cannot serve the management API on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let signal = signals.wait();
     eprintln!("warren-server: {signal}: closing connections and the broker");
+    drop(management);
     // Stops the listener (320 CONNECTION_FORCED to each client), then the store writes
     // what was submitted and is marked clean.
     let closed = broker.close();

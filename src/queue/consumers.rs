@@ -62,6 +62,10 @@ pub(crate) struct ConsumerSet {
     pub(crate) single_active: bool,
     /// Some consumer has a non-zero priority.
     prioritized: bool,
+    /// Messages handed to consumers so far (counted here, under the queue lock).
+    pub(crate) delivered: u64,
+    /// Of those, messages that were delivered before.
+    pub(crate) redelivered: u64,
 }
 
 impl ConsumerSet {
@@ -113,9 +117,21 @@ impl ConsumerSet {
     /// back if none has.
     #[inline]
     pub(crate) fn deliver(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
-        if self.single_active || self.prioritized {
-            return self.deliver_selected(msg);
+        let redelivered = msg.redelivered;
+        let result = if self.single_active || self.prioritized {
+            self.deliver_selected(msg)
+        } else {
+            self.deliver_round_robin(msg)
+        };
+        if result.is_ok() {
+            self.delivered += 1;
+            self.redelivered += u64::from(redelivered);
         }
+        result
+    }
+
+    /// Delivers to the next consumer with credit, in turn.
+    fn deliver_round_robin(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
         let n = self.slots.len();
         for step in 0..n {
             let i = (self.cursor + step) % n;

@@ -145,6 +145,7 @@ impl Queue {
 
     /// Settles a delivery rejected without requeue and dead-letters it (reason `rejected`).
     pub(crate) fn reject(&self, credit: Option<Credit>, msg: QueuedMessage) -> Fallout {
+        self.held_dropped();
         let mut fallout = self.release(credit, 1);
         fallout.merge(self.bury(vec![DeadLetter {
             msg,

@@ -27,7 +27,7 @@ mod priority;
 mod quorum;
 mod ready;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -81,7 +81,7 @@ pub(crate) struct Queue {
     /// Messages the application received (or fetched) with manual ack and has not yet
     /// settled or requeued. Messages still waiting in consumer inboxes are counted from the
     /// inboxes, so that publishing touches no counter here.
-    held: CachePadded<AtomicUsize>,
+    held: CachePadded<Held>,
     /// Messages that left other than by delivery and ack.
     pub(crate) losses: LossCounters,
     /// The arguments that change behaviour; `None` for a plain queue (the fast path).
@@ -107,6 +107,11 @@ struct QueueState {
     deleted: bool,
     /// Messages to dead-letter (or drop) once the lock is released.
     dead: Vec<DeadLetter>,
+    /// The position of the first message published since the queue was created or
+    /// recovered (positions count publishes).
+    first_seq: u64,
+    /// Messages fetched with `basic_get`.
+    got: u64,
 }
 
 /// A durable queue's link to the store.
@@ -149,6 +154,41 @@ pub(crate) struct QueueCounts {
     pub(crate) paged_out: usize,
     pub(crate) unacked: usize,
     pub(crate) consumers: usize,
+    /// Messages published into the queue since it was created or recovered.
+    pub(crate) published: u64,
+    /// Messages handed to consumers.
+    pub(crate) delivered: u64,
+    /// Of those, messages delivered before.
+    pub(crate) redelivered: u64,
+    /// Messages fetched with `basic_get`.
+    pub(crate) got: u64,
+    /// Deliveries acknowledged.
+    pub(crate) acked: u64,
+}
+
+/// The messages the application holds awaiting their ack, as monotonic counts (so that
+/// taking and settling each touch one counter, and the totals are statistics too): held
+/// now = taken - acked - dropped - returned.
+#[derive(Debug, Default)]
+struct Held {
+    /// Taken by the application with manual ack (received from an inbox or fetched).
+    taken: AtomicU64,
+    /// Acknowledged.
+    acked: AtomicU64,
+    /// Rejected or nacked without requeue.
+    dropped: AtomicU64,
+    /// Requeued (nack, reject, recover, closed channel).
+    returned: AtomicU64,
+}
+
+impl Held {
+    fn now(&self) -> usize {
+        let settled = self.acked.load(Ordering::Relaxed)
+            + self.dropped.load(Ordering::Relaxed)
+            + self.returned.load(Ordering::Relaxed);
+        let taken = self.taken.load(Ordering::Relaxed);
+        usize::try_from(taken.saturating_sub(settled)).unwrap_or(usize::MAX)
+    }
 }
 
 /// How many messages left a queue other than by delivery and ack, by reason: each was
@@ -190,7 +230,7 @@ impl Queue {
             exclusive_owner,
             arguments,
             state: CachePadded::new(Mutex::new(QueueState::default())),
-            held: CachePadded::new(AtomicUsize::new(0)),
+            held: CachePadded::default(),
             losses: LossCounters::default(),
             config: None,
             clock: Arc::new(SystemClock),
@@ -390,7 +430,8 @@ impl Queue {
             self.touch();
             self.expire_heads(&mut st);
             if let Some(msg) = st.ready.pop_front() {
-                self.held.fetch_add(1, Ordering::Relaxed);
+                self.held.taken.fetch_add(1, Ordering::Relaxed);
+                st.got += 1;
                 let left = st.ready.len();
                 fallout.merge(self.finish(st));
                 return (Some((msg, left)), fallout);
@@ -414,13 +455,15 @@ impl Queue {
     /// leave the queue for good, and the store forgets them.
     pub(crate) fn settle(&self, credit: Option<Credit>, msgs: &[QueuedMessage]) -> Fallout {
         self.forget(msgs);
+        self.held
+            .acked
+            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
         self.release(credit, msgs.len())
     }
 
-    /// Stops counting `count` held deliveries and returns their consumer's credit. Only a
-    /// consumer with a prefetch limit needs the queue lock here.
+    /// Returns the credit of `count` settled deliveries to their consumer. Only a consumer
+    /// with a prefetch limit needs the queue lock here.
     pub(crate) fn release(&self, credit: Option<Credit>, count: usize) -> Fallout {
-        self.held.fetch_sub(count, Ordering::Relaxed);
         let Some(Credit {
             consumer,
             limited: true,
@@ -477,7 +520,9 @@ impl Queue {
         how: Return,
     ) -> Fallout {
         let mut st = self.state.lock();
-        self.held.fetch_sub(msgs.len(), Ordering::Relaxed);
+        self.held
+            .returned
+            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
         if st.deleted {
             return Fallout::default();
         }
@@ -503,9 +548,15 @@ impl Queue {
         self.finish(st)
     }
 
+    /// Counts a held delivery rejected without requeue (its credit goes back through
+    /// [`release`](Self::release)).
+    pub(crate) fn held_dropped(&self) {
+        self.held.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts `count` messages as held by the application, awaiting their ack.
     pub(crate) fn hold(&self, count: usize) {
-        self.held.fetch_add(count, Ordering::Relaxed);
+        self.held.taken.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     /// Puts back, unchanged, messages that were handed out but never reached the application.
@@ -553,8 +604,13 @@ impl Queue {
         QueueCounts {
             ready: st.ready.len(),
             paged_out: st.ready.stored(),
-            unacked: self.held.load(Ordering::Relaxed) + st.consumers.waiting(),
+            unacked: self.held.now() + st.consumers.waiting(),
             consumers: st.consumers.len(),
+            published: self.next_seq.load(Ordering::Relaxed) - st.first_seq,
+            delivered: st.consumers.delivered,
+            redelivered: st.consumers.redelivered,
+            got: st.got,
+            acked: self.held.acked.load(Ordering::Relaxed),
         }
     }
 

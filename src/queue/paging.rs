@@ -100,6 +100,7 @@ impl Queue {
     #[cfg(feature = "persistence")]
     /// Ends the recovery of the queue: new messages continue at `next_seq`.
     pub(crate) fn recovered(&self, next_seq: u64) {
+        self.state.lock().first_seq = next_seq;
         self.next_seq
             .store(next_seq, std::sync::atomic::Ordering::Relaxed);
     }

@@ -3,10 +3,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::VHost;
+use super::{Destination, VHost};
 use crate::exchange::Exchange;
 use crate::queue::Queue;
-use crate::{ExchangeStats, QueueStats, Result};
+use crate::{BindingInfo, DestinationKind, ExchangeStats, QueueStats, Result};
 
 impl VHost {
     /// Returns the counters of one queue.
@@ -43,6 +43,46 @@ impl VHost {
         stats.sort_by(|a, b| a.name.cmp(&b.name));
         stats
     }
+
+    /// Returns every explicit binding (not the default exchange's implicit ones), sorted by
+    /// source, destination kind, destination and key.
+    pub(crate) fn list_bindings(&self) -> Vec<BindingInfo> {
+        let exchanges: Vec<Arc<Exchange>> = self.exchanges.iter().map(|e| Arc::clone(&e)).collect();
+        let mut bindings = Vec::new();
+        for exchange in &exchanges {
+            for key in exchange.bindings() {
+                let Some(destination) = self.destinations.get(&key.destination) else {
+                    continue;
+                };
+                let (name, kind) = match &*destination {
+                    Destination::Queue(q) => (q.name.to_string(), DestinationKind::Queue),
+                    Destination::Exchange(e) => (e.name.to_string(), DestinationKind::Exchange),
+                };
+                bindings.push(BindingInfo {
+                    source: exchange.name.to_string(),
+                    destination: name,
+                    destination_kind: kind,
+                    routing_key: key.key.clone(),
+                    arguments: key.arguments.table().clone(),
+                });
+            }
+        }
+        bindings.sort_by(|a, b| {
+            (
+                &a.source,
+                a.destination_kind == DestinationKind::Queue,
+                &a.destination,
+                &a.routing_key,
+            )
+                .cmp(&(
+                    &b.source,
+                    b.destination_kind == DestinationKind::Queue,
+                    &b.destination,
+                    &b.routing_key,
+                ))
+        });
+        bindings
+    }
 }
 
 fn queue_stats(queue: &Queue) -> QueueStats {
@@ -55,11 +95,17 @@ fn queue_stats(queue: &Queue) -> QueueStats {
         durable: queue.durable,
         exclusive: queue.exclusive_owner.is_some(),
         auto_delete: queue.auto_delete,
+        arguments: queue.arguments.clone(),
         messages_expired: queue.losses.expired.load(Ordering::Relaxed),
         messages_overflowed: queue.losses.overflowed.load(Ordering::Relaxed),
         messages_rejected: queue.losses.rejected.load(Ordering::Relaxed),
         publishes_refused: queue.losses.refused.load(Ordering::Relaxed),
         messages_paged_out: counts.paged_out,
+        messages_published: counts.published,
+        messages_delivered: counts.delivered,
+        messages_redelivered: counts.redelivered,
+        messages_got: counts.got,
+        messages_acked: counts.acked,
     }
 }
 
@@ -71,6 +117,10 @@ fn exchange_stats(exchange: &Exchange, messages_delayed: usize) -> ExchangeStats
     ExchangeStats {
         name: exchange.name.to_string(),
         kind: exchange.kind.clone(),
+        durable: exchange.durable,
+        auto_delete: exchange.auto_delete,
+        internal: exchange.internal,
+        arguments: exchange.arguments.clone(),
         // Every publish ends in exactly one of these: the publish path keeps no counter of
         // its own for the total.
         published: routed + unroutable + returned,

@@ -1,0 +1,39 @@
+//! The management HTTP API (feature `management`): the subset of RabbitMQ's management
+//! plugin that tools use (`rabbitmqadmin`, dashboards, Terraform providers), with its paths,
+//! JSON shapes and basic auth, plus a Prometheus `/metrics` endpoint and a small HTML page.
+//!
+//! It is served by [`WireServer::serve_management`](crate::WireServer::serve_management) on
+//! the wire listener's tokio runtime, on a port of its own. Like the wire listener, it
+//! speaks only the public API ([`Broker`](crate::Broker), [`Connection`](crate::Connection),
+//! [`Channel`](crate::Channel)).
+//!
+//! - [`server`]: `serve_management`, [`ManagementServer`] and the route table.
+//! - `auth`: who may use the API (basic auth).
+//! - `error`: errors as RabbitMQ's JSON bodies and status codes.
+//! - `json`: field tables, properties and flags to and from JSON.
+//! - `query`: `columns`, `sort`, `sort_reverse` and pagination of listings.
+//! - `rates`: the sampler behind each `*_details.rate`.
+//! - `system`: the process's memory and file descriptors.
+//! - `objects`: the JSON of queues, exchanges, bindings, vhosts and the overview.
+//! - `overview`: the routes about the node and its users: overview, nodes, users,
+//!   permissions, the aliveness test.
+//! - `topology`: the routes over vhosts, exchanges, queues and bindings.
+//! - `messages`: publishing to an exchange and getting from a queue.
+//! - `metrics`: the Prometheus text exposition.
+//! - `page`: the HTML page listing queues and exchanges.
+
+mod auth;
+mod error;
+mod json;
+mod messages;
+mod metrics;
+mod objects;
+mod overview;
+mod page;
+mod query;
+mod rates;
+mod server;
+mod system;
+mod topology;
+
+pub use server::ManagementServer;

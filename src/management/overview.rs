@@ -1,0 +1,263 @@
+//! The routes about the node and its users: overview, nodes, whoami, users, permissions,
+//! the aliveness test.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::auth::ApiUser;
+use super::error::ApiError;
+use super::objects;
+use super::query;
+use super::server::Api;
+use super::system::System;
+use super::topology::blocking;
+use crate::{FieldTable, GetOptions, Message, QueueDeclareOptions};
+
+/// The RabbitMQ version whose management API this one follows.
+const RABBITMQ_VERSION: &str = "3.10.8";
+
+/// The exchange kinds every vhost offers.
+const EXCHANGE_TYPES: [(&str, &str); 5] = [
+    (
+        "direct",
+        "AMQP direct exchange, as per the AMQP specification",
+    ),
+    (
+        "fanout",
+        "AMQP fanout exchange, as per the AMQP specification",
+    ),
+    (
+        "headers",
+        "AMQP headers exchange, as per the AMQP specification",
+    ),
+    (
+        "topic",
+        "AMQP topic exchange, as per the AMQP specification",
+    ),
+    ("x-delayed-message", "Delayed Message Exchange"),
+];
+
+pub(super) fn routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/api/overview", get(overview))
+        .route("/api/nodes", get(nodes))
+        .route("/api/nodes/{node}", get(node))
+        .route("/api/whoami", get(whoami))
+        .route("/api/users", get(users))
+        .route("/api/users/{user}", get(user))
+        .route("/api/permissions", get(permissions))
+        .route("/api/vhosts/{vhost}/permissions", get(vhost_permissions))
+        .route("/api/permissions/{vhost}/{user}", get(permission))
+        .route("/api/aliveness-test/{vhost}", get(aliveness))
+        .route("/api/extensions", get(|| async { Json(json!([])) }))
+}
+
+fn exchange_types() -> Value {
+    EXCHANGE_TYPES
+        .iter()
+        .map(|(name, description)| json!({"name": name, "description": description, "enabled": true}))
+        .collect()
+}
+
+async fn overview(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let broker = &api.broker;
+    let vhosts = broker.vhosts();
+    let (mut queues, mut exchanges, mut consumers) = (0, 0, 0);
+    for vhost in &vhosts {
+        let list = broker.list_queues(vhost).unwrap_or_default();
+        consumers += list.iter().map(|q| q.consumers).sum::<usize>();
+        queues += list.len();
+        exchanges += broker.list_exchanges(vhost).map_or(0, |e| e.len());
+    }
+    let (message_stats, queue_totals) = objects::totals(broker, &api.rates);
+    let connections = api.wire.connection_count();
+    Json(query::object(
+        json!({
+            "management_version": RABBITMQ_VERSION,
+            "rabbitmq_version": RABBITMQ_VERSION,
+            "product_name": "Warren",
+            "product_version": env!("CARGO_PKG_VERSION"),
+            "cluster_name": api.node,
+            "node": api.node,
+            "rates_mode": "basic",
+            "disable_stats": false,
+            "enable_queue_totals": false,
+            "exchange_types": exchange_types(),
+            "message_stats": message_stats,
+            "queue_totals": queue_totals,
+            "object_totals": {
+                "connections": connections,
+                "consumers": consumers,
+                "exchanges": exchanges,
+                "queues": queues,
+            },
+            "statistics_db_event_queue": 0,
+            "listeners": [
+                {"node": api.node, "protocol": "amqp", "ip_address": api.amqp_addr.ip().to_string(), "port": api.amqp_addr.port()},
+                {"node": api.node, "protocol": "http", "ip_address": api.http_addr.ip().to_string(), "port": api.http_addr.port()},
+            ],
+            "contexts": [
+                {"node": api.node, "description": "RabbitMQ Management", "path": "/", "port": api.http_addr.port().to_string()},
+            ],
+        }),
+        &q,
+    ))
+}
+
+fn node_json(api: &Api) -> Value {
+    let sys = System::now();
+    json!({
+        "name": api.node,
+        "type": "disc",
+        "running": true,
+        "os_pid": sys.pid.to_string(),
+        "mem_used": sys.resident_bytes,
+        "mem_limit": sys.memory_limit_bytes,
+        "mem_alarm": false,
+        "disk_free_limit": 50_000_000,
+        "disk_free_alarm": false,
+        "fd_used": sys.fds_open,
+        "fd_total": sys.fds_limit,
+        "sockets_used": api.wire.connection_count(),
+        "sockets_total": sys.fds_limit,
+        "processors": sys.processors,
+        "uptime": u64::try_from(api.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "rates_mode": "basic",
+        "exchange_types": exchange_types(),
+        "auth_mechanisms": [
+            {"name": "PLAIN", "description": "SASL PLAIN authentication mechanism", "enabled": true},
+            {"name": "AMQPLAIN", "description": "QPid AMQPLAIN mechanism", "enabled": true},
+        ],
+        "partitions": [],
+        "applications": [{"name": "warren", "description": "Warren", "version": env!("CARGO_PKG_VERSION")}],
+    })
+}
+
+async fn nodes(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(query::listing(vec![node_json(&api)], &q)?))
+}
+
+async fn node(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if name != api.node {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(node_json(&api)))
+}
+
+fn user_json(user: &ApiUser) -> Value {
+    json!({"name": user.name, "tags": user.tags, "limits": {}})
+}
+
+async fn whoami(Extension(user): Extension<ApiUser>) -> Json<Value> {
+    Json(json!({"name": user.name, "tags": user.tags}))
+}
+
+async fn users(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let users = api.auth.users().iter().map(user_json).collect();
+    Ok(Json(query::listing(users, &q)?))
+}
+
+async fn user(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let users = api.auth.users();
+    let user = users
+        .iter()
+        .find(|u| u.name == name)
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(user_json(user)))
+}
+
+fn permissions_of(api: &Api, vhost: &str) -> Vec<Value> {
+    api.auth
+        .permissions(vhost)
+        .into_iter()
+        .map(|(user, configure, write, read)| {
+            json!({"user": user, "vhost": vhost, "configure": configure, "write": write, "read": read})
+        })
+        .collect()
+}
+
+async fn permissions(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let all = api
+        .broker
+        .vhosts()
+        .iter()
+        .flat_map(|v| permissions_of(&api, v))
+        .collect();
+    Ok(Json(query::listing(all, &q)?))
+}
+
+async fn vhost_permissions(
+    State(api): State<Arc<Api>>,
+    Path(vhost): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if !api.broker.vhosts().contains(&vhost) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(query::listing(permissions_of(&api, &vhost), &q)?))
+}
+
+async fn permission(
+    State(api): State<Arc<Api>>,
+    Path((vhost, user)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    if !api.broker.vhosts().contains(&vhost) {
+        return Err(ApiError::NotFound);
+    }
+    permissions_of(&api, &vhost)
+        .into_iter()
+        .find(|p| p["user"] == user.as_str())
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+/// Declares `aliveness-test` in the vhost, publishes a message to it and gets it back, as
+/// RabbitMQ's aliveness test does.
+async fn aliveness(
+    State(api): State<Arc<Api>>,
+    Path(vhost): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !api.broker.vhosts().contains(&vhost) {
+        return Err(ApiError::NotFound);
+    }
+    let broker = api.broker.clone();
+    blocking(move || {
+        let ch = broker.connect(&vhost)?.open_channel()?;
+        ch.queue_declare(
+            "aliveness-test",
+            QueueDeclareOptions::default(),
+            FieldTable::new(),
+        )?;
+        ch.basic_publish("", "aliveness-test", Message::new("test_message"))?;
+        match ch.basic_get("aliveness-test", GetOptions::no_ack())? {
+            Some(d) if d.body().as_ref() == b"test_message" => Ok(Json(json!({"status": "ok"}))),
+            _ => Ok(Json(
+                json!({"status": "failed", "reason": "the test message did not come back"}),
+            )),
+        }
+    })
+    .await
+}
