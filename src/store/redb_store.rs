@@ -16,7 +16,7 @@ use super::records::{MessageId, MessageRecord};
 use super::recovery::{self, RecoveredState};
 use super::tables::EncodedOp;
 use super::tables::MESSAGES;
-use super::writer::Writer;
+use super::writer::{Reopen, Slot, Writer};
 use super::{Store, StoreError};
 
 /// The page cache redb may use unless told otherwise: enough to keep the hot pages of a
@@ -37,7 +37,7 @@ pub(crate) struct RedbStore {
     path: PathBuf,
     /// The database, shared with the writer thread; `None` once closed, so that closing
     /// releases the file (and its lock) even while this handle lives on.
-    db: RwLock<Option<Arc<Database>>>,
+    db: Slot,
     /// The group-commit writer.
     writer: Writer,
     /// The next message id to hand out.
@@ -84,10 +84,16 @@ impl RedbStore {
         let path = path.as_ref().to_path_buf();
         let opened = StoreError::guard("opening the database", || open::open(&path, &options))?;
         let db = Arc::new(opened.db);
-        let writer = Writer::start(db.clone(), opened.commit, opened.witness)?;
+        let slot: Slot = Arc::new(RwLock::new(Some(Arc::clone(&db))));
+        let reopen = Reopen {
+            slot: Arc::clone(&slot),
+            path: path.clone(),
+            options,
+        };
+        let writer = Writer::start(db, opened.commit, opened.witness, reopen)?;
         Ok(RedbStore {
             path,
-            db: RwLock::new(Some(db)),
+            db: slot,
             writer,
             next_message_id: AtomicU64::new(opened.next_id),
             was_clean: opened.was_clean,

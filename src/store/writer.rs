@@ -11,20 +11,25 @@
 //! tables' row counts); once the commit is on disk the same numbers go to the
 //! [witness](super::witness) file.
 //!
-//! If a commit fails, every op of that batch fails with the same [`StoreError`]; later
-//! batches are tried again (redb refuses them too after an I/O error, which is what we want:
-//! nothing after a lost write is reported durable).
+//! If a commit fails, every op of that batch fails with the same [`StoreError`], so nothing
+//! of it is reported durable. redb refuses every later write after an I/O error (a full
+//! disk, a read-only remount, EIO), so before the next batch the writer closes the database
+//! and opens it again (checked against its witness as at start): once the cause is gone
+//! the store carries on without a restart; while it is not, each batch fails the same way.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redb::Database;
 
 use super::commit::{self, CommitRecord};
 use super::durable::{Durable, Tracker};
+use super::open::{self, StoreOptions};
 use super::tables::{self, EncodedOp};
 use super::witness::{Witness, WitnessState};
 use super::StoreError;
@@ -34,6 +39,20 @@ const MAX_BATCH: usize = 16 * 1024;
 
 /// A queued op with its sequence number.
 type Queued = (u64, EncodedOp);
+
+/// The database as the store shares it with its readers; `None` while closed or reopening.
+pub(crate) type Slot = Arc<RwLock<Option<Arc<Database>>>>;
+
+/// What the writer needs to open the database again after a failed write.
+#[derive(Debug)]
+pub(crate) struct Reopen {
+    /// Where the store's readers find the database.
+    pub(crate) slot: Slot,
+    /// The file.
+    pub(crate) path: PathBuf,
+    /// How it was opened.
+    pub(crate) options: StoreOptions,
+}
 
 /// The submitting side of the writer.
 #[derive(Debug)]
@@ -65,12 +84,15 @@ impl Writer {
         db: Arc<Database>,
         commit: CommitRecord,
         witness: Witness,
+        reopen: Reopen,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let tracker = Arc::new(Tracker::default());
         let stats = Arc::new(WriterStats::default());
         let worker = Worker {
-            db,
+            db: Some(db),
+            reopen,
+            broken: false,
             rx,
             tracker: tracker.clone(),
             stats: stats.clone(),
@@ -140,8 +162,12 @@ impl Drop for Writer {
 
 /// The thread's side of the writer.
 struct Worker {
-    /// The database.
-    db: Arc<Database>,
+    /// The database; `None` after a failed reopen.
+    db: Option<Arc<Database>>,
+    /// How to open it again.
+    reopen: Reopen,
+    /// A write failed: open the database again before the next one.
+    broken: bool,
     /// Queued ops.
     rx: Receiver<Queued>,
     /// Where outcomes go.
@@ -192,9 +218,16 @@ impl Worker {
     fn commit(&mut self, batch: &mut Vec<Queued>) -> bool {
         let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
         let ops: Vec<EncodedOp> = batch.drain(..).map(|(_, op)| op).collect();
-        let result = StoreError::guard("writing", || self.write(&ops)).map(|done| {
-            self.witness(done);
-        });
+        let result = match self.reopen_if_broken() {
+            Ok(()) => StoreError::guard("writing", || self.write(&ops)).map(|done| {
+                self.witness(done);
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, ops = ops.len(), "a store write failed; nothing of it is confirmed");
+            self.broken = true;
+        }
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats
             .ops
@@ -204,9 +237,57 @@ impl Worker {
         ok
     }
 
+    /// The database, unless it could not be opened again.
+    fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_deref().ok_or(StoreError::Closed)
+    }
+
+    /// After a failed write, closes the database (once its readers let go of it) and opens
+    /// it again, as at start.
+    fn reopen_if_broken(&mut self) -> Result<(), StoreError> {
+        if !self.broken {
+            return Ok(());
+        }
+        // Readers stop getting the broken database; those that have it finish.
+        drop(self.reopen.slot.write().take());
+        if let Some(mut db) = self.db.take() {
+            let mut tries = 0;
+            loop {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(shared) if tries < 200 => {
+                        db = shared;
+                        tries += 1;
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(shared) => {
+                        self.db = Some(shared);
+                        return Err(StoreError::Backend(Arc::new(std::io::Error::other(
+                            "the database is still in use; it is opened again at the next write",
+                        ))));
+                    }
+                }
+            }
+        }
+        let opened = StoreError::guard("opening the database again", || {
+            open::open(&self.reopen.path, &self.reopen.options)
+        })?;
+        let db = Arc::new(opened.db);
+        *self.reopen.slot.write() = Some(Arc::clone(&db));
+        self.db = Some(db);
+        self.commit = opened.commit;
+        self.witness = opened.witness;
+        self.broken = false;
+        tracing::info!("the store was opened again after a failed write; writes go on");
+        Ok(())
+    }
+
     /// Runs one durable write transaction; returns its commit record.
     fn write(&self, ops: &[EncodedOp]) -> Result<CommitRecord, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let counts = tables::apply_batch(&txn, ops)?;
         let done = self.commit.next(counts, false);
         commit::write(&txn, &done)?;
@@ -226,7 +307,7 @@ impl Worker {
     /// the witness.
     fn write_clean_shutdown(&mut self) -> Result<(), StoreError> {
         let done = StoreError::guard("closing", || {
-            let txn = self.db.begin_write()?;
+            let txn = self.db()?.begin_write()?;
             let done = self.commit.next(self.commit.counts, true);
             commit::write(&txn, &done)?;
             txn.commit()?;
