@@ -220,3 +220,31 @@ fn server_named_queues_and_callback_consumers_come_back() {
     );
     assert_eq!(rx.try_recv().expect("delivered"), "hello");
 }
+
+#[test]
+fn dropping_a_remote_connection_closes_it_on_the_server() {
+    let (broker, server, url) = node();
+    let conn = Connection::open(&url).expect("connects");
+    let ch = conn.open_channel().expect("a channel");
+    ch.queue_declare(
+        "gone-with-it",
+        QueueDeclareOptions::exclusive(),
+        FieldTable::new(),
+    )
+    .expect("declared");
+    assert_eq!(server.connection_count(), 1);
+    drop(ch);
+    drop(conn);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while server.connection_count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server still has the connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        _broker.queue_stats("/", "gone-with-it").is_err(),
+        "its exclusive queue went"
+    );
+}

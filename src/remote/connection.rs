@@ -476,7 +476,21 @@ impl RemoteConnection {
 }
 
 impl Drop for RemoteConnection {
+    /// The last handle went: close the link politely (unless dropped inside async code,
+    /// where waiting is not allowed; the server then sees the socket close), then stop the
+    /// runtime without waiting for its threads.
     fn drop(&mut self) {
+        let link = match std::mem::replace(&mut self.state.get_mut().link, Link::Closed(None)) {
+            Link::Up(link) => Some(link),
+            _ => None,
+        };
+        self.events.close();
+        if let (Some(link), Err(_)) = (link, Handle::try_current()) {
+            self.handle.block_on(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), link.close(200, "OK".into()))
+                    .await;
+            });
+        }
         if let Some(runtime) = self.runtime.lock().take() {
             runtime.shutdown_background();
         }
