@@ -244,7 +244,7 @@ fn dropping_a_remote_connection_closes_it_on_the_server() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(
-        _broker.queue_stats("/", "gone-with-it").is_err(),
+        broker.queue_stats("/", "gone-with-it").is_err(),
         "its exclusive queue went"
     );
 }
