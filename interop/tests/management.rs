@@ -229,6 +229,13 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!(value("rabbitmq_connections"), 0.0);
     assert!(value("rabbitmq_process_resident_memory_bytes") > 1e6);
     assert_eq!(value("rabbitmq_alarms_memory_used_watermark"), 0.0);
+    let stats = s.broker.stats();
+    let watermark = stats.memory_high_watermark.expect("a default watermark") as f64;
+    assert_eq!(value("rabbitmq_resident_memory_limit_bytes"), watermark);
+    assert_eq!(
+        value("rabbitmq_disk_space_available_limit_bytes"),
+        stats.disk_free_limit as f64
+    );
     assert!(
         scrape.docs.contains_key("rabbitmq_queue_messages_ready"),
         "HELP lines parse"

@@ -223,7 +223,7 @@ async fn accept_loop(
                     async move {
                         tracing::debug!("accepted");
                         connection::serve(stream, &counted.0, stop, over_limit).await;
-                        tracing::debug!("closed");
+                        tracing::info!("connection closed");
                         drop(counted);
                     },
                     span,

@@ -103,6 +103,7 @@ fn render(broker: &crate::Broker, connections: usize, per_object: bool) -> Strin
         exchanges.extend(broker.list_exchanges(&vhost).unwrap_or_default());
     }
     let sys = System::now();
+    let stats = broker.stats();
     let mut m = Exposition {
         out: String::new(),
         per_object,
@@ -181,7 +182,7 @@ fn render(broker: &crate::Broker, connections: usize, per_object: bool) -> Strin
         m.sample(name, &[("protocol", "amqp091")], value);
     }
 
-    let gauges: [(&str, &str, u64); 7] = [
+    let gauges: [(&str, &str, u64); 9] = [
         (
             "rabbitmq_connections",
             "Connections currently open",
@@ -201,7 +202,17 @@ fn render(broker: &crate::Broker, connections: usize, per_object: bool) -> Strin
         (
             "rabbitmq_resident_memory_limit_bytes",
             "Memory high watermark in bytes",
-            sys.memory_limit_bytes,
+            stats.memory_high_watermark.map_or(0, |w| w as u64),
+        ),
+        (
+            "rabbitmq_disk_space_available_bytes",
+            "Disk space available in bytes",
+            stats.disk_free.unwrap_or(0),
+        ),
+        (
+            "rabbitmq_disk_space_available_limit_bytes",
+            "Free disk space low watermark in bytes",
+            stats.disk_free_limit,
         ),
         (
             "rabbitmq_process_open_fds",
@@ -222,19 +233,23 @@ fn render(broker: &crate::Broker, connections: usize, per_object: bool) -> Strin
         (
             "rabbitmq_alarms_memory_used_watermark",
             "is 1 if VM memory watermark alarm is in effect",
+            stats.memory_alarm,
         ),
         (
             "rabbitmq_alarms_free_disk_space_watermark",
             "is 1 if free disk space watermark alarm is in effect",
+            stats.disk_alarm,
         ),
+        // Warren raises no file descriptor alarm: its listener retries accepts instead.
         (
             "rabbitmq_alarms_file_descriptor_limit",
             "is 1 if file descriptor limit alarm is in effect",
+            false,
         ),
     ];
-    for (name, help) in alarms {
+    for (name, help, on) in alarms {
         m.family(name, "gauge", help);
-        m.sample(name, &[], 0);
+        m.sample(name, &[], u8::from(on));
     }
     m.out
 }

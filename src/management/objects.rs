@@ -167,6 +167,10 @@ pub(crate) fn queue(rates: &Rates, node: &str, vhost: &str, q: &QueueStats) -> V
     object.insert("exclusive".into(), Value::from(q.exclusive));
     object.insert("arguments".into(), table_to_json(&q.arguments));
     object.insert("consumers".into(), Value::from(q.consumers));
+    object.insert(
+        "messages_paged_out".into(),
+        Value::from(q.messages_paged_out),
+    );
     object.insert("policy".into(), Value::Null);
     object.insert("effective_policy_definition".into(), json!({}));
     depths(&mut object, rates, &subject, &counters);

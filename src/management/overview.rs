@@ -114,16 +114,18 @@ async fn overview(
 
 fn node_json(api: &Api) -> Value {
     let sys = System::now();
+    let stats = api.broker.stats();
     json!({
         "name": api.node,
         "type": "disc",
         "running": true,
         "os_pid": sys.pid.to_string(),
         "mem_used": sys.resident_bytes,
-        "mem_limit": sys.memory_limit_bytes,
-        "mem_alarm": false,
-        "disk_free_limit": 50_000_000,
-        "disk_free_alarm": false,
+        "mem_limit": stats.memory_high_watermark.map_or(sys.memory_limit_bytes, |w| w as u64),
+        "mem_alarm": stats.memory_alarm,
+        "disk_free_limit": stats.disk_free_limit,
+        "disk_free": stats.disk_free,
+        "disk_free_alarm": stats.disk_alarm,
         "fd_used": sys.fds_open,
         "fd_total": sys.fds_limit,
         "sockets_used": api.wire.connection_count(),
