@@ -153,7 +153,21 @@ impl fmt::Display for RecordKey<'_> {
 ///
 /// [`StoreError::Backend`] if serde refuses the value (not expected for the record types).
 pub(crate) fn encode<T: Serialize>(key: RecordKey<'_>, record: &T) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = Vec::with_capacity(64);
+    encode_sized(key, record, 64)
+}
+
+/// [`encode`] into a buffer of `capacity` bytes to begin with (a message's body length plus
+/// a little, so that encoding it never reallocates).
+///
+/// # Errors
+///
+/// As for [`encode`].
+pub(crate) fn encode_sized<T: Serialize>(
+    key: RecordKey<'_>,
+    record: &T,
+    capacity: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(capacity);
     bytes.push(RECORD_VERSION);
     bincode::serde::encode_into_std_write(record, &mut bytes, config())
         .map_err(|e| StoreError::Backend(std::sync::Arc::new(e)))?;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::{FieldTable, Properties};
@@ -80,13 +81,15 @@ pub(crate) struct BindingRecord {
     pub(crate) arguments: FieldTable,
 }
 
-/// A persistent message, stored once however many queues hold it.
+/// A persistent message, stored once however many queues hold it. (Its strings are
+/// `CompactString`s, inline when short: built from an envelope without allocating; serde
+/// encodes them exactly as `String`s.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct MessageRecord {
     /// The exchange it was published to.
-    pub(crate) exchange: String,
+    pub(crate) exchange: CompactString,
     /// The routing key it was published with.
-    pub(crate) routing_key: String,
+    pub(crate) routing_key: CompactString,
     /// Its properties, headers included.
     pub(crate) properties: Properties,
     /// Its body.

@@ -12,7 +12,7 @@
 //! | `queues` | (vhost, name) | `QueueRecord` |
 //! | `bindings` | (vhost, source, destination, destination is exchange, routing key, encoded arguments) | `BindingRecord` |
 //! | `messages` | message id | `MessageRecord`, written once |
-//! | `message_refs` | message id | `u64`: number of entries that hold it (low 32 bits) and a checksum of id and number (high 32 bits) |
+//! | `message_refs` | message id | `u64`: number of entries that hold it (low 32 bits) and a checksum of id and number (high 32 bits); only for messages held by more than one entry |
 //! | `queue_entries` | (vhost, queue, seq) | `EntryRecord` (message id, delivered) |
 //!
 //! The reference count lives apart from the message so that an ack of one of several queues
@@ -162,11 +162,16 @@ impl EncodedOp {
                 id,
                 message,
                 entries,
-            } => EncodedOp::Enqueue {
-                id,
-                message: codec::encode(RecordKey::Message(id.0), &message)?,
-                entries,
-            },
+            } => {
+                // Room for the body, the strings and the properties (headers aside).
+                let size =
+                    message.body.len() + message.exchange.len() + message.routing_key.len() + 96;
+                EncodedOp::Enqueue {
+                    id,
+                    message: codec::encode_sized(RecordKey::Message(id.0), &message, size)?,
+                    entries,
+                }
+            }
             StoreOp::DeleteVhost { vhost } => EncodedOp::DeleteVhost(vhost),
             StoreOp::DeleteExchange { vhost, name } => EncodedOp::DeleteExchange(vhost, name),
             StoreOp::DeleteQueue(queue) => EncodedOp::DeleteQueue(queue),
@@ -360,7 +365,10 @@ impl<'txn> Tables<'txn> {
         }
         if count > 0 {
             self.messages.insert(id.0, message)?;
-            self.refs.insert(id.0, codec::pack_refs(id.0, count))?;
+            // A message held by one entry has no count row: a missing count is one.
+            if count > 1 {
+                self.refs.insert(id.0, codec::pack_refs(id.0, count))?;
+            }
         }
         Ok(())
     }
@@ -404,17 +412,25 @@ impl<'txn> Tables<'txn> {
 
     /// Drops one reference to a message, deleting it with its last one.
     ///
-    /// A missing count is treated as the last reference: this path only ever frees space.
+    /// A missing count means one reference (a message stored for one queue has no count
+    /// row).
     fn release(&mut self, id: MessageId) -> Result<(), StoreError> {
         let count = match self.refs.get(id.0)? {
             Some(packed) => codec::unpack_refs(id.0, packed.value())?,
             None => 0,
         };
-        if count > 1 {
-            self.refs.insert(id.0, codec::pack_refs(id.0, count - 1))?;
-        } else {
-            self.refs.remove(id.0)?;
-            self.messages.remove(id.0)?;
+        match count {
+            3.. => {
+                self.refs.insert(id.0, codec::pack_refs(id.0, count - 1))?;
+            }
+            // One holder left: no row.
+            2 => {
+                self.refs.remove(id.0)?;
+            }
+            _ => {
+                self.refs.remove(id.0)?;
+                self.messages.remove(id.0)?;
+            }
         }
         Ok(())
     }

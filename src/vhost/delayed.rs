@@ -170,8 +170,8 @@ impl VHost {
                 drop(store.submit(StoreOp::PutQueue(self.delayed_queue_record())));
             }
             let record = MessageRecord {
-                exchange: source.name.to_string(),
-                routing_key: routing_key.to_owned(),
+                exchange: (*source.name).into(),
+                routing_key: routing_key.into(),
                 properties: message.properties().clone(),
                 body: message.body().clone(),
                 expires_at_ms: Some(due),

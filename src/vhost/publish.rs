@@ -287,8 +287,8 @@ impl VHost {
             .collect();
         let store = &self.settings.store;
         let record = MessageRecord {
-            exchange: envelope.exchange.to_string(),
-            routing_key: envelope.routing_key.to_string(),
+            exchange: envelope.exchange.clone(),
+            routing_key: envelope.routing_key.clone(),
             properties: envelope.message.properties().clone(),
             body: envelope.message.body().clone(),
             expires_at_ms: expiries.and_then(|all| all.into_iter().max()),
