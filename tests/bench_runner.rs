@@ -182,6 +182,56 @@ fn wire_reports_warren_and_skips_an_absent_rabbitmq() {
     assert!(report["note"].is_string(), "{report}");
 }
 
+#[cfg(feature = "wire")]
+#[test]
+fn wire_measures_rabbitmq_in_the_same_run() {
+    // The RabbitMQ row needs a RabbitMQ at 127.0.0.1:5672 (guest/guest). Without one this test
+    // says so and returns, except under `CI=true`, where nothing may be skipped (as
+    // `warren_interop::trial` does for the interop tests). The runner declares one queue named
+    // after its process id on vhost `/` and deletes it after each round.
+    let addr = "127.0.0.1:5672";
+    let reachable = std::net::TcpStream::connect_timeout(
+        &addr.parse().expect("an address"),
+        Duration::from_secs(1),
+    )
+    .is_ok();
+    if !reachable {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "RabbitMQ is not listening on {addr}, and CI must test the RabbitMQ row"
+        );
+        eprintln!("skipped: RabbitMQ is not listening on {addr}");
+        return;
+    }
+    let report = run_json(&[
+        "wire",
+        "--messages",
+        "2000",
+        "--rounds",
+        "1",
+        "--rabbitmq",
+        addr,
+        "--json",
+    ]);
+    assert_positive(
+        &report,
+        &[
+            "warren_publish_msgs_per_s",
+            "warren_consume_msgs_per_s",
+            "warren_msgs_per_s",
+            "rabbitmq_publish_msgs_per_s",
+            "rabbitmq_consume_msgs_per_s",
+            "rabbitmq_msgs_per_s",
+            "warren_over_rabbitmq",
+        ],
+    );
+    assert!(report["note"].is_null(), "{report}");
+    let ratio = report["warren_over_rabbitmq"].as_f64().expect("a ratio");
+    let expected = report["warren_msgs_per_s"].as_f64().expect("a rate")
+        / report["rabbitmq_msgs_per_s"].as_f64().expect("a rate");
+    assert!((ratio - expected).abs() <= 1e-9 * expected, "{report}");
+}
+
 /// Writes `text` to a new file in `dir` and returns its path as a string.
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
