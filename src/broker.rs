@@ -19,7 +19,8 @@ use crate::store::{NullStore, Store, StoreOp, VhostRecord};
 use crate::sync::{ConcurrentMap, Mutex};
 use crate::vhost::VHost;
 use crate::{
-    BindingInfo, BrokerStats, Clock, Error, ExchangeStats, QueueStats, Result, SystemClock,
+    BindingInfo, BrokerStats, Clock, Error, ExchangeStats, Policy, QueueStats, Result,
+    SystemClock,
 };
 
 /// Something a broker runs besides its connections (a wire listener), stopped when the
@@ -348,6 +349,9 @@ impl Broker {
         for vhost in &state.vhosts {
             self.insert_vhost(&vhost.name);
         }
+        for policy in &state.policies {
+            self.insert_vhost(&policy.vhost).recover_policy(policy)?;
+        }
         for exchange in &state.exchanges {
             self.insert_vhost(&exchange.vhost)
                 .recover_exchange(exchange)?;
@@ -372,6 +376,7 @@ impl Broker {
             self.insert_vhost(&binding.vhost).recover_binding(binding);
         }
         for vhost in self.inner.vhosts.iter() {
+            vhost.apply_recovered_policies();
             vhost.finish_recovery();
         }
         Ok(())
@@ -488,6 +493,70 @@ impl Broker {
     /// 530 for an unknown vhost.
     pub fn list_bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>> {
         Ok(self.vhost(vhost)?.list_bindings())
+    }
+
+    /// Sets a policy in a vhost, replacing one of the same name, as `rabbitmqctl set_policy`
+    /// does. It applies at once to the existing queues and exchanges it wins for, and to those
+    /// declared later; on a persistent broker it is stored before it applies.
+    ///
+    /// Of the policies whose pattern matches a name, the one with the highest priority applies
+    /// alone. The definition keys Warren acts on, and how each combines with a declare
+    /// argument, are those of RabbitMQ 3.10 (see `docs/queue-features.md`): for queues
+    /// `message-ttl`, `expires`, `max-length`, `max-length-bytes` and (quorum queues)
+    /// `delivery-limit` — the smaller of policy and argument —, `overflow`,
+    /// `dead-letter-exchange` and `dead-letter-routing-key` — the argument if there is one —;
+    /// for exchanges `alternate-exchange`. The other keys RabbitMQ accepts are stored and
+    /// listed but change nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Message, Policy, PolicyApplyTo, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("jobs.small", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// for n in 0..5 {
+    ///     ch.basic_publish("", "jobs.small", Message::new(format!("job {n}")))?;
+    /// }
+    /// let limit = FieldTable::new().with("max-length", 2);
+    /// broker.set_policy("/", Policy::new("cap", "^jobs\\.", limit).apply_to(PolicyApplyTo::Queues))?;
+    /// // The policy applies to the live queue: the oldest messages are dropped.
+    /// let stats = broker.queue_stats("/", "jobs.small")?;
+    /// assert_eq!(stats.messages_ready, 2);
+    /// assert_eq!(stats.policy.as_deref(), Some("cap"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost; 406 PRECONDITION_FAILED with RabbitMQ's validation text
+    /// (`Validation failed: -1 is not a valid message TTL`, unknown keys, an empty definition,
+    /// an invalid pattern); [`Error::Storage`] if it cannot be stored.
+    pub fn set_policy(&self, vhost: &str, policy: Policy) -> Result<()> {
+        self.vhost(vhost)?.set_policy(policy)
+    }
+
+    /// Removes a policy; what it applied to falls back to the next matching policy, or to its
+    /// declare arguments alone (a length limit no longer in force keeps the messages it
+    /// dropped gone).
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost, 404 if the vhost has no policy of that name.
+    pub fn clear_policy(&self, vhost: &str, name: &str) -> Result<()> {
+        self.vhost(vhost)?.clear_policy(name)
+    }
+
+    /// Returns the policies of a vhost, sorted by name.
+    ///
+    /// # Errors
+    ///
+    /// 530 for an unknown vhost.
+    pub fn list_policies(&self, vhost: &str) -> Result<Vec<Policy>> {
+        Ok(self.vhost(vhost)?.list_policies())
     }
 
     fn vhost(&self, name: &str) -> Result<Arc<VHost>> {

@@ -144,7 +144,13 @@ pub(crate) struct Exchange {
     /// Predeclared by the broker (`""` and `amq.*`): cannot be deleted or redeclared.
     pub(crate) builtin: bool,
     /// The `alternate-exchange` argument: where messages this exchange cannot route go.
-    pub(crate) alternate: Option<Box<str>>,
+    declared_alternate: Option<Arc<str>>,
+    /// The alternate exchange in force: the argument's, else the policy's.
+    alternate: Mutex<Option<Arc<str>>>,
+    /// `alternate` is set: publishing checks this flag, not the lock.
+    has_alternate: AtomicBool,
+    /// The name of the policy that applies to the exchange, if one does.
+    policy: Mutex<Option<Arc<str>>>,
     /// An `x-delayed-message` exchange: messages with an `x-delay` header wait before they
     /// are routed.
     pub(crate) delayed: bool,
@@ -176,6 +182,11 @@ impl Exchange {
         router: Box<dyn Router>,
         builtin: bool,
     ) -> Self {
+        let declared_alternate: Option<Arc<str>> = spec
+            .arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_str())
+            .map(Into::into);
         Exchange {
             name: spec.name.into(),
             id,
@@ -185,17 +196,46 @@ impl Exchange {
             internal: spec.options.internal,
             arguments: spec.arguments.clone(),
             builtin,
-            alternate: spec
-                .arguments
-                .get("alternate-exchange")
-                .and_then(|v| v.as_str())
-                .map(Into::into),
+            declared_alternate: declared_alternate.clone(),
+            has_alternate: AtomicBool::new(declared_alternate.is_some()),
+            alternate: Mutex::new(declared_alternate),
+            policy: Mutex::new(None),
             delayed: *spec.kind == ExchangeKind::DelayedMessage,
             router,
             bindings: Mutex::new(HashSet::new()),
             counters: CachePadded::default(),
             deleted: AtomicBool::new(false),
         }
+    }
+
+    /// Returns `true` if the exchange has an alternate exchange (argument or policy).
+    pub(crate) fn has_alternate(&self) -> bool {
+        self.has_alternate.load(Ordering::Acquire)
+    }
+
+    /// Returns the alternate exchange in force, if any.
+    pub(crate) fn alternate(&self) -> Option<Arc<str>> {
+        self.alternate.lock().clone()
+    }
+
+    /// Applies a policy (its name and definition), or none: its `alternate-exchange` is used
+    /// when the exchange has no `alternate-exchange` argument (the argument wins, as in
+    /// RabbitMQ).
+    pub(crate) fn apply_policy(&self, policy: Option<(&str, &FieldTable)>) {
+        let from_policy = policy
+            .and_then(|(_, d)| d.get("alternate-exchange"))
+            .and_then(|v| v.as_str())
+            .map(Arc::from);
+        let alternate = self.declared_alternate.clone().or(from_policy);
+        self.has_alternate
+            .store(alternate.is_some(), Ordering::Release);
+        *self.alternate.lock() = alternate;
+        *self.policy.lock() = policy.map(|(name, _)| name.into());
+    }
+
+    /// Returns the name of the policy that applies to the exchange, if one does.
+    pub(crate) fn policy(&self) -> Option<Arc<str>> {
+        self.policy.lock().clone()
     }
 
     /// Marks the exchange deleted.

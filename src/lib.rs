@@ -121,6 +121,7 @@ mod management;
 mod message;
 mod names;
 mod options;
+mod policy;
 mod queue;
 #[cfg(feature = "remote")]
 mod remote;
@@ -153,6 +154,7 @@ pub use options::{
     ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, PublishOptions,
     QueueDeclareOptions, QueueDeleteOptions,
 };
+pub use policy::{Policy, PolicyApplyTo};
 #[cfg(feature = "remote")]
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub use remote::{ConnectionBuilder, ConnectionEvent, ConnectionEvents};

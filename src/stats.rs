@@ -49,6 +49,8 @@ pub struct QueueStats {
     pub messages_got: u64,
     /// Deliveries acknowledged (`ack`).
     pub messages_acked: u64,
+    /// The policy that applies to the queue, if one does (`rabbitmqctl list_queues policy`).
+    pub policy: Option<String>,
 }
 
 impl QueueStats {
@@ -95,6 +97,8 @@ pub struct ExchangeStats {
     pub messages_delayed: usize,
     /// Estimated memory of its routing table, in bytes.
     pub table_bytes: usize,
+    /// The policy that applies to the exchange, if one does.
+    pub policy: Option<String>,
 }
 
 /// A snapshot of the broker's resource use and alarms ([`Broker::stats`](crate::Broker::stats)),

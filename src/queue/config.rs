@@ -38,6 +38,9 @@ pub(crate) struct QueueConfig {
     pub(crate) max_length_bytes: Option<u64>,
     /// `x-overflow`.
     pub(crate) overflow: Overflow,
+    /// `x-overflow` was among the declare arguments (a policy's `overflow` then does not
+    /// apply).
+    pub(crate) overflow_declared: bool,
     /// `x-dead-letter-exchange`.
     pub(crate) dead_letter_exchange: Option<String>,
     /// `x-dead-letter-routing-key`.
@@ -52,7 +55,11 @@ impl QueueConfig {
     /// Returns `true` if no argument changes the queue's behaviour: such a queue takes the
     /// plain publish path.
     pub(crate) fn is_plain(&self) -> bool {
-        *self == QueueConfig::default()
+        let without_flag = QueueConfig {
+            overflow_declared: false,
+            ..self.clone()
+        };
+        without_flag == QueueConfig::default()
     }
 
     /// Returns `true` if the queue has a length limit.
@@ -104,6 +111,7 @@ impl QueueConfig {
             }
         };
         if let Some(overflow) = string("x-overflow")? {
+            config.overflow_declared = true;
             config.overflow = match overflow {
                 "drop-head" => Overflow::DropHead,
                 "reject-publish" => Overflow::RejectPublish,
@@ -174,6 +182,62 @@ impl QueueConfig {
             config.delivery_limit = None;
         }
         Ok(config)
+    }
+}
+
+impl QueueConfig {
+    /// Returns the configuration a queue with these declare arguments runs with under a
+    /// policy's definition, combined per key as RabbitMQ 3.10 does: for `max-length`,
+    /// `max-length-bytes`, `message-ttl`, `expires` and `delivery-limit` the smaller of
+    /// argument and policy; for `overflow`, `dead-letter-exchange` and
+    /// `dead-letter-routing-key` the argument when there is one. `delivery-limit` counts only
+    /// on quorum queues; other keys do not change a queue. Definitions are validated when the
+    /// policy is set.
+    pub(crate) fn with_policy(&self, definition: Option<&FieldTable>) -> QueueConfig {
+        let mut config = self.clone();
+        let Some(definition) = definition else {
+            return config;
+        };
+        let int = |key: &str| {
+            definition
+                .get(key)
+                .and_then(FieldValue::as_i64)
+                .and_then(|n| u64::try_from(n).ok())
+        };
+        let smaller = |arg: Option<u64>, policy: Option<u64>| match (arg, policy) {
+            (Some(a), Some(p)) => Some(a.min(p)),
+            (a, p) => a.or(p),
+        };
+        config.message_ttl = smaller(self.message_ttl, int("message-ttl"));
+        config.expires = smaller(self.expires, int("expires").filter(|&n| n > 0));
+        config.max_length = smaller(self.max_length, int("max-length"));
+        config.max_length_bytes = smaller(self.max_length_bytes, int("max-length-bytes"));
+        let string = |key: &str| definition.get(key).and_then(FieldValue::as_str);
+        if !self.overflow_declared {
+            config.overflow = match string("overflow") {
+                Some("reject-publish") => Overflow::RejectPublish,
+                Some("reject-publish-dlx") if self.queue_type == QueueType::Classic => {
+                    Overflow::RejectPublishDlx
+                }
+                _ => Overflow::DropHead,
+            };
+        }
+        if config.dead_letter_exchange.is_none() {
+            config.dead_letter_exchange = string("dead-letter-exchange").map(str::to_owned);
+        }
+        if config.dead_letter_routing_key.is_none() {
+            config.dead_letter_routing_key = string("dead-letter-routing-key").map(str::to_owned);
+        }
+        if self.queue_type == QueueType::Quorum {
+            let policy = definition
+                .get("delivery-limit")
+                .and_then(FieldValue::as_i64);
+            config.delivery_limit = match (self.delivery_limit, policy) {
+                (Some(a), Some(p)) => Some(a.min(p)),
+                (a, p) => a.or(p),
+            };
+        }
+        config
     }
 }
 

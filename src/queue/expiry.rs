@@ -109,15 +109,16 @@ impl Queue {
             return page_in;
         }
         let dead = std::mem::take(&mut st.dead);
+        let dead_letter = Self::has_dead_letter_exchange(&st);
         drop(st);
-        let mut fallout = self.bury(dead);
+        let mut fallout = self.bury(dead, dead_letter);
         fallout.merge(page_in);
         fallout
     }
 
     /// Removes dead messages from the store and counts them; returns them for the vhost to
     /// dead-letter if the queue has a dead-letter exchange (they are dropped otherwise).
-    fn bury(&self, dead: Vec<DeadLetter>) -> Fallout {
+    fn bury(&self, dead: Vec<DeadLetter>, dead_letter: bool) -> Fallout {
         self.forget(dead.iter().map(|d| &d.msg));
         for letter in &dead {
             let counter = match letter.reason {
@@ -127,7 +128,7 @@ impl Queue {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        if self.dead_letter_target().is_none() {
+        if !dead_letter {
             return Fallout::default();
         }
         Fallout {
@@ -136,27 +137,40 @@ impl Queue {
         }
     }
 
-    /// Returns the queue's dead-letter exchange and routing key, if it has one.
-    pub(crate) fn dead_letter_target(&self) -> Option<(&str, Option<&str>)> {
-        let config = self.config.as_deref()?;
-        let exchange = config.dead_letter_exchange.as_deref()?;
-        Some((exchange, config.dead_letter_routing_key.as_deref()))
+    /// Returns the queue's dead-letter exchange and routing key, if it has one (from its
+    /// arguments or its policy, as they are now).
+    pub(crate) fn dead_letter_target(&self) -> Option<(String, Option<String>)> {
+        let st = self.state.lock();
+        let config = st.config.as_deref()?;
+        let exchange = config.dead_letter_exchange.clone()?;
+        Some((exchange, config.dead_letter_routing_key.clone()))
+    }
+
+    /// Returns `true` if the queue has a dead-letter exchange now.
+    fn has_dead_letter_exchange(st: &QueueState) -> bool {
+        st.config
+            .as_deref()
+            .is_some_and(|c| c.dead_letter_exchange.is_some())
     }
 
     /// Settles a delivery rejected without requeue and dead-letters it (reason `rejected`).
     pub(crate) fn reject(&self, credit: Option<Credit>, msg: QueuedMessage) -> Fallout {
         self.held_dropped();
         let mut fallout = self.release(credit, 1);
-        fallout.merge(self.bury(vec![DeadLetter {
-            msg,
-            reason: Reason::Rejected,
-        }]));
+        let dead_letter = Self::has_dead_letter_exchange(&self.state.lock());
+        fallout.merge(self.bury(
+            vec![DeadLetter {
+                msg,
+                reason: Reason::Rejected,
+            }],
+            dead_letter,
+        ));
         fallout
     }
 
     /// Records a use of the queue for `x-expires` (declare, `basic_get`, consumers).
     pub(crate) fn touch(&self) {
-        if self.config.as_deref().is_some_and(|c| c.expires.is_some()) {
+        if self.expires.load(Ordering::Relaxed) != 0 {
             self.last_used
                 .store(self.clock.now_millis(), Ordering::Relaxed);
         }
@@ -172,9 +186,10 @@ impl Queue {
         self.expire_heads(&mut st);
         let idle = st.consumers.is_empty();
         let fallout = self.finish(st);
-        let Some(expires) = self.config.as_deref().and_then(|c| c.expires) else {
+        let expires = self.expires.load(Ordering::Relaxed);
+        if expires == 0 {
             return (false, fallout);
-        };
+        }
         let last_used = self.last_used.load(Ordering::Relaxed);
         let expired = idle && self.clock.now_millis() >= last_used.saturating_add(expires);
         (expired, fallout)
@@ -182,7 +197,6 @@ impl Queue {
 
     /// Returns `true` if the queue has timers to run (TTL, `x-expires`).
     pub(crate) fn is_timed(&self) -> bool {
-        self.may_expire.load(Ordering::Relaxed)
-            || self.config.as_deref().is_some_and(|c| c.expires.is_some())
+        self.may_expire.load(Ordering::Relaxed) || self.expires.load(Ordering::Relaxed) != 0
     }
 }

@@ -18,32 +18,24 @@ use std::sync::atomic::Ordering;
 use super::config::{parse_expiration, Overflow, QueueConfig, QueueType};
 use super::expiry::{DeadLetter, Reason};
 use super::ready::ReadyList;
-use super::{Enqueued, Fallout, Queue, QueueState};
+use super::{Enqueued, Fallout, Queue, QueueState, NO_TTL};
 use crate::envelope::{Envelope, QueuedMessage};
+use crate::sync::MutexGuard;
+use crate::Clock;
 
 impl Queue {
-    /// Enqueues a message on a queue with arguments, or a message with an `expiration`.
-    pub(super) fn publish_featured(&self, msg: QueuedMessage) -> (Enqueued, Fallout) {
-        let expires_at = self.expiry_of(&msg.envelope);
-        let start_timers = expires_at.is_some() && !self.may_expire.swap(true, Ordering::Relaxed);
-        let (outcome, mut fallout) = self.enqueue_featured(msg, expires_at);
-        fallout.start_timers |= start_timers;
-        (outcome, fallout)
-    }
-
-    /// Enqueues a message on a queue with arguments, once its expiry time is known.
-    fn enqueue_featured(
+    /// Enqueues a message on a queue with arguments (or a policy), or a message with an
+    /// `expiration`, under the queue lock the plain path took.
+    pub(super) fn publish_featured(
         &self,
+        mut st: MutexGuard<'_, QueueState>,
         mut msg: QueuedMessage,
-        expires_at: Option<NonZeroU64>,
     ) -> (Enqueued, Fallout) {
-        let mut st = self.state.lock();
-        if st.deleted {
-            return (Enqueued::Gone, Fallout::default());
-        }
+        let expires_at = expiry_of(st.config.as_deref(), &*self.clock, &msg.envelope);
+        let start_timers = expires_at.is_some() && !self.may_expire.swap(true, Ordering::Relaxed);
         self.expire_heads(&mut st);
         msg.expires_at = expires_at;
-        if let Some(config) = self.config.as_deref() {
+        if let Some(config) = st.config.as_deref() {
             // A quorum queue refuses only once it is over a limit, so it takes one message
             // more than a classic queue (observed on RabbitMQ 3.10).
             let refuse = if config.queue_type == QueueType::Quorum {
@@ -59,7 +51,9 @@ impl Queue {
                     });
                 }
                 self.losses.refused.fetch_add(1, Ordering::Relaxed);
-                return (Enqueued::Refused, self.finish(st));
+                let mut fallout = self.finish(st);
+                fallout.start_timers |= start_timers;
+                return (Enqueued::Refused, fallout);
             }
         }
         if st.ready.is_empty() {
@@ -70,32 +64,28 @@ impl Queue {
             st.ready.push_back(msg);
         }
         self.trim(&mut st);
-        (Enqueued::Accepted, self.finish(st))
+        let mut fallout = self.finish(st);
+        fallout.start_timers |= start_timers;
+        (Enqueued::Accepted, fallout)
     }
 
     /// Returns when a message published now expires in this queue: the smaller of the
-    /// queue's `x-message-ttl` and the message's `expiration`.
+    /// queue's message TTL (argument or policy) and the message's `expiration`.
+    /// Reads the TTL without the queue lock, for the store record of a persistent message.
     pub(crate) fn expiry_of(&self, envelope: &Envelope) -> Option<NonZeroU64> {
-        let queue_ttl = self.config.as_deref().and_then(|c| c.message_ttl);
-        let message_ttl = envelope
-            .message
-            .properties()
-            .expiration
-            .as_deref()
-            .and_then(|e| parse_expiration(e).ok());
-        let ttl = match (queue_ttl, message_ttl) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
+        let ttl = self.message_ttl.load(Ordering::Relaxed);
+        let config = QueueConfig {
+            message_ttl: (ttl != NO_TTL).then_some(ttl),
+            ..QueueConfig::default()
         };
-        let at = self.clock.now_millis().saturating_add(ttl);
-        Some(NonZeroU64::new(at).unwrap_or(NonZeroU64::MIN))
+        expiry_of(Some(&config), &*self.clock, envelope)
     }
 
     /// Drops expired heads and, under `drop-head`, heads over the length limits. What is
     /// dropped waits in the state's dead-letter outbox.
     pub(super) fn trim(&self, st: &mut QueueState) {
         self.expire_heads(st);
-        let Some(config) = self.config.as_deref() else {
+        let Some(config) = st.config.as_deref() else {
             return;
         };
         if config.overflow != Overflow::DropHead || !config.has_limit() {
@@ -111,6 +101,28 @@ impl Queue {
             });
         }
     }
+}
+
+/// Returns when a message published now expires under `config`: the smaller of the queue's
+/// message TTL and the message's `expiration`.
+fn expiry_of(
+    config: Option<&QueueConfig>,
+    clock: &dyn Clock,
+    envelope: &Envelope,
+) -> Option<NonZeroU64> {
+    let queue_ttl = config.and_then(|c| c.message_ttl);
+    let message_ttl = envelope
+        .message
+        .properties()
+        .expiration
+        .as_deref()
+        .and_then(|e| parse_expiration(e).ok());
+    let ttl = match (queue_ttl, message_ttl) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    let at = clock.now_millis().saturating_add(ttl);
+    Some(NonZeroU64::new(at).unwrap_or(NonZeroU64::MIN))
 }
 
 /// Returns `true` if the ready messages exceed a limit.

@@ -54,6 +54,9 @@ use crate::store::{EntryKey, QueueKey, Store, StoreOp};
 use crate::sync::Mutex;
 use crate::{Clock, Error, FieldTable, QueueDeclareOptions, Result, SystemClock};
 
+/// The value of `Queue::message_ttl` for a queue without a message TTL.
+const NO_TTL: u64 = u64::MAX;
+
 /// One queue of a vhost.
 #[derive(Debug)]
 pub(crate) struct Queue {
@@ -84,8 +87,16 @@ pub(crate) struct Queue {
     held: CachePadded<Held>,
     /// Messages that left other than by delivery and ack.
     pub(crate) losses: LossCounters,
-    /// The arguments that change behaviour; `None` for a plain queue (the fast path).
-    config: Option<Box<QueueConfig>>,
+    /// The configuration its declare arguments give, before any policy.
+    declared: Box<QueueConfig>,
+    /// Its type (no policy changes it).
+    queue_type: QueueType,
+    /// The effective `expires` (argument or policy), in ms; 0 for none. Kept apart from the
+    /// state so that [`touch`](Self::touch) and the timer sweep need no lock.
+    expires: AtomicU64,
+    /// The effective message TTL in ms, [`NO_TTL`] for none: what the store record of a
+    /// persistent message is given, read without the queue lock.
+    message_ttl: AtomicU64,
     /// The broker's clock.
     clock: Arc<dyn Clock>,
     /// Some message in the queue may carry an expiry time (checked at the head).
@@ -112,6 +123,11 @@ struct QueueState {
     first_seq: u64,
     /// Messages fetched with `basic_get`.
     got: u64,
+    /// The arguments and policy keys that change behaviour; `None` for a plain queue (the
+    /// fast path). Swapped under the lock when a policy changes.
+    config: Option<Box<QueueConfig>>,
+    /// The name of the policy that applies, if one does.
+    policy: Option<Arc<str>>,
 }
 
 /// A durable queue's link to the store.
@@ -232,7 +248,10 @@ impl Queue {
             state: CachePadded::new(Mutex::new(QueueState::default())),
             held: CachePadded::default(),
             losses: LossCounters::default(),
-            config: None,
+            declared: Box::default(),
+            queue_type: QueueType::Classic,
+            expires: AtomicU64::new(0),
+            message_ttl: AtomicU64::new(NO_TTL),
             clock: Arc::new(SystemClock),
             may_expire: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
@@ -253,12 +272,49 @@ impl Queue {
                 st.ready.count_bytes();
             }
             st.consumers.single_active = config.single_active_consumer;
+            st.config = (!config.is_plain()).then(|| Box::new(config.clone()));
         }
         self.may_expire = AtomicBool::new(config.message_ttl.is_some());
         self.last_used = AtomicU64::new(clock.now_millis());
-        self.config = (!config.is_plain()).then(|| Box::new(config));
+        self.expires = AtomicU64::new(config.expires.unwrap_or(0));
+        self.message_ttl = AtomicU64::new(config.message_ttl.unwrap_or(NO_TTL));
+        self.queue_type = config.queue_type;
+        self.declared = Box::new(config);
         self.clock = clock;
         self
+    }
+
+    /// Applies a policy (its name and definition), or none: the queue runs from now on with
+    /// its arguments combined with the policy's keys. A lower length limit drops (or
+    /// dead-letters) messages from the head at once; a message TTL applies to messages that
+    /// enter from now on; `expires` counts from now.
+    pub(crate) fn apply_policy(&self, policy: Option<(&str, &FieldTable)>) -> Fallout {
+        let config = self.declared.with_policy(policy.map(|p| p.1));
+        let expires = config.expires.unwrap_or(0);
+        let mut st = self.state.lock();
+        st.policy = policy.map(|p| p.0.into());
+        self.message_ttl
+            .store(config.message_ttl.unwrap_or(NO_TTL), Ordering::Relaxed);
+        if config.max_length_bytes.is_some() {
+            st.ready.count_bytes();
+        }
+        if self.expires.swap(expires, Ordering::Relaxed) != expires {
+            self.last_used
+                .store(self.clock.now_millis(), Ordering::Relaxed);
+        }
+        st.config = (!config.is_plain()).then(|| Box::new(config));
+        if st.deleted {
+            return Fallout::default();
+        }
+        self.trim(&mut st);
+        let mut fallout = self.finish(st);
+        fallout.start_timers |= expires != 0;
+        fallout
+    }
+
+    /// Returns the name of the policy that applies to the queue, if one does.
+    pub(crate) fn policy(&self) -> Option<Arc<str>> {
+        self.state.lock().policy.clone()
     }
 
     /// Checks that a redeclare asks for the same queue: 405 if the `exclusive` flag
@@ -313,9 +369,7 @@ impl Queue {
 
     /// Returns the queue's type.
     pub(crate) fn queue_type(&self) -> QueueType {
-        self.config
-            .as_deref()
-            .map_or(QueueType::Classic, |c| c.queue_type)
+        self.queue_type
     }
 
     fn locked_error(&self) -> Error {
@@ -355,12 +409,12 @@ impl Queue {
     /// Enqueues a published message (its `seq` from [`next_seq`](Self::next_seq)):
     /// `Accepted`, `Refused` by a length limit, or `Gone` if the queue was deleted meanwhile.
     pub(crate) fn publish(&self, msg: QueuedMessage) -> (Enqueued, Fallout) {
-        if self.config.is_some() || msg.envelope.message.properties().expiration.is_some() {
-            return self.publish_featured(msg);
-        }
         let mut st = self.state.lock();
         if st.deleted {
             return (Enqueued::Gone, Fallout::default());
+        }
+        if st.config.is_some() || msg.envelope.message.properties().expiration.is_some() {
+            return self.publish_featured(st, msg);
         }
         if st.ready.is_empty() {
             if let Err(msg) = st.consumers.deliver(msg) {

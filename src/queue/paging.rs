@@ -32,7 +32,7 @@ impl Queue {
     /// Lets a plain durable queue of a persistent broker keep messages on disk only,
     /// accounting its resident persistent bodies in `budget`.
     pub(crate) fn with_paging(mut self, budget: &Arc<MemoryBudget>) -> Self {
-        if self.persistence.is_some() && self.config.is_none() {
+        if self.persistence.is_some() && self.declared.is_plain() {
             self.state.get_mut().ready.enable_paging(Arc::clone(budget));
         }
         self
@@ -57,12 +57,13 @@ impl Queue {
     /// [`next_seq`](Self::next_seq)). A pageable queue keeps it on disk only while the
     /// broker is over its memory budget, unless a consumer takes it at once.
     pub(crate) fn publish_stored(&self, msg: QueuedMessage, id: MessageId) -> (Enqueued, Fallout) {
-        if self.config.is_some() || msg.envelope.message.properties().expiration.is_some() {
-            return self.publish(msg);
-        }
         let mut st = self.state.lock();
         if st.deleted {
             return (Enqueued::Gone, Fallout::default());
+        }
+        if st.config.is_some() || msg.envelope.message.properties().expiration.is_some() {
+            // A policy gave the queue limits or a TTL: the featured path, in memory.
+            return self.publish_featured(st, msg);
         }
         let msg = if st.ready.is_empty() {
             match st.consumers.deliver(msg) {

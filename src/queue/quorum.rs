@@ -148,7 +148,7 @@ impl Queue {
         mut msg: QueuedMessage,
         how: Return,
     ) {
-        let limit = self.config.as_deref().and_then(|c| c.delivery_limit);
+        let limit = st.config.as_deref().and_then(|c| c.delivery_limit);
         msg.delivery_count = msg.delivery_count.saturating_add(1);
         if limit.is_some_and(|limit| i64::from(msg.delivery_count) > limit) {
             st.dead.push(DeadLetter {

@@ -94,9 +94,20 @@ impl ReadyList {
         }
     }
 
-    /// Starts counting body bytes (for `x-max-length-bytes`); call while empty.
+    /// Starts counting body bytes (for `x-max-length-bytes`), counting those already here.
     pub(crate) fn count_bytes(&mut self) {
+        if self.count_bytes {
+            return;
+        }
         self.count_bytes = true;
+        let lanes = self.lanes.iter().flat_map(|l| l.iter());
+        self.bytes = self
+            .messages
+            .iter()
+            .chain(&self.returns)
+            .chain(lanes)
+            .map(QueuedMessage::body_len)
+            .sum();
     }
 
     fn added(&mut self, msg: &QueuedMessage) {

@@ -66,6 +66,8 @@ pub(crate) enum RecordKey<'a> {
     Refs(u64),
     /// The commit record.
     Commit,
+    /// A policy: vhost and name.
+    Policy(&'a str, &'a str),
 }
 
 impl RecordKey<'_> {
@@ -115,6 +117,11 @@ impl RecordKey<'_> {
                 crc.update(&id.to_le_bytes());
             }
             RecordKey::Commit => crc.update(&[8]),
+            RecordKey::Policy(vhost, name) => {
+                crc.update(&[9]);
+                text(crc, vhost.as_bytes());
+                text(crc, name.as_bytes());
+            }
         }
     }
 
@@ -143,6 +150,7 @@ impl fmt::Display for RecordKey<'_> {
             }
             RecordKey::Refs(id) => write!(f, "reference count of message {id}"),
             RecordKey::Commit => f.write_str("commit record"),
+            RecordKey::Policy(vhost, name) => write!(f, "policy '{name}' in vhost '{vhost}'"),
         }
     }
 }

@@ -1,8 +1,8 @@
 //! [`StoreOp`]: one write the broker asks the store to make durable.
 
 use super::records::{
-    BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, QueueKey, QueueRecord,
-    VhostRecord,
+    BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, PolicyRecord, QueueKey,
+    QueueRecord, VhostRecord,
 };
 
 /// One write to the store.
@@ -27,6 +27,15 @@ pub(crate) enum StoreOp {
     DeleteVhost {
         /// The vhost name.
         vhost: String,
+    },
+    /// Creates or replaces a policy.
+    PutPolicy(PolicyRecord),
+    /// Deletes a policy.
+    DeletePolicy {
+        /// The vhost of the policy.
+        vhost: String,
+        /// The policy name.
+        name: String,
     },
     /// Creates or replaces a durable exchange.
     PutExchange(ExchangeRecord),

@@ -19,6 +19,24 @@ pub(crate) struct VhostRecord {
     pub(crate) name: String,
 }
 
+/// A policy of a vhost (see [`Policy`](crate::Policy)); every policy of a persistent broker
+/// is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PolicyRecord {
+    /// The vhost the policy belongs to.
+    pub(crate) vhost: String,
+    /// The policy name.
+    pub(crate) name: String,
+    /// The regular expression matched against entity names.
+    pub(crate) pattern: String,
+    /// `queues`, `exchanges` or `all`.
+    pub(crate) apply_to: String,
+    /// Its priority.
+    pub(crate) priority: i32,
+    /// Its definition.
+    pub(crate) definition: FieldTable,
+}
+
 /// A durable exchange.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ExchangeRecord {

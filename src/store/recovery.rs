@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::records::{
-    BindingRecord, ExchangeRecord, MessageId, MessageRecord, QueueRecord, VhostRecord,
+    BindingRecord, ExchangeRecord, MessageId, MessageRecord, PolicyRecord, QueueRecord, VhostRecord,
 };
 use super::StoreError;
 
@@ -31,6 +31,8 @@ pub(crate) struct RecoveredState {
     /// Streams the messages of each queue from the same snapshot as the entities; `None`
     /// once taken (or for a store without messages).
     pub(crate) source: Option<Box<dyn MessageSource>>,
+    /// Policies, by (vhost, name).
+    pub(crate) policies: Vec<PolicyRecord>,
 }
 
 impl fmt::Debug for RecoveredState {
@@ -116,7 +118,7 @@ mod load {
     use crate::store::commit::{self, Counts, COMMIT};
     use crate::store::records::{EntryRecord, MessageRecord, QueueRecord};
     use crate::store::tables::{
-        BINDINGS, EXCHANGES, MESSAGES, MESSAGE_REFS, QUEUES, QUEUE_ENTRIES, VHOSTS,
+        BINDINGS, EXCHANGES, MESSAGES, MESSAGE_REFS, POLICIES, QUEUES, QUEUE_ENTRIES, VHOSTS,
     };
     use crate::store::StoreError;
 
@@ -152,6 +154,9 @@ mod load {
                 codec::decode(RecordKey::Binding(k.0, k.1, k.2, k.3, k.4, k.5), v)
             })?,
             source: None,
+            policies: values(&txn.open_table(POLICIES)?, |k, v| {
+                codec::decode(RecordKey::Policy(k.0, k.1), v)
+            })?,
         };
         let read = Counts {
             vhosts: state.vhosts.len() as u64,

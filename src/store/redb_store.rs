@@ -557,8 +557,8 @@ mod tests {
             matches!(
                 err,
                 StoreError::UnsupportedFormat {
-                    found: 3,
-                    supported: 2
+                    found: 4,
+                    supported: 3
                 }
             ),
             "{err}"
@@ -566,7 +566,56 @@ mod tests {
         // The refused file is left as it was.
         let db = Database::create(&path).unwrap();
         let meta = db.begin_read().unwrap().open_table(META).unwrap();
-        assert_eq!(meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 3);
+        assert_eq!(meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 4);
+    }
+
+    #[test]
+    fn a_format_2_database_is_upgraded_and_keeps_policies_afterwards() {
+        let (_dir, path) = temp();
+        {
+            let store = RedbStore::open(&path).unwrap();
+            store.submit(StoreOp::PutQueue(queue("q"))).wait().unwrap();
+            store.close().unwrap();
+        }
+        {
+            // Make it what format 2 wrote: no policies table.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(FORMAT_VERSION_KEY, 2)
+                .unwrap();
+            assert!(txn.delete_table(tables::POLICIES).unwrap());
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let state = store.load().unwrap();
+        assert_eq!(state.queues.len(), 1);
+        assert!(state.policies.is_empty());
+        let policy = crate::store::PolicyRecord {
+            vhost: "/".into(),
+            name: "p".into(),
+            pattern: "^q$".into(),
+            apply_to: "queues".into(),
+            priority: 2,
+            definition: FieldTable::new().with("max-length", 3),
+        };
+        store
+            .submit(StoreOp::PutPolicy(policy.clone()))
+            .wait()
+            .unwrap();
+        store.close().unwrap();
+        drop(store);
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.load().unwrap().policies, vec![policy]);
+        let db_version = {
+            store.close().unwrap();
+            drop(store);
+            let db = Database::create(&path).unwrap();
+            let meta = db.begin_read().unwrap().open_table(META).unwrap();
+            meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value()
+        };
+        assert_eq!(db_version, FORMAT_VERSION);
     }
 
     #[test]

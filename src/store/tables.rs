@@ -14,6 +14,7 @@
 //! | `messages` | message id | `MessageRecord`, written once |
 //! | `message_refs` | message id | `u64`: number of entries that hold it (low 32 bits) and a checksum of id and number (high 32 bits); only for messages held by more than one entry |
 //! | `queue_entries` | (vhost, queue, seq) | `EntryRecord` (message id, delivered) |
+//! | `policies` | (vhost, name) | `PolicyRecord` (format 3) |
 //!
 //! The reference count lives apart from the message so that an ack of one of several queues
 //! rewrites four bytes, not the body.
@@ -52,6 +53,9 @@ pub(crate) const MESSAGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::ne
 /// Message id → number of queue entries holding it, packed with a checksum
 /// ([`codec::pack_refs`]).
 pub(crate) const MESSAGE_REFS: TableDefinition<'_, u64, u64> = TableDefinition::new("message_refs");
+/// (vhost, policy) → `PolicyRecord`. Not among the commit record's row counts.
+pub(crate) const POLICIES: TableDefinition<'_, (&str, &str), &[u8]> =
+    TableDefinition::new("policies");
 /// (vhost, queue, seq) → `EntryRecord`.
 pub(crate) const QUEUE_ENTRIES: TableDefinition<'_, (&str, &str, u64), &[u8]> =
     TableDefinition::new("queue_entries");
@@ -67,6 +71,8 @@ pub(crate) enum EncodedOp {
     DeleteQueue(QueueKey),
     /// [`StoreOp::PurgeQueue`].
     PurgeQueue(QueueKey),
+    /// [`StoreOp::DeletePolicy`]: vhost and name.
+    DeletePolicy(String, String),
     /// [`StoreOp::MarkDelivered`] and [`StoreOp::MarkAllDelivered`].
     MarkDelivered(Vec<EntryKey>),
     /// [`StoreOp::Remove`] and [`StoreOp::RemoveAll`].
@@ -111,6 +117,8 @@ pub(crate) enum PutKind {
     Exchange,
     /// [`QUEUES`].
     Queue,
+    /// [`POLICIES`].
+    Policy,
 }
 
 impl EncodedOp {
@@ -144,6 +152,16 @@ impl EncodedOp {
                     value,
                 }
             }
+            StoreOp::PutPolicy(r) => {
+                let value = codec::encode(RecordKey::Policy(&r.vhost, &r.name), &r)?;
+                EncodedOp::Put {
+                    kind: PutKind::Policy,
+                    vhost: r.vhost,
+                    name: r.name,
+                    value,
+                }
+            }
+            StoreOp::DeletePolicy { vhost, name } => EncodedOp::DeletePolicy(vhost, name),
             StoreOp::PutBinding(record) => {
                 let arguments = codec::encode_key_part(&record.arguments)?;
                 let value = Some(codec::encode(binding_key(&record, &arguments), &record)?);
@@ -242,6 +260,8 @@ struct Tables<'txn> {
     refs: Table<'txn, u64, u64>,
     /// [`QUEUE_ENTRIES`].
     entries: Table<'txn, (&'static str, &'static str, u64), &'static [u8]>,
+    /// [`POLICIES`].
+    policies: Table<'txn, (&'static str, &'static str), &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -255,6 +275,7 @@ impl<'txn> Tables<'txn> {
             messages: txn.open_table(MESSAGES)?,
             refs: txn.open_table(MESSAGE_REFS)?,
             entries: txn.open_table(QUEUE_ENTRIES)?,
+            policies: txn.open_table(POLICIES)?,
         })
     }
 
@@ -307,6 +328,10 @@ impl<'txn> Tables<'txn> {
             EncodedOp::DeleteExchange(vhost, name) => self.delete_exchange(vhost, name),
             EncodedOp::DeleteQueue(queue) => self.delete_queue(queue),
             EncodedOp::PurgeQueue(queue) => self.purge(&queue.vhost, Some(&queue.name)),
+            EncodedOp::DeletePolicy(vhost, name) => {
+                self.policies.remove((&**vhost, &**name)).map(drop)?;
+                Ok(())
+            }
             EncodedOp::MarkDelivered(entries) => {
                 entries.iter().try_for_each(|e| self.mark_delivered(e))
             }
@@ -326,6 +351,7 @@ impl<'txn> Tables<'txn> {
             PutKind::Vhost => self.vhosts.insert(vhost, value).map(drop),
             PutKind::Exchange => self.exchanges.insert((vhost, name), value).map(drop),
             PutKind::Queue => self.queues.insert((vhost, name), value).map(drop),
+            PutKind::Policy => self.policies.insert((vhost, name), value).map(drop),
         }?;
         Ok(())
     }
@@ -483,6 +509,7 @@ impl<'txn> Tables<'txn> {
         self.exchanges.retain(|k, _| k.0 != vhost)?;
         self.queues.retain(|k, _| k.0 != vhost)?;
         self.bindings.retain(|k, _| k.0 != vhost)?;
+        self.policies.retain(|k, _| k.0 != vhost)?;
         Ok(())
     }
 }

@@ -187,8 +187,8 @@ impl VHost {
             hop.clear();
             exchange.route(input, &mut hop);
             if hop.is_empty() {
-                if let Some(ae) = exchange.alternate.as_deref() {
-                    if let Some(ae) = self.exchanges.get(ae).map(|e| Arc::clone(&e)) {
+                if let Some(ae) = exchange.alternate() {
+                    if let Some(ae) = self.exchanges.get(&*ae).map(|e| Arc::clone(&e)) {
                         if !seen.contains(&ae.id) {
                             seen.push(ae.id);
                             work.push(ae);

@@ -17,12 +17,14 @@
 //! - `delayed`: the `x-delayed-message` exchange kind's schedule of delayed messages.
 //! - `timers`: message TTL and queue expiry sweeps.
 //! - `recovery`: rebuilding durable state from the store at open.
+//! - `policies`: setting, clearing and applying policies.
 //! - `reply_to`: the reply queues of direct reply-to (`amq.rabbitmq.reply-to`).
 //! - `stats`: queue and exchange counters.
 
 mod dead_letter;
 mod delayed;
 mod e2e;
+mod policies;
 mod publish;
 #[cfg(feature = "persistence")]
 mod recovery;
@@ -63,7 +65,8 @@ enum Destination {
 }
 
 /// Bindings by destination, so that a deleted queue can be unbound from every exchange, and
-/// the vhost's newest topology write to the store.
+/// the vhost's newest topology write to the store, and the policies, so that declares and
+/// policy changes are serialised.
 #[derive(Debug, Default)]
 struct Topology {
     inbound: HashMap<DestinationId, Vec<(Arc<Exchange>, BindingKey)>>,
@@ -71,6 +74,8 @@ struct Topology {
     /// state that already exists (a redeclare, a binding that is already there) waits for
     /// it: the write that made that state may still be on its way to disk.
     last_write: Option<Durable>,
+    /// The vhost's policies, in the order they were set.
+    policies: Vec<policies::CompiledPolicy>,
 }
 
 /// The topology lock, and a generation number that every change made under it bumps (as
@@ -216,10 +221,11 @@ impl VHost {
         if fallout.page_in {
             self.schedule_page_in(queue);
         }
+        if fallout.dead.is_empty() {
+            return;
+        }
         if let Some((exchange, routing_key)) = queue.dead_letter_target() {
-            if !fallout.dead.is_empty() {
-                self.dead_letter(&queue.name, exchange, routing_key, fallout.dead);
-            }
+            self.dead_letter(&queue.name, &exchange, routing_key.as_deref(), fallout.dead);
         }
     }
 

@@ -226,11 +226,11 @@ impl VHost {
         }
         routes.queues = self.target_queues(source, routing_key, headers);
         // Only routing by exchange, key and topology alone (see `RouteMemo`).
+        let routes_alone = !(source.has_alternate() || source.delayed);
         let memoisable = matches!(
             source.kind,
             ExchangeKind::Direct | ExchangeKind::Fanout | ExchangeKind::Topic
-        ) && source.alternate.is_none()
-            && !source.delayed
+        ) && routes_alone
             && !self.e2e_used.load(Ordering::Relaxed)
             && !(source.name.is_empty() && routing_key.starts_with(REPLY_TO));
         routes.valid = memoisable && !routes.queues.is_empty();
@@ -371,7 +371,7 @@ impl VHost {
             routing_key,
             headers,
         };
-        if source.alternate.is_some() || self.e2e_used.load(Ordering::Relaxed) {
+        if source.has_alternate() || self.e2e_used.load(Ordering::Relaxed) {
             return self.route_graph(source, input, out, None);
         }
         source.route(input, out);

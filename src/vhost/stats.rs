@@ -106,6 +106,7 @@ fn queue_stats(queue: &Queue) -> QueueStats {
         messages_redelivered: counts.redelivered,
         messages_got: counts.got,
         messages_acked: counts.acked,
+        policy: queue.policy().map(|p| p.to_string()),
     }
 }
 
@@ -130,5 +131,6 @@ fn exchange_stats(exchange: &Exchange, messages_delayed: usize) -> ExchangeStats
         bindings: exchange.binding_count(),
         messages_delayed,
         table_bytes: exchange.table_bytes(),
+        policy: exchange.policy().map(|p| p.to_string()),
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::policies::{winner, Target};
 use super::{settle, Destination, Topology, VHost, REPLY_TO};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::ids::ConnectionId;
@@ -52,6 +53,7 @@ impl VHost {
             router,
             false,
         ));
+        exchange.apply_policy(winner(&topology.policies, Target::Exchange, spec.name));
         let ticket = if exchange.durable {
             self.submit_topology(&mut topology, || {
                 StoreOp::PutExchange(self.exchange_record(&exchange))
@@ -201,7 +203,9 @@ impl VHost {
             .with_features(config, Arc::clone(&self.settings.clock))
             .with_paging(&self.settings.budget),
         );
-        if queue.is_timed() {
+        // A new queue has no messages: its policy leaves at most timers to start.
+        let fallout = queue.apply_policy(winner(&topology.policies, Target::Queue, &name));
+        if queue.is_timed() || fallout.start_timers {
             self.ensure_timers();
         }
         let ticket = if queue.is_stored() {
