@@ -19,8 +19,7 @@ use crate::store::{NullStore, Store, StoreOp, VhostRecord};
 use crate::sync::{ConcurrentMap, Mutex};
 use crate::vhost::VHost;
 use crate::{
-    BindingInfo, BrokerStats, Clock, Error, ExchangeStats, Policy, QueueStats, Result,
-    SystemClock,
+    BindingInfo, BrokerStats, Clock, Error, ExchangeStats, Policy, QueueStats, Result, SystemClock,
 };
 
 /// Something a broker runs besides its connections (a wire listener), stopped when the
