@@ -362,8 +362,16 @@ impl Client {
             self.read_at = 0;
             let len = self.inbox.len();
             self.inbox.resize(len + (1 << 16), 0);
-            let n = self.stream.read(&mut self.inbox[len..])?;
+            // A signal may interrupt the read (EINTR): read again rather than fail.
+            let read = loop {
+                match self.stream.read(&mut self.inbox[len..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    read => break read,
+                }
+            };
+            let n = read.unwrap_or(0);
             self.inbox.truncate(len + n);
+            read?;
             if n == 0 {
                 return Err(other("the server closed the connection".into()));
             }
