@@ -369,9 +369,14 @@ impl Client {
                     read => break read,
                 }
             };
-            let n = read.unwrap_or(0);
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.inbox.truncate(len);
+                    return Err(e);
+                }
+            };
             self.inbox.truncate(len + n);
-            read?;
             if n == 0 {
                 return Err(other("the server closed the connection".into()));
             }
