@@ -27,6 +27,11 @@ use crate::{
 pub(crate) trait Service: Send + Sync {
     /// Stops the service and waits for it to end.
     fn stop(&self);
+
+    /// Adds to `busy` what the service holds in flight (for [`Broker::wait_idle`]).
+    fn busy(&self, busy: &mut Vec<String>) {
+        let _ = busy;
+    }
 }
 
 /// The connections of a broker, weakly, so that [`Broker::close`] can close them.
@@ -60,6 +65,8 @@ pub(crate) struct BrokerInner {
     connections: Mutex<Connections>,
     /// Services started on the broker (wire listeners), to stop when it closes.
     services: Mutex<Vec<Weak<dyn Service>>>,
+    /// How the broker was built, to build it again ([`Broker::crash_and_reopen`]).
+    builder: BrokerBuilder,
 }
 
 impl BrokerInner {
@@ -95,6 +102,33 @@ impl BrokerInner {
 }
 
 impl BrokerInner {
+    /// Stops the broker as a crash would: the store is released without the clean-shutdown
+    /// record (everything submitted is written, as if the process died just after the
+    /// store's last commit) and without the delivery marks of a clean shutdown; then every
+    /// service, connection, timer and thread stops, so that no handle of this broker works
+    /// any more and the file can be opened again.
+    fn crash(&self) -> Result<()> {
+        if !self.settings.close() {
+            return Err(Error::BrokerClosed);
+        }
+        tracing::debug!("broker crashing on purpose");
+        let stored = self.settings.store.crash();
+        let services = std::mem::take(&mut *self.services.lock());
+        for service in services.iter().filter_map(Weak::upgrade) {
+            service.stop();
+        }
+        let connections = std::mem::take(&mut self.connections.lock().list);
+        for connection in connections.iter().filter_map(Weak::upgrade) {
+            connection.close();
+        }
+        for vhost in self.vhosts.iter() {
+            vhost.stop_timers();
+        }
+        self.settings.alarms.close();
+        self.settings.background.stop();
+        Ok(stored?)
+    }
+
     /// Deliveries write nothing to the store: the messages that were delivered and came back
     /// (every connection is closed by now, so every unacked one did) are marked here, so that
     /// they come back redelivered after this clean shutdown. After a crash every recovered
@@ -284,6 +318,64 @@ impl Broker {
     /// ```
     pub fn close(&self) -> Result<()> {
         self.inner.shutdown()
+    }
+
+    /// Simulates a crash of the broker and a restart on the same file: a fault to inject in
+    /// tests of what survives. Returns the restarted broker.
+    ///
+    /// The broker stops as after `kill -9`: nothing is shut down cleanly. Its store is
+    /// released without the clean-shutdown record, so the restarted broker applies the
+    /// crash rule of `docs/persistence.md`: every recovered message comes back with
+    /// `redelivered = true` (whether or not it had been delivered), since a delivery is
+    /// not written to disk. What was submitted to the store before the crash is written
+    /// (as if the process died just after the store's last commit), so the outcome does
+    /// not depend on timing: persistent messages in durable queues, durable exchanges,
+    /// queues and bindings, policies and vhosts come back; transient messages,
+    /// non-durable entities, consumers and unacknowledged deliveries do not. Acked
+    /// messages stay gone.
+    ///
+    /// Every handle of the old broker is dead afterwards, as if its process had gone: its
+    /// operations fail with [`Error::BrokerClosed`], its consumers end, its wire listeners
+    /// have stopped (their clients were sent `connection.close` 320 rather than cut). The
+    /// restarted broker has the settings the old one was built with (clock, exchange kinds,
+    /// limits) and no listeners.
+    ///
+    /// An in-memory broker restarts empty, as a process without a data path would.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, GetOptions, Message};
+    /// use warrenmq::QueueDeclareOptions;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path().join("warren.redb"))?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::durable(), FieldTable::new())?;
+    /// ch.confirm_select()?;
+    /// ch.basic_publish("", "jobs", Message::new("kept").persistent())?;
+    /// ch.basic_publish("", "jobs", Message::new("lost"))?; // transient
+    /// assert!(ch.wait_for_confirms()?);
+    ///
+    /// let broker = broker.crash_and_reopen()?;
+    /// assert!(ch.basic_get("jobs", GetOptions::no_ack()).is_err()); // the old handles are dead
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// let d = ch.basic_get("jobs", GetOptions::no_ack())?.expect("the persistent one");
+    /// assert_eq!(d.body().as_ref(), b"kept");
+    /// assert!(d.redelivered()); // after a crash, every recovered message
+    /// assert!(ch.basic_get("jobs", GetOptions::no_ack())?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BrokerClosed`] if the broker is closed (or crashed) already; a store error
+    /// from writing what was submitted, or from opening the file again.
+    pub fn crash_and_reopen(&self) -> Result<Broker> {
+        self.inner.crash()?;
+        self.inner.builder.clone().build()
     }
 
     /// Returns `true` once the broker is closed ([`close`](Self::close)).
@@ -558,6 +650,22 @@ impl Broker {
         Ok(self.vhost(vhost)?.list_policies())
     }
 
+    /// Returns every vhost.
+    pub(crate) fn all_vhosts(&self) -> Vec<Arc<VHost>> {
+        self.inner.vhosts.iter().map(|v| Arc::clone(&v)).collect()
+    }
+
+    /// Returns the services still running.
+    pub(crate) fn live_services(&self) -> Vec<Arc<dyn Service>> {
+        let services = self.inner.services.lock();
+        services.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Returns the broker-wide settings.
+    pub(crate) fn settings(&self) -> &Arc<Settings> {
+        &self.inner.settings
+    }
+
     fn vhost(&self, name: &str) -> Result<Arc<VHost>> {
         if self.is_closed() {
             return Err(Error::BrokerClosed);
@@ -602,6 +710,7 @@ impl Broker {
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Clone)]
 pub struct BrokerBuilder {
     data_path: Option<PathBuf>,
     #[cfg(feature = "persistence")]
@@ -951,6 +1060,7 @@ impl BrokerBuilder {
                 vhosts: ConcurrentMap::default(),
                 connections: Mutex::default(),
                 services: Mutex::default(),
+                builder: self.clone(),
             }),
         };
         broker.insert_vhost("/");

@@ -3,14 +3,14 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::channel::{Channel, ChannelInner};
 use crate::ids::ConnectionId;
 use crate::queue::Queue;
 use crate::sync::Mutex;
 use crate::vhost::VHost;
-use crate::{Error, Result};
+use crate::{Error, ReplyCode, Result};
 
 /// What keeps the broker open while a connection lives (the broker's shared state, opaque
 /// here so that connections do not depend on the broker).
@@ -26,6 +26,8 @@ pub(crate) struct ConnectionInner {
     pub(crate) vhost: Arc<VHost>,
     /// Set once when the connection closes.
     closed: AtomicBool,
+    /// Why the broker closed it, when it was closed by [`Connection::force_close`].
+    cause: OnceLock<Error>,
     /// Channels opened on this connection.
     channels: Mutex<Vec<Weak<ChannelInner>>>,
     /// Exclusive queues this connection declared; deleted when it closes.
@@ -43,12 +45,21 @@ impl ConnectionInner {
         if self.vhost.settings().is_closed() {
             Error::BrokerClosed
         } else {
-            Error::ConnectionClosed
+            self.cause.get().cloned().unwrap_or(Error::ConnectionClosed)
         }
     }
 
     pub(crate) fn own_exclusive(&self, queue: Arc<Queue>) {
         self.exclusive_queues.lock().push(queue);
+    }
+
+    /// Closes the connection with `cause` as the error of every later operation.
+    pub(crate) fn force_close(&self, cause: Error) {
+        if self.is_closed() {
+            return;
+        }
+        let _ = self.cause.set(cause);
+        self.close();
     }
 
     pub(crate) fn close(&self) {
@@ -102,6 +113,7 @@ impl Connection {
                 _broker: broker,
                 vhost,
                 closed: AtomicBool::new(false),
+                cause: OnceLock::new(),
                 channels: Mutex::new(Vec::new()),
                 exclusive_queues: Mutex::new(Vec::new()),
             })),
@@ -217,6 +229,58 @@ impl Connection {
             Backend::Local(inner) => inner.is_closed(),
             #[cfg(feature = "remote")]
             Backend::Remote(remote) => remote.is_closed(),
+        }
+    }
+
+    /// Closes the connection as if the broker had, with a reply code and text: a fault to
+    /// inject in tests (RabbitMQ closes a connection so when an operator runs
+    /// `rabbitmqctl close_connection` — 320 `CONNECTION_FORCED` — or on a hard error such as
+    /// 541 `INTERNAL_ERROR`).
+    ///
+    /// Everything happens as when the broker closes a connection: its channels close (their
+    /// unacknowledged messages go back to their queues, their consumers end: `recv` reports
+    /// them disconnected and their streams end), its exclusive queues are deleted, and every
+    /// later operation on it or its channels fails with the error the code and text make —
+    /// the variant the broker itself uses for that code (`Error::Internal` for 541, for
+    /// example), or [`Error::Server`] with the code and text where the broker has none (320
+    /// among them, so that the text is kept). `text` may start with the code's name
+    /// (`CONNECTION_FORCED - ...`) or not. A closed connection stays as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, ConsumeOptions, FieldTable, QueueDeclareOptions, ReplyCode};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let conn = broker.connect("/")?;
+    /// let ch = conn.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// let consumer = ch.basic_consume("jobs", ConsumeOptions::default())?;
+    /// conn.force_close(ReplyCode::CONNECTION_FORCED, "Closed via management plugin")?;
+    /// assert!(consumer.recv().is_err()); // the consumer ended
+    /// let err = ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new());
+    /// let err = err.unwrap_err();
+    /// assert_eq!(err.reply_code(), ReplyCode::CONNECTION_FORCED);
+    /// assert_eq!(err.to_string(), "CONNECTION_FORCED - Closed via management plugin");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotSupportedRemotely`] on a remote connection (close it from the server:
+    /// `rabbitmqctl close_connection`).
+    pub fn force_close(&self, code: ReplyCode, text: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Local(inner) => {
+                inner.force_close(crate::error::forced(code, text));
+                Ok(())
+            }
+            #[cfg(feature = "remote")]
+            Backend::Remote(_) => Err(Error::NotSupportedRemotely {
+                operation: "force_close",
+            }),
         }
     }
 

@@ -212,6 +212,17 @@ pub enum Error {
         /// What the last attempt reported.
         reason: String,
     },
+    /// [`Broker::wait_idle`](crate::Broker::wait_idle) timed out with messages still in
+    /// flight (541: no AMQP code applies; it never reaches a client).
+    #[error("INTERNAL_ERROR - broker not idle after {waited:?}: {}", .busy.join("; "))]
+    NotIdle {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// What was still busy, one line each: queues with messages ready for a consumer
+        /// with credit or waiting unreceived in consumer inboxes, messages between queues,
+        /// wire connections with bytes not yet written or read.
+        busy: Vec<String>,
+    },
     /// A remote server closed a channel or the connection with a reply code that has no
     /// variant of its own (e.g. 402 `INVALID_PATH`).
     #[error("{} - {reason}", .code.name())]
@@ -248,7 +259,9 @@ impl Error {
             Error::ChannelClosed { .. } => ReplyCode::CHANNEL_ERROR,
             Error::ConnectionClosed | Error::BrokerClosed => ReplyCode::CONNECTION_FORCED,
             Error::ResourceAlarm { .. } => ReplyCode::RESOURCE_ERROR,
-            Error::Internal { .. } | Error::Storage(_) => ReplyCode::INTERNAL_ERROR,
+            Error::Internal { .. } | Error::Storage(_) | Error::NotIdle { .. } => {
+                ReplyCode::INTERNAL_ERROR
+            }
             Error::NotSupportedRemotely { .. } => ReplyCode::NOT_IMPLEMENTED,
             Error::Unreachable { .. } => ReplyCode::CONNECTION_FORCED,
             Error::Server { code, .. } => *code,
@@ -301,6 +314,77 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// The error a server means by a reply code and text such as
+/// `NOT_FOUND - no queue 'jobs' in vhost '/'`: the same variant (and so the same text) the
+/// in-process broker gives.
+pub(crate) fn from_reply(code: u16, text: &str) -> Error {
+    let reason = match text.split_once(" - ") {
+        Some((_, reason)) => reason.to_owned(),
+        None => text.to_owned(),
+    };
+    match code {
+        404 => {
+            if let Some((queue, vhost)) = named(&reason, "no queue '") {
+                Error::QueueNotFound { vhost, queue }
+            } else if let Some((exchange, vhost)) = named(&reason, "no exchange '") {
+                Error::ExchangeNotFound { vhost, exchange }
+            } else {
+                Error::NotFound { reason }
+            }
+        }
+        406 => match reason
+            .strip_prefix("unknown delivery tag ")
+            .and_then(|t| t.parse().ok())
+        {
+            Some(delivery_tag) => Error::UnknownDeliveryTag { delivery_tag },
+            None => Error::PreconditionFailed { reason },
+        },
+        403 => Error::AccessRefused { reason },
+        405 => Error::ResourceLocked { reason },
+        530 => match reason
+            .strip_prefix("vhost ")
+            .and_then(|r| r.strip_suffix(" not found"))
+        {
+            Some(vhost) => Error::VhostNotFound {
+                vhost: vhost.to_owned(),
+            },
+            None => Error::NotAllowed { reason },
+        },
+        503 => Error::CommandInvalid { reason },
+        540 => Error::NotImplemented { reason },
+        320 => Error::ConnectionClosed,
+        541 => Error::Internal { reason },
+        _ => Error::Server {
+            code: ReplyCode(code),
+            reason,
+        },
+    }
+}
+
+/// The error a broker-forced close with `code` and `text` leaves (see
+/// [`Connection::force_close`](crate::Connection::force_close)): the variant the broker uses
+/// for the code, or [`Error::Server`] (which keeps the text) where that variant has no text,
+/// as [`Error::ConnectionClosed`] for 320. `text` may start with the code's name.
+pub(crate) fn forced(code: ReplyCode, text: &str) -> Error {
+    let prefix = format!("{} - ", code.name());
+    let reason = text.strip_prefix(&prefix).unwrap_or(text);
+    match from_reply(code.0, &format!("{prefix}{reason}")) {
+        Error::ConnectionClosed => Error::Server {
+            code,
+            reason: reason.to_owned(),
+        },
+        error => error,
+    }
+}
+
+/// Splits `no queue 'NAME' in vhost 'VHOST'` (after `prefix`) into its two names.
+fn named(reason: &str, prefix: &str) -> Option<(String, String)> {
+    let rest = reason.strip_prefix(prefix)?;
+    let (name, vhost) = rest.rsplit_once("' in vhost '")?;
+    let vhost = vhost.strip_suffix('\'')?;
+    Some((name.to_owned(), vhost.to_owned()))
 }
 
 /// Fits a reply text into the 255 bytes of a short string: unchanged when it fits, otherwise

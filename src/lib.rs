@@ -113,6 +113,7 @@ mod envelope;
 mod error;
 mod exchange;
 mod field_table;
+mod idle;
 mod ids;
 mod inbox;
 mod ledger;
@@ -123,6 +124,7 @@ mod names;
 mod options;
 mod policy;
 mod queue;
+mod quiet;
 #[cfg(feature = "remote")]
 mod remote;
 mod returns;

@@ -13,6 +13,7 @@ use crate::sync::Mutex;
 
 use crate::alarm::Alarms;
 use crate::ids::{ConnectionId, ConsumerKey};
+use crate::quiet::Quiet;
 use crate::routing::{
     DestinationId, DirectRouter, FanoutRouter, HeadersRouter, Router, RouterFactory, TopicRouter,
 };
@@ -41,6 +42,8 @@ pub(crate) struct Settings {
     pub(crate) budget: Arc<MemoryBudget>,
     /// Runs queues' page-ins off the callers' threads.
     pub(crate) background: Background,
+    /// What [`Broker::wait_idle`](crate::Broker::wait_idle) waits on.
+    pub(crate) quiet: Arc<Quiet>,
 }
 
 /// The broker's budget for the bodies of persistent messages that plain durable queues hold
@@ -159,6 +162,7 @@ impl Settings {
             closed: AtomicBool::new(false),
             budget: Arc::new(MemoryBudget::new(memory_budget)),
             background: Background::default(),
+            quiet: Arc::default(),
         }
     }
 

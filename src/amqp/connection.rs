@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 
+use super::activity::Activity;
 use super::channel::{may_wait, Confirms, Link, WireChannel};
 use super::consumers::{Consumers, Event};
 use super::convert::short_string;
@@ -92,6 +93,8 @@ struct Session {
     blocked: Option<BlockedGuard>,
     /// The client takes `connection.blocked` / `unblocked`.
     notify_blocked: bool,
+    /// What the connection holds in flight, for `Broker::wait_idle`.
+    activity: Arc<Activity>,
 }
 
 /// What woke the connection task.
@@ -135,8 +138,14 @@ pub(crate) async fn serve(
                 heartbeat = negotiated.heartbeat,
                 "connection opened"
             );
+            let activity = Arc::new(Activity::new(
+                socket.peer_addr(),
+                socket.outbox().clone(),
+                Arc::clone(&shared.broker.settings().quiet),
+            ));
+            shared.activities.add(&activity);
             let alarms = Arc::clone(shared.broker.alarms());
-            run(&mut socket, negotiated, options, alarms, stop).await
+            run(&mut socket, negotiated, options, alarms, stop, activity).await
         }
         Ok(Err(failure)) => {
             tracing::info!(?failure, "handshake refused");
@@ -155,8 +164,10 @@ async fn run(
     options: &WireOptions,
     alarms: Arc<Alarms>,
     mut stop: watch::Receiver<bool>,
+    activity: Arc<Activity>,
 ) {
     let mut session = Session {
+        activity,
         alarms,
         watch: None,
         seen_epoch: 0,
@@ -196,6 +207,7 @@ impl Session {
     async fn serve(&mut self, socket: &mut Socket, heartbeat: u16) -> Option<Failure> {
         let mut monitor = Monitor::new(heartbeat);
         loop {
+            self.activity.set_unread(socket.unread());
             let stopped = match self.take_frames(socket).await {
                 Ok(stopped) => stopped,
                 Err(failure) => return Some(failure),
@@ -203,6 +215,7 @@ impl Session {
             if let Err(failure) = socket.flush() {
                 return Some(failure);
             }
+            self.activity.set_unread(socket.unread());
             if self.closed {
                 return None;
             }
@@ -219,16 +232,24 @@ impl Session {
             let io = read || socket.outbox().pending() > 0;
             let (consumers, events) = (&mut self.consumers, &mut self.events);
             let (alarms, watch, seen) = (&self.alarms, self.watch.as_ref(), self.seen_epoch);
+            let activity = &self.activity;
             let wake = tokio::select! {
                 step = socket.ready(read), if io => Wake::Socket(step),
                 () = monitor.tick() => Wake::Tick,
                 () = std::future::poll_fn(|cx| {
                     // Take deliveries while their bodies fit the room left in the outbox.
                     let mut used = 0;
-                    consumers.poll_events(cx, events, |len| {
+                    // Counted as in flight from before they leave the consumers' inboxes
+                    // until they are encoded (`deliver`).
+                    activity.start_taking();
+                    let polled = consumers.poll_events(cx, events, |len| {
                         used += len + 128;
                         used < room
-                    })
+                    });
+                    if events.is_empty() {
+                        activity.end_taking();
+                    }
+                    polled
                 }), if deliver => Wake::Deliveries,
                 _ = std::future::poll_fn(|cx| match watch {
                     Some(watch) => watch.poll_change(alarms, seen, cx),
@@ -313,6 +334,7 @@ impl Session {
             }
         }
         self.events = events;
+        self.activity.end_taking();
     }
 
     /// Serves the consumers channel `id` started, and drops those it cancelled.

@@ -22,10 +22,12 @@
 //! - `tx`: transactions, which hold publishes and acks back until commit.
 //! - `socket`: a connection's socket: reading frames, writing the outbox.
 //! - `outbox`: the bounded buffer of bytes waiting for a client.
+//! - `activity`: what each connection holds in flight, for `Broker::wait_idle`.
 //! - `convert`: between `amq-protocol` types and [`FieldTable`](crate::FieldTable) /
 //!   [`Properties`](crate::Properties).
 //! - `failure`: protocol errors and how they close a channel or the connection.
 
+mod activity;
 mod channel;
 mod connection;
 mod consumers;

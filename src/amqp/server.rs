@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use super::activity::Activities;
 use super::connection;
 use super::options::WireOptions;
 use crate::broker::Service;
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) options: WireOptions,
     /// The number of connections being served.
     connections: AtomicUsize,
+    /// What each connection holds in flight (for [`Broker::wait_idle`]).
+    pub(crate) activities: Activities,
 }
 
 /// Counts a connection for as long as its task lives (even if the runtime drops it).
@@ -172,6 +175,7 @@ impl Broker {
             broker: self.clone(),
             options,
             connections: AtomicUsize::new(0),
+            activities: Activities::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let (done, listener_done) = bounded(0);
@@ -322,6 +326,10 @@ impl Control {
 }
 
 impl Service for Control {
+    fn busy(&self, busy: &mut Vec<String>) {
+        self.shared.activities.busy(busy);
+    }
+
     fn stop(&self) {
         // Held until the runtime is shut down, so that a second caller returns only once
         // the server has stopped.

@@ -65,6 +65,16 @@ impl Socket {
         self.read
     }
 
+    /// Returns the number of bytes read and not yet taken as frames.
+    pub(crate) fn unread(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Returns the client's address, if the socket still knows it.
+    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+
     /// Returns `true` when no read bytes wait to be taken: the peer has paused (or a frame
     /// is incomplete), a good moment to send batched replies such as publisher confirms.
     pub(crate) fn is_idle(&self) -> bool {

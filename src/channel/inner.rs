@@ -155,8 +155,19 @@ impl ChannelInner {
     }
 
     /// Turns a message taken from a consumer inbox into a delivery, or puts it back if the
-    /// channel has closed meanwhile.
+    /// channel has closed meanwhile; either way tells
+    /// [`Broker::wait_idle`](crate::Broker::wait_idle) that the inbox has one fewer.
     pub(crate) fn accept(
+        self: &Arc<Self>,
+        link: &ConsumerLink,
+        msg: QueuedMessage,
+    ) -> Option<Delivery> {
+        let delivery = self.take_delivery(link, msg);
+        self.conn.vhost.settings().quiet.notify();
+        delivery
+    }
+
+    fn take_delivery(
         self: &Arc<Self>,
         link: &ConsumerLink,
         msg: QueuedMessage,

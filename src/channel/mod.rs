@@ -94,6 +94,60 @@ impl Channel {
         inner.check_open().is_err()
     }
 
+    /// Closes the channel as if the broker had, with a reply code and text: a fault to
+    /// inject in tests (RabbitMQ closes a channel so on a channel error, e.g. 406
+    /// `PRECONDITION_FAILED` for an unknown delivery tag, or 404 `NOT_FOUND`).
+    ///
+    /// Everything happens as when an operation of the channel fails with that error: the
+    /// channel closes, its consumers end (`recv` reports them disconnected, their streams
+    /// end, [`wait`](Self::wait) fails), its unacknowledged messages go back to their
+    /// queues, and every later operation fails with [`Error::ChannelClosed`](crate::Error::ChannelClosed)
+    /// whose [`cause`](crate::Error::cause) is the error the code and text make (the
+    /// variant the broker itself uses for that code, e.g.
+    /// [`Error::PreconditionFailed`](crate::Error::PreconditionFailed) for 406). A hard
+    /// error code (320, 5xx) closes the whole connection too, as AMQP has it. `text` may
+    /// start with the code's name (`PRECONDITION_FAILED - ...`) or not. A closed channel
+    /// stays as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, ConsumeOptions, Error, FieldTable, QueueDeclareOptions};
+    /// use warrenmq::ReplyCode;
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// let conn = broker.connect("/")?;
+    /// let ch = conn.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new())?;
+    /// let consumer = ch.basic_consume("jobs", ConsumeOptions::default())?;
+    /// ch.force_close(ReplyCode::PRECONDITION_FAILED, "unknown delivery tag 9")?;
+    /// assert!(consumer.recv().is_err());
+    /// let err = ch.basic_publish("", "jobs", warrenmq::Message::new("x")).unwrap_err();
+    /// assert!(matches!(err.cause(), Some(Error::UnknownDeliveryTag { delivery_tag: 9 })));
+    /// assert!(!conn.is_closed()); // a soft error closes only the channel
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotSupportedRemotely`](crate::Error::NotSupportedRemotely) on a channel of a
+    /// remote connection.
+    pub fn force_close(&self, code: crate::ReplyCode, text: &str) -> crate::Result<()> {
+        let inner = local_or!(self, r => Err(crate::Error::NotSupportedRemotely {
+            operation: "force_close",
+        }));
+        let cause = crate::error::forced(code, text);
+        if code.is_channel_error() {
+            inner.close_with(Some(std::sync::Arc::new(cause)));
+        } else {
+            inner.close_with(Some(std::sync::Arc::new(cause.clone())));
+            inner.conn.force_close(cause);
+        }
+        Ok(())
+    }
+
     /// Closes the channel: cancels its consumers and requeues its unacknowledged deliveries.
     /// Closing a closed channel does nothing.
     pub fn close(&self) {

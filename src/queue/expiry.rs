@@ -23,6 +23,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Credit, Queue, QueueState};
 use crate::envelope::QueuedMessage;
+use crate::quiet::Transit;
 use crate::sync::MutexGuard;
 
 /// Why a message died (the `reason` of its `x-death` entry).
@@ -71,6 +72,10 @@ pub(crate) struct Fallout {
     /// The queue's head is on disk and consumers wait: the vhost must have it read back
     /// ([`Queue::page_in`]) off this thread.
     pub(crate) page_in: bool,
+    /// Held while dead letters are on their way out of the queue, from before the queue
+    /// lock is released until they are routed, so that
+    /// [`Broker::wait_idle`](crate::Broker::wait_idle) sees them in neither queue as busy.
+    pub(crate) transit: Option<Transit>,
 }
 
 impl Fallout {
@@ -84,6 +89,9 @@ impl Fallout {
         self.dead.extend(other.dead);
         self.start_timers |= other.start_timers;
         self.page_in |= other.page_in;
+        if self.transit.is_none() {
+            self.transit = other.transit;
+        }
     }
 }
 
@@ -102,23 +110,28 @@ impl Queue {
         }
     }
 
-    /// Releases the state lock, then buries what the outbox holds.
+    /// Releases the state lock, then buries what the outbox holds. Tells
+    /// [`Broker::wait_idle`](crate::Broker::wait_idle), since an operation that ends here
+    /// may have ended the queue's busy state.
     pub(super) fn finish(&self, mut st: MutexGuard<'_, QueueState>) -> Fallout {
         let page_in = self.page_in_fallout(&st);
         if st.dead.is_empty() {
+            drop(st);
+            self.quiet.notify();
             return page_in;
         }
         let dead = std::mem::take(&mut st.dead);
         let dead_letter = Self::has_dead_letter_exchange(&st);
+        let transit = self.quiet.transit();
         drop(st);
-        let mut fallout = self.bury(dead, dead_letter);
+        let mut fallout = self.bury(dead, dead_letter, transit);
         fallout.merge(page_in);
         fallout
     }
 
     /// Removes dead messages from the store and counts them; returns them for the vhost to
     /// dead-letter if the queue has a dead-letter exchange (they are dropped otherwise).
-    fn bury(&self, dead: Vec<DeadLetter>, dead_letter: bool) -> Fallout {
+    fn bury(&self, dead: Vec<DeadLetter>, dead_letter: bool, transit: Transit) -> Fallout {
         self.forget(dead.iter().map(|d| &d.msg));
         for letter in &dead {
             let counter = match letter.reason {
@@ -133,6 +146,7 @@ impl Queue {
         }
         Fallout {
             dead,
+            transit: Some(transit),
             ..Fallout::default()
         }
     }
@@ -155,6 +169,7 @@ impl Queue {
 
     /// Settles a delivery rejected without requeue and dead-letters it (reason `rejected`).
     pub(crate) fn reject(&self, credit: Option<Credit>, msg: QueuedMessage) -> Fallout {
+        let transit = self.quiet.transit();
         self.held_dropped();
         let mut fallout = self.release(credit, 1);
         let dead_letter = Self::has_dead_letter_exchange(&self.state.lock());
@@ -164,6 +179,7 @@ impl Queue {
                 reason: Reason::Rejected,
             }],
             dead_letter,
+            transit,
         ));
         fallout
     }

@@ -49,7 +49,9 @@ use crate::arguments::{self, Entity, QUEUE_ARGUMENT_ORDER};
 use crate::envelope::QueuedMessage;
 use crate::ids::{ConnectionId, ConsumerKey};
 use crate::inbox::Inbox;
+use crate::quiet::Quiet;
 use crate::routing::DestinationId;
+use crate::settings::Settings;
 use crate::store::{EntryKey, QueueKey, Store, StoreOp};
 use crate::sync::Mutex;
 use crate::{Clock, Error, FieldTable, QueueDeclareOptions, Result, SystemClock};
@@ -103,6 +105,9 @@ pub(crate) struct Queue {
     may_expire: AtomicBool,
     /// Last use for `x-expires` (declare, `basic_get`, consumer change), in ms since the epoch.
     last_used: AtomicU64,
+    /// Told when the queue stops holding messages back, and counts dead letters on their
+    /// way out ([`Broker::wait_idle`](crate::Broker::wait_idle)).
+    quiet: Arc<Quiet>,
 }
 
 /// The mutable part of a queue.
@@ -255,11 +260,15 @@ impl Queue {
             clock: Arc::new(SystemClock),
             may_expire: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
+            quiet: Arc::default(),
         }
     }
 
-    /// Gives a new queue its arguments and the broker's clock.
-    pub(crate) fn with_features(mut self, config: QueueConfig, clock: Arc<dyn Clock>) -> Self {
+    /// Gives a new queue its arguments, the broker's clock and what
+    /// [`Broker::wait_idle`](crate::Broker::wait_idle) waits on.
+    pub(crate) fn with_features(mut self, config: QueueConfig, settings: &Settings) -> Self {
+        let clock = Arc::clone(&settings.clock);
+        self.quiet = Arc::clone(&settings.quiet);
         {
             let st = self.state.get_mut();
             if let Some(max) = config.max_priority {
@@ -632,6 +641,8 @@ impl Queue {
         let mut st = self.state.lock();
         let removed = st.ready.drain();
         let stored = st.ready.take_stored();
+        drop(st);
+        self.quiet.notify();
         self.forget(&removed);
         self.forget_positions(&stored);
         removed.len() + stored.len()
@@ -649,7 +660,39 @@ impl Queue {
         for slot in st.consumers.take_all() {
             drop(slot.close());
         }
+        drop(st);
+        self.quiet.notify();
         count
+    }
+
+    /// Describes what the queue holds back from consumers that could take it now, for
+    /// [`Broker::wait_idle`](crate::Broker::wait_idle): ready messages while a consumer has
+    /// credit (a dispatch or a page-in under way), and messages waiting unreceived in its
+    /// consumers' inboxes. `None` when it holds nothing back.
+    pub(crate) fn busy(&self) -> Option<String> {
+        let st = self.state.lock();
+        let ready = if st.consumers.any_credit() {
+            st.ready.len()
+        } else {
+            0
+        };
+        let waiting = st.consumers.waiting();
+        drop(st);
+        let mut parts = Vec::new();
+        if ready > 0 {
+            parts.push(format!("{ready} ready for a consumer with credit"));
+        }
+        if waiting > 0 {
+            parts.push(format!("{waiting} in consumer inboxes, not yet received"));
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "queue '{}' in vhost '{}': {}",
+                self.name,
+                self.vhost,
+                parts.join(", ")
+            )
+        })
     }
 
     /// Returns the ready, unacked and consumer counts.

@@ -2,6 +2,7 @@
 //! `connection.close` becomes the variant the in-process broker returns for the same reply
 //! code and text, so that `Display`, `reply_code()` and `reply_text()` agree.
 
+use crate::error::from_reply;
 use crate::{Error, ReplyCode};
 
 /// What a failed lapin call means for the remote connection.
@@ -45,61 +46,6 @@ pub(crate) fn classify(error: &lapin::Error) -> Failure {
         | ErrorKind::SerialisationError(_) => Failure::Lost(error.to_string()),
         _ => Failure::Lost(error.to_string()),
     }
-}
-
-/// The error a server means by a reply code and text such as
-/// `NOT_FOUND - no queue 'jobs' in vhost '/'`: the same variant (and so the same text) the
-/// in-process broker gives.
-pub(crate) fn from_reply(code: u16, text: &str) -> Error {
-    let reason = match text.split_once(" - ") {
-        Some((_, reason)) => reason.to_owned(),
-        None => text.to_owned(),
-    };
-    match code {
-        404 => {
-            if let Some((queue, vhost)) = named(&reason, "no queue '") {
-                Error::QueueNotFound { vhost, queue }
-            } else if let Some((exchange, vhost)) = named(&reason, "no exchange '") {
-                Error::ExchangeNotFound { vhost, exchange }
-            } else {
-                Error::NotFound { reason }
-            }
-        }
-        406 => match reason
-            .strip_prefix("unknown delivery tag ")
-            .and_then(|t| t.parse().ok())
-        {
-            Some(delivery_tag) => Error::UnknownDeliveryTag { delivery_tag },
-            None => Error::PreconditionFailed { reason },
-        },
-        403 => Error::AccessRefused { reason },
-        405 => Error::ResourceLocked { reason },
-        530 => match reason
-            .strip_prefix("vhost ")
-            .and_then(|r| r.strip_suffix(" not found"))
-        {
-            Some(vhost) => Error::VhostNotFound {
-                vhost: vhost.to_owned(),
-            },
-            None => Error::NotAllowed { reason },
-        },
-        503 => Error::CommandInvalid { reason },
-        540 => Error::NotImplemented { reason },
-        320 => Error::ConnectionClosed,
-        541 => Error::Internal { reason },
-        _ => Error::Server {
-            code: ReplyCode(code),
-            reason,
-        },
-    }
-}
-
-/// Splits `no queue 'NAME' in vhost 'VHOST'` (after `prefix`) into its two names.
-fn named(reason: &str, prefix: &str) -> Option<(String, String)> {
-    let rest = reason.strip_prefix(prefix)?;
-    let (name, vhost) = rest.rsplit_once("' in vhost '")?;
-    let vhost = vhost.strip_suffix('\'')?;
-    Some((name.to_owned(), vhost.to_owned()))
 }
 
 #[cfg(test)]

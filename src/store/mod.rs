@@ -181,6 +181,14 @@ pub(crate) trait Store: Send + Sync + Debug {
     ///
     /// The storage error that stopped the final write.
     fn close(&self) -> Result<(), StoreError>;
+
+    /// Releases the file as a crash would leave it (for
+    /// [`Broker::crash_and_reopen`](crate::Broker::crash_and_reopen)): everything submitted
+    /// is written, but the session is not marked cleanly shut down, so the next open treats
+    /// every recovered message as possibly delivered. The store accepts no more writes.
+    fn crash(&self) -> Result<(), StoreError> {
+        self.close()
+    }
 }
 
 /// The store of an in-memory broker: keeps nothing, and every write is "durable" at once.

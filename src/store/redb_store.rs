@@ -173,6 +173,14 @@ impl Store for RedbStore {
         };
         result.and(closed)
     }
+
+    fn crash(&self) -> Result<(), StoreError> {
+        self.closed.store(true, Ordering::Release);
+        let result = self.writer.crash();
+        // Dropped, not closed: redb's own close is part of a clean shutdown.
+        drop(self.db.write().take());
+        result
+    }
 }
 
 impl fmt::Debug for RedbStore {

@@ -18,7 +18,7 @@
 //! the store carries on without a restart; while it is not, each batch fails the same way.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -66,6 +66,8 @@ pub(crate) struct Writer {
     tracker: Arc<Tracker>,
     /// Shared counters.
     stats: Arc<WriterStats>,
+    /// Set by [`crash`](Self::crash): the thread ends without the clean-shutdown commit.
+    crashed: Arc<AtomicBool>,
 }
 
 /// Counters the writer keeps, read by tests and statistics.
@@ -89,7 +91,9 @@ impl Writer {
         let (tx, rx) = crossbeam_channel::unbounded();
         let tracker = Arc::new(Tracker::default());
         let stats = Arc::new(WriterStats::default());
+        let crashed = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            crashed: Arc::clone(&crashed),
             db: Some(db),
             reopen,
             broken: false,
@@ -107,6 +111,7 @@ impl Writer {
             thread: Mutex::new(Some(thread)),
             tracker,
             stats,
+            crashed,
         })
     }
 
@@ -153,6 +158,17 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Stops as a crash right after the last commit would leave the file: the thread writes
+    /// what was submitted, but not the clean-shutdown commit, so the next open treats every
+    /// recovered message as possibly delivered. For
+    /// [`Broker::crash_and_reopen`](crate::Broker::crash_and_reopen).
+    pub(crate) fn crash(&self) -> Result<(), StoreError> {
+        self.crashed.store(true, Ordering::Release);
+        self.close()
+    }
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         // Errors cannot be reported from drop; `close` is the way to see them.
@@ -178,6 +194,8 @@ struct Worker {
     commit: CommitRecord,
     /// Where each commit is witnessed.
     witness: Witness,
+    /// Set when the store crashes on purpose: end without the clean-shutdown commit.
+    crashed: Arc<AtomicBool>,
 }
 
 /// Stops the tracker when the thread ends, however it ends, so no waiter hangs.
@@ -207,7 +225,7 @@ impl Worker {
         }
         // After a failed batch the delivered flags on disk may be behind: leave the flag
         // unset so the next open treats every recovered message as redelivered.
-        if all_written {
+        if all_written && !self.crashed.load(Ordering::Acquire) {
             self.write_clean_shutdown()
         } else {
             Ok(())

@@ -238,10 +238,21 @@ impl VHost {
             .collect()
     }
 
+    /// Adds to `busy` a description of each queue that holds messages back from consumers
+    /// that could take them (see [`Broker::wait_idle`](crate::Broker::wait_idle)).
+    pub(crate) fn busy(&self, busy: &mut Vec<String>) {
+        let queues = self.queues.iter().map(|q| Arc::clone(&q));
+        let replies = self.reply_queues.iter().map(|q| Arc::clone(&q));
+        let all: Vec<Arc<Queue>> = queues.chain(replies).collect();
+        busy.extend(all.iter().filter_map(|q| q.busy()));
+    }
+
     /// Has `queue` read its head back from the store on the broker's background thread.
     fn schedule_page_in(&self, queue: &Queue) {
         let (vhost, name, id) = (Weak::clone(&self.me), Arc::clone(&queue.name), queue.id);
+        let transit = self.settings.quiet.transit();
         self.settings.background.run(Box::new(move || {
+            let _transit = transit;
             let Some(vhost) = vhost.upgrade() else { return };
             let queue = vhost.queues.get(&*name).map(|q| Arc::clone(&q));
             if let Some(queue) = queue.filter(|q| q.id == id) {

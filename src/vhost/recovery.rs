@@ -88,7 +88,7 @@ impl VHost {
                 record.arguments.clone(),
                 &self.settings.store,
             )
-            .with_features(config, Arc::clone(&self.settings.clock))
+            .with_features(config, &self.settings)
             .with_paging(&self.settings.budget),
         );
         let mut next_seq = 0;

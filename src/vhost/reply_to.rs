@@ -31,7 +31,7 @@ impl VHost {
                 crate::FieldTable::new(),
                 &self.settings.store,
             )
-            .with_features(QueueConfig::default(), Arc::clone(&self.settings.clock)),
+            .with_features(QueueConfig::default(), &self.settings),
         );
         self.reply_queues.insert(address, Arc::clone(&queue));
         queue

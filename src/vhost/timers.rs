@@ -118,6 +118,8 @@ impl VHost {
         if self.settings.is_closed() {
             return;
         }
+        // Released delayed messages and dead letters are between queues while it runs.
+        let _transit = self.settings.quiet.transit();
         self.release_delayed();
         let timed: Vec<Arc<Queue>> = self
             .queues

@@ -200,7 +200,7 @@ impl VHost {
                 arguments.clone(),
                 &self.settings.store,
             )
-            .with_features(config, Arc::clone(&self.settings.clock))
+            .with_features(config, &self.settings)
             .with_paging(&self.settings.budget),
         );
         // A new queue has no messages: its policy leaves at most timers to start.
