@@ -167,3 +167,8 @@ pub use store::StoreError;
 #[cfg_attr(docsrs, doc(cfg(feature = "persistence")))]
 pub use store::{salvage, SalvageCounts, SalvageReport, SalvagedQueue};
 pub use vhost::{QueueDeclareOk, RoutePreview};
+
+/// The guide `docs/testing.md`, included here so that its examples run as doc tests.
+#[cfg(all(doctest, feature = "persistence"))]
+#[doc = include_str!("../docs/testing.md")]
+pub struct TestingGuide;
