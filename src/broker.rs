@@ -77,19 +77,7 @@ impl BrokerInner {
             return Ok(());
         }
         tracing::debug!("broker closing");
-        let services = std::mem::take(&mut *self.services.lock());
-        for service in services.iter().filter_map(Weak::upgrade) {
-            service.stop();
-        }
-        let connections = std::mem::take(&mut self.connections.lock().list);
-        for connection in connections.iter().filter_map(Weak::upgrade) {
-            connection.close();
-        }
-        for vhost in self.vhosts.iter() {
-            vhost.stop_timers();
-        }
-        self.settings.alarms.close();
-        self.settings.background.stop();
+        self.stop_all();
         self.mark_redelivered();
         // Everything submitted is written and the file is marked clean.
         let closed = self.settings.store.close();
@@ -113,6 +101,14 @@ impl BrokerInner {
         }
         tracing::debug!("broker crashing on purpose");
         let stored = self.settings.store.crash();
+        self.stop_all();
+        Ok(stored?)
+    }
+
+    /// Stops each service, closes each connection (requeueing their unacked deliveries and
+    /// ending their consumers), stops every vhost's timers, the alarms and the background
+    /// thread.
+    fn stop_all(&self) {
         let services = std::mem::take(&mut *self.services.lock());
         for service in services.iter().filter_map(Weak::upgrade) {
             service.stop();
@@ -126,7 +122,6 @@ impl BrokerInner {
         }
         self.settings.alarms.close();
         self.settings.background.stop();
-        Ok(stored?)
     }
 
     /// Deliveries write nothing to the store: the messages that were delivered and came back

@@ -18,18 +18,6 @@ use warrenmq::{
     ManualClock, Message, QueueDeclareOptions,
 };
 
-/// `work` dead-letters to fanout `dlx`, which feeds `dlq`.
-fn work_with_dlx(ch: &Channel) {
-    declare_exchange(ch, "dlx", ExchangeKind::Fanout);
-    declare_queue(ch, "dlq");
-    ch.queue_bind("dlq", "dlx", "", FieldTable::new()).unwrap();
-    declare(
-        ch,
-        "work",
-        FieldTable::new().with("x-dead-letter-exchange", "dlx"),
-    );
-}
-
 fn get(ch: &Channel, queue: &str) -> Delivery {
     ch.basic_get(queue, GetOptions::default()).unwrap().unwrap()
 }

@@ -37,16 +37,26 @@ fn blocked_consumer(
     handle
 }
 
+/// Declares `queue` with one message `held`, fetched and not acked, and a consumer blocked
+/// on another thread.
+fn held_and_waiting(
+    ch: &warrenmq::Channel,
+    queue: &str,
+) -> (
+    warrenmq::Delivery,
+    thread::JoinHandle<Result<warrenmq::Delivery, RecvTimeoutError>>,
+) {
+    declare_queue(ch, queue);
+    publish(ch, "", queue, "held");
+    let held = ch.basic_get(queue, GetOptions::default()).unwrap().unwrap();
+    let waiting = blocked_consumer(ch.basic_consume(queue, ConsumeOptions::default()).unwrap());
+    (held, waiting)
+}
+
 #[test]
 fn a_channel_closed_with_406_ends_its_consumers_and_requeues_its_deliveries() {
     let (broker, conn, ch) = setup();
-    declare_queue(&ch, "jobs");
-    publish(&ch, "", "jobs", "held");
-    let held = ch
-        .basic_get("jobs", GetOptions::default())
-        .unwrap()
-        .unwrap();
-    let waiting = blocked_consumer(ch.basic_consume("jobs", ConsumeOptions::default()).unwrap());
+    let (held, waiting) = held_and_waiting(&ch, "jobs");
     ch.force_close(
         ReplyCode::PRECONDITION_FAILED,
         "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'jobs' in vhost '/'",
@@ -97,16 +107,7 @@ fn a_connection_closed_with_320_ends_consumers_and_deletes_exclusive_queues() {
     };
     ch.queue_declare("mine", exclusive, FieldTable::new())
         .unwrap();
-    declare_queue(&ch, "shared");
-    publish(&ch, "", "shared", "unacked");
-    let held = ch
-        .basic_get("shared", GetOptions::default())
-        .unwrap()
-        .unwrap();
-    let waiting = blocked_consumer(
-        ch.basic_consume("shared", ConsumeOptions::default())
-            .unwrap(),
-    );
+    let (held, waiting) = held_and_waiting(&ch, "shared");
     conn.force_close(ReplyCode::CONNECTION_FORCED, "Closed via management plugin")
         .unwrap();
     assert!(waiting.join().unwrap().is_err());
@@ -126,7 +127,7 @@ fn a_connection_closed_with_320_ends_consumers_and_deletes_exclusive_queues() {
     // The broker and its other connections go on.
     let other = broker.connect("/").unwrap().open_channel().unwrap();
     assert_eq!(code(&broker.queue_stats("/", "mine").unwrap_err()), 404);
-    assert_eq!(drain_marked(&other, "shared"), ["unacked(R)"]);
+    assert_eq!(drain_marked(&other, "shared"), ["held(R)"]);
     // Closing again changes nothing.
     conn.force_close(ReplyCode::INTERNAL_ERROR, "again")
         .unwrap();

@@ -173,14 +173,7 @@ fn a_dead_letter_chain_ends_at_a_consumer_on_another_thread() {
 #[test]
 fn a_rejection_on_another_thread_is_followed_to_the_dead_letter_queue() {
     let (broker, _conn, ch) = setup();
-    declare_exchange(&ch, "dlx", ExchangeKind::Fanout);
-    declare_queue(&ch, "dlq");
-    ch.queue_bind("dlq", "dlx", "", FieldTable::new()).unwrap();
-    declare(
-        &ch,
-        "work",
-        FieldTable::new().with("x-dead-letter-exchange", "dlx"),
-    );
+    work_with_dlx(&ch);
     let dead = Arc::new(ch.basic_consume("dlq", ConsumeOptions::default()).unwrap());
     let (go_dead, dead_worker) = receive_later(&dead, 10);
     go_dead.send(()).unwrap();

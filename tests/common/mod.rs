@@ -52,6 +52,18 @@ pub fn declare_exchange(ch: &Channel, name: &str, kind: ExchangeKind) {
     .unwrap();
 }
 
+/// `work` dead-letters to fanout `dlx`, which feeds `dlq`.
+pub fn work_with_dlx(ch: &Channel) {
+    declare_exchange(ch, "dlx", ExchangeKind::Fanout);
+    declare_queue(ch, "dlq");
+    ch.queue_bind("dlq", "dlx", "", FieldTable::new()).unwrap();
+    declare(
+        ch,
+        "work",
+        FieldTable::new().with("x-dead-letter-exchange", "dlx"),
+    );
+}
+
 pub fn publish(ch: &Channel, exchange: &str, key: &str, body: &str) {
     ch.basic_publish(exchange, key, Message::new(body.to_owned()))
         .unwrap();
