@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use crate::alarm::{self, Alarms, Resource};
+use crate::auth::{Identity, Registry};
 use crate::connection::{Connection, ConnectionInner};
 #[cfg(feature = "persistence")]
 use crate::message::SharedProperties;
@@ -60,6 +61,8 @@ pub(crate) struct BrokerInner {
     pub(crate) settings: Arc<Settings>,
     /// Vhosts by name.
     vhosts: ConcurrentMap<String, Arc<VHost>>,
+    /// Users and their permissions.
+    pub(crate) auth: Arc<Registry>,
     /// Connections, to close when the broker closes. Its lock also orders opening a
     /// connection against closing the broker.
     connections: Mutex<Connections>,
@@ -185,7 +188,7 @@ impl fmt::Debug for BrokerInner {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Broker {
-    inner: Arc<BrokerInner>,
+    pub(crate) inner: Arc<BrokerInner>,
 }
 
 impl Broker {
@@ -245,7 +248,9 @@ impl Broker {
         BrokerBuilder::new()
     }
 
-    /// Opens a connection to `vhost`.
+    /// Opens a trusted connection to `vhost`: the application's own, with every right and
+    /// no permission checks. To act as one of the broker's users, with that user's
+    /// permissions, use [`connect_as`](Self::connect_as).
     ///
     /// # Errors
     ///
@@ -253,15 +258,98 @@ impl Broker {
     /// (320) once the broker is closed.
     pub fn connect(&self, vhost: &str) -> Result<Connection> {
         let vhost = self.vhost(vhost)?;
+        self.open_connection(vhost, None)
+    }
+
+    /// Opens a connection to `vhost` as `user`: each operation of its channels is checked
+    /// against the user's [`Permissions`](crate::Permissions) in the vhost, with RabbitMQ's
+    /// 403 texts, as on the wire. The password is not asked for: the application vouches
+    /// for its caller (check one with [`authenticate`](Self::authenticate)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Permissions, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// broker.add_user("reader", "pw", &[])?;
+    /// broker.set_permissions("reader", "/", Permissions::new("", "", ".*"))?;
+    /// let ch = broker.connect_as("reader", "/")?.open_channel()?;
+    /// let err = ch.queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new());
+    /// assert_eq!(
+    ///     err.unwrap_err().to_string(),
+    ///     "ACCESS_REFUSED - access to queue 'jobs' in vhost '/' refused for user 'reader'"
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// 530 NOT_ALLOWED if the vhost does not exist, or if the user has no permissions in it
+    /// (or does not exist): `access to vhost '/' refused for user 'u'`, RabbitMQ's text;
+    /// [`Error::BrokerClosed`] (320) once the broker is closed.
+    pub fn connect_as(&self, user: &str, vhost: &str) -> Result<Connection> {
+        let vhost = self.vhost(vhost)?;
+        if self.inner.auth.permissions(&vhost.name, user).is_none() {
+            return Err(Error::NotAllowed {
+                reason: format!("access to vhost '{}' refused for user '{user}'", vhost.name),
+            });
+        }
+        let identity = Identity::new(user, Arc::clone(&self.inner.auth));
+        self.open_connection(vhost, Some(identity))
+    }
+
+    fn open_connection(&self, vhost: Arc<VHost>, identity: Option<Identity>) -> Result<Connection> {
         let mut connections = self.inner.connections.lock();
         if self.is_closed() {
             return Err(Error::BrokerClosed);
         }
-        let connection = Connection::new(self.inner.clone(), vhost);
+        let connection = Connection::new(self.inner.clone(), vhost, identity);
         connections.add(connection.downgrade());
         drop(connections);
-        tracing::debug!(vhost = %connection.vhost(), "connection opened");
+        tracing::debug!(vhost = %connection.vhost(), user = connection.user(), "connection opened");
         Ok(connection)
+    }
+
+    /// Deletes a vhost with its exchanges, queues (their consumers are cancelled),
+    /// messages and permissions. Connections open in it stay open, but every later
+    /// operation on them fails with 530 NOT_ALLOWED.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::Broker;
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::in_memory();
+    /// broker.add_vhost("tenant-a")?;
+    /// broker.delete_vhost("tenant-a")?;
+    /// assert_eq!(broker.vhosts(), vec!["/".to_owned()]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// 530 if there is no such vhost; [`Error::Storage`] if a persistent broker cannot
+    /// write the deletion.
+    pub fn delete_vhost(&self, name: &str) -> Result<()> {
+        let vhost = self.vhost(name)?;
+        let store = &self.inner.settings.store;
+        if store.is_persistent() {
+            store
+                .submit(StoreOp::DeleteVhost {
+                    vhost: name.to_owned(),
+                })
+                .wait()?;
+        }
+        self.inner.vhosts.remove(name);
+        self.inner.auth.clear_vhost(name);
+        vhost.delete_all();
+        tracing::info!(vhost = name, "vhost deleted");
+        Ok(())
     }
 
     /// Closes the broker and everything it runs, and returns once all of it has stopped.
@@ -431,7 +519,11 @@ impl Broker {
 
     /// Rebuilds vhosts, exchanges, queues with their messages, and bindings from the store.
     #[cfg(feature = "persistence")]
-    fn recover(&self, mut state: RecoveredState) -> Result<()> {
+    fn recover(
+        &self,
+        mut state: RecoveredState,
+        default_user: Option<&(String, String)>,
+    ) -> Result<()> {
         for vhost in &state.vhosts {
             self.insert_vhost(&vhost.name);
         }
@@ -464,6 +556,9 @@ impl Broker {
         for vhost in self.inner.vhosts.iter() {
             vhost.apply_recovered_policies();
             vhost.finish_recovery();
+        }
+        if !self.recover_auth(&state.auth)? {
+            self.apply_default_user(default_user)?;
         }
         Ok(())
     }
@@ -661,7 +756,7 @@ impl Broker {
         &self.inner.settings
     }
 
-    fn vhost(&self, name: &str) -> Result<Arc<VHost>> {
+    pub(crate) fn vhost(&self, name: &str) -> Result<Arc<VHost>> {
         if self.is_closed() {
             return Err(Error::BrokerClosed);
         }
@@ -719,6 +814,7 @@ pub struct BrokerBuilder {
     custom_kinds: HashMap<String, Arc<dyn RouterFactory>>,
     memory_watermark: MemoryWatermark,
     disk_free_limit: u64,
+    default_user: Option<(String, String)>,
 }
 
 /// The memory high watermark: above it, the memory alarm holds publishers back until
@@ -781,6 +877,7 @@ impl BrokerBuilder {
             strict_binding_durability: false,
             clock: Arc::new(SystemClock),
             custom_kinds: HashMap::new(),
+            default_user: Some(("guest".to_owned(), "guest".to_owned())),
         }
     }
 
@@ -918,6 +1015,31 @@ impl BrokerBuilder {
         self
     }
 
+    /// Sets the user created when the broker is new, with the `administrator` tag and full
+    /// permissions on `/` (RabbitMQ's `default_user` / `default_pass`); `None` creates no
+    /// user. By default `guest` / `guest`, which the wire listener accepts only from
+    /// loopback addresses ([`WireOptions::loopback_users`](crate::WireOptions)).
+    ///
+    /// An in-memory broker is always new. A persistent one creates the user the first time
+    /// it opens a database and never again, so that a deleted default user stays deleted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::Broker;
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let broker = Broker::builder().default_user(Some(("admin", "s3cret"))).build()?;
+    /// assert!(broker.authenticate("admin", "s3cret").is_ok());
+    /// assert!(broker.user("guest").is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn default_user(&mut self, user: Option<(&str, &str)>) -> &mut Self {
+        self.default_user = user.map(|(n, p)| (n.to_owned(), p.to_owned()));
+        self
+    }
+
     /// Sets the clock that TTLs, expiry and `x-death` times read.
     pub fn clock(&mut self, clock: impl Clock) -> &mut Self {
         self.clock = Arc::new(clock);
@@ -1012,7 +1134,7 @@ impl BrokerBuilder {
             .map_err(|e| Error::Internal {
                 reason: format!("cannot start the disk monitor: {e}"),
             })?;
-        broker.recover(state)?;
+        broker.recover(state, self.default_user.as_ref())?;
         Ok(broker)
     }
 
@@ -1022,7 +1144,10 @@ impl BrokerBuilder {
     }
 
     fn build_in_memory(&mut self) -> Broker {
-        self.build_with(Arc::new(NullStore::default()))
+        let broker = self.build_with(Arc::new(NullStore::default()));
+        // Nothing to write for an in-memory broker, so this cannot fail.
+        let _ = broker.apply_default_user(self.default_user.as_ref());
+        broker
     }
 
     /// Builds a broker on a store of the caller's (tests inject slow or failing stores).
@@ -1053,6 +1178,7 @@ impl BrokerBuilder {
             inner: Arc::new(BrokerInner {
                 settings,
                 vhosts: ConcurrentMap::default(),
+                auth: Arc::default(),
                 connections: Mutex::default(),
                 services: Mutex::default(),
                 builder: self.clone(),
@@ -1068,6 +1194,10 @@ impl fmt::Debug for BrokerBuilder {
         f.debug_struct("BrokerBuilder")
             .field("strict_binding_durability", &self.strict_binding_durability)
             .field("clock", &self.clock)
+            .field(
+                "default_user",
+                &self.default_user.as_ref().map(|(name, _)| name),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
+use crate::auth::Identity;
 use crate::channel::{Channel, ChannelInner};
 use crate::ids::ConnectionId;
 use crate::queue::Queue;
@@ -24,6 +25,9 @@ pub(crate) struct ConnectionInner {
     _broker: Keepalive,
     /// The vhost connected to.
     pub(crate) vhost: Arc<VHost>,
+    /// The user whose permissions its operations are checked against; `None` for a
+    /// trusted connection ([`Broker::connect`](crate::Broker::connect)).
+    pub(crate) identity: Option<Identity>,
     /// Set once when the connection closes.
     closed: AtomicBool,
     /// Why the broker closed it, when it was closed by [`Connection::force_close`].
@@ -105,13 +109,14 @@ enum Backend {
 }
 
 impl Connection {
-    pub(crate) fn new(broker: Keepalive, vhost: Arc<VHost>) -> Self {
+    pub(crate) fn new(broker: Keepalive, vhost: Arc<VHost>, identity: Option<Identity>) -> Self {
         let id = vhost.settings().next_connection();
         Connection {
             backend: Backend::Local(Arc::new(ConnectionInner {
                 id,
                 _broker: broker,
                 vhost,
+                identity,
                 closed: AtomicBool::new(false),
                 cause: OnceLock::new(),
                 channels: Mutex::new(Vec::new()),
@@ -196,6 +201,7 @@ impl Connection {
         if inner.is_closed() {
             return Err(inner.closed_error());
         }
+        inner.vhost.check_not_deleted()?;
         let channel = ChannelInner::new(Arc::clone(inner));
         let mut channels = inner.channels.lock();
         channels.retain(|c| c.strong_count() > 0);
@@ -211,6 +217,16 @@ impl Connection {
             Backend::Local(inner) => Arc::downgrade(inner),
             #[cfg(feature = "remote")]
             Backend::Remote(_) => Weak::new(),
+        }
+    }
+
+    /// Returns the user this connection was opened as, or `None` for a trusted connection
+    /// ([`Broker::connect`](crate::Broker::connect)) and for a remote one.
+    pub fn user(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Local(inner) => inner.identity.as_ref().map(|i| &*i.user),
+            #[cfg(feature = "remote")]
+            Backend::Remote(_) => None,
         }
     }
 

@@ -103,6 +103,7 @@ mod alarm;
 #[cfg(feature = "wire")]
 mod amqp;
 mod arguments;
+mod auth;
 mod body;
 mod broker;
 mod channel;
@@ -139,6 +140,7 @@ pub use alarm::Resource;
 #[cfg(feature = "wire")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub use amqp::{WireOptions, WireServer};
+pub use auth::{HashingAlgorithm, LoginThrottle, PasswordHash, Permissions, User, UserPermissions};
 pub use body::IntoBody;
 pub use broker::{Broker, BrokerBuilder, MemoryWatermark};
 pub use bytes::Bytes;

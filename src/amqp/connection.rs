@@ -119,6 +119,7 @@ enum Wake {
 /// `connection.open`.
 pub(crate) async fn serve(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     shared: &Shared,
     mut stop: watch::Receiver<bool>,
     over_limit: bool,
@@ -126,7 +127,7 @@ pub(crate) async fn serve(
     let mut socket = Socket::new(stream);
     let options = &shared.options;
     let deadline = Instant::now() + options.handshake_timeout;
-    let negotiate = handshake::negotiate(&mut socket, &shared.broker, options, over_limit);
+    let negotiate = handshake::negotiate(&mut socket, shared, peer, over_limit);
     let negotiated = tokio::select! {
         negotiated = timeout_at(deadline, negotiate) => negotiated,
         _ = stop.changed() => Ok(Err(Failure::Gone)),

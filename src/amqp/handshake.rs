@@ -1,6 +1,8 @@
 //! The opening of a connection: protocol header, `connection.start` / `start-ok` with
 //! PLAIN or AMQPLAIN authentication, `tune` / `tune-ok`, and `open` into a vhost.
 
+use std::net::{IpAddr, SocketAddr};
+
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable as WireTable, LongString};
@@ -8,10 +10,10 @@ use amq_protocol::types::{AMQPValue, FieldTable as WireTable, LongString};
 use super::failure::{Failure, MethodId};
 use super::frames::{self, PROTOCOL_HEADER};
 use super::nesting;
-use super::options::WireOptions;
 use super::outbox::Outbox;
+use super::server::Shared;
 use super::socket::Socket;
-use crate::{Broker, Connection, ReplyCode};
+use crate::{Connection, ReplyCode};
 
 /// The smallest frame size a peer may ask for (AMQP's frame-min-size).
 const FRAME_MIN: u32 = 4096;
@@ -43,10 +45,11 @@ pub(crate) struct Negotiated {
 /// connections already); 503 for methods out of order.
 pub(crate) async fn negotiate(
     reader: &mut Socket,
-    broker: &Broker,
-    options: &WireOptions,
+    shared: &Shared,
+    peer: SocketAddr,
     over_limit: bool,
 ) -> Result<Negotiated, Failure> {
+    let (broker, options) = (&shared.broker, &shared.options);
     let outbox = &reader.outbox().clone();
     let header = reader.read_protocol_header().await?;
     if header != PROTOCOL_HEADER {
@@ -58,7 +61,7 @@ pub(crate) async fn negotiate(
         connection::AMQPMethod::StartOk(m) => m,
         _ => return Err(out_of_order("connection.start-ok")),
     };
-    authenticate(&start_ok, options)?;
+    let user = authenticate(&start_ok, shared, peer).await?;
     let notify_cancel = capability(&start_ok.client_properties, "consumer_cancel_notify");
     let notify_blocked = capability(&start_ok.client_properties, "connection.blocked");
     let tune = connection::Tune {
@@ -95,9 +98,11 @@ pub(crate) async fn negotiate(
         )
         .at(open_id));
     }
-    let connection = broker
-        .connect(open.virtual_host.as_str())
-        .map_err(|e| Failure::from_error(&e, open_id))?;
+    let vhost = open.virtual_host.as_str();
+    let connection = broker.connect_as(&user, vhost).map_err(|e| {
+        tracing::warn!(user, vhost, error = %e, "vhost access refused");
+        Failure::from_error(&e, open_id)
+    })?;
     send(
         outbox,
         connection::AMQPMethod::OpenOk(connection::OpenOk {}),
@@ -202,8 +207,14 @@ fn out_of_order(expected: &str) -> Failure {
     )
 }
 
-/// Checks the credentials of `connection.start-ok`.
-fn authenticate(start_ok: &connection::StartOk, options: &WireOptions) -> Result<(), Failure> {
+/// Checks the credentials of `connection.start-ok` and returns the user: the password
+/// against the broker's users, loopback-only users against the peer's address, and, for an
+/// address that failed before, only at its turn ([`crate::LoginThrottle`]).
+async fn authenticate(
+    start_ok: &connection::StartOk,
+    shared: &Shared,
+    peer: SocketAddr,
+) -> Result<String, Failure> {
     let mechanism = start_ok.mechanism.as_str();
     let response = start_ok.response.as_bytes();
     let credentials = match mechanism {
@@ -220,19 +231,46 @@ fn authenticate(start_ok: &connection::StartOk, options: &WireOptions) -> Result
             }))
         }
     };
-    match credentials {
-        Some((user, password)) if user == options.user && password == options.password => Ok(()),
-        _ => Err(Failure::hard(
-            ReplyCode::ACCESS_REFUSED,
-            format_args!(
-                "Login was refused using authentication mechanism {mechanism}. \
-                 For details see the broker logfile."
-            ),
-        )
-        .at(MethodId {
-            class: 10,
-            method: 11,
-        })),
+    if let Some(throttle) = &shared.throttle {
+        let wait = throttle.delay(peer.ip());
+        if !wait.is_zero() {
+            tracing::debug!(%peer, ?wait, "login slowed after failures from this address");
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let (name, password) = credentials.unwrap_or_default();
+    let loopback_only = |user: &str| shared.options.loopback_users.iter().any(|u| u == user);
+    let refusal = match shared.broker.authenticate(&name, &password) {
+        Ok(user) if !is_loopback(peer.ip()) && loopback_only(&user.name) => {
+            "user may log in from a loopback address only (loopback_users)"
+        }
+        Ok(user) => return Ok(user.name),
+        Err(_) => "unknown user or wrong password",
+    };
+    if let Some(throttle) = &shared.throttle {
+        throttle.failed(peer.ip());
+    }
+    tracing::warn!(user = name, %peer, mechanism, reason = refusal, "login refused");
+    Err(Failure::hard(
+        ReplyCode::ACCESS_REFUSED,
+        format_args!(
+            "Login was refused using authentication mechanism {mechanism}. \
+             For details see the broker logfile."
+        ),
+    )
+    .at(MethodId {
+        class: 10,
+        method: 11,
+    }))
+}
+
+/// Returns `true` for 127.0.0.0/8, `::1` and IPv4-mapped loopback addresses.
+pub(crate) fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -301,6 +339,16 @@ mod tests {
             deep.extend_from_slice(&inner);
         }
         assert_eq!(amqplain(&deep), None);
+    }
+
+    #[test]
+    fn loopback_addresses() {
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["192.0.2.2", "0.0.0.0", "fd00::2", "::ffff:192.0.2.2"] {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
     }
 
     #[test]

@@ -6,10 +6,14 @@ use std::time::Duration;
 
 /// Settings of the wire listener.
 ///
+/// Clients log in (PLAIN or AMQPLAIN) as one of the broker's users
+/// ([`Broker::add_user`](crate::Broker::add_user)), and each connection is checked against
+/// that user's permissions in the vhost it opens.
+///
 /// # Defaults
 ///
-/// - user `guest`, password `guest` (accepted from any address, unlike RabbitMQ's
-///   loopback-only default);
+/// - `guest` may log in only from a loopback address (RabbitMQ's `loopback_users`);
+/// - an address that failed a login gets at most 10 attempts per second from then on;
 /// - heartbeat 60 s proposed (the client's answer wins, 0 turns heartbeats off);
 /// - frame-max 131072 bytes, channel-max 2047 (RabbitMQ's defaults);
 /// - a 10 s deadline for the whole opening handshake (RabbitMQ's `handshake_timeout`);
@@ -20,21 +24,28 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use warrenmq::{Broker, WireOptions};
+/// use warrenmq::{Broker, Permissions, WireOptions};
 ///
-/// # fn main() -> std::io::Result<()> {
-/// let options = WireOptions { user: "app".into(), password: "s3cret".into(), ..WireOptions::default() };
-/// let server = Broker::in_memory().serve_with("127.0.0.1:0", options)?;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let broker = Broker::in_memory();
+/// broker.add_user("app", "s3cret", &[])?;
+/// broker.set_permissions("app", "/", Permissions::full())?;
+/// // Let guest in from anywhere (not recommended outside a test network).
+/// let options = WireOptions { loopback_users: vec![], ..WireOptions::default() };
+/// let server = broker.serve_with("127.0.0.1:0", options)?;
 /// server.shutdown();
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WireOptions {
-    /// The user name clients must log in with (PLAIN or AMQPLAIN).
-    pub user: String,
-    /// The password clients must log in with.
-    pub password: String,
+    /// Users who may log in only from a loopback address (127.0.0.0/8, `::1`);
+    /// `["guest"]` by default, as RabbitMQ's `loopback_users`.
+    pub loopback_users: Vec<String>,
+    /// Once an address has failed a login, its later attempts are answered at most this
+    /// many times per second (see [`LoginThrottle`](crate::LoginThrottle)); 0 turns the
+    /// slowing off.
+    pub failed_logins_per_second: u32,
     /// The heartbeat interval proposed to clients, in seconds.
     pub heartbeat: u16,
     /// The largest frame proposed to clients, in bytes: at least 4096 (AMQP's
@@ -72,8 +83,8 @@ pub struct WireOptions {
 impl Default for WireOptions {
     fn default() -> Self {
         WireOptions {
-            user: "guest".into(),
-            password: "guest".into(),
+            loopback_users: vec!["guest".into()],
+            failed_logins_per_second: 10,
             heartbeat: 60,
             frame_max: super::frames::FRAME_MAX,
             channel_max: 2047,

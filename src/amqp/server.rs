@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) broker: Broker,
     /// The settings.
     pub(crate) options: WireOptions,
+    /// Slows logins from addresses that failed one (`None`: not slowed).
+    pub(crate) throttle: Option<crate::LoginThrottle>,
     /// The number of connections being served.
     connections: AtomicUsize,
     /// What each connection holds in flight (for [`Broker::wait_idle`]).
@@ -171,8 +173,11 @@ impl Broker {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)?
         };
+        let throttle = (options.failed_logins_per_second > 0)
+            .then(|| crate::LoginThrottle::new(options.failed_logins_per_second));
         let shared = Arc::new(Shared {
             broker: self.clone(),
+            throttle,
             options,
             connections: AtomicUsize::new(0),
             activities: Activities::default(),
@@ -226,7 +231,7 @@ async fn accept_loop(
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
                         tracing::debug!("accepted");
-                        connection::serve(stream, &counted.0, stop, over_limit).await;
+                        connection::serve(stream, peer, &counted.0, stop, over_limit).await;
                         tracing::info!("connection closed");
                         drop(counted);
                     },

@@ -67,10 +67,10 @@ struct Args {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5672")]
     listen: String,
     /// User name that clients log in with.
-    #[arg(long, value_name = "NAME", default_value_t = WireOptions::default().user)]
+    #[arg(long, value_name = "NAME", default_value = "guest")]
     user: String,
     /// Password that clients log in with.
-    #[arg(long, value_name = "PASSWORD", default_value_t = WireOptions::default().password)]
+    #[arg(long, value_name = "PASSWORD", default_value = "guest")]
     password: String,
     /// Keep durable exchanges, queues, bindings and persistent messages in DIR/warren.redb
     /// [default: none, the broker is in memory].
@@ -210,6 +210,7 @@ fn init_logging() {
 fn build_broker(args: &Args) -> Result<Broker, String> {
     let mut builder = Broker::builder();
     builder.strict_binding_durability(args.strict_binding_durability);
+    builder.default_user(Some((&args.user, &args.password)));
     builder.memory_high_watermark(args.vm_memory_high_watermark);
     builder.disk_free_limit(args.disk_free_limit);
     if let Some(dir) = &args.data_dir {
@@ -422,8 +423,6 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let options = WireOptions {
-        user: args.user.clone(),
-        password: args.password.clone(),
         handshake_timeout,
         max_message_size: args.max_message_size,
         channel_max: args.channel_max,

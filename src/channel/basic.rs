@@ -36,6 +36,7 @@ impl Channel {
     pub fn basic_get(&self, queue: &str, options: GetOptions) -> Result<Option<Delivery>> {
         let inner = local_or!(self, r => r.basic_get(queue, options.no_ack).map(|got| got.and_then(|(raw, count)| Delivery::from_remote_get(Arc::clone(r), raw, count))));
         inner.run(|| {
+            inner.permit_queue_read(queue)?;
             let conn = &inner.conn;
             let queue = conn.vhost.queue(queue, conn.id)?;
             let mut ledger = inner.ledger.lock();

@@ -174,6 +174,7 @@ impl Channel {
     ) -> Result<Published> {
         let mut message = message;
         inner.run(|| {
+            inner.permit_publish(exchange, &message)?;
             inner.resolve_reply_to(&mut message)?;
             let vhost = &inner.conn.vhost;
             let mut published = match inner.route_memo.try_lock() {
@@ -276,6 +277,7 @@ impl Channel {
         let inner =
             local_or!(self, r => r.exchange_bind(destination, source, routing_key, arguments));
         inner.run(|| {
+            inner.permit_exchange_bind(destination, source)?;
             let vhost = &inner.conn.vhost;
             vhost.bind_exchange(destination, source, routing_key, &arguments)
         })
@@ -313,6 +315,7 @@ impl Channel {
         let inner =
             local_or!(self, r => r.exchange_unbind(destination, source, routing_key, arguments));
         inner.run(|| {
+            inner.permit_exchange_bind(destination, source)?;
             let vhost = &inner.conn.vhost;
             vhost.unbind_exchange(destination, source, routing_key, &arguments)
         })

@@ -101,7 +101,7 @@ impl ChannelInner {
     /// such as 503 or 530), as AMQP does.
     pub(super) fn run<T>(self: &Arc<Self>, method: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_open()?;
-        let result = method();
+        let result = self.conn.vhost.check_not_deleted().and_then(|()| method());
         if let Err(e) = &result {
             if !matches!(
                 e,
@@ -247,6 +247,7 @@ impl ChannelInner {
         options: &ConsumeOptions,
         callback: Option<Callback>,
     ) -> Result<Arc<ConsumerLink>> {
+        self.permit_queue_read(queue)?;
         let queue = self.consumed_queue(queue, options)?;
         let tag: Arc<str> = match &options.consumer_tag {
             Some(tag) if !tag.is_empty() => tag.as_str().into(),

@@ -1,5 +1,6 @@
 //! Channels: the AMQP session API (declare, bind, publish, consume, ack) of a connection.
 //!
+//! - `access`: the permission checks of a connection opened as a user.
 //! - `inner`: [`ChannelInner`], the shared state behind a [`Channel`], its consumers and
 //!   deliveries: closing, accepting deliveries, subscriptions.
 //! - `topology`: declaring, deleting, binding, purging; route previews.
@@ -12,6 +13,7 @@
 // Without the `remote` feature a channel has one backend, and `local_or!` one arm.
 #![cfg_attr(not(feature = "remote"), allow(clippy::infallible_destructuring_match))]
 
+mod access;
 mod basic;
 mod callbacks;
 mod confirms;

@@ -24,6 +24,7 @@ impl Channel {
     ) -> Result<()> {
         let inner = local_or!(self, r => r.exchange_declare(exchange, &kind, options, arguments));
         inner.run(|| {
+            inner.permit_exchange_declare(exchange, options, &arguments)?;
             let spec = ExchangeSpec {
                 name: exchange,
                 kind: &kind,
@@ -44,6 +45,7 @@ impl Channel {
     pub fn exchange_delete(&self, exchange: &str, options: ExchangeDeleteOptions) -> Result<()> {
         let inner = local_or!(self, r => r.exchange_delete(exchange, options));
         inner.run(|| {
+            inner.permit_exchange_delete(exchange)?;
             inner
                 .conn
                 .vhost
@@ -69,6 +71,7 @@ impl Channel {
     ) -> Result<QueueDeclareOk> {
         let inner = local_or!(self, r => r.queue_declare(queue, options, arguments));
         inner.run(|| {
+            inner.permit_queue_declare(queue, options, &arguments)?;
             let conn = &inner.conn;
             let (ok, created) = conn
                 .vhost
@@ -97,6 +100,7 @@ impl Channel {
     ) -> Result<()> {
         let inner = local_or!(self, r => r.queue_bind(queue, exchange, routing_key, arguments));
         inner.run(|| {
+            inner.permit_queue_bind(queue, exchange)?;
             let conn = &inner.conn;
             conn.vhost
                 .bind_queue(queue, exchange, routing_key, &arguments, conn.id)?;
@@ -119,6 +123,7 @@ impl Channel {
     ) -> Result<()> {
         let inner = local_or!(self, r => r.queue_unbind(queue, exchange, routing_key, arguments));
         inner.run(|| {
+            inner.permit_queue_bind(queue, exchange)?;
             let conn = &inner.conn;
             conn.vhost
                 .unbind_queue(queue, exchange, routing_key, &arguments, conn.id)?;
@@ -136,6 +141,7 @@ impl Channel {
     pub fn queue_purge(&self, queue: &str) -> Result<u32> {
         let inner = local_or!(self, r => r.queue_purge(queue));
         inner.run(|| {
+            inner.permit_queue_read(queue)?;
             let conn = &inner.conn;
             let n = conn.vhost.purge_queue(queue, conn.id)?;
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -152,6 +158,7 @@ impl Channel {
     pub fn queue_delete(&self, queue: &str, options: QueueDeleteOptions) -> Result<u32> {
         let inner = local_or!(self, r => r.queue_delete(queue, options));
         inner.run(|| {
+            inner.permit_queue_delete(queue)?;
             let conn = &inner.conn;
             let n = conn
                 .vhost

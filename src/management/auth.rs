@@ -1,8 +1,8 @@
 //! Who may use the API: HTTP basic auth against the users the broker accepts.
 //!
-//! Today that is the wire listener's one user ([`WireOptions`](crate::WireOptions)), who
-//! is an administrator with full rights on every vhost. Every check goes through
-//! [`Auth`], so that a richer user model changes this file only.
+//! The broker's users ([`Broker::add_user`](crate::Broker::add_user)), checked with
+//! [`Broker::authenticate`](crate::Broker::authenticate); their tags say what the API lets
+//! them do. Every check goes through [`Auth`].
 
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,21 +21,16 @@ pub(crate) struct ApiUser {
     pub(crate) tags: Vec<String>,
 }
 
-/// The users that may log in, and their credentials.
+/// The users that may log in: the broker's.
 #[derive(Clone, Debug)]
 pub(crate) struct Auth {
-    /// The one user.
-    user: String,
-    /// Its password.
-    password: String,
+    /// The broker whose users these are.
+    broker: crate::Broker,
 }
 
 impl Auth {
-    pub(crate) fn new(user: &str, password: &str) -> Self {
-        Auth {
-            user: user.to_owned(),
-            password: password.to_owned(),
-        }
+    pub(crate) fn new(broker: crate::Broker) -> Self {
+        Auth { broker }
     }
 
     /// Returns the user a request authenticates as, or the 401 to answer.
@@ -74,24 +69,38 @@ impl Auth {
 
     /// Checks a user name and password.
     fn authenticate(&self, user: &str, password: &str) -> Option<ApiUser> {
-        (user == self.user && password == self.password).then(|| ApiUser {
-            name: self.user.clone(),
-            tags: vec!["administrator".to_owned()],
-        })
+        self.broker
+            .authenticate(user, password)
+            .ok()
+            .map(|u| ApiUser {
+                name: u.name,
+                tags: u.tags,
+            })
     }
 
     /// Returns every user (for `/api/users`).
     pub(crate) fn users(&self) -> Vec<ApiUser> {
-        vec![ApiUser {
-            name: self.user.clone(),
-            tags: vec!["administrator".to_owned()],
-        }]
+        self.broker
+            .users()
+            .into_iter()
+            .map(|u| ApiUser {
+                name: u.name,
+                tags: u.tags,
+            })
+            .collect()
     }
 
     /// Returns the `(user, configure, write, read)` permissions of a vhost.
-    pub(crate) fn permissions(&self, _vhost: &str) -> Vec<(String, String, String, String)> {
-        let all = ".*".to_owned();
-        vec![(self.user.clone(), all.clone(), all.clone(), all)]
+    pub(crate) fn permissions(&self, vhost: &str) -> Vec<(String, String, String, String)> {
+        self.broker
+            .permissions()
+            .into_iter()
+            .filter(|p| p.vhost == vhost)
+            .map(|p| {
+                let q = p.permissions;
+                (p.user, q.configure, q.write, q.read)
+            })
+            .collect()
     }
 }
 

@@ -108,7 +108,7 @@ impl WireServer {
         let shared = self.shared();
         let api = Arc::new(Api {
             broker: shared.broker.clone(),
-            auth: Auth::new(&shared.options.user, &shared.options.password),
+            auth: Auth::new(shared.broker.clone()),
             rates: Rates::default(),
             started: Instant::now(),
             node: node_name(),

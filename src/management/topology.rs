@@ -129,13 +129,22 @@ async fn get_vhost(
 
 async fn put_vhost(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     json::body(&body)?;
     let existed = api.broker.vhosts().contains(&vhost);
     let broker = api.broker.clone();
-    blocking(move || Ok(broker.add_vhost(&vhost)?)).await?;
+    blocking(move || {
+        broker.add_vhost(&vhost)?;
+        // As RabbitMQ's API: whoever creates a vhost gets full permissions in it.
+        if !existed {
+            broker.set_permissions(&user.name, &vhost, crate::Permissions::full())?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(if existed {
         StatusCode::NO_CONTENT
     } else {

@@ -68,6 +68,8 @@ pub(crate) enum RecordKey<'a> {
     Commit,
     /// A policy: vhost and name.
     Policy(&'a str, &'a str),
+    /// A row of the `auth` table: kind and two names.
+    Auth(&'a str, &'a str, &'a str),
 }
 
 impl RecordKey<'_> {
@@ -122,6 +124,12 @@ impl RecordKey<'_> {
                 text(crc, vhost.as_bytes());
                 text(crc, name.as_bytes());
             }
+            RecordKey::Auth(kind, first, second) => {
+                crc.update(&[10]);
+                for part in [kind, first, second] {
+                    text(crc, part.as_bytes());
+                }
+            }
         }
     }
 
@@ -151,6 +159,7 @@ impl fmt::Display for RecordKey<'_> {
             RecordKey::Refs(id) => write!(f, "reference count of message {id}"),
             RecordKey::Commit => f.write_str("commit record"),
             RecordKey::Policy(vhost, name) => write!(f, "policy '{name}' in vhost '{vhost}'"),
+            RecordKey::Auth(kind, first, second) => write!(f, "{kind} '{first}' '{second}'"),
         }
     }
 }

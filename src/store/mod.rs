@@ -17,8 +17,8 @@
 //! - `witness.rs` (feature `persistence`): the witness file of the last durable commit.
 //! - `open.rs` (feature `persistence`): creating and opening a database file, and the checks
 //!   that refuse a damaged or rolled-back one.
-//! - `migrate.rs` (feature `persistence`): format 1 → format 2 (format 2 → 3 only adds the
-//!   policies table, in `open.rs`).
+//! - `migrate.rs` (feature `persistence`): format 1 → format 2 (formats 3 and 4 only add the
+//!   policies and auth tables, created in `open.rs`).
 //! - `writer.rs` (feature `persistence`): the group-commit writer thread.
 //! - `redb_store.rs` (feature `persistence`): `RedbStore`, the store in a redb file.
 //! - `salvage/` (feature `persistence`): [`salvage`], reading what is readable from a damaged
@@ -98,6 +98,7 @@ pub use error::StoreError;
 pub(crate) use op::StoreOp;
 #[cfg(feature = "persistence")]
 pub(crate) use open::StoreOptions;
+pub(crate) use records::{AuthRecord, PermissionRecord, UserRecord, AUTH_PERMISSION, AUTH_USER};
 pub(crate) use records::{
     BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, PolicyRecord, QueueKey,
     QueueRecord, VhostRecord,

@@ -1,7 +1,8 @@
 //! [`StoreOp`]: one write the broker asks the store to make durable.
 
 use super::records::{
-    BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, PolicyRecord, QueueKey,
+    AuthRecord, BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, PolicyRecord,
+    QueueKey,
     QueueRecord, VhostRecord,
 };
 
@@ -36,6 +37,18 @@ pub(crate) enum StoreOp {
         vhost: String,
         /// The policy name.
         name: String,
+    },
+    /// Creates or replaces a user, a permission or the defaults mark.
+    PutAuth(AuthRecord),
+    /// Deletes an `auth` row by its key (kind, name, name); deleting a user deletes its
+    /// permissions too.
+    DeleteAuth {
+        /// `"user"` or `"permission"`.
+        kind: &'static str,
+        /// The user name, or the vhost of a permission.
+        first: String,
+        /// `""`, or the user of a permission.
+        second: String,
     },
     /// Creates or replaces a durable exchange.
     PutExchange(ExchangeRecord),

@@ -7,8 +7,8 @@
 //! | missing, but its witness records later commits | [`StoreError::RolledBack`] |
 //! | empty, shorter than a redb header, or without redb's magic number | [`StoreError::Corrupt`] |
 //! | of a newer format | [`StoreError::UnsupportedFormat`], file untouched |
-//! | of format 1 | migrated to format 3 in one transaction |
-//! | of format 2 | upgraded to format 3 (adds the policies table) in one transaction |
+//! | of format 1 | migrated to format 4 in one transaction |
+//! | of format 2 or 3 | upgraded to format 4 (adds the policies table, then the auth table) in one transaction |
 //! | at an older commit than its witness, without a witness, or with another database's witness | [`StoreError::RolledBack`] |
 //!
 //! Warren never leaves an empty or half-initialised file at the database path: a new database
@@ -32,7 +32,7 @@ use super::StoreError;
 /// The database format version this build writes, and the newest it opens. It names the set
 /// of tables and their key types; each record also carries its own
 /// [`RECORD_VERSION`](super::codec::RECORD_VERSION) byte.
-pub(crate) const FORMAT_VERSION: u64 = 3;
+pub(crate) const FORMAT_VERSION: u64 = 4;
 
 /// redb's magic number, the first bytes of every redb file.
 const REDB_MAGIC: &[u8; 9] = b"redb\x1a\x0a\xa9\x0d\x0a";
@@ -210,7 +210,7 @@ fn check_format(
             })
         }
         Some(FORMAT_VERSION) => {}
-        Some(2) => from_v2(db)?,
+        Some(found @ (2 | 3)) => add_tables(db, found)?,
         Some(1) => migrated = Some(migrate::from_v1(db, witness_path)?),
         Some(found) => {
             return Err(StoreError::corrupt(format!(
@@ -232,11 +232,16 @@ fn check_format(
     Ok((found, migrated))
 }
 
-/// Upgrades a format-2 database to format 3, which only adds the (empty) policies table: one
-/// transaction that leaves the commit record, and so the witness, as they were.
-fn from_v2(db: &Database) -> Result<(), StoreError> {
+/// Upgrades a format-2 or format-3 database to format 4. Each of those formats only added an
+/// (empty) table — format 3 the policies table, format 4 the auth table — so the upgrade
+/// creates the missing ones in one transaction that leaves the commit record, and so the
+/// witness, as they were.
+fn add_tables(db: &Database, found: u64) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
-    txn.open_table(tables::POLICIES)?;
+    if found < 3 {
+        txn.open_table(tables::POLICIES)?;
+    }
+    txn.open_table(tables::AUTH)?;
     txn.open_table(META)?
         .insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
     txn.commit()?;

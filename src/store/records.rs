@@ -37,6 +37,64 @@ pub(crate) struct PolicyRecord {
     pub(crate) definition: FieldTable,
 }
 
+/// A user, a user's permissions in a vhost, or the mark that the default user was created:
+/// the rows of the `auth` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum AuthRecord {
+    /// A user.
+    User(UserRecord),
+    /// A user's permissions in a vhost.
+    Permission(PermissionRecord),
+    /// The broker created its default user once; it is not created again (even if deleted).
+    DefaultsApplied,
+}
+
+impl AuthRecord {
+    /// The key of the row: kind, then two names.
+    pub(crate) fn key(&self) -> (&'static str, &str, &str) {
+        match self {
+            AuthRecord::User(u) => (AUTH_USER, &u.name, ""),
+            AuthRecord::Permission(p) => (AUTH_PERMISSION, &p.vhost, &p.user),
+            AuthRecord::DefaultsApplied => (AUTH_DEFAULTS, "", ""),
+        }
+    }
+}
+
+/// Kind of the `auth` rows of users: (`"user"`, name, `""`).
+pub(crate) const AUTH_USER: &str = "user";
+/// Kind of the `auth` rows of permissions: (`"permission"`, vhost, user).
+pub(crate) const AUTH_PERMISSION: &str = "permission";
+/// Kind of the `auth` row that marks the default user as created: (`"defaults"`, `""`, `""`).
+pub(crate) const AUTH_DEFAULTS: &str = "defaults";
+
+/// A user of a persistent broker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UserRecord {
+    /// The user name.
+    pub(crate) name: String,
+    /// RabbitMQ's base64 `password_hash`, or `None` for a user without a password.
+    pub(crate) password_hash: Option<String>,
+    /// RabbitMQ's name of the hashing algorithm (`rabbit_password_hashing_sha256`).
+    pub(crate) hashing_algorithm: String,
+    /// The user's tags.
+    pub(crate) tags: Vec<String>,
+}
+
+/// A user's permissions in a vhost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PermissionRecord {
+    /// The vhost.
+    pub(crate) vhost: String,
+    /// The user.
+    pub(crate) user: String,
+    /// The configure pattern.
+    pub(crate) configure: String,
+    /// The write pattern.
+    pub(crate) write: String,
+    /// The read pattern.
+    pub(crate) read: String,
+}
+
 /// A durable exchange.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ExchangeRecord {

@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::records::{
-    BindingRecord, ExchangeRecord, MessageId, MessageRecord, PolicyRecord, QueueRecord, VhostRecord,
+    AuthRecord, BindingRecord, ExchangeRecord, MessageId, MessageRecord, PolicyRecord, QueueRecord,
+    VhostRecord,
 };
 use super::StoreError;
 
@@ -33,6 +34,8 @@ pub(crate) struct RecoveredState {
     pub(crate) source: Option<Box<dyn MessageSource>>,
     /// Policies, by (vhost, name).
     pub(crate) policies: Vec<PolicyRecord>,
+    /// Users, permissions and the defaults mark.
+    pub(crate) auth: Vec<AuthRecord>,
 }
 
 impl fmt::Debug for RecoveredState {
@@ -118,7 +121,7 @@ mod load {
     use crate::store::commit::{self, Counts, COMMIT};
     use crate::store::records::{EntryRecord, MessageRecord, QueueRecord};
     use crate::store::tables::{
-        BINDINGS, EXCHANGES, MESSAGES, MESSAGE_REFS, POLICIES, QUEUES, QUEUE_ENTRIES, VHOSTS,
+        AUTH, BINDINGS, EXCHANGES, MESSAGES, MESSAGE_REFS, POLICIES, QUEUES, QUEUE_ENTRIES, VHOSTS,
     };
     use crate::store::StoreError;
 
@@ -156,6 +159,9 @@ mod load {
             source: None,
             policies: values(&txn.open_table(POLICIES)?, |k, v| {
                 codec::decode(RecordKey::Policy(k.0, k.1), v)
+            })?,
+            auth: values(&txn.open_table(AUTH)?, |k, v| {
+                codec::decode(RecordKey::Auth(k.0, k.1, k.2), v)
             })?,
         };
         let read = Counts {

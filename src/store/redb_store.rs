@@ -565,8 +565,8 @@ mod tests {
             matches!(
                 err,
                 StoreError::UnsupportedFormat {
-                    found: 4,
-                    supported: 3
+                    found: 5,
+                    supported: 4
                 }
             ),
             "{err}"
@@ -574,11 +574,23 @@ mod tests {
         // The refused file is left as it was.
         let db = Database::create(&path).unwrap();
         let meta = db.begin_read().unwrap().open_table(META).unwrap();
-        assert_eq!(meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 4);
+        assert_eq!(meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 5);
     }
 
     #[test]
-    fn a_format_2_database_is_upgraded_and_keeps_policies_afterwards() {
+    fn a_format_2_database_is_upgraded_and_keeps_policies_and_users_afterwards() {
+        upgraded_from(2);
+    }
+
+    #[test]
+    fn a_format_3_database_is_upgraded_and_keeps_policies_and_users_afterwards() {
+        upgraded_from(3);
+    }
+
+    /// Makes a database what format `old` wrote (format 2: no policies and no auth table;
+    /// format 3: no auth table), opens it, and checks that policies and users written
+    /// afterwards survive a reopen and that the file says format 4.
+    fn upgraded_from(old: u64) {
         let (_dir, path) = temp();
         {
             let store = RedbStore::open(&path).unwrap();
@@ -586,20 +598,23 @@ mod tests {
             store.close().unwrap();
         }
         {
-            // Make it what format 2 wrote: no policies table.
             let db = Database::create(&path).unwrap();
             let txn = db.begin_write().unwrap();
             txn.open_table(META)
                 .unwrap()
-                .insert(FORMAT_VERSION_KEY, 2)
+                .insert(FORMAT_VERSION_KEY, old)
                 .unwrap();
-            assert!(txn.delete_table(tables::POLICIES).unwrap());
+            if old < 3 {
+                assert!(txn.delete_table(tables::POLICIES).unwrap());
+            }
+            assert!(txn.delete_table(tables::AUTH).unwrap());
             txn.commit().unwrap();
         }
         let store = RedbStore::open(&path).unwrap();
         let state = store.load().unwrap();
         assert_eq!(state.queues.len(), 1);
         assert!(state.policies.is_empty());
+        assert!(state.auth.is_empty());
         let policy = crate::store::PolicyRecord {
             vhost: "/".into(),
             name: "p".into(),
@@ -608,14 +623,23 @@ mod tests {
             priority: 2,
             definition: FieldTable::new().with("max-length", 3),
         };
+        let user = crate::store::AuthRecord::User(crate::store::UserRecord {
+            name: "u".into(),
+            password_hash: Some("aGFzaA==".into()),
+            hashing_algorithm: "rabbit_password_hashing_sha256".into(),
+            tags: vec!["management".into()],
+        });
         store
             .submit(StoreOp::PutPolicy(policy.clone()))
             .wait()
             .unwrap();
+        store.submit(StoreOp::PutAuth(user.clone())).wait().unwrap();
         store.close().unwrap();
         drop(store);
         let store = RedbStore::open(&path).unwrap();
-        assert_eq!(store.load().unwrap().policies, vec![policy]);
+        let state = store.load().unwrap();
+        assert_eq!(state.policies, vec![policy]);
+        assert_eq!(state.auth, vec![user]);
         let db_version = {
             store.close().unwrap();
             drop(store);
@@ -624,6 +648,7 @@ mod tests {
             meta.get(FORMAT_VERSION_KEY).unwrap().unwrap().value()
         };
         assert_eq!(db_version, FORMAT_VERSION);
+        assert_eq!(FORMAT_VERSION, 4);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | `message_refs` | message id | `u64`: number of entries that hold it (low 32 bits) and a checksum of id and number (high 32 bits); only for messages held by more than one entry |
 //! | `queue_entries` | (vhost, queue, seq) | `EntryRecord` (message id, delivered) |
 //! | `policies` | (vhost, name) | `PolicyRecord` (format 3) |
+//! | `auth` | (`"user"`, name, `""`) / (`"permission"`, vhost, user) / (`"defaults"`, `""`, `""`) | `AuthRecord` (format 4) |
 //!
 //! The reference count lives apart from the message so that an ack of one of several queues
 //! rewrites four bytes, not the body.
@@ -26,7 +27,9 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTr
 use super::codec::{self, RecordKey};
 use super::commit::Counts;
 use super::op::StoreOp;
-use super::records::{BindingRecord, EntryKey, EntryRecord, MessageId, QueueKey};
+use super::records::{
+    BindingRecord, EntryKey, EntryRecord, MessageId, QueueKey, AUTH_PERMISSION, AUTH_USER,
+};
 use super::StoreError;
 
 /// Database-wide settings: the format version.
@@ -59,6 +62,11 @@ pub(crate) const POLICIES: TableDefinition<'_, (&str, &str), &[u8]> =
 /// (vhost, queue, seq) → `EntryRecord`.
 pub(crate) const QUEUE_ENTRIES: TableDefinition<'_, (&str, &str, u64), &[u8]> =
     TableDefinition::new("queue_entries");
+
+/// (kind, name, name) → `AuthRecord`: users, permissions and the defaults mark. Not counted in
+/// the commit record (its rows are few and rewritten whole).
+pub(crate) const AUTH: TableDefinition<'_, (&str, &str, &str), &[u8]> =
+    TableDefinition::new("auth");
 
 /// A [`StoreOp`] with its records already encoded, so the writer thread only touches redb.
 #[derive(Debug)]
@@ -95,6 +103,13 @@ pub(crate) enum EncodedOp {
         /// Its encoded arguments (part of its key).
         arguments: Vec<u8>,
         /// The encoded record, or `None` to delete.
+        value: Option<Vec<u8>>,
+    },
+    /// An `auth` row to insert (`Some`) or delete (`None`).
+    Auth {
+        /// Kind and two names.
+        key: (&'static str, String, String),
+        /// The encoded [`AuthRecord`], or `None` to delete.
         value: Option<Vec<u8>>,
     },
     /// A message to store with its entries.
@@ -190,6 +205,23 @@ impl EncodedOp {
                     entries,
                 }
             }
+            StoreOp::PutAuth(record) => {
+                let (kind, first, second) = record.key();
+                let value = codec::encode(RecordKey::Auth(kind, first, second), &record)?;
+                let key = (kind, first.to_owned(), second.to_owned());
+                EncodedOp::Auth {
+                    key,
+                    value: Some(value),
+                }
+            }
+            StoreOp::DeleteAuth {
+                kind,
+                first,
+                second,
+            } => EncodedOp::Auth {
+                key: (kind, first, second),
+                value: None,
+            },
             StoreOp::DeleteVhost { vhost } => EncodedOp::DeleteVhost(vhost),
             StoreOp::DeleteExchange { vhost, name } => EncodedOp::DeleteExchange(vhost, name),
             StoreOp::DeleteQueue(queue) => EncodedOp::DeleteQueue(queue),
@@ -262,6 +294,8 @@ struct Tables<'txn> {
     entries: Table<'txn, (&'static str, &'static str, u64), &'static [u8]>,
     /// [`POLICIES`].
     policies: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    /// [`AUTH`].
+    auth: Table<'txn, (&'static str, &'static str, &'static str), &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -276,6 +310,7 @@ impl<'txn> Tables<'txn> {
             refs: txn.open_table(MESSAGE_REFS)?,
             entries: txn.open_table(QUEUE_ENTRIES)?,
             policies: txn.open_table(POLICIES)?,
+            auth: txn.open_table(AUTH)?,
         })
     }
 
@@ -324,6 +359,7 @@ impl<'txn> Tables<'txn> {
                 message,
                 entries,
             } => self.enqueue(*id, message, entries),
+            EncodedOp::Auth { key, value } => self.auth(key, value.as_deref()),
             EncodedOp::DeleteVhost(vhost) => self.delete_vhost(vhost),
             EncodedOp::DeleteExchange(vhost, name) => self.delete_exchange(vhost, name),
             EncodedOp::DeleteQueue(queue) => self.delete_queue(queue),
@@ -502,9 +538,31 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// Inserts or deletes an `auth` row; deleting a user deletes its permissions.
+    fn auth(
+        &mut self,
+        key: &(&'static str, String, String),
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let (kind, first, second) = (key.0, key.1.as_str(), key.2.as_str());
+        match value {
+            Some(value) => self.auth.insert((kind, first, second), value).map(drop)?,
+            None => {
+                self.auth.remove((kind, first, second))?;
+                if kind == AUTH_USER {
+                    self.auth
+                        .retain(|k, _| !(k.0 == AUTH_PERMISSION && k.2 == first))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a vhost and everything in it.
     fn delete_vhost(&mut self, vhost: &str) -> Result<(), StoreError> {
         self.vhosts.remove(vhost)?;
+        self.auth
+            .retain(|k, _| !(k.0 == AUTH_PERMISSION && k.1 == vhost))?;
         self.purge(vhost, None)?;
         self.exchanges.retain(|k, _| k.0 != vhost)?;
         self.queues.retain(|k, _| k.0 != vhost)?;

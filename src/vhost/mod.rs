@@ -155,6 +155,8 @@ pub(crate) struct VHost {
     delayed: delayed::DelayedMessages,
     /// Direct reply-to queues by address (`amq.rabbitmq.reply-to.<token>`).
     reply_queues: ConcurrentMap<String, Arc<Queue>>,
+    /// Set once the vhost is deleted: connections still in it are refused from then on.
+    deleted: AtomicBool,
 }
 
 impl VHost {
@@ -176,6 +178,7 @@ impl VHost {
             timers: OnceLock::new(),
             delayed: Mutex::default(),
             reply_queues: ConcurrentMap::default(),
+            deleted: AtomicBool::new(false),
         };
         let builtins = [
             ("", ExchangeKind::Direct),
@@ -260,6 +263,36 @@ impl VHost {
                 vhost.absorb(&queue, fallout);
             }
         }));
+    }
+
+    /// Fails with 530 once the vhost is deleted (its connections stay open but may do
+    /// nothing more).
+    pub(crate) fn check_not_deleted(&self) -> Result<()> {
+        if self.deleted.load(Ordering::Relaxed) {
+            return Err(Error::NotAllowed {
+                reason: format!("vhost '{}' is deleted", self.name),
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks the vhost deleted and deletes its queues (cancelling their consumers) and
+    /// exchanges. The store is the caller's (one `DeleteVhost` covers everything).
+    pub(crate) fn delete_all(&self) {
+        self.deleted.store(true, Ordering::Relaxed);
+        let mut topology = self.topology.lock();
+        let queues: Vec<Arc<Queue>> = self.queues.iter().map(|q| Arc::clone(&q)).collect();
+        for queue in &queues {
+            self.remove_queue(&mut topology, queue);
+        }
+        let replies: Vec<Arc<Queue>> = self.reply_queues.iter().map(|q| Arc::clone(&q)).collect();
+        self.reply_queues.clear();
+        for queue in replies {
+            queue.delete();
+        }
+        self.exchanges.clear();
+        self.destinations.clear();
+        topology.inbound.clear();
     }
 
     /// Returns the broker-wide settings.
