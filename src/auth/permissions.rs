@@ -97,6 +97,8 @@ impl Resource {
 enum Pattern {
     /// `.*`: matches every name without running a regex.
     All,
+    /// The empty pattern, which RabbitMQ reads as `^$`: only the empty name.
+    EmptyOnly,
     /// Anything else.
     Regex(Regex),
 }
@@ -106,7 +108,7 @@ impl Pattern {
         match pattern {
             ".*" => Ok(Pattern::All),
             // RabbitMQ reads an empty pattern as "^$".
-            "" => Ok(Pattern::Regex(Regex::new("^$").expect("a valid pattern"))),
+            "" => Ok(Pattern::EmptyOnly),
             p => Regex::new(p).map(Pattern::Regex).map_err(|e| {
                 Error::precondition(format!("invalid {which} permission pattern '{p}': {e}"))
             }),
@@ -116,6 +118,7 @@ impl Pattern {
     fn matches(&self, name: &str) -> bool {
         match self {
             Pattern::All => true,
+            Pattern::EmptyOnly => name.is_empty(),
             Pattern::Regex(re) => re.is_match(name),
         }
     }
