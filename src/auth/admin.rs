@@ -180,6 +180,7 @@ impl Broker {
 
     /// Rebuilds users and permissions from stored records; returns `true` if the default
     /// user had been created before.
+    #[cfg(feature = "persistence")]
     pub(crate) fn recover_auth(&self, records: &[AuthRecord]) -> Result<bool> {
         let mut defaults_applied = false;
         for record in records {
