@@ -2,8 +2,7 @@
 
 use super::records::{
     AuthRecord, BindingRecord, EntryKey, ExchangeRecord, MessageId, MessageRecord, PolicyRecord,
-    QueueKey,
-    QueueRecord, VhostRecord,
+    QueueKey, QueueRecord, VhostRecord,
 };
 
 /// One write to the store.
