@@ -64,8 +64,8 @@ impl WireServer {
     #[cfg_attr(docsrs, doc(cfg(feature = "management")))]
     /// Serves RabbitMQ's management HTTP API for this server's broker on `addr` (RabbitMQ
     /// uses port 15672; bind port 0 for a free one), on the same runtime as the AMQP
-    /// listener. Requests authenticate with HTTP basic auth as the listener's user
-    /// ([`WireOptions::user`](crate::WireOptions::user)), who is an administrator.
+    /// listener. Requests authenticate with HTTP basic auth as one of the broker's users
+    /// ([`Broker::add_user`](crate::Broker::add_user)).
     ///
     /// It serves the subset of the management plugin's API that tools use (`rabbitmqadmin`,
     /// dashboards, provisioning tools): overview, nodes, vhosts, users, permissions,
