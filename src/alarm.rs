@@ -160,15 +160,29 @@ impl Alarms {
     /// Charges a message of `bytes` (body and routing information) to the memory held.
     pub(crate) fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
         let bytes = bytes + MESSAGE_OVERHEAD;
-        let used = self.used.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        if used > self.limit && !self.memory.load(Ordering::SeqCst) {
-            self.settle_memory();
-        }
+        self.add(bytes);
         Charge {
             _held: Some(Arc::new(Held {
                 alarms: Arc::clone(self),
                 bytes,
             })),
+        }
+    }
+
+    /// Starts a [`Reservation`]: memory that grows while a message arrives, charged as it
+    /// grows (nothing yet).
+    pub(crate) fn reserve(self: &Arc<Self>) -> Reservation {
+        Reservation {
+            alarms: Arc::clone(self),
+            bytes: 0,
+        }
+    }
+
+    /// Takes `bytes` more.
+    fn add(&self, bytes: usize) {
+        let used = self.used.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        if used > self.limit && !self.memory.load(Ordering::SeqCst) {
+            self.settle_memory();
         }
     }
 
@@ -434,6 +448,35 @@ impl fmt::Debug for Held {
     }
 }
 
+/// Memory charged while a message is still arriving — the body of a wire publish whose
+/// frames are not all in — so that clients sending many large bodies at once raise the
+/// memory alarm (and are blocked) like the messages they will become. Given back when
+/// dropped: when the message is complete (it is then charged as a message) or its
+/// connection goes.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    alarms: Arc<Alarms>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Charges `bytes` in all from now on (more or less than before).
+    pub(crate) fn set(&mut self, bytes: usize) {
+        if bytes > self.bytes {
+            self.alarms.add(bytes - self.bytes);
+        } else if bytes < self.bytes {
+            self.alarms.release(self.bytes - bytes);
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.alarms.release(self.bytes);
+    }
+}
+
 /// The memory a watermark given as a fraction applies to: the smallest of the machine's
 /// memory (`/proc/meminfo`), the control group's limit (`memory.max`) and the process's
 /// address-space limit (`RLIMIT_AS`, read from `/proc/self/limits`), where known.
@@ -493,6 +536,25 @@ mod tests {
         assert_ne!(alarms.epoch(), epoch);
         drop((a, b, c));
         assert_eq!(alarms.snapshot().memory_used, 0);
+    }
+
+    #[test]
+    fn a_reservation_is_charged_as_it_grows_and_given_back_when_dropped() {
+        let alarms = Alarms::new(1000, u64::MAX);
+        let mut arriving = alarms.reserve();
+        arriving.set(600);
+        assert_eq!(alarms.snapshot().memory_used, 600);
+        assert_eq!(alarms.holding(false), None);
+        arriving.set(1200);
+        assert_eq!(alarms.holding(false), Some(Resource::Memory));
+        arriving.set(900);
+        assert_eq!(alarms.snapshot().memory_used, 900);
+        assert_eq!(alarms.holding(false), None);
+        arriving.set(1001);
+        assert_eq!(alarms.holding(false), Some(Resource::Memory));
+        drop(arriving);
+        assert_eq!(alarms.snapshot().memory_used, 0);
+        assert_eq!(alarms.holding(false), None);
     }
 
     #[test]

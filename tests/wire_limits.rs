@@ -655,3 +655,103 @@ fn a_publishing_client_is_blocked_by_the_memory_alarm_until_a_consumer_drains() 
         broker.stats().blocked_publishers == 0
     });
 }
+
+#[test]
+fn bodies_still_arriving_are_charged_to_the_memory_alarm() {
+    // A client sending a large body slowly holds that memory in the broker before any
+    // message exists: it counts, so such clients raise the alarm (and are blocked) instead
+    // of growing the process without bound.
+    const BODY: usize = 3 << 20;
+    const CHUNK: usize = 64 * 1024;
+    const QUEUED: usize = 32;
+    let broker = Broker::builder()
+        .memory_high_watermark(warrenmq::MemoryWatermark::Absolute(4 << 20))
+        .build()
+        .unwrap();
+    let server = broker.serve("127.0.0.1:0").expect("binds");
+    let ch = broker.connect("/").unwrap().open_channel().unwrap();
+    ch.queue_declare("big", Default::default(), Default::default())
+        .unwrap();
+    // 2 MiB queued: below the watermark on its own.
+    for _ in 0..QUEUED {
+        ch.basic_publish("", "big", warrenmq::Message::new(vec![b'q'; CHUNK]))
+            .unwrap();
+    }
+    assert!(!broker.stats().memory_alarm);
+    let (mut raw, _) = Raw::open_with(server.local_addr(), 0);
+    raw.expect_open_ok();
+    raw.expect_channel(1);
+    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+        exchange: "".into(),
+        routing_key: "big".into(),
+        ..basic::Publish::default()
+    }));
+    let mut frames = encode_frame(&AMQPFrame::Method(1, publish));
+    frames.extend(encode_frame(&AMQPFrame::Header(
+        1,
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: BODY as u64,
+            properties: BasicProperties::default(),
+        },
+    )));
+    raw.send_bytes(&frames);
+    // The body in frames of 64 KiB, from another thread (the server stops reading it).
+    let mut writer = raw.stream.try_clone().expect("clones");
+    let writing = thread::spawn(move || {
+        for _ in 0..BODY / CHUNK {
+            writer.write_all(&encode_frame(&AMQPFrame::Body(1, vec![b'b'; CHUNK])))?;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    match raw.method() {
+        (0, AMQPClass::Connection(connection::AMQPMethod::Blocked(b))) => {
+            assert_eq!(b.reason.as_str(), "low on memory");
+        }
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    let stats = broker.stats();
+    assert!(stats.memory_alarm);
+    assert!(
+        stats.memory_used > 4 << 20,
+        "{} bytes charged: the queued 2 MiB and the body in flight",
+        stats.memory_used
+    );
+    assert_eq!(
+        broker.queue_stats("/", "big").unwrap().messages_ready,
+        QUEUED,
+        "the big message is not complete yet"
+    );
+    // A publisher in process is held back by it too.
+    assert_eq!(
+        ch.try_basic_publish("", "big", Default::default(), warrenmq::Message::new("x"))
+            .unwrap_err()
+            .reply_code(),
+        warrenmq::ReplyCode::RESOURCE_ERROR
+    );
+    // Draining the queued messages clears the alarm: the client is read again, its message
+    // arrives whole, and once it is consumed nothing is charged any more.
+    for _ in 0..QUEUED {
+        let d = ch.basic_get("big", GetOptions::no_ack()).unwrap().unwrap();
+        assert_eq!(d.body().len(), CHUNK);
+    }
+    writing
+        .join()
+        .expect("joins")
+        .expect("the whole body written");
+    let mut big = None;
+    eventually("the big message arrives", || {
+        big = ch.basic_get("big", GetOptions::no_ack()).unwrap();
+        big.is_some()
+    });
+    let big = big.unwrap();
+    assert_eq!(big.body().len(), BODY);
+    assert!(big.body().iter().all(|&b| b == b'b'));
+    drop(big);
+    eventually("nothing is charged once it is consumed", || {
+        let stats = broker.stats();
+        stats.memory_used == 0 && !stats.memory_alarm
+    });
+    ch.try_basic_publish("", "big", Default::default(), warrenmq::Message::new("x"))
+        .expect("publishing resumes");
+}

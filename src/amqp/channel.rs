@@ -19,6 +19,7 @@ use super::failure::{Failure, MethodId};
 use super::frames;
 use super::outbox::Outbox;
 use super::tx::{Held, Transaction};
+use crate::alarm::Alarms;
 use crate::{Channel, Consumer, Delivery, Error, GetOptions, ReplyCode, Returns};
 
 mod consuming;
@@ -46,6 +47,8 @@ pub(crate) struct Link {
     pub(crate) consumer_keys: Arc<AtomicU64>,
     /// The largest message body accepted.
     pub(crate) max_message_size: u64,
+    /// The broker's alarms, charged for bodies still arriving.
+    pub(crate) alarms: Arc<Alarms>,
 }
 
 impl Link {

@@ -169,7 +169,7 @@ async fn run(
 ) {
     let mut session = Session {
         activity,
-        alarms,
+        alarms: Arc::clone(&alarms),
         watch: None,
         seen_epoch: 0,
         blocked: None,
@@ -181,6 +181,7 @@ async fn run(
             notify_cancel: negotiated.notify_cancel,
             consumer_keys: Default::default(),
             max_message_size: options.max_message_size,
+            alarms,
         },
         channel_max: negotiated.channel_max,
         consumer_max_per_channel: options.consumer_max_per_channel,

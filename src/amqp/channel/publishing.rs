@@ -37,7 +37,7 @@ impl WireChannel {
             .assembly
             .as_mut()
             .ok_or_else(|| content::unexpected("method frame"))?;
-        match assembly.header(header) {
+        match assembly.header(header, &self.link.alarms) {
             Ok(Some(message)) => self.publish(message),
             Ok(None) => Ok(()),
             Err(e) => Err(self.abandon(e)),
@@ -54,7 +54,7 @@ impl WireChannel {
             .assembly
             .as_mut()
             .ok_or_else(|| content::unexpected("method frame"))?;
-        match assembly.body(chunk) {
+        match assembly.body(chunk, &self.link.alarms) {
             Ok(Some(message)) => self.publish(message),
             Ok(None) => Ok(()),
             Err(e) => Err(self.abandon(e)),
