@@ -171,6 +171,7 @@ impl Alarms {
 
     /// Starts a [`Reservation`]: memory that grows while a message arrives, charged as it
     /// grows (nothing yet).
+    #[cfg(feature = "wire")]
     pub(crate) fn reserve(self: &Arc<Self>) -> Reservation {
         Reservation {
             alarms: Arc::clone(self),
@@ -453,12 +454,14 @@ impl fmt::Debug for Held {
 /// memory alarm (and are blocked) like the messages they will become. Given back when
 /// dropped: when the message is complete (it is then charged as a message) or its
 /// connection goes.
+#[cfg(feature = "wire")]
 #[derive(Debug)]
 pub(crate) struct Reservation {
     alarms: Arc<Alarms>,
     bytes: usize,
 }
 
+#[cfg(feature = "wire")]
 impl Reservation {
     /// Charges `bytes` in all from now on (more or less than before).
     pub(crate) fn set(&mut self, bytes: usize) {
@@ -471,6 +474,7 @@ impl Reservation {
     }
 }
 
+#[cfg(feature = "wire")]
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.alarms.release(self.bytes);
@@ -539,6 +543,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "wire")]
     fn a_reservation_is_charged_as_it_grows_and_given_back_when_dropped() {
         let alarms = Alarms::new(1000, u64::MAX);
         let mut arriving = alarms.reserve();
