@@ -80,6 +80,9 @@
 //!   `Connection` / `Channel` / `Consumer` API against `warren-server` or a RabbitMQ cluster
 //!   (on lapin, reconnecting and restoring the topology when a node goes); see
 //!   `docs/scale-out.md`.
+//! - `tls` (off): `WireServer::listen_tls`, an `amqps` listener (rustls with the `ring`
+//!   provider; PEM certificate and key, optional client certificates); see
+//!   `docs/tls.md`.
 //! - `management` (off): `WireServer::serve_management`, RabbitMQ's management HTTP API
 //!   and Prometheus `/metrics` on the wire listener's runtime (axum); see
 //!   `docs/management.md`.
@@ -137,6 +140,9 @@ mod sync;
 mod vhost;
 
 pub use alarm::Resource;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use amqp::TlsOptions;
 #[cfg(feature = "wire")]
 #[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub use amqp::{WireOptions, WireServer};

@@ -35,6 +35,7 @@ use super::options::WireOptions;
 use super::outbox::HIGH;
 use super::server::Shared;
 use super::socket::Socket;
+use super::transport::{Opened, Transport};
 use crate::alarm::{Alarms, BlockedGuard, Watch};
 use crate::{Connection, ReplyCode};
 
@@ -109,9 +110,10 @@ enum Wake {
     Alarm,
 }
 
-/// Serves one TCP connection until it closes. Never panics on bad input; every failure
-/// ends with the socket closed and the session connection dropped, which requeues
-/// unacknowledged messages and deletes exclusive queues.
+/// Serves one TCP connection until it closes, over `transport` (after its TLS handshake,
+/// for `amqps`, which counts against the handshake deadline). Never panics on bad input;
+/// every failure ends with the socket closed and the session connection dropped, which
+/// requeues unacknowledged messages and deletes exclusive queues.
 ///
 /// When `stop` changes (the server stops), the client is told with `connection.close` 320
 /// CONNECTION_FORCED, as RabbitMQ does when it shuts down. A connection accepted while the
@@ -120,13 +122,30 @@ enum Wake {
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: std::net::SocketAddr,
+    transport: &Transport,
     shared: &Shared,
     mut stop: watch::Receiver<bool>,
     over_limit: bool,
 ) {
-    let mut socket = Socket::new(stream);
     let options = &shared.options;
     let deadline = Instant::now() + options.handshake_timeout;
+    let opened = tokio::select! {
+        opened = timeout_at(deadline, transport.open(stream)) => opened,
+        _ = stop.changed() => return,
+    };
+    let opened = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(error)) => {
+            tracing::info!(%error, "TLS handshake failed");
+            return;
+        }
+        Err(_elapsed) => {
+            tracing::info!("TLS handshake timed out; dropped");
+            return;
+        }
+    };
+    let Opened { stream, tls } = opened;
+    let mut socket = Socket::new(stream);
     let negotiate = handshake::negotiate(&mut socket, shared, peer, over_limit);
     let negotiated = tokio::select! {
         negotiated = timeout_at(deadline, negotiate) => negotiated,
@@ -134,13 +153,19 @@ pub(crate) async fn serve(
     };
     match negotiated {
         Ok(Ok(negotiated)) => {
+            let tls = tls.as_ref();
             tracing::info!(
+                user = %negotiated.user,
+                vhost = %negotiated.connection.vhost(),
+                tls = tls.map(|t| t.protocol.as_str()),
+                cipher = tls.map(|t| t.cipher.as_str()),
+                peer_cert = tls.map(|t| t.peer_cert),
                 frame_max = negotiated.frame_max,
                 heartbeat = negotiated.heartbeat,
                 "connection opened"
             );
             let activity = Arc::new(Activity::new(
-                socket.peer_addr(),
+                Some(peer),
                 socket.outbox().clone(),
                 Arc::clone(&shared.broker.settings().quiet),
             ));
@@ -156,7 +181,12 @@ pub(crate) async fn serve(
         Err(_elapsed) => tracing::info!("handshake timed out; dropped"),
     }
     socket.outbox().close();
-    let _ = timeout(CLOSE_TIMEOUT, socket.flush_all()).await;
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        if socket.flush_all().await.is_ok() {
+            socket.shutdown().await;
+        }
+    })
+    .await;
 }
 
 async fn run(
@@ -231,7 +261,7 @@ impl Session {
             let deliver = room > 0 && self.consumers.len() > 0;
             // A blocked publisher is not read (its deliveries still go out).
             let read = room > 0 && self.blocked.is_none();
-            let io = read || socket.outbox().pending() > 0;
+            let io = read || socket.wants_write();
             let (consumers, events) = (&mut self.consumers, &mut self.events);
             let (alarms, watch, seen) = (&self.alarms, self.watch.as_ref(), self.seen_epoch);
             let activity = &self.activity;
@@ -453,7 +483,7 @@ impl Monitor {
 
     /// Runs the checks of one tick. `reading` is `false` while the connection does not
     /// read (its outbox is full), when silence from the peer proves nothing.
-    fn check(&mut self, socket: &Socket, reading: bool) -> Result<(), Failure> {
+    fn check(&mut self, socket: &mut Socket, reading: bool) -> Result<(), Failure> {
         let now = (socket.bytes_read(), socket.outbox().written());
         let (read, wrote) = (now.0 != self.seen.0, now.1 != self.seen.1);
         self.seen = now;

@@ -23,6 +23,8 @@ const FRAME_MIN: u32 = 4096;
 pub(crate) struct Negotiated {
     /// The session connection in the requested vhost.
     pub(crate) connection: Connection,
+    /// The user who logged in.
+    pub(crate) user: String,
     /// The frame size limit, overhead included.
     pub(crate) frame_max: u32,
     /// The highest channel number.
@@ -109,6 +111,7 @@ pub(crate) async fn negotiate(
     );
     Ok(Negotiated {
         connection,
+        user,
         frame_max,
         // 0 on both sides means no limit.
         channel_max: match agree(options.channel_max.into(), tune_ok.channel_max.into()) {

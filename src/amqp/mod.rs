@@ -21,6 +21,8 @@
 //! - `nesting`: a guard against field tables nested deep enough to overflow the parser.
 //! - `tx`: transactions, which hold publishes and acks back until commit.
 //! - `socket`: a connection's socket: reading frames, writing the outbox.
+//! - `transport`: what a connection runs over: TCP, or TLS on it (`amqps`).
+//! - `tls`: `TlsOptions` and the rustls server configuration (feature `tls`).
 //! - `outbox`: the bounded buffer of bytes waiting for a client.
 //! - `activity`: what each connection holds in flight, for `Broker::wait_idle`.
 //! - `convert`: between `amq-protocol` types and [`FieldTable`](crate::FieldTable) /
@@ -41,9 +43,14 @@ mod options;
 mod outbox;
 mod server;
 mod socket;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
 mod tx;
 
 pub use options::WireOptions;
 #[cfg(feature = "management")]
 pub(crate) use server::Shared;
 pub use server::WireServer;
+#[cfg(feature = "tls")]
+pub use tls::TlsOptions;

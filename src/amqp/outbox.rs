@@ -13,8 +13,6 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
-
 use crate::sync::Mutex;
 
 /// How many bytes may wait for a client before its connection stops producing more.
@@ -104,13 +102,14 @@ impl Outbox {
         self.shared.state.lock().closed = true;
     }
 
-    /// Writes as much as the socket takes now, without waiting. The lock is not held
-    /// while writing.
+    /// Writes as much as `write` takes now, without waiting: `write` writes some of the
+    /// bytes it is given and returns how many, or fails with [`io::ErrorKind::WouldBlock`]
+    /// when the socket takes none now. The lock is not held while writing.
     ///
     /// # Errors
     ///
     /// The socket's error; a socket that takes no bytes is [`io::ErrorKind::WriteZero`].
-    pub(crate) fn flush(&self, stream: &TcpStream) -> io::Result<()> {
+    pub(crate) fn flush(&self, write: impl FnMut(&[u8]) -> io::Result<usize>) -> io::Result<()> {
         let (mut bytes, mut start) = {
             let mut state = self.shared.state.lock();
             if state.pending() == 0 {
@@ -120,7 +119,7 @@ impl Outbox {
             (std::mem::take(&mut state.bytes), start)
         };
         let before = start;
-        let result = write_some(stream, &bytes, &mut start);
+        let result = write_some(write, &bytes, &mut start);
         self.shared
             .written
             .fetch_add((start - before) as u64, Ordering::Relaxed);
@@ -144,10 +143,14 @@ impl Outbox {
     }
 }
 
-/// Writes `bytes[*start..]` until the socket would block; advances `start` and the count.
-fn write_some(stream: &TcpStream, bytes: &[u8], start: &mut usize) -> io::Result<()> {
+/// Writes `bytes[*start..]` until the socket would block; advances `start`.
+fn write_some(
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    bytes: &[u8],
+    start: &mut usize,
+) -> io::Result<()> {
     while *start < bytes.len() {
-        match stream.try_write(&bytes[*start..]) {
+        match write(&bytes[*start..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => *start += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

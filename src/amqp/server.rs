@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use super::activity::Activities;
 use super::connection;
 use super::options::WireOptions;
+use super::transport::Transport;
 use crate::broker::Service;
 use crate::sync::{bounded, Mutex, Receiver, RecvTimeoutError, Sender};
 use crate::Broker;
@@ -95,8 +96,11 @@ struct Control {
     runtime: Mutex<Option<Runtime>>,
     /// Tells the listener and every connection to stop.
     stop: watch::Sender<bool>,
-    /// Disconnects when the listener task has ended (and closed its socket).
+    /// Disconnects when every listener task has ended (and closed its socket).
     listener_done: Receiver<()>,
+    /// Given (cloned) to each listener added later; dropped at stop, so that
+    /// `listener_done` disconnects once the listeners end.
+    listener_alive: Mutex<Option<Sender<()>>>,
 }
 
 impl Broker {
@@ -184,12 +188,19 @@ impl Broker {
         });
         let (stop, stopped) = watch::channel(false);
         let (done, listener_done) = bounded(0);
-        runtime.spawn(accept_loop(listener, Arc::clone(&shared), stopped, done));
+        runtime.spawn(accept_loop(
+            listener,
+            Transport::Plain,
+            Arc::clone(&shared),
+            stopped,
+            done.clone(),
+        ));
         let control = Arc::new(Control {
             shared,
             runtime: Mutex::new(Some(runtime)),
             stop,
             listener_done,
+            listener_alive: Mutex::new(Some(done)),
         });
         // Dropping `control` on failure stops what was started.
         let service: Weak<dyn Service> = Arc::downgrade(&control) as Weak<Control>;
@@ -202,10 +213,11 @@ impl Broker {
     }
 }
 
-/// Accepts connections until told to stop; each becomes a task. Dropping `done` (with the
-/// listener) tells the handle that the port is closed.
+/// Accepts connections until told to stop; each becomes a task, opened with `transport`.
+/// Dropping `done` (with the listener) tells the handle that the port is closed.
 async fn accept_loop(
     listener: TcpListener,
+    transport: Transport,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     done: Sender<()>,
@@ -227,11 +239,14 @@ async fn accept_loop(
                     continue;
                 }
                 let stop = stop.clone();
-                let span = tracing::info_span!("amqp_connection", %peer);
+                let transport = transport.clone();
+                let span =
+                    tracing::info_span!("amqp_connection", %peer, scheme = transport.scheme());
                 tokio::spawn(tracing::Instrument::instrument(
                     async move {
                         tracing::debug!("accepted");
-                        connection::serve(stream, peer, &counted.0, stop, over_limit).await;
+                        connection::serve(stream, peer, &transport, &counted.0, stop, over_limit)
+                            .await;
                         tracing::info!("connection closed");
                         drop(counted);
                     },
@@ -324,6 +339,54 @@ impl WireServer {
     }
 }
 
+#[cfg(feature = "tls")]
+impl WireServer {
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    /// Also serves AMQP over TLS (`amqps`) on `addr` (RabbitMQ's default port is 5671;
+    /// bind port 0 for a free one), and returns the address bound. Its connections are
+    /// served exactly as the plain listener's, with the same options, connection limit and
+    /// handshake deadline, which the TLS handshake counts against.
+    ///
+    /// # Examples
+    ///
+    /// See [`TlsOptions`](crate::TlsOptions).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for a certificate, key or CA bundle that cannot be
+    /// used (with what is wrong in the message); the I/O error of binding the address;
+    /// [`io::ErrorKind::NotConnected`] once the server is stopped.
+    pub fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        tls: &crate::TlsOptions,
+    ) -> io::Result<SocketAddr> {
+        let acceptor = tls.acceptor()?;
+        let stopped = || io::Error::new(io::ErrorKind::NotConnected, "the wire server is stopped");
+        let Some(done) = self.control.listener_alive.lock().clone() else {
+            return Err(stopped());
+        };
+        let runtime = self.control.runtime.lock();
+        let runtime = runtime.as_ref().ok_or_else(stopped)?;
+        let listener = StdListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        runtime.spawn(accept_loop(
+            listener,
+            Transport::Tls(acceptor),
+            Arc::clone(&self.control.shared),
+            self.control.stop.subscribe(),
+            done,
+        ));
+        tracing::info!(addr = %local_addr, "amqps listener started");
+        Ok(local_addr)
+    }
+}
+
 impl Control {
     fn connection_count(&self) -> usize {
         self.shared.connections.load(Ordering::Acquire)
@@ -345,6 +408,7 @@ impl Service for Control {
         // The listener closes its port, then each connection tells its client with
         // connection.close 320 and closes its session before it ends.
         let _ = self.stop.send(true);
+        drop(self.listener_alive.lock().take());
         let _ = self.listener_done.recv_timeout(SHUTDOWN_GRACE);
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.connection_count() > 0 && Instant::now() < deadline {

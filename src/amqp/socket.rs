@@ -1,17 +1,22 @@
 //! A connection's socket: the bytes read from it, cut into frames, and the [`Outbox`]
-//! written to it. One file descriptor per connection; reading and writing never wait on
-//! each other, and an idle connection holds no buffer.
+//! written to it. The stream is a plain TCP connection or a TLS session on one (any
+//! [`Stream`]); the same code serves both. Reading and writing never wait on each other,
+//! and an idle connection holds no buffer.
 
+use std::future::Future;
 use std::io;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll, Waker};
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{connection, AMQPClass};
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::failure::Failure;
 use super::frames::{self, FRAME_MAX};
 use super::outbox::Outbox;
+use super::transport::Stream;
 
 /// The first read of a burst asks for this much; reads that fill it double it.
 const MIN_READ: usize = 4 * 1024;
@@ -20,10 +25,9 @@ const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 128 * 1024;
 
 /// The socket of one connection.
-#[derive(Debug)]
 pub(crate) struct Socket {
-    /// The TCP stream, shared by reads and writes.
-    stream: TcpStream,
+    /// The stream, shared by reads and writes.
+    stream: Box<dyn Stream>,
     /// Bytes read and not yet taken as frames; empty (with no allocation) when idle.
     input: BytesMut,
     /// How much the next read asks for.
@@ -34,12 +38,23 @@ pub(crate) struct Socket {
     read: u64,
     /// What waits to be written.
     outbox: Outbox,
+    /// Bytes were handed to the stream since it was last flushed: a TLS session may hold
+    /// records it has not sent yet (a TCP stream holds none).
+    unflushed: bool,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("read", &self.read)
+            .field("pending", &self.outbox.pending())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Socket {
-    /// Wraps an accepted stream; frames up to [`FRAME_MAX`] are accepted until tuned.
-    pub(crate) fn new(stream: TcpStream) -> Self {
-        let _ = stream.set_nodelay(true);
+    /// Wraps an opened stream; frames up to [`FRAME_MAX`] are accepted until tuned.
+    pub(crate) fn new(stream: Box<dyn Stream>) -> Self {
         Socket {
             stream,
             input: BytesMut::new(),
@@ -47,6 +62,7 @@ impl Socket {
             frame_max: FRAME_MAX,
             read: 0,
             outbox: Outbox::default(),
+            unflushed: false,
         }
     }
 
@@ -70,11 +86,6 @@ impl Socket {
         self.input.len()
     }
 
-    /// Returns the client's address, if the socket still knows it.
-    pub(crate) fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.stream.peer_addr().ok()
-    }
-
     /// Returns `true` when no read bytes wait to be taken: the peer has paused (or a frame
     /// is incomplete), a good moment to send batched replies such as publisher confirms.
     pub(crate) fn is_idle(&self) -> bool {
@@ -90,18 +101,24 @@ impl Socket {
         frames::split(&mut self.input, self.frame_max)
     }
 
-    /// Reads what the socket holds now, without waiting.
-    ///
-    /// # Errors
-    ///
-    /// [`Failure::Gone`] when the peer closed or the socket failed.
-    pub(crate) fn fill(&mut self) -> Result<(), Failure> {
+    /// Returns `true` while bytes wait to be written: in the outbox, or in the stream
+    /// (TLS records not sent yet).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.unflushed || self.outbox.pending() > 0
+    }
+
+    /// Reads what the stream holds, as long as it has more; `Pending` (with `cx` woken
+    /// when there is more) if it had nothing.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        let mut got = false;
         loop {
             self.input.reserve(self.read_size);
             let spare = self.input.capacity() - self.input.len();
-            match self.stream.try_read_buf(&mut self.input) {
-                Ok(0) => return Err(Failure::Gone),
-                Ok(n) => {
+            let polled = pin!(self.stream.read_buf(&mut self.input)).poll(cx);
+            match polled {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(Failure::Gone)),
+                Poll::Ready(Ok(n)) => {
+                    got = true;
                     self.read += n as u64;
                     if n == spare {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
@@ -115,48 +132,89 @@ impl Socket {
                     if n < self.read_size / 2 {
                         self.read_size = (self.read_size / 2).max(MIN_READ);
                     }
-                    return Ok(());
+                    return Poll::Ready(Ok(()));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Poll::Pending => {
                     if self.input.is_empty() {
                         // Idle: give the buffer back until the next burst.
                         self.input = BytesMut::new();
                     }
-                    return Ok(());
+                    return if got {
+                        Poll::Ready(Ok(()))
+                    } else {
+                        Poll::Pending
+                    };
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(Failure::Gone),
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(Failure::Gone)),
             }
         }
     }
 
-    /// Writes what the outbox holds, as far as the socket takes it now.
+    /// Writes what the outbox holds, as far as the stream takes it now, then flushes the
+    /// stream. Returns `true` if it made progress (wrote bytes, or finished a flush).
+    fn write_out(&mut self, cx: &mut Context<'_>) -> Result<bool, Failure> {
+        let stream = &mut self.stream;
+        let before = self.outbox.written();
+        self.outbox
+            .flush(
+                |bytes| match Pin::new(&mut **stream).poll_write(cx, bytes) {
+                    Poll::Ready(written) => written,
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                },
+            )
+            .map_err(|_| Failure::Gone)?;
+        let wrote = self.outbox.written() != before;
+        self.unflushed |= wrote;
+        if !self.unflushed {
+            return Ok(wrote);
+        }
+        match Pin::new(&mut **stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.unflushed = false;
+                Ok(true)
+            }
+            Poll::Ready(Err(_)) => Err(Failure::Gone),
+            Poll::Pending => Ok(wrote),
+        }
+    }
+
+    /// Writes what the outbox holds, as far as the stream takes it now, without waiting.
     ///
     /// # Errors
     ///
     /// [`Failure::Gone`] when the socket failed.
-    pub(crate) fn flush(&self) -> Result<(), Failure> {
-        self.outbox.flush(&self.stream).map_err(|_| Failure::Gone)
+    pub(crate) fn flush(&mut self) -> Result<(), Failure> {
+        if !self.wants_write() {
+            return Ok(());
+        }
+        // Nothing waits here: what is left is written when `ready` next polls the
+        // stream with the task's own waker.
+        self.write_out(&mut Context::from_waker(Waker::noop()))
+            .map(drop)
     }
 
-    /// Waits until the socket can be read (when `read`) or, while bytes wait in the
-    /// outbox, written; then reads or writes what it can.
+    /// Waits until the socket can be read (when `read`) or, while bytes wait to be
+    /// written, written; then reads or writes what it can.
     ///
     /// # Errors
     ///
     /// [`Failure::Gone`] when the socket failed or the peer closed.
     pub(crate) async fn ready(&mut self, read: bool) -> Result<(), Failure> {
-        let write = self.outbox.pending() > 0;
-        tokio::select! {
-            r = self.stream.readable(), if read => {
-                r.map_err(|_| Failure::Gone)?;
-                self.fill()
+        std::future::poll_fn(|cx| {
+            let wrote = self.wants_write() && self.write_out(cx)?;
+            if read {
+                if let Poll::Ready(filled) = self.poll_fill(cx) {
+                    return Poll::Ready(filled);
+                }
             }
-            r = self.stream.writable(), if write => {
-                r.map_err(|_| Failure::Gone)?;
-                self.flush()
+            if wrote {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
             }
-        }
+        })
+        .await
     }
 
     /// Reads the next frame, writing what the outbox holds meanwhile.
@@ -228,9 +286,16 @@ impl Socket {
     /// [`Failure::Gone`] when the socket failed.
     pub(crate) async fn flush_all(&mut self) -> Result<(), Failure> {
         self.flush()?;
-        while self.outbox.pending() > 0 {
+        while self.wants_write() {
             self.ready(false).await?;
         }
         Ok(())
+    }
+
+    /// Ends the stream after what was written: a TLS session sends its `close_notify`
+    /// (without which clients such as lapin take the end for a truncation), then TCP
+    /// closes its sending side.
+    pub(crate) async fn shutdown(&mut self) {
+        let _ = self.stream.shutdown().await;
     }
 }

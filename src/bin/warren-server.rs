@@ -10,6 +10,8 @@
 //!               [--consumer-max-per-connection N]
 //!               [--vm-memory-high-watermark FRACTION|SIZE] [--disk-free-limit SIZE]
 //!               [--management ADDR | --management-port PORT]
+//!               [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-ca FILE]
+//!                [--tls-verify-peer]]
 //! warren-server --salvage SRC DST
 //! warren-server --help | --version
 //! ```
@@ -20,7 +22,9 @@
 //! The first line printed is `warren-server listening on ADDR`, with the bound address
 //! (useful with port 0). With `--management ADDR` (or `--management-port PORT`, on the
 //! listen address's IP) the management HTTP API and `/metrics` are served there too, and
-//! the second line is `warren-server management on ADDR`. Without `--data-dir` the broker is in memory; with it, durable
+//! the next line is `warren-server management on ADDR`. With `--tls-listen ADDR` AMQP over
+//! TLS (`amqps`) is served there too, with the PEM certificate chain and key given, and a
+//! line `warren-server amqps on ADDR` is printed (docs/tls.md). Without `--data-dir` the broker is in memory; with it, durable
 //! exchanges, queues, bindings and persistent messages are kept in `DIR/warren.redb`, and a
 //! publisher confirm means the message is on disk, so stopping the process at any moment
 //! loses nothing confirmed. A database that opens at an older commit than the last one made
@@ -135,6 +139,39 @@ struct Args {
     /// address's IP [default: off].
     #[arg(long, value_name = "PORT")]
     management_port: Option<u16>,
+    /// Also serve AMQP over TLS (amqps) on ADDR, e.g. 0.0.0.0:5671 (RabbitMQ's amqps port),
+    /// with --tls-cert and --tls-key [default: off].
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Option<String>,
+    /// The server's certificate chain in PEM (RabbitMQ's ssl_options.certfile).
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The server's private key in PEM (RabbitMQ's ssl_options.keyfile).
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_key: Option<std::path::PathBuf>,
+    /// CA certificates in PEM that client certificates are verified against (RabbitMQ's
+    /// cacertfile with verify_peer): clients are asked for a certificate, and one that does
+    /// not verify is refused [default: none asked for].
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// With --tls-ca: also refuse clients that present no certificate (RabbitMQ's
+    /// fail_if_no_peer_cert = true).
+    #[arg(long, requires = "tls_ca")]
+    tls_verify_peer: bool,
+}
+
+/// The `amqps` listener's settings from `--tls-*`, if `--tls-listen` was given.
+fn tls_options(args: &Args) -> Result<Option<(String, warrenmq::TlsOptions)>, String> {
+    let (Some(addr), Some(cert), Some(key)) = (&args.tls_listen, &args.tls_cert, &args.tls_key)
+    else {
+        return Ok(None);
+    };
+    let mut options = warrenmq::TlsOptions::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+    if let Some(ca) = &args.tls_ca {
+        let ca_pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+        options = options.verify_peer(ca_pem, args.tls_verify_peer);
+    }
+    Ok(Some((addr.clone(), options)))
 }
 
 /// Reads a size as RabbitMQ's configuration does (`disk_free_limit.absolute = 50MB`):
@@ -399,6 +436,13 @@ fn main() -> ExitCode {
     if let Some(paths) = &args.salvage {
         return salvage(paths);
     }
+    let tls = match tls_options(&args) {
+        Ok(tls) => tls,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let broker = match build_broker(&args) {
         Ok(broker) => broker,
         Err(message) => {
@@ -446,6 +490,15 @@ fn main() -> ExitCode {
             stats.disk_free_limit
         ),
         None => eprintln!("warren-server: no memory high watermark"),
+    }
+    if let Some((addr, tls)) = &tls {
+        match server.listen_tls(addr.as_str(), tls) {
+            Ok(bound) => println!("warren-server amqps on {bound}"),
+            Err(e) => {
+                eprintln!("error: cannot serve amqps on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let management = match management_addr(&args, server.local_addr()) {
         None => None,
