@@ -36,6 +36,7 @@ pub(crate) struct Opened {
 
 /// What a connection records of its TLS session (shown by the management API).
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(crate) struct TlsSession {
     /// The protocol version, as RabbitMQ writes it: `tlsv1.3`, `tlsv1.2`.
     pub(crate) protocol: String,
