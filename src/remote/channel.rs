@@ -470,26 +470,10 @@ impl RemoteChannel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        let (q, e, k, a) = (
-            short_string(queue),
-            short_string(exchange),
-            short_string(routing_key),
-            table_to_wire(&arguments),
-        );
-        self.sync_call(move |ch| {
-            let (q, e, k, a) = (q.clone(), e.clone(), k.clone(), a.clone());
-            async move {
-                ch.queue_bind(q, e, k, o::QueueBindOptions::default(), a)
-                    .await
-            }
-        })?;
-        self.conn.record(Declared::QueueBinding {
-            queue: queue.to_owned(),
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
-            arguments,
-        });
-        Ok(())
+        self.binding(
+            Declared::queue_binding(queue, exchange, routing_key, arguments),
+            true,
+        )
     }
 
     pub(crate) fn queue_unbind(
@@ -499,23 +483,10 @@ impl RemoteChannel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        let (q, e, k, a) = (
-            short_string(queue),
-            short_string(exchange),
-            short_string(routing_key),
-            table_to_wire(&arguments),
-        );
-        self.sync_call(move |ch| {
-            let (q, e, k, a) = (q.clone(), e.clone(), k.clone(), a.clone());
-            async move { ch.queue_unbind(q, e, k, a).await }
-        })?;
-        self.conn.topology.lock().unbind(&Declared::QueueBinding {
-            queue: queue.to_owned(),
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
-            arguments,
-        });
-        Ok(())
+        self.binding(
+            Declared::queue_binding(queue, exchange, routing_key, arguments),
+            false,
+        )
     }
 
     pub(crate) fn exchange_bind(
@@ -525,26 +496,8 @@ impl RemoteChannel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
-        let (d, s, k, a) = (
-            short_string(destination),
-            short_string(source),
-            short_string(routing_key),
-            table_to_wire(&arguments),
-        );
-        self.sync_call(move |ch| {
-            let (d, s, k, a) = (d.clone(), s.clone(), k.clone(), a.clone());
-            async move {
-                ch.exchange_bind(d, s, k, o::ExchangeBindOptions::default(), a)
-                    .await
-            }
-        })?;
-        self.conn.record(Declared::ExchangeBinding {
-            destination: destination.to_owned(),
-            source: source.to_owned(),
-            routing_key: routing_key.to_owned(),
-            arguments,
-        });
-        Ok(())
+        let entry = Declared::exchange_binding(destination, source, routing_key, arguments);
+        self.binding(entry, true)
     }
 
     pub(crate) fn exchange_unbind(
@@ -554,28 +507,51 @@ impl RemoteChannel {
         routing_key: &str,
         arguments: FieldTable,
     ) -> Result<()> {
+        let entry = Declared::exchange_binding(destination, source, routing_key, arguments);
+        self.binding(entry, false)
+    }
+
+    /// Makes (`bind`) or removes the binding `entry` on the server, then records it for
+    /// recovery or forgets it. Other declarations are not bindings: nothing is done.
+    fn binding(&self, entry: Declared, bind: bool) -> Result<()> {
+        let (to_queue, destination, source, key, arguments) = match &entry {
+            Declared::QueueBinding {
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+            } => (true, queue, exchange, routing_key, arguments),
+            Declared::ExchangeBinding {
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => (false, destination, source, routing_key, arguments),
+            Declared::Exchange { .. } | Declared::Queue { .. } => return Ok(()),
+        };
         let (d, s, k, a) = (
             short_string(destination),
             short_string(source),
-            short_string(routing_key),
-            table_to_wire(&arguments),
+            short_string(key),
+            table_to_wire(arguments),
         );
         self.sync_call(move |ch| {
             let (d, s, k, a) = (d.clone(), s.clone(), k.clone(), a.clone());
             async move {
-                ch.exchange_unbind(d, s, k, o::ExchangeUnbindOptions::default(), a)
-                    .await
+                match (to_queue, bind) {
+                    (true, true) => ch.queue_bind(d, s, k, Default::default(), a).await,
+                    (true, false) => ch.queue_unbind(d, s, k, a).await,
+                    (false, true) => ch.exchange_bind(d, s, k, Default::default(), a).await,
+                    (false, false) => ch.exchange_unbind(d, s, k, Default::default(), a).await,
+                }
             }
         })?;
-        self.conn
-            .topology
-            .lock()
-            .unbind(&Declared::ExchangeBinding {
-                destination: destination.to_owned(),
-                source: source.to_owned(),
-                routing_key: routing_key.to_owned(),
-                arguments,
-            });
+        let mut topology = self.conn.topology.lock();
+        if bind {
+            topology.record(entry);
+        } else {
+            topology.unbind(&entry);
+        }
         Ok(())
     }
 

@@ -34,6 +34,38 @@ pub(crate) enum Declared {
     },
 }
 
+impl Declared {
+    /// A binding of `queue` to `exchange`.
+    pub(crate) fn queue_binding(
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Declared {
+        Declared::QueueBinding {
+            queue: queue.to_owned(),
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+            arguments,
+        }
+    }
+
+    /// A binding of exchange `destination` to exchange `source`.
+    pub(crate) fn exchange_binding(
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Declared {
+        Declared::ExchangeBinding {
+            destination: destination.to_owned(),
+            source: source.to_owned(),
+            routing_key: routing_key.to_owned(),
+            arguments,
+        }
+    }
+}
+
 /// The declarations of one connection, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Topology {
