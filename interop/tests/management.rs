@@ -46,6 +46,16 @@ fn main() -> ExitCode {
             rabbitmqadmin_lists_declares_publishes_and_gets,
         ),
         trial(
+            "rabbitmqadmin_declares_and_deletes_users_permissions_and_vhosts",
+            &[Need::Rabbitmqadmin],
+            rabbitmqadmin_declares_and_deletes_users_permissions_and_vhosts,
+        ),
+        trial(
+            "users_and_permissions_match_rabbitmq",
+            &[Need::RabbitMqManagement],
+            users_and_permissions_match_rabbitmq,
+        ),
+        trial(
             "json_shapes_match_rabbitmq",
             &[Need::RabbitMqManagement],
             json_shapes_match_rabbitmq,
@@ -427,8 +437,13 @@ fn publish_get_and_bindings_over_http() {
     );
 }
 
-/// Runs the `rabbitmqadmin` found by [`Need::Rabbitmqadmin`] against `port`.
+/// Runs the `rabbitmqadmin` found by [`Need::Rabbitmqadmin`] against `port` as guest.
 fn rabbitmqadmin(port: u16, args: &[&str]) -> String {
+    rabbitmqadmin_as(port, ("guest", "guest"), args)
+}
+
+/// Runs `rabbitmqadmin` against `port` as `user` / `password`.
+fn rabbitmqadmin_as(port: u16, (user, password): (&str, &str), args: &[&str]) -> String {
     let admin = warren_interop::rabbitmqadmin().expect("found");
     let out = Command::new("python3")
         .arg(admin)
@@ -438,9 +453,9 @@ fn rabbitmqadmin(port: u16, args: &[&str]) -> String {
             "-P",
             &port.to_string(),
             "-u",
-            "guest",
+            user,
             "-p",
-            "guest",
+            password,
         ])
         .args(args)
         .output()
@@ -526,6 +541,307 @@ fn rabbitmqadmin_lists_declares_publishes_and_gets() {
     assert!(s.broker.queue_stats("/", "admin-q").is_err());
     for listing in ["exchanges", "vhosts", "users", "permissions", "nodes"] {
         rabbitmqadmin(port, &["list", listing]);
+    }
+}
+
+fn rabbitmqadmin_declares_and_deletes_users_permissions_and_vhosts() {
+    let s = served();
+    let port = s.management.local_addr().port();
+    rabbitmqadmin(port, &["declare", "vhost", "name=tenant"]);
+    assert!(s.broker.vhosts().contains(&"tenant".to_owned()));
+    rabbitmqadmin(
+        port,
+        &[
+            "declare",
+            "user",
+            "name=ops",
+            "password=s3cret",
+            "tags=administrator,monitoring",
+        ],
+    );
+    let ops = s.broker.user("ops").expect("declared");
+    assert_eq!(ops.tags, ["administrator", "monitoring"]);
+    assert!(s.broker.authenticate("ops", "s3cret").is_ok());
+    assert!(s.broker.authenticate("ops", "guest").is_err());
+    rabbitmqadmin(
+        port,
+        &[
+            "declare",
+            "permission",
+            "vhost=tenant",
+            "user=ops",
+            "configure=^ops\\.",
+            "write=.*",
+            "read=.*",
+        ],
+    );
+    assert_eq!(
+        s.broker.user_permissions("ops", "tenant"),
+        Some(warrenmq::Permissions::new("^ops\\.", ".*", ".*"))
+    );
+    // The new administrator works the API with its own password.
+    let users = rabbitmqadmin_as(
+        port,
+        ("ops", "s3cret"),
+        &["-f", "tsv", "list", "users", "name", "tags"],
+    );
+    // rabbitmqadmin prints a list of tags space-separated (as it does for RabbitMQ's).
+    assert!(
+        users.lines().any(|l| l == "ops\tadministrator monitoring"),
+        "{users}"
+    );
+    let permissions = rabbitmqadmin(
+        port,
+        &[
+            "-f",
+            "tsv",
+            "list",
+            "permissions",
+            "vhost",
+            "user",
+            "configure",
+        ],
+    );
+    assert!(
+        permissions.lines().any(|l| l == "tenant\tops\t^ops\\."),
+        "{permissions}"
+    );
+    // Its connection is checked against those permissions.
+    let ch = s
+        .broker
+        .connect_as("ops", "tenant")
+        .expect("ops may use tenant")
+        .open_channel()
+        .expect("a channel");
+    let refused = ch
+        .queue_declare("jobs", QueueDeclareOptions::default(), FieldTable::new())
+        .unwrap_err();
+    assert_eq!(refused.reply_code().0, 403);
+    rabbitmqadmin(port, &["delete", "permission", "vhost=tenant", "user=ops"]);
+    assert_eq!(s.broker.user_permissions("ops", "tenant"), None);
+    rabbitmqadmin(port, &["delete", "user", "name=ops"]);
+    assert!(s.broker.user("ops").is_none());
+    rabbitmqadmin(port, &["delete", "vhost", "name=tenant"]);
+    assert!(!s.broker.vhosts().contains(&"tenant".to_owned()));
+}
+
+/// Users created on both brokers by a test, deleted from RabbitMQ on drop.
+struct TwinUsers<'a> {
+    twin: &'a Twin,
+    names: Vec<String>,
+}
+
+impl Drop for TwinUsers<'_> {
+    fn drop(&mut self) {
+        for name in &self.names {
+            request(
+                self.twin.rabbit,
+                "DELETE",
+                &format!("/api/users/{name}"),
+                GUEST,
+                None,
+            );
+        }
+    }
+}
+
+fn users_and_permissions_match_rabbitmq() {
+    let s = served();
+    let twin = Twin::new(&s, "users");
+    let (admin, plain, untagged) = (
+        format!("{}-admin", twin.name),
+        format!("{}-plain", twin.name),
+        format!("{}-untagged", twin.name),
+    );
+    let _users = TwinUsers {
+        twin: &twin,
+        names: vec![admin.clone(), plain.clone(), untagged.clone()],
+    };
+    // RabbitMQ 3.10's own hash of "guest": both brokers take it as it is.
+    let hash = "P0j0wOIKdZt4DAvd585hhL5aE8Eftx96ysBa7rDkr8EXazcs";
+    let same = |method: &str, path: &str, body: Option<Value>| {
+        let (r, w) = twin.both(method, path, body.as_ref());
+        assert_eq!(
+            r.status,
+            w.status,
+            "{method} {path}: rabbit {} / warren {}",
+            r.text(),
+            w.text()
+        );
+        if !r.body.is_empty() {
+            assert_eq!(r.json(), w.json(), "{method} {path}");
+        }
+        r.status
+    };
+    let cases: Vec<(&str, String, Option<Value>, u16)> = vec![
+        (
+            "PUT",
+            format!("/api/users/{admin}"),
+            Some(json!({"password_hash": hash, "tags": "administrator"})),
+            201,
+        ),
+        (
+            "PUT",
+            format!("/api/users/{admin}"),
+            Some(
+                json!({"password_hash": hash, "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}),
+            ),
+            204,
+        ),
+        (
+            "PUT",
+            format!("/api/users/{plain}"),
+            Some(json!({"password": "pw", "tags": " management , monitoring"})),
+            201,
+        ),
+        (
+            "PUT",
+            format!("/api/users/{untagged}"),
+            Some(json!({"password": "pw", "tags": ""})),
+            201,
+        ),
+        (
+            "PUT",
+            format!("/api/users/{plain}"),
+            Some(json!({"password": "pw", "password_hash": hash, "tags": ""})),
+            400,
+        ),
+        (
+            "PUT",
+            format!("/api/users/{plain}"),
+            Some(json!({"password": "pw"})),
+            400,
+        ),
+        ("GET", format!("/api/users/{admin}"), None, 200),
+        ("GET", format!("/api/users/{}-nobody", twin.name), None, 404),
+        (
+            "DELETE",
+            format!("/api/users/{}-nobody", twin.name),
+            None,
+            404,
+        ),
+        (
+            "PUT",
+            format!("/api/permissions/{{vhost}}/{plain}"),
+            Some(json!({"configure": "^a", "write": ".*", "read": ".*"})),
+            201,
+        ),
+        (
+            "PUT",
+            format!("/api/permissions/{{vhost}}/{plain}"),
+            Some(json!({"configure": "^b", "write": ".*", "read": ""})),
+            204,
+        ),
+        (
+            "GET",
+            format!("/api/permissions/{{vhost}}/{plain}"),
+            None,
+            200,
+        ),
+        (
+            "PUT",
+            format!("/api/permissions/{{vhost}}/{plain}"),
+            Some(json!({"configure": ".*", "write": ".*"})),
+            400,
+        ),
+        (
+            "PUT",
+            format!("/api/permissions/{{vhost}}/{}-nobody", twin.name),
+            Some(json!({"configure": ".*", "write": ".*", "read": ".*"})),
+            400,
+        ),
+        (
+            "PUT",
+            format!("/api/permissions/no-such-vhost-ops/{plain}"),
+            Some(json!({"configure": ".*", "write": ".*", "read": ".*"})),
+            400,
+        ),
+        (
+            "DELETE",
+            format!("/api/permissions/{{vhost}}/{plain}"),
+            None,
+            204,
+        ),
+        (
+            "DELETE",
+            format!("/api/permissions/{{vhost}}/{plain}"),
+            None,
+            404,
+        ),
+        (
+            "DELETE",
+            "/api/vhosts/no-such-vhost-ops".to_owned(),
+            None,
+            404,
+        ),
+    ];
+    for (method, path, body, status) in cases {
+        assert_eq!(same(method, &path, body), status, "{method} {path}");
+    }
+    // The user made from RabbitMQ's hash logs in with RabbitMQ's password on both.
+    let path = format!("/api/users/{plain}");
+    for addr in [twin.rabbit, twin.warren] {
+        let me = request(
+            addr,
+            "GET",
+            "/api/whoami",
+            Some(&format!("{admin}:guest")),
+            None,
+        );
+        assert_eq!(me.status, 200, "{}", me.text());
+        // A management user is not an administrator; an untagged one is not a management
+        // user at all (RabbitMQ's 401 texts).
+        let refused = request(addr, "GET", &path, Some(&format!("{plain}:pw")), None);
+        assert_eq!(refused.status, 401);
+        assert_eq!(
+            refused.json(),
+            json!({"error": "not_authorised", "reason": "Not administrator user"})
+        );
+        let body = json!({"password": "x", "tags": ""});
+        let put = request(
+            addr,
+            "PUT",
+            &path,
+            Some(&format!("{plain}:pw")),
+            Some(&body),
+        );
+        assert_eq!(put.status, 401, "{}", put.text());
+        let untagged_login = request(
+            addr,
+            "GET",
+            "/api/overview",
+            Some(&format!("{untagged}:pw")),
+            None,
+        );
+        assert_eq!(untagged_login.status, 401);
+        assert_eq!(
+            untagged_login.json(),
+            json!({"error": "not_authorised", "reason": "Not management user"})
+        );
+    }
+    // A user listed by both: same keys, and the same hash, algorithm and tags.
+    let (r, w) = twin.both("GET", &format!("/api/users/{admin}"), None);
+    compare(
+        "user",
+        &r.json(),
+        &w.json(),
+        &["password_hash", "hashing_algorithm", "limits"],
+        &["name", "password_hash", "hashing_algorithm", "tags"],
+    );
+    let (r, w) = twin.both("GET", &format!("/api/users/{plain}"), None);
+    compare(
+        "user",
+        &r.json(),
+        &w.json(),
+        &[],
+        &["name", "tags", "hashing_algorithm"],
+    );
+    for (method, path) in [
+        ("DELETE", format!("/api/users/{plain}")),
+        ("DELETE", format!("/api/users/{untagged}")),
+        ("DELETE", format!("/api/users/{admin}")),
+    ] {
+        assert_eq!(same(method, &path, None), 204, "{method} {path}");
     }
 }
 

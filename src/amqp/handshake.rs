@@ -315,7 +315,10 @@ fn capability(client_properties: &WireTable, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::WireOptions;
 
     #[test]
     fn plain_responses_are_split() {
@@ -342,6 +345,117 @@ mod tests {
             deep.extend_from_slice(&inner);
         }
         assert_eq!(amqplain(&deep), None);
+    }
+
+    /// How a login ended.
+    #[derive(Debug, PartialEq)]
+    enum Login {
+        /// Accepted as this user.
+        Accepted(String),
+        /// Refused with this code and text.
+        Refused(ReplyCode, String),
+    }
+
+    /// Runs [`authenticate`] for a PLAIN login of `user` / `password` from `peer`.
+    fn log_in(shared: &Shared, user: &str, password: &str, peer: &str) -> Login {
+        let start_ok = connection::StartOk {
+            client_properties: WireTable::default(),
+            mechanism: "PLAIN".into(),
+            response: format!("\0{user}\0{password}").into(),
+            locale: "en_US".into(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        match runtime.block_on(authenticate(&start_ok, shared, peer)) {
+            Ok(user) => Login::Accepted(user),
+            Err(Failure::Connection { code, text, .. }) => Login::Refused(code, text),
+            Err(other) => panic!("not a login refusal: {other:?}"),
+        }
+    }
+
+    /// RabbitMQ's refusal of a login, whatever the reason.
+    fn refused() -> Login {
+        Login::Refused(
+            ReplyCode::ACCESS_REFUSED,
+            "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. \
+             For details see the broker logfile."
+                .to_owned(),
+        )
+    }
+
+    fn accepted(user: &str) -> Login {
+        Login::Accepted(user.to_owned())
+    }
+
+    #[test]
+    fn guest_is_refused_from_a_remote_peer_and_that_address_is_slowed() {
+        let options = WireOptions {
+            failed_logins_per_second: 4,
+            ..WireOptions::default()
+        };
+        let shared = Shared::new(crate::Broker::in_memory(), options);
+        shared.broker.add_user("app", "pw", &[]).expect("a user");
+        // guest with the right password: accepted over loopback, refused from elsewhere,
+        // with the same text as a wrong password (RabbitMQ's).
+        assert_eq!(
+            log_in(&shared, "guest", "guest", "127.0.0.1:40000"),
+            accepted("guest")
+        );
+        assert_eq!(
+            log_in(&shared, "guest", "guest", "[::1]:40000"),
+            accepted("guest")
+        );
+        assert_eq!(
+            log_in(&shared, "guest", "guest", "192.0.2.7:40000"),
+            refused()
+        );
+        // The refusal counts as a failed login of that address: its next attempts take
+        // turns 250 ms apart (4 per second); other addresses are not slowed.
+        let throttle = shared.throttle.as_ref().expect("a throttle");
+        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+        let first = throttle.delay(remote);
+        let second = throttle.delay(remote);
+        assert!(
+            first > Duration::ZERO && first <= Duration::from_millis(250),
+            "{first:?}"
+        );
+        assert!(
+            second >= first + Duration::from_millis(249),
+            "{first:?} {second:?}"
+        );
+        assert_eq!(throttle.delay("192.0.2.8".parse().unwrap()), Duration::ZERO);
+        assert_eq!(throttle.delay("127.0.0.1".parse().unwrap()), Duration::ZERO);
+        // A user who is not loopback-only logs in from anywhere; a wrong password from a
+        // fresh address is refused and slows that address too.
+        assert_eq!(
+            log_in(&shared, "app", "pw", "198.51.100.1:5000"),
+            accepted("app")
+        );
+        let other: IpAddr = "198.51.100.2".parse().unwrap();
+        assert_eq!(throttle.delay(other), Duration::ZERO);
+        assert_eq!(
+            log_in(&shared, "app", "wrong", "198.51.100.2:5000"),
+            refused()
+        );
+        assert!(throttle.delay(other) > Duration::ZERO);
+    }
+
+    #[test]
+    fn guest_logs_in_from_anywhere_without_loopback_users() {
+        let options = WireOptions {
+            loopback_users: vec![],
+            ..WireOptions::default()
+        };
+        let shared = Shared::new(crate::Broker::in_memory(), options);
+        assert_eq!(
+            log_in(&shared, "guest", "guest", "192.0.2.7:40000"),
+            accepted("guest")
+        );
+        let throttle = shared.throttle.as_ref().expect("a throttle");
+        assert_eq!(throttle.delay("192.0.2.7".parse().unwrap()), Duration::ZERO);
     }
 
     #[test]

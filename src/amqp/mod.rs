@@ -48,8 +48,9 @@ mod tls;
 mod transport;
 mod tx;
 
-pub use options::WireOptions;
 #[cfg(feature = "management")]
+pub(crate) use handshake::is_loopback;
+pub use options::WireOptions;
 pub(crate) use server::Shared;
 pub use server::WireServer;
 #[cfg(feature = "tls")]

@@ -57,6 +57,21 @@ pub(crate) struct Shared {
     pub(crate) activities: Activities,
 }
 
+impl Shared {
+    /// What a listener of `broker` with `options` shares, before any connection.
+    pub(crate) fn new(broker: Broker, options: WireOptions) -> Shared {
+        let throttle = (options.failed_logins_per_second > 0)
+            .then(|| crate::LoginThrottle::new(options.failed_logins_per_second));
+        Shared {
+            broker,
+            throttle,
+            options,
+            connections: AtomicUsize::new(0),
+            activities: Activities::default(),
+        }
+    }
+}
+
 /// Counts a connection for as long as its task lives (even if the runtime drops it).
 #[derive(Debug)]
 struct Counted(Arc<Shared>);
@@ -177,15 +192,7 @@ impl Broker {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)?
         };
-        let throttle = (options.failed_logins_per_second > 0)
-            .then(|| crate::LoginThrottle::new(options.failed_logins_per_second));
-        let shared = Arc::new(Shared {
-            broker: self.clone(),
-            throttle,
-            options,
-            connections: AtomicUsize::new(0),
-            activities: Activities::default(),
-        });
+        let shared = Arc::new(Shared::new(self.clone(), options));
         let (stop, stopped) = watch::channel(false);
         let (done, listener_done) = bounded(0);
         runtime.spawn(accept_loop(

@@ -18,6 +18,9 @@ pub(crate) enum ApiError {
     BadRequest(Value),
     /// 401 `not_authorised`: the broker refused the operation (`amq.*` names).
     AccessRefused,
+    /// 401 `not_authorised` with RabbitMQ's reason: the user lacks the tag the request
+    /// needs (`Not administrator user`, `Not management user`).
+    NotAuthorised(&'static str),
     /// 500 with the broker's reason.
     Internal(String),
 }
@@ -70,6 +73,11 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 "not_authorised",
                 Value::from("Access refused."),
+            ),
+            ApiError::NotAuthorised(reason) => (
+                StatusCode::UNAUTHORIZED,
+                "not_authorised",
+                Value::from(reason),
             ),
             ApiError::Internal(reason) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -15,8 +15,9 @@
 //! - `rates`: the sampler behind each `*_details.rate`.
 //! - `system`: the process's memory and file descriptors.
 //! - `objects`: the JSON of queues, exchanges, bindings, vhosts and the overview.
-//! - `overview`: the routes about the node and its users: overview, nodes, users,
-//!   permissions, the aliveness test.
+//! - `overview`: the routes about the node: overview, nodes, whoami, the aliveness test.
+//! - `users`: the routes over users and permissions (listing, create, delete), for
+//!   administrators.
 //! - `topology`: the routes over vhosts, exchanges, queues and bindings.
 //! - `messages`: publishing to an exchange and getting from a queue.
 //! - `metrics`: the Prometheus text exposition.
@@ -35,5 +36,6 @@ mod rates;
 mod server;
 mod system;
 mod topology;
+mod users;
 
 pub use server::ManagementServer;

@@ -1,5 +1,4 @@
-//! The routes about the node and its users: overview, nodes, whoami, users, permissions,
-//! the aliveness test.
+//! The routes about the node: overview, nodes, whoami, the aliveness test.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,11 +47,6 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/nodes", get(nodes))
         .route("/api/nodes/{node}", get(node))
         .route("/api/whoami", get(whoami))
-        .route("/api/users", get(users))
-        .route("/api/users/{user}", get(user))
-        .route("/api/permissions", get(permissions))
-        .route("/api/vhosts/{vhost}/permissions", get(vhost_permissions))
-        .route("/api/permissions/{vhost}/{user}", get(permission))
         .route("/api/aliveness-test/{vhost}", get(aliveness))
         .route("/api/extensions", get(|| async { Json(json!([])) }))
 }
@@ -160,80 +154,8 @@ async fn node(
     Ok(Json(node_json(&api)))
 }
 
-fn user_json(user: &ApiUser) -> Value {
-    json!({"name": user.name, "tags": user.tags, "limits": {}})
-}
-
 async fn whoami(Extension(user): Extension<ApiUser>) -> Json<Value> {
     Json(json!({"name": user.name, "tags": user.tags}))
-}
-
-async fn users(
-    State(api): State<Arc<Api>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let users = api.auth.users().iter().map(user_json).collect();
-    Ok(Json(query::listing(users, &q)?))
-}
-
-async fn user(
-    State(api): State<Arc<Api>>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let users = api.auth.users();
-    let user = users
-        .iter()
-        .find(|u| u.name == name)
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(user_json(user)))
-}
-
-fn permissions_of(api: &Api, vhost: &str) -> Vec<Value> {
-    api.auth
-        .permissions(vhost)
-        .into_iter()
-        .map(|(user, configure, write, read)| {
-            json!({"user": user, "vhost": vhost, "configure": configure, "write": write, "read": read})
-        })
-        .collect()
-}
-
-async fn permissions(
-    State(api): State<Arc<Api>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let all = api
-        .broker
-        .vhosts()
-        .iter()
-        .flat_map(|v| permissions_of(&api, v))
-        .collect();
-    Ok(Json(query::listing(all, &q)?))
-}
-
-async fn vhost_permissions(
-    State(api): State<Arc<Api>>,
-    Path(vhost): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    if !api.broker.vhosts().contains(&vhost) {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(query::listing(permissions_of(&api, &vhost), &q)?))
-}
-
-async fn permission(
-    State(api): State<Arc<Api>>,
-    Path((vhost, user)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    if !api.broker.vhosts().contains(&vhost) {
-        return Err(ApiError::NotFound);
-    }
-    permissions_of(&api, &vhost)
-        .into_iter()
-        .find(|p| p["user"] == user.as_str())
-        .map(Json)
-        .ok_or(ApiError::NotFound)
 }
 
 /// Declares `aliveness-test` in the vhost, publishes a message to it and gets it back, as

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::auth::Auth;
 use super::rates::{self, Rates};
-use super::{messages, metrics, objects, overview, page, topology};
+use super::{messages, metrics, objects, overview, page, topology, users};
 use crate::amqp::Shared;
 use crate::sync::{bounded, Receiver};
 use crate::{Broker, WireServer};
@@ -108,7 +108,7 @@ impl WireServer {
         let shared = self.shared();
         let api = Arc::new(Api {
             broker: shared.broker.clone(),
-            auth: Auth::new(shared.broker.clone()),
+            auth: Auth::new(shared.broker.clone(), shared.options.loopback_users.clone()),
             rates: Rates::default(),
             started: Instant::now(),
             node: node_name(),
@@ -121,7 +121,7 @@ impl WireServer {
         handle.spawn(sample_rates(Arc::clone(&api), stopped.clone()));
         handle.spawn(async move {
             let mut stopped = stopped;
-            let app = router(api);
+            let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
             let shutdown = async move {
                 let _ = stopped.changed().await;
             };
@@ -149,6 +149,7 @@ fn router(api: Arc<Api>) -> Router {
         .merge(overview::routes())
         .merge(topology::routes())
         .merge(messages::routes())
+        .merge(users::routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&api),
             authenticate,
@@ -166,15 +167,35 @@ async fn not_found() -> super::error::ApiError {
     super::error::ApiError::NotFound
 }
 
-/// Refuses requests without valid credentials.
-async fn authenticate(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
-    match api.auth.check(request.headers()) {
+/// Refuses requests without valid credentials. An address that failed a login waits for
+/// its turn first (the wire listener's [`LoginThrottle`](crate::LoginThrottle), shared, so
+/// that guessing over HTTP is no faster than over AMQP).
+async fn authenticate(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let throttle = api.wire.throttle.as_ref();
+    if let Some(throttle) = throttle {
+        let wait = throttle.delay(peer.ip());
+        if !wait.is_zero() {
+            tracing::debug!(%peer, ?wait, "management login slowed after failures from this address");
+            tokio::time::sleep(wait).await;
+        }
+    }
+    match api.auth.check(request.headers(), peer.ip()) {
         Ok(user) => {
             let mut request = request;
             request.extensions_mut().insert(user);
             next.run(request).await
         }
-        Err(refusal) => refusal,
+        Err(refused) => {
+            if let (true, Some(throttle)) = (refused.is_failed_login(), throttle) {
+                throttle.failed(peer.ip());
+            }
+            refused.into_response()
+        }
     }
 }
 

@@ -27,7 +27,10 @@ use crate::{
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/api/vhosts", get(list_vhosts))
-        .route("/api/vhosts/{vhost}", get(get_vhost).put(put_vhost))
+        .route(
+            "/api/vhosts/{vhost}",
+            get(get_vhost).put(put_vhost).delete(delete_vhost),
+        )
         .route("/api/exchanges", get(list_exchanges))
         .route("/api/exchanges/{vhost}", get(list_exchanges_in))
         .route(
@@ -133,6 +136,7 @@ async fn put_vhost(
     Path(vhost): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    user.require_administrator()?;
     json::body(&body)?;
     let existed = api.broker.vhosts().contains(&vhost);
     let broker = api.broker.clone();
@@ -150,6 +154,21 @@ async fn put_vhost(
     } else {
         StatusCode::CREATED
     })
+}
+
+/// Deletes a vhost with everything in it (204), as `rabbitmqadmin delete vhost` asks.
+async fn delete_vhost(
+    State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
+    Path(vhost): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    user.require_administrator()?;
+    if !api.broker.vhosts().contains(&vhost) {
+        return Err(ApiError::NotFound);
+    }
+    let broker = api.broker.clone();
+    blocking(move || Ok(broker.delete_vhost(&vhost)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- exchanges ----
