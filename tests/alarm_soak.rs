@@ -18,16 +18,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use amq_protocol::frame::{parse_frame, AMQPContentHeader, AMQPFrame};
-use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass, BasicProperties};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use common::raw_client::encode_frame;
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{basic, connection, queue, AMQPClass};
+use common::raw_client::{publish_frames, RawClient};
 use common::server_process::ServerProcess;
 
 const MIB: usize = 1 << 20;
@@ -58,107 +57,22 @@ fn run() -> Run {
     }
 }
 
-/// A raw client that announces `connection.blocked` and reads frames.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
+/// A raw client that announces `connection.blocked`, with channel 1 open; its reads wait up
+/// to two minutes (the full soak is slow).
+fn open_client(addr: SocketAddr) -> RawClient {
+    let client = RawClient::open_announcing(addr, &["connection.blocked"]);
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let mut client = client;
+    client.expect_channel(1);
+    client
 }
 
-impl Client {
-    fn open(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connects");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(120)))
-            .expect("timeout");
-        let mut client = Client {
-            stream,
-            buf: Vec::new(),
-        };
-        let mut capabilities = FieldTable::default();
-        capabilities.insert("connection.blocked".into(), AMQPValue::Boolean(true));
-        let mut properties = FieldTable::default();
-        properties.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
-        let mut out = b"AMQP\x00\x00\x09\x01".to_vec();
-        for m in [
-            connection::AMQPMethod::StartOk(connection::StartOk {
-                client_properties: properties,
-                mechanism: "PLAIN".into(),
-                response: LongString::from(&b"\0guest\0guest"[..]),
-                locale: "en_US".into(),
-            }),
-            connection::AMQPMethod::TuneOk(connection::TuneOk {
-                channel_max: 2047,
-                frame_max: 131_072,
-                heartbeat: 0,
-            }),
-            connection::AMQPMethod::Open(connection::Open {
-                virtual_host: "/".into(),
-            }),
-        ] {
-            out.extend(encode_frame(&AMQPFrame::Method(
-                0,
-                AMQPClass::Connection(m),
-            )));
-        }
-        out.extend(encode_frame(&AMQPFrame::Method(
-            1,
-            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-        )));
-        client.stream.write_all(&out).expect("writes");
-        loop {
-            if let (1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) = client.method() {
-                return client;
-            }
-        }
-    }
-
-    fn frame(&mut self) -> AMQPFrame {
-        loop {
-            if let Ok((rest, frame)) = parse_frame(self.buf.as_slice()) {
-                let used = self.buf.len() - rest.len();
-                self.buf.drain(..used);
-                return frame;
-            }
-            let mut chunk = vec![0; 256 * 1024];
-            let n = self.stream.read(&mut chunk).expect("reads");
-            assert!(n > 0, "the server closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn method(&mut self) -> (u16, AMQPClass) {
-        loop {
-            if let AMQPFrame::Method(ch, m) = self.frame() {
-                return (ch, m);
-            }
-        }
-    }
-
-    fn send(&mut self, channel: u16, method: AMQPClass) {
-        let bytes = encode_frame(&AMQPFrame::Method(channel, method));
-        self.stream.write_all(&bytes).expect("writes");
-    }
-}
-
-fn publish_frames(body: &[u8]) -> Vec<u8> {
-    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-        exchange: "".into(),
-        routing_key: "soak".into(),
-        ..basic::Publish::default()
-    }));
-    let mut out = encode_frame(&AMQPFrame::Method(1, publish));
-    out.extend(encode_frame(&AMQPFrame::Header(
-        1,
-        AMQPContentHeader {
-            class_id: 60,
-            body_size: body.len() as u64,
-            properties: BasicProperties::default(),
-        },
-    )));
-    for chunk in body.chunks(131_072 - 8) {
-        out.extend(encode_frame(&AMQPFrame::Body(1, chunk.to_vec())));
-    }
-    out
+/// A 1 MiB (or any) message to the `soak` queue on channel 1.
+fn soak_frames(body: &[u8]) -> Vec<u8> {
+    publish_frames(1, "soak", body)
 }
 
 /// The server's resident and peak virtual memory, in MiB, from /proc.
@@ -180,8 +94,8 @@ fn publishing_far_beyond_the_watermark_blocks_and_resumes_after_a_drain() {
     let run = run();
     let mut server = ServerProcess::start_under(&run.wrapper, &run.args);
     let addr = server.addr;
-    let mut publisher = Client::open(addr);
-    publisher.send(
+    let mut publisher = open_client(addr);
+    publisher.send_method(
         1,
         AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
             queue: "soak".into(),
@@ -189,7 +103,7 @@ fn publishing_far_beyond_the_watermark_blocks_and_resumes_after_a_drain() {
         })),
     );
     assert!(matches!(
-        publisher.method(),
+        publisher.next_method(),
         (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
     ));
     let began = Instant::now();
@@ -197,14 +111,14 @@ fn publishing_far_beyond_the_watermark_blocks_and_resumes_after_a_drain() {
     let mut writer = publisher.stream.try_clone().expect("clones");
     let (written_tx, written) = mpsc::channel();
     let writing = thread::spawn(move || {
-        let frames = publish_frames(&vec![b's'; MIB]);
+        let frames = soak_frames(&vec![b's'; MIB]);
         for i in 0..messages {
             writer.write_all(&frames)?;
             let _ = written_tx.send(i + 1);
         }
         Ok::<(), std::io::Error>(())
     });
-    match publisher.method() {
+    match publisher.next_method() {
         (0, AMQPClass::Connection(connection::AMQPMethod::Blocked(b))) => {
             assert_eq!(b.reason.as_str(), "low on memory");
         }
@@ -225,8 +139,8 @@ fn publishing_far_beyond_the_watermark_blocks_and_resumes_after_a_drain() {
          server RSS {rss} MiB, peak virtual {peak} MiB"
     );
     // A consumer on another connection drains everything.
-    let mut consumer = Client::open(addr);
-    consumer.send(
+    let mut consumer = open_client(addr);
+    consumer.send_method(
         1,
         AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
             queue: "soak".into(),
@@ -237,7 +151,7 @@ fn publishing_far_beyond_the_watermark_blocks_and_resumes_after_a_drain() {
     let mut received = 0;
     let mut bytes = 0;
     while bytes < messages * MIB {
-        match consumer.frame() {
+        match consumer.frame().expect("the server closed the connection") {
             AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Deliver(_))) => {
                 received += 1;
             }
@@ -252,17 +166,19 @@ fn publishing_far_beyond_the_watermark_blocks_and_resumes_after_a_drain() {
     assert_eq!(received, messages, "every message arrived");
     // Blocked once already, the publisher is unblocked next (the alarm may have gone on
     // and off again while the rest was published).
-    match publisher.method() {
+    match publisher.next_method() {
         (0, AMQPClass::Connection(connection::AMQPMethod::Unblocked(_))) => {}
         other => panic!("expected connection.unblocked, got {other:?}"),
     }
     // Publishing resumes on the same connection.
     publisher
         .stream
-        .write_all(&publish_frames(b"after"))
+        .write_all(&soak_frames(b"after"))
         .expect("writes");
     loop {
-        if let AMQPFrame::Body(1, body) = consumer.frame() {
+        if let AMQPFrame::Body(1, body) =
+            consumer.frame().expect("the server closed the connection")
+        {
             assert_eq!(body, b"after");
             break;
         }

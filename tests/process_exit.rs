@@ -273,7 +273,7 @@ fn wire() -> Kept {
     for m in methods {
         bytes.extend(encode_frame(&AMQPFrame::Method(1, m)));
     }
-    client.send(&bytes);
+    client.send_bytes(&bytes);
     loop {
         match client.method() {
             Some((1, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(_)))) => break,

@@ -263,7 +263,7 @@ mod wire {
                 arguments: Default::default(),
             })),
         ));
-        client.send(&setup);
+        client.send_bytes(&setup);
         // channel.open-ok, basic.consume-ok
         for _ in 0..2 {
             client.method().expect("a reply");

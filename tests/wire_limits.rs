@@ -15,180 +15,55 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use amq_protocol::frame::{parse_frame, AMQPContentHeader, AMQPFrame};
-use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass, BasicProperties};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use amq_protocol::frame::AMQPFrame;
+use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
+use amq_protocol::types::{AMQPValue, LongString};
 use common::eventually;
-use common::raw_client::{encode_frame, handshake_bytes};
+use common::raw_client::{
+    encode_frame, handshake_bytes, publish_frames, start_ok, RawClient as Raw,
+};
 use warrenmq::{Broker, GetOptions, WireOptions, WireServer};
 
-/// A hand-driven client.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
+/// Connects and runs the whole handshake step by step, asking for `channel_max` channels
+/// (0: the server's), with the client capability `connection.blocked`.
+fn open_with(addr: SocketAddr, channel_max: u16) -> (Raw, connection::Start) {
+    let mut raw = Raw::connect(addr);
+    raw.send_bytes(b"AMQP\x00\x00\x09\x01");
+    let start = match raw.next_method() {
+        (0, AMQPClass::Connection(connection::AMQPMethod::Start(s))) => s,
+        other => panic!("expected start, got {other:?}"),
+    };
+    raw.send_connection(start_ok("guest", "guest", &["connection.blocked"]));
+    let tune = match raw.next_method() {
+        (0, AMQPClass::Connection(connection::AMQPMethod::Tune(t))) => t,
+        other => panic!("expected tune, got {other:?}"),
+    };
+    raw.send_connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
+        channel_max: if channel_max == 0 {
+            tune.channel_max
+        } else {
+            channel_max
+        },
+        frame_max: tune.frame_max,
+        heartbeat: 0,
+    }));
+    raw.send_connection(connection::AMQPMethod::Open(connection::Open {
+        virtual_host: "/".into(),
+    }));
+    (raw, start)
 }
 
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connects");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        Raw {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Connects and runs the whole handshake, asking for `channel_max` channels (0: the
-    /// server's), with the client capability `connection.blocked`.
-    fn open_with(addr: SocketAddr, channel_max: u16) -> (Raw, connection::Start) {
-        let mut raw = Raw::connect(addr);
-        raw.send_bytes(b"AMQP\x00\x00\x09\x01");
-        let start = match raw.method() {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Start(s))) => s,
-            other => panic!("expected start, got {other:?}"),
-        };
-        let mut capabilities = FieldTable::default();
-        capabilities.insert("connection.blocked".into(), AMQPValue::Boolean(true));
-        let mut properties = FieldTable::default();
-        properties.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
-        raw.send_connection(connection::AMQPMethod::StartOk(connection::StartOk {
-            client_properties: properties,
-            mechanism: "PLAIN".into(),
-            response: LongString::from(&b"\0guest\0guest"[..]),
-            locale: "en_US".into(),
-        }));
-        let tune = match raw.method() {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Tune(t))) => t,
-            other => panic!("expected tune, got {other:?}"),
-        };
-        raw.send_connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
-            channel_max: if channel_max == 0 {
-                tune.channel_max
-            } else {
-                channel_max
-            },
-            frame_max: tune.frame_max,
-            heartbeat: 0,
-        }));
-        raw.send_connection(connection::AMQPMethod::Open(connection::Open {
-            virtual_host: "/".into(),
-        }));
-        (raw, start)
-    }
-
-    fn open(addr: SocketAddr) -> Raw {
-        let (mut raw, _) = Raw::open_with(addr, 0);
-        raw.expect_open_ok();
-        raw
-    }
-
-    #[track_caller]
-    fn expect_open_ok(&mut self) {
-        match self.method() {
-            (0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))) => {}
-            other => panic!("expected open-ok, got {other:?}"),
-        }
-    }
-
-    fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("writes");
-    }
-
-    fn send_method(&mut self, channel: u16, method: AMQPClass) {
-        self.send_bytes(&encode_frame(&AMQPFrame::Method(channel, method)));
-    }
-
-    fn send_connection(&mut self, method: connection::AMQPMethod) {
-        self.send_method(0, AMQPClass::Connection(method));
-    }
-
-    fn open_channel(&mut self, id: u16) -> (u16, AMQPClass) {
-        let open = channel::AMQPMethod::Open(channel::Open {});
-        self.send_method(id, AMQPClass::Channel(open));
-        self.method()
-    }
-
-    #[track_caller]
-    fn expect_channel(&mut self, id: u16) {
-        match self.open_channel(id) {
-            (i, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) if i == id => {}
-            other => panic!("expected channel.open-ok on {id}, got {other:?}"),
-        }
-    }
-
-    /// Reads one frame; `None` at the end of the stream.
-    fn frame(&mut self) -> Option<AMQPFrame> {
-        loop {
-            if let Ok((rest, frame)) = parse_frame(self.buf.as_slice()) {
-                let used = self.buf.len() - rest.len();
-                self.buf.drain(..used);
-                return Some(frame);
-            }
-            let mut chunk = [0; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    /// Reads the next method frame, skipping heartbeats.
-    #[track_caller]
-    fn method(&mut self) -> (u16, AMQPClass) {
-        loop {
-            match self.frame() {
-                Some(AMQPFrame::Method(ch, m)) => return (ch, m),
-                Some(AMQPFrame::Heartbeat) => {}
-                other => panic!("expected a method frame, got {other:?}"),
-            }
-        }
-    }
-
-    /// Expects `connection.close`; answers `close-ok` and checks that the server hangs up.
-    /// Returns the code, the text and the method ids.
-    #[track_caller]
-    fn expect_connection_close(&mut self) -> (u16, String, (u16, u16)) {
-        let close = match self.method() {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => c,
-            other => panic!("expected connection.close, got {other:?}"),
-        };
-        self.send_connection(connection::AMQPMethod::CloseOk(connection::CloseOk {}));
-        assert_eq!(self.frame(), None, "the server closes the socket");
-        (
-            close.reply_code,
-            close.reply_text.to_string(),
-            (close.class_id, close.method_id),
-        )
-    }
+/// [`open_with`] the server's channel limit, up to open-ok.
+fn open_raw(addr: SocketAddr) -> Raw {
+    let (mut raw, _) = open_with(addr, 0);
+    raw.expect_open_ok();
+    raw
 }
 
 fn serve_with(options: WireOptions) -> (Broker, WireServer) {
     let broker = Broker::in_memory();
     let server = broker.serve_with("127.0.0.1:0", options).expect("binds");
     (broker, server)
-}
-
-fn publish_frames(channel: u16, queue: &str, body: &[u8]) -> Vec<u8> {
-    let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-        exchange: "".into(),
-        routing_key: queue.into(),
-        ..basic::Publish::default()
-    }));
-    let mut out = encode_frame(&AMQPFrame::Method(channel, publish));
-    out.extend(encode_frame(&AMQPFrame::Header(
-        channel,
-        AMQPContentHeader {
-            class_id: 60,
-            body_size: body.len() as u64,
-            properties: BasicProperties::default(),
-        },
-    )));
-    if !body.is_empty() {
-        out.extend(encode_frame(&AMQPFrame::Body(channel, body.to_vec())));
-    }
-    out
 }
 
 #[test]
@@ -247,7 +122,7 @@ fn four_hundred_dripped_handshakes_do_not_keep_a_client_out() {
         server.connection_count() == DRIPPERS
     });
     // A normal client gets through at once, and works.
-    let mut client = Raw::open(addr);
+    let mut client = open_raw(addr);
     client.expect_channel(1);
     let declare = AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
         queue: "jobs".into(),
@@ -255,7 +130,7 @@ fn four_hundred_dripped_handshakes_do_not_keep_a_client_out() {
     }));
     client.send_method(1, declare);
     assert!(matches!(
-        client.method(),
+        client.next_method(),
         (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
     ));
     // The drippers go on, a byte a second each, and are all cut at the deadline.
@@ -286,7 +161,7 @@ fn four_hundred_dripped_handshakes_do_not_keep_a_client_out() {
 #[test]
 fn channel_max_counts_open_channels_whatever_their_numbers() {
     let (_broker, server) = serve_with(WireOptions::default());
-    let (mut raw, _) = Raw::open_with(server.local_addr(), 3);
+    let (mut raw, _) = open_with(server.local_addr(), 3);
     raw.expect_open_ok();
     // Numbers above channel_max are fine, as in RabbitMQ; the count is what is limited.
     raw.expect_channel(7);
@@ -301,7 +176,7 @@ fn channel_max_counts_open_channels_whatever_their_numbers() {
         })),
     );
     assert!(matches!(
-        raw.method(),
+        raw.next_method(),
         (1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)))
     ));
     raw.expect_channel(2);
@@ -325,7 +200,7 @@ fn consume(raw: &mut Raw, channel: u16, queue: &str) -> (u16, AMQPClass) {
         ..basic::Consume::default()
     }));
     raw.send_method(channel, consume);
-    raw.method()
+    raw.next_method()
 }
 
 #[track_caller]
@@ -351,7 +226,7 @@ fn consumers_are_limited_per_channel_and_per_connection() {
     ch.queue_declare("work", Default::default(), Default::default())
         .unwrap();
 
-    let mut raw = Raw::open(server.local_addr());
+    let mut raw = open_raw(server.local_addr());
     raw.expect_channel(1);
     expect_consume_ok(consume(&mut raw, 1, "work"));
     expect_consume_ok(consume(&mut raw, 1, "work"));
@@ -370,7 +245,7 @@ fn consumers_are_limited_per_channel_and_per_connection() {
     );
     assert_eq!(ids, (60, 20));
 
-    let mut raw = Raw::open(server.local_addr());
+    let mut raw = open_raw(server.local_addr());
     raw.expect_channel(1);
     raw.expect_channel(2);
     expect_consume_ok(consume(&mut raw, 1, "work"));
@@ -399,9 +274,9 @@ fn connections_over_the_listener_limit_are_refused_at_open() {
     };
     let (_broker, server) = serve_with(options);
     let addr = server.local_addr();
-    let first = Raw::open(addr);
-    let _second = Raw::open(addr);
-    let (mut third, _) = Raw::open_with(addr, 0);
+    let first = open_raw(addr);
+    let _second = open_raw(addr);
+    let (mut third, _) = open_with(addr, 0);
     let (code, text, ids) = third.expect_connection_close();
     assert_eq!(code, 530);
     assert_eq!(
@@ -413,7 +288,7 @@ fn connections_over_the_listener_limit_are_refused_at_open() {
     eventually("the first connection is gone", || {
         server.connection_count() == 1
     });
-    let mut again = Raw::open(addr);
+    let mut again = open_raw(addr);
     again.expect_channel(1);
 }
 
@@ -427,11 +302,11 @@ fn an_oversize_message_closes_its_channel_with_406_and_the_connection_goes_on() 
     let ch = broker.connect("/").unwrap().open_channel().unwrap();
     ch.queue_declare("big", Default::default(), Default::default())
         .unwrap();
-    let mut raw = Raw::open(server.local_addr());
+    let mut raw = open_raw(server.local_addr());
     raw.expect_channel(1);
     raw.send_bytes(&publish_frames(1, "big", &[7; 1000]));
     raw.send_bytes(&publish_frames(1, "big", &[7; 1001]));
-    match raw.method() {
+    match raw.next_method() {
         (1, AMQPClass::Channel(channel::AMQPMethod::Close(c))) => {
             assert_eq!(c.reply_code, 406);
             assert_eq!(
@@ -453,7 +328,7 @@ fn an_oversize_message_closes_its_channel_with_406_and_the_connection_goes_on() 
 #[test]
 fn update_secret_is_answered_and_the_capabilities_are_rabbitmqs() {
     let (_broker, server) = serve_with(WireOptions::default());
-    let (mut raw, start) = Raw::open_with(server.local_addr(), 0);
+    let (mut raw, start) = open_with(server.local_addr(), 0);
     raw.expect_open_ok();
     let properties = start.server_properties.inner();
     for key in [
@@ -500,7 +375,7 @@ fn update_secret_is_answered_and_the_capabilities_are_rabbitmqs() {
         },
     ));
     assert!(matches!(
-        raw.method(),
+        raw.next_method(),
         (
             0,
             AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(_))
@@ -512,7 +387,7 @@ fn update_secret_is_answered_and_the_capabilities_are_rabbitmqs() {
 #[test]
 fn a_client_still_writing_after_a_hard_error_reads_the_close() {
     let (_broker, server) = serve_with(WireOptions::default());
-    let mut raw = Raw::open(server.local_addr());
+    let mut raw = open_raw(server.local_addr());
     raw.expect_channel(1);
     let burst = publish_frames(1, "nowhere", &[b'y'; 1000]).repeat(50);
     // A method on channel 5, which is not open: 504, a hard error.
@@ -546,7 +421,7 @@ fn a_client_still_writing_after_a_hard_error_reads_the_close() {
 #[test]
 fn a_client_writing_garbage_after_a_frame_error_reads_the_close() {
     let (_broker, server) = serve_with(WireOptions::default());
-    let mut raw = Raw::open(server.local_addr());
+    let mut raw = open_raw(server.local_addr());
     // A frame of an unknown type: 501, after which nothing parses.
     raw.send_bytes(&[9, 0, 0, 0, 0, 0, 1, 0, 0xCE]);
     let writer = raw.stream.try_clone().expect("clones");
@@ -563,7 +438,7 @@ fn a_client_writing_garbage_after_a_frame_error_reads_the_close() {
         written.is_ok(),
         "the server cut the client off: {written:?}"
     );
-    match raw.method() {
+    match raw.next_method() {
         (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
             assert_eq!(c.reply_code, 501);
         }
@@ -584,7 +459,7 @@ fn a_publishing_client_is_blocked_by_the_memory_alarm_until_a_consumer_drains() 
     let ch = broker.connect("/").unwrap().open_channel().unwrap();
     ch.queue_declare("big", Default::default(), Default::default())
         .unwrap();
-    let (mut raw, _) = Raw::open_with(server.local_addr(), 0);
+    let (mut raw, _) = open_with(server.local_addr(), 0);
     raw.expect_open_ok();
     raw.expect_channel(1);
     // The client writes from another thread, as a real one would; the server stops reading
@@ -597,7 +472,7 @@ fn a_publishing_client_is_blocked_by_the_memory_alarm_until_a_consumer_drains() 
         }
         Ok::<(), std::io::Error>(())
     });
-    match raw.method() {
+    match raw.next_method() {
         (0, AMQPClass::Connection(connection::AMQPMethod::Blocked(b))) => {
             assert_eq!(b.reason.as_str(), "low on memory");
         }
@@ -631,7 +506,7 @@ fn a_publishing_client_is_blocked_by_the_memory_alarm_until_a_consumer_drains() 
         .join()
         .expect("joins")
         .expect("every publish written");
-    match raw.method() {
+    match raw.next_method() {
         (0, AMQPClass::Connection(connection::AMQPMethod::Unblocked(_))) => {}
         other => panic!("expected connection.unblocked, got {other:?}"),
     }
@@ -643,7 +518,7 @@ fn a_publishing_client_is_blocked_by_the_memory_alarm_until_a_consumer_drains() 
     );
     let mut blocked = false;
     loop {
-        match raw.method() {
+        match raw.next_method() {
             (0, AMQPClass::Connection(connection::AMQPMethod::Blocked(_))) => blocked = true,
             (0, AMQPClass::Connection(connection::AMQPMethod::Unblocked(_))) => blocked = false,
             (2, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) => break,

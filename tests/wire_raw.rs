@@ -7,178 +7,59 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass, BasicProperties};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use amq_protocol::types::{FieldTable, LongString};
 use common::eventually;
+use common::raw_client::{encode_frame, start_ok, RawClient as Raw};
 use common::wire::serve;
 use warrenmq::{Broker, Message, ReplyCode, WireServer};
 
-/// A hand-driven AMQP client.
-struct Raw {
-    stream: TcpStream,
-    buf: Vec<u8>,
+/// Connects and runs the handshake with the given frame-max and heartbeat, checking the
+/// server's tune, up to (not including) open-ok.
+fn open_with(addr: SocketAddr, vhost: &str, frame_max: u32, heartbeat: u16) -> Raw {
+    let mut raw = Raw::connect(addr);
+    raw.send_bytes(b"AMQP\x00\x00\x09\x01");
+    let start = raw.next_method();
+    assert!(matches!(
+        start,
+        (0, AMQPClass::Connection(connection::AMQPMethod::Start(_)))
+    ));
+    raw.send_connection(start_ok("guest", "guest", CAPABILITIES));
+    match raw.next_method() {
+        (0, AMQPClass::Connection(connection::AMQPMethod::Tune(t))) => {
+            assert_eq!(
+                (t.channel_max, t.frame_max, t.heartbeat),
+                (2047, 131_072, 60)
+            );
+        }
+        other => panic!("expected tune, got {other:?}"),
+    }
+    raw.send_connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
+        channel_max: 0,
+        frame_max,
+        heartbeat,
+    }));
+    let open = connection::Open {
+        virtual_host: vhost.into(),
+    };
+    raw.send_connection(connection::AMQPMethod::Open(open));
+    raw
 }
 
-fn encode(frame: &AMQPFrame) -> Vec<u8> {
-    let ctx = gen_frame(frame)(WriteContext::from(Vec::new())).expect("encodes");
-    ctx.into_inner().0
-}
+/// What the client announces: it takes `basic.cancel` from the server.
+const CAPABILITIES: &[&str] = &["consumer_cancel_notify"];
 
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).expect("connects");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        Raw {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Connects and runs the handshake with the given frame-max and heartbeat.
-    fn open_with(addr: SocketAddr, vhost: &str, frame_max: u32, heartbeat: u16) -> Raw {
-        let mut raw = Raw::connect(addr);
-        raw.send_bytes(b"AMQP\x00\x00\x09\x01");
-        let start = raw.method();
-        assert!(matches!(
-            start,
-            (0, AMQPClass::Connection(connection::AMQPMethod::Start(_)))
-        ));
-        raw.start_ok("guest", "guest");
-        match raw.method() {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Tune(t))) => {
-                assert_eq!(
-                    (t.channel_max, t.frame_max, t.heartbeat),
-                    (2047, 131_072, 60)
-                );
-            }
-            other => panic!("expected tune, got {other:?}"),
-        }
-        raw.send_method(
-            0,
-            connection_method(connection::AMQPMethod::TuneOk(connection::TuneOk {
-                channel_max: 0,
-                frame_max,
-                heartbeat,
-            })),
-        );
-        let open = connection::Open {
-            virtual_host: vhost.into(),
-        };
-        raw.send_method(0, connection_method(connection::AMQPMethod::Open(open)));
-        raw
-    }
-
-    fn open(addr: SocketAddr) -> Raw {
-        let mut raw = Raw::open_with(addr, "/", 131_072, 0);
-        raw.expect_open_ok();
-        raw
-    }
-
-    fn expect_open_ok(&mut self) {
-        let ok = self.method();
-        assert!(matches!(
-            ok,
-            (0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_)))
-        ));
-    }
-
-    fn start_ok(&mut self, user: &str, password: &str) {
-        let mut capabilities = FieldTable::default();
-        capabilities.insert("consumer_cancel_notify".into(), AMQPValue::Boolean(true));
-        let mut properties = FieldTable::default();
-        properties.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
-        let response = format!("\0{user}\0{password}");
-        let start_ok = connection::StartOk {
-            client_properties: properties,
-            mechanism: "PLAIN".into(),
-            response: LongString::from(response.as_bytes()),
-            locale: "en_US".into(),
-        };
-        self.send_method(
-            0,
-            connection_method(connection::AMQPMethod::StartOk(start_ok)),
-        );
-    }
-
-    fn open_channel(&mut self, id: u16) {
-        let open = channel::AMQPMethod::Open(channel::Open {});
-        self.send_method(id, AMQPClass::Channel(open));
-        let ok = self.method();
-        assert!(matches!(ok, (i, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) if i == id));
-    }
-
-    fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("writes");
-    }
-
-    fn send(&mut self, frame: &AMQPFrame) {
-        let bytes = encode(frame);
-        self.send_bytes(&bytes);
-    }
-
-    fn send_method(&mut self, channel: u16, method: AMQPClass) {
-        self.send(&AMQPFrame::Method(channel, method));
-    }
-
-    /// Reads one frame; `None` at the end of the stream.
-    fn frame(&mut self) -> Option<AMQPFrame> {
-        loop {
-            if let Ok((rest, frame)) = parse_frame(self.buf.as_slice()) {
-                let used = self.buf.len() - rest.len();
-                self.buf.drain(..used);
-                return Some(frame);
-            }
-            let mut chunk = [0; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    /// Reads the next method frame, skipping heartbeats.
-    #[track_caller]
-    fn method(&mut self) -> (u16, AMQPClass) {
-        loop {
-            match self.frame() {
-                Some(AMQPFrame::Method(ch, m)) => return (ch, m),
-                Some(AMQPFrame::Heartbeat) => {}
-                other => panic!("expected a method frame, got {other:?}"),
-            }
-        }
-    }
-
-    /// Expects `connection.close`, answers `close-ok` and checks that the server hangs up.
-    #[track_caller]
-    fn expect_connection_close(&mut self) -> (u16, String) {
-        let (code, text) = match self.method() {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
-                (c.reply_code, c.reply_text.to_string())
-            }
-            other => panic!("expected connection.close, got {other:?}"),
-        };
-        let ok = connection::AMQPMethod::CloseOk(connection::CloseOk {});
-        let _ = self
-            .stream
-            .write_all(&encode(&AMQPFrame::Method(0, connection_method(ok))));
-        assert_eq!(self.frame(), None, "the server closes the socket");
-        (code, text)
-    }
-
-    /// Reads everything until the server closes the socket.
-    fn read_to_end(&mut self) -> Vec<u8> {
-        let mut out = std::mem::take(&mut self.buf);
-        let _ = self.stream.read_to_end(&mut out);
-        out
-    }
+/// [`open_with`] `/`, the default frame size, no heartbeats, up to open-ok.
+fn open_raw(addr: SocketAddr) -> Raw {
+    let mut raw = open_with(addr, "/", 131_072, 0);
+    raw.expect_open_ok();
+    raw
 }
 
 fn connection_method(m: connection::AMQPMethod) -> AMQPClass {
@@ -196,10 +77,10 @@ fn declare(queue: &str, exclusive: bool) -> AMQPClass {
 #[test]
 fn smoke() {
     let (broker, server) = serve();
-    let mut raw = Raw::open(server.local_addr());
-    raw.open_channel(1);
+    let mut raw = open_raw(server.local_addr());
+    raw.expect_channel(1);
     raw.send_method(1, declare("hello", false));
-    match raw.method() {
+    match raw.next_method() {
         (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok))) => {
             assert_eq!(ok.queue.as_str(), "hello");
         }
@@ -232,10 +113,11 @@ fn wrong_protocol_header_is_answered_with_ours_and_closed() {
 /// `connection.close` that follows.
 fn close_after(bytes: &[u8]) -> (u16, String) {
     let (_broker, server) = serve();
-    let mut raw = Raw::open(server.local_addr());
-    raw.open_channel(1);
+    let mut raw = open_raw(server.local_addr());
+    raw.expect_channel(1);
     raw.send_bytes(bytes);
-    raw.expect_connection_close()
+    let (code, text, _) = raw.expect_connection_close();
+    (code, text)
 }
 
 #[test]
@@ -250,7 +132,7 @@ fn oversize_frame_is_a_frame_error() {
 
 #[test]
 fn bad_frame_end_is_a_frame_error() {
-    let mut bytes = encode(&AMQPFrame::Method(1, declare("q", false)));
+    let mut bytes = encode_frame(&AMQPFrame::Method(1, declare("q", false)));
     *bytes.last_mut().expect("a frame") = 0;
     let (code, text) = close_after(&bytes);
     assert_eq!(
@@ -277,7 +159,7 @@ fn unparsable_method_is_a_syntax_error() {
 
 #[test]
 fn method_on_a_channel_that_is_not_open_is_a_channel_error() {
-    let (code, text) = close_after(&encode(&AMQPFrame::Method(7, declare("q", false))));
+    let (code, text) = close_after(&encode_frame(&AMQPFrame::Method(7, declare("q", false))));
     assert_eq!(
         (code, text.as_str()),
         (504, "CHANNEL_ERROR - expected 'channel.open'")
@@ -286,7 +168,7 @@ fn method_on_a_channel_that_is_not_open_is_a_channel_error() {
 
 #[test]
 fn content_without_publish_is_an_unexpected_frame() {
-    let (code, _) = close_after(&encode(&AMQPFrame::Body(1, b"stray".to_vec())));
+    let (code, _) = close_after(&encode_frame(&AMQPFrame::Body(1, b"stray".to_vec())));
     assert_eq!(code, ReplyCode::UNEXPECTED_FRAME.0);
 }
 
@@ -297,7 +179,7 @@ fn immediate_publish_is_not_implemented() {
         ..basic::Publish::default()
     };
     let frame = AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Publish(publish)));
-    let (code, text) = close_after(&encode(&frame));
+    let (code, text) = close_after(&encode_frame(&frame));
     assert_eq!(
         (code, text.as_str()),
         (540, "NOT_IMPLEMENTED - immediate=true")
@@ -307,8 +189,8 @@ fn immediate_publish_is_not_implemented() {
 #[test]
 fn deeply_nested_tables_do_not_bring_the_server_down() {
     let (broker, server) = serve();
-    let mut bystander = Raw::open(server.local_addr());
-    bystander.open_channel(1);
+    let mut bystander = open_raw(server.local_addr());
+    bystander.expect_channel(1);
 
     // queue.declare whose arguments nest tables as deep as a 128 KiB frame allows.
     let depth = 18_000;
@@ -326,14 +208,14 @@ fn deeply_nested_tables_do_not_bring_the_server_down() {
     frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     frame.extend_from_slice(&payload);
     frame.push(0xCE);
-    let mut attacker = Raw::open(server.local_addr());
-    attacker.open_channel(1);
+    let mut attacker = open_raw(server.local_addr());
+    attacker.expect_channel(1);
     attacker.send_bytes(&frame);
     // Whatever the answer, the server lives on and other connections are untouched.
     let _ = attacker.frame();
     bystander.send_method(1, declare("still-here", false));
     assert!(matches!(
-        bystander.method(),
+        bystander.next_method(),
         (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
     ));
     assert!(broker.queue_stats("/", "still-here").is_ok());
@@ -342,21 +224,21 @@ fn deeply_nested_tables_do_not_bring_the_server_down() {
 #[test]
 fn garbage_on_one_connection_leaves_others_untouched() {
     let (broker, server) = serve();
-    let mut good = Raw::open(server.local_addr());
-    good.open_channel(1);
+    let mut good = open_raw(server.local_addr());
+    good.expect_channel(1);
     for garbage in [
         &[0xFFu8; 64][..],
         &[1, 0, 1, 0, 0, 0, 1, 0xAA, 0xCE],
         &[8, 0, 1, 0, 0, 0, 0, 0xCE],
     ] {
-        let mut bad = Raw::open(server.local_addr());
+        let mut bad = open_raw(server.local_addr());
         bad.send_bytes(garbage);
-        let (code, _) = bad.expect_connection_close();
+        let (code, _, _) = bad.expect_connection_close();
         assert!((501..=505).contains(&code), "code {code}");
     }
     good.send_method(1, declare("after-garbage", false));
     assert!(matches!(
-        good.method(),
+        good.next_method(),
         (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
     ));
     assert!(broker.queue_stats("/", "after-garbage").is_ok());
@@ -365,15 +247,15 @@ fn garbage_on_one_connection_leaves_others_untouched() {
 #[test]
 fn channel_errors_close_only_the_channel() {
     let (_broker, server) = serve();
-    let mut raw = Raw::open(server.local_addr());
-    raw.open_channel(1);
+    let mut raw = open_raw(server.local_addr());
+    raw.expect_channel(1);
     let passive = queue::Declare {
         queue: "missing".into(),
         passive: true,
         ..queue::Declare::default()
     };
     raw.send_method(1, AMQPClass::Queue(queue::AMQPMethod::Declare(passive)));
-    match raw.method() {
+    match raw.next_method() {
         (1, AMQPClass::Channel(channel::AMQPMethod::Close(c))) => {
             assert_eq!(c.reply_code, 404);
             assert_eq!(
@@ -390,11 +272,11 @@ fn channel_errors_close_only_the_channel() {
         1,
         AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
     );
-    raw.open_channel(1);
-    raw.open_channel(2);
+    raw.expect_channel(1);
+    raw.expect_channel(2);
     raw.send_method(2, declare("fine", false));
     assert!(matches!(
-        raw.method(),
+        raw.next_method(),
         (2, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
     ));
 }
@@ -404,16 +286,16 @@ fn refused_login_and_unknown_vhost_close_the_connection() {
     let (_broker, server) = serve();
     let mut raw = Raw::connect(server.local_addr());
     raw.send_bytes(b"AMQP\x00\x00\x09\x01");
-    let _start = raw.method();
-    raw.start_ok("guest", "wrong");
-    let (code, text) = raw.expect_connection_close();
+    let _start = raw.next_method();
+    raw.send_connection(start_ok("guest", "wrong", CAPABILITIES));
+    let (code, text, _) = raw.expect_connection_close();
     assert_eq!(code, 403);
     assert!(
         text.starts_with("ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN")
     );
 
-    let mut raw = Raw::open_with(server.local_addr(), "nope", 131_072, 0);
-    let (code, text) = raw.expect_connection_close();
+    let mut raw = open_with(server.local_addr(), "nope", 131_072, 0);
+    let (code, text, _) = raw.expect_connection_close();
     assert_eq!(
         (code, text.as_str()),
         (530, "NOT_ALLOWED - vhost nope not found")
@@ -431,16 +313,16 @@ fn bodies_are_split_at_the_negotiated_frame_max() {
             ch.basic_publish("", "big", Message::new(vec![7u8; 10_000]))
         })
         .expect("published");
-    let mut raw = Raw::open_with(server.local_addr(), "/", 4096, 0);
+    let mut raw = open_with(server.local_addr(), "/", 4096, 0);
     raw.expect_open_ok();
-    raw.open_channel(1);
+    raw.expect_channel(1);
     let get = basic::Get {
         queue: "big".into(),
         no_ack: true,
     };
     raw.send_method(1, AMQPClass::Basic(basic::AMQPMethod::Get(get)));
     assert!(matches!(
-        raw.method(),
+        raw.next_method(),
         (1, AMQPClass::Basic(basic::AMQPMethod::GetOk(_)))
     ));
     assert!(matches!(raw.frame(), Some(AMQPFrame::Header(1, h)) if h.body_size == 10_000));
@@ -463,9 +345,9 @@ fn bodies_are_split_at_the_negotiated_frame_max() {
         body_size: 6000,
         properties: BasicProperties::default().with_delivery_mode(2),
     };
-    raw.send(&AMQPFrame::Header(1, header));
-    raw.send(&AMQPFrame::Body(1, vec![1; 4000]));
-    raw.send(&AMQPFrame::Body(1, vec![2; 2000]));
+    raw.send_frame(&AMQPFrame::Header(1, header));
+    raw.send_frame(&AMQPFrame::Body(1, vec![1; 4000]));
+    raw.send_frame(&AMQPFrame::Body(1, vec![2; 2000]));
     let ch = broker
         .connect("/")
         .and_then(|c| c.open_channel().map(|ch| (c, ch)));
@@ -494,17 +376,17 @@ fn vanished_client_requeues_unacked_and_loses_its_exclusive_queues() {
         ch.basic_publish("", "work", Message::new("job"))
             .expect("published");
     }
-    let mut raw = Raw::open(server.local_addr());
-    raw.open_channel(1);
+    let mut raw = open_raw(server.local_addr());
+    raw.expect_channel(1);
     raw.send_method(1, declare("mine", true));
-    let _ = raw.method();
+    let _ = raw.next_method();
     let get = basic::Get {
         queue: "work".into(),
         no_ack: false,
     };
     raw.send_method(1, AMQPClass::Basic(basic::AMQPMethod::Get(get)));
     assert!(matches!(
-        raw.method(),
+        raw.next_method(),
         (1, AMQPClass::Basic(basic::AMQPMethod::GetOk(_)))
     ));
     eventually("the job is unacked", || {
@@ -526,11 +408,11 @@ fn vanished_client_requeues_unacked_and_loses_its_exclusive_queues() {
 #[test]
 fn heartbeats_flow_and_a_silent_client_is_dropped() {
     let (broker, server) = serve();
-    let mut raw = Raw::open_with(server.local_addr(), "/", 131_072, 1);
+    let mut raw = open_with(server.local_addr(), "/", 131_072, 1);
     raw.expect_open_ok();
-    raw.open_channel(1);
+    raw.expect_channel(1);
     raw.send_method(1, declare("hb-exclusive", true));
-    let _ = raw.method();
+    let _ = raw.next_method();
     // The server sends heartbeats every half interval.
     let started = Instant::now();
     assert_eq!(raw.frame(), Some(AMQPFrame::Heartbeat));
@@ -547,13 +429,13 @@ fn heartbeats_flow_and_a_silent_client_is_dropped() {
 #[test]
 fn shutdown_closes_connections() {
     let (broker, server) = serve();
-    let mut raw = Raw::open(server.local_addr());
-    raw.open_channel(1);
+    let mut raw = open_raw(server.local_addr());
+    raw.expect_channel(1);
     raw.send_method(1, declare("temp", true));
-    let _ = raw.method();
+    let _ = raw.next_method();
     let addr = server.local_addr();
     server.shutdown();
-    let (code, text) = raw.expect_connection_close();
+    let (code, text, _) = raw.expect_connection_close();
     assert_eq!(code, ReplyCode::CONNECTION_FORCED.0);
     assert_eq!(
         text,
@@ -577,9 +459,9 @@ fn a_client_that_stops_reading_is_dropped_and_its_deliveries_requeued() {
         ch.basic_publish("", "flood", Message::new(vec![0u8; 16 * 1024]))
             .expect("published");
     }
-    let mut raw = Raw::open_with(server.local_addr(), "/", 131_072, 1);
+    let mut raw = open_with(server.local_addr(), "/", 131_072, 1);
     raw.expect_open_ok();
-    raw.open_channel(1);
+    raw.expect_channel(1);
     let consume = basic::Consume {
         queue: "flood".into(),
         consumer_tag: "greedy".into(),
@@ -604,14 +486,14 @@ fn a_client_that_pipelines_without_reading_is_dropped() {
     let (broker, server) = serve();
     // Long names make long replies, which fill the socket buffers sooner.
     let name = "p".repeat(250);
-    let mut raw = Raw::open_with(server.local_addr(), "/", 131_072, 1);
+    let mut raw = open_with(server.local_addr(), "/", 131_072, 1);
     raw.expect_open_ok();
-    raw.open_channel(1);
+    raw.expect_channel(1);
     raw.send_method(1, declare(&name, true));
     // Ask for replies (declare-ok, tens of bytes each) far beyond what socket buffers and
     // the writer's queue hold, and never read them; keep sending heartbeats meanwhile.
-    let request = encode(&AMQPFrame::Method(1, declare(&name, true)));
-    let heartbeat = encode(&AMQPFrame::Heartbeat);
+    let request = encode_frame(&AMQPFrame::Method(1, declare(&name, true)));
+    let heartbeat = encode_frame(&AMQPFrame::Heartbeat);
     let deadline = Instant::now() + Duration::from_secs(20);
     raw.stream
         .set_write_timeout(Some(Duration::from_millis(200)))
@@ -662,12 +544,12 @@ fn a_handshake_trickled_byte_by_byte_is_cut_at_one_total_deadline() {
     let mut raw = Raw::connect(server.local_addr());
     raw.send_bytes(b"AMQP\x00\x00\x09\x01");
     assert!(matches!(
-        raw.method(),
+        raw.next_method(),
         (0, AMQPClass::Connection(connection::AMQPMethod::Start(_)))
     ));
     assert_eq!(server.connection_count(), 1);
     // A start-ok frame, sent one byte every 300 ms: it would take far longer than 10 s.
-    let start_ok = encode(&AMQPFrame::Method(
+    let start_ok = encode_frame(&AMQPFrame::Method(
         0,
         connection_method(connection::AMQPMethod::StartOk(connection::StartOk {
             client_properties: FieldTable::default(),
@@ -699,10 +581,10 @@ fn pipelined_requests_whose_replies_fill_the_outbox_are_all_answered() {
     // drains; the frames already read must then be taken without the client sending more.
     const COUNT: usize = 2000;
     let (_broker, server) = serve();
-    let mut raw = Raw::open(server.local_addr());
-    raw.open_channel(1);
+    let mut raw = open_raw(server.local_addr());
+    raw.expect_channel(1);
     let name = "r".repeat(250);
-    let request = encode(&AMQPFrame::Method(1, declare(&name, true)));
+    let request = encode_frame(&AMQPFrame::Method(1, declare(&name, true)));
     let mut burst = Vec::new();
     for _ in 0..COUNT {
         burst.extend_from_slice(&request);
@@ -711,7 +593,7 @@ fn pipelined_requests_whose_replies_fill_the_outbox_are_all_answered() {
     let sending = thread::spawn(move || writer.write_all(&burst).expect("writes"));
     for _ in 0..COUNT {
         assert!(matches!(
-            raw.method(),
+            raw.next_method(),
             (1, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(_)))
         ));
     }

@@ -20,9 +20,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use amq_protocol::frame::{parse_frame, AMQPContentHeader, AMQPFrame};
-use amq_protocol::protocol::{basic, channel, queue, AMQPClass, BasicProperties};
-use common::raw_client::{encode_frame, handshake_bytes};
+use amq_protocol::frame::{parse_frame, AMQPFrame};
+use amq_protocol::protocol::{basic, channel, queue, AMQPClass};
+use common::raw_client::{encode_frame, handshake_bytes, publish_frames};
 use common::server_process::ServerProcess;
 
 /// The sizes of one run.
@@ -172,26 +172,7 @@ fn method(channel: u16, m: AMQPClass) -> Vec<u8> {
 
 /// A publish of a small body to `queue` through the default exchange.
 fn publish(channel: u16, queue: &str) -> Vec<u8> {
-    let mut out = method(
-        channel,
-        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            exchange: "".into(),
-            routing_key: queue.into(),
-            mandatory: false,
-            immediate: false,
-        })),
-    );
-    let body = b"soak";
-    out.extend(encode_frame(&AMQPFrame::Header(
-        channel,
-        AMQPContentHeader {
-            class_id: 60,
-            body_size: body.len() as u64,
-            properties: BasicProperties::default(),
-        },
-    )));
-    out.extend(encode_frame(&AMQPFrame::Body(channel, body.to_vec())));
-    out
+    publish_frames(channel, queue, b"soak")
 }
 
 #[test]
