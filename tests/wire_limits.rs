@@ -15,8 +15,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
+use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass, BasicProperties};
 use amq_protocol::types::{AMQPValue, LongString};
 use common::eventually;
 use common::raw_client::{
@@ -553,7 +553,7 @@ fn bodies_still_arriving_are_charged_to_the_memory_alarm() {
             .unwrap();
     }
     assert!(!broker.stats().memory_alarm);
-    let (mut raw, _) = Raw::open_with(server.local_addr(), 0);
+    let (mut raw, _) = open_with(server.local_addr(), 0);
     raw.expect_open_ok();
     raw.expect_channel(1);
     let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
@@ -579,7 +579,7 @@ fn bodies_still_arriving_are_charged_to_the_memory_alarm() {
         }
         Ok::<(), std::io::Error>(())
     });
-    match raw.method() {
+    match raw.next_method() {
         (0, AMQPClass::Connection(connection::AMQPMethod::Blocked(b))) => {
             assert_eq!(b.reason.as_str(), "low on memory");
         }
