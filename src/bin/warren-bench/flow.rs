@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use warrenmq::{
-    Broker, ConsumeOptions, ExchangeDeclareOptions, ExchangeKind, FieldTable, Message,
-    QueueDeclareOptions,
+    Broker, Channel, Connection, ConsumeOptions, Consumer, Delivery, ExchangeDeclareOptions,
+    ExchangeKind, FieldTable, Message, QueueDeclareOptions,
 };
 
 /// How long a consumer of a shared queue waits before looking whether the others finished.
@@ -187,23 +187,14 @@ fn warren_consumer(
     tally: &Tally,
     start: &Barrier,
 ) -> Result<(), warrenmq::Error> {
-    let subscribed = broker.connect("/").and_then(|conn| {
-        let ch = conn.open_channel()?;
-        let options = ConsumeOptions {
-            no_ack: flow.ack == Ack::None,
-            ..ConsumeOptions::default()
-        };
-        let consumer = ch.basic_consume(queue, options)?;
-        Ok((conn, ch, consumer))
-    });
+    let subscribed = subscribe(broker, queue, flow);
     start.wait();
     let (_conn, ch, consumer) = subscribed?;
     let quota = flow.quota();
-    let mut received = 0_u64;
-    let mut last_tag = None;
+    let mut settler = Settler::new(&ch, flow.ack);
     loop {
         let delivery = if let Some(quota) = quota {
-            if received == quota {
+            if settler.received() == quota {
                 break;
             }
             consumer.recv().map_err(|_| closed())?
@@ -215,26 +206,80 @@ fn warren_consumer(
                 Err(_) => return Err(closed()),
             }
         };
-        received += 1;
-        last_tag = Some(delivery.delivery_tag());
-        match flow.ack {
-            Ack::None => drop(delivery),
-            Ack::Each => delivery.ack()?,
-            Ack::Multiple(every) => {
-                drop(delivery);
-                if received.is_multiple_of(every) {
-                    ch.basic_ack(last_tag.take().unwrap_or_default(), true)?;
-                }
-            }
-        }
+        settler.settle(delivery)?;
         if quota.is_none() && tally.count() {
             break;
         }
     }
-    if let (Ack::Multiple(_), Some(tag)) = (flow.ack, last_tag) {
-        ch.basic_ack(tag, true)?;
+    settler.finish()
+}
+
+/// Subscribes a round's consumer to `queue`, with `no_ack` unless the flow acks.
+pub(crate) fn subscribe(
+    broker: &Broker,
+    queue: &str,
+    flow: &Flow,
+) -> Result<(Connection, Channel, Consumer), warrenmq::Error> {
+    let conn = broker.connect("/")?;
+    let ch = conn.open_channel()?;
+    let options = ConsumeOptions {
+        no_ack: flow.ack == Ack::None,
+        ..ConsumeOptions::default()
+    };
+    let consumer = ch.basic_consume(queue, options)?;
+    Ok((conn, ch, consumer))
+}
+
+/// Counts a consumer's deliveries and acknowledges them as the flow asks.
+pub(crate) struct Settler<'a> {
+    ch: &'a Channel,
+    ack: Ack,
+    received: u64,
+    /// The last delivery not yet covered by an ack with `multiple`.
+    last_tag: Option<u64>,
+}
+
+impl<'a> Settler<'a> {
+    /// Acks on `ch` in `ack`'s way.
+    pub(crate) fn new(ch: &'a Channel, ack: Ack) -> Self {
+        Settler {
+            ch,
+            ack,
+            received: 0,
+            last_tag: None,
+        }
     }
-    Ok(())
+
+    /// Deliveries received so far.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Counts `delivery` and acks it (or, every N, all so far) as the flow asks.
+    pub(crate) fn settle(&mut self, delivery: Delivery) -> Result<(), warrenmq::Error> {
+        self.received += 1;
+        self.last_tag = Some(delivery.delivery_tag());
+        match self.ack {
+            Ack::None => drop(delivery),
+            Ack::Each => delivery.ack()?,
+            Ack::Multiple(every) => {
+                drop(delivery);
+                if self.received.is_multiple_of(every) {
+                    let tag = self.last_tag.take().unwrap_or_default();
+                    self.ch.basic_ack(tag, true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Acks what the last `multiple` ack did not cover.
+    pub(crate) fn finish(self) -> Result<(), warrenmq::Error> {
+        if let (Ack::Multiple(_), Some(tag)) = (self.ack, self.last_tag) {
+            self.ch.basic_ack(tag, true)?;
+        }
+        Ok(())
+    }
 }
 
 /// The error for a consumer whose channel closed under it.

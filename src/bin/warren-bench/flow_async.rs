@@ -8,9 +8,9 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use futures_core::Stream;
-use warrenmq::{Broker, ConsumeOptions, Consumer, Delivery};
+use warrenmq::{Broker, Consumer, Delivery};
 
-use crate::flow::{closed, warren_round_with, Ack, Flow, Tally};
+use crate::flow::{closed, subscribe, warren_round_with, Flow, Settler, Tally};
 
 /// How long a stream consumer of a shared queue waits before looking whether the others
 /// finished (as the blocking one's `recv_timeout`).
@@ -36,25 +36,15 @@ fn stream_consumer(
         .map_err(|e| warrenmq::Error::Internal {
             reason: format!("tokio runtime: {e}"),
         });
-    let subscribed = runtime.and_then(|runtime| {
-        let conn = broker.connect("/")?;
-        let ch = conn.open_channel()?;
-        let options = ConsumeOptions {
-            no_ack: flow.ack == Ack::None,
-            ..ConsumeOptions::default()
-        };
-        let consumer = ch.basic_consume(queue, options)?;
-        Ok((runtime, conn, ch, consumer))
-    });
+    let subscribed = runtime.and_then(|runtime| Ok((runtime, subscribe(broker, queue, flow)?)));
     start.wait();
-    let (runtime, _conn, ch, mut consumer) = subscribed?;
+    let (runtime, (_conn, ch, mut consumer)) = subscribed?;
     let quota = flow.quota();
     runtime.block_on(async move {
-        let mut received = 0_u64;
-        let mut last_tag = None;
+        let mut settler = Settler::new(&ch, flow.ack);
         loop {
             let delivery: Delivery = if let Some(quota) = quota {
-                if received == quota {
+                if settler.received() == quota {
                     break;
                 }
                 next(&mut consumer).await.ok_or_else(closed)?
@@ -66,26 +56,12 @@ fn stream_consumer(
                     Err(_) => continue,
                 }
             };
-            received += 1;
-            last_tag = Some(delivery.delivery_tag());
-            match flow.ack {
-                Ack::None => drop(delivery),
-                Ack::Each => delivery.ack()?,
-                Ack::Multiple(every) => {
-                    drop(delivery);
-                    if received.is_multiple_of(every) {
-                        ch.basic_ack(last_tag.take().unwrap_or_default(), true)?;
-                    }
-                }
-            }
+            settler.settle(delivery)?;
             if quota.is_none() && tally.count() {
                 break;
             }
         }
-        if let (Ack::Multiple(_), Some(tag)) = (flow.ack, last_tag) {
-            ch.basic_ack(tag, true)?;
-        }
-        Ok(())
+        settler.finish()
     })
 }
 
