@@ -5,7 +5,8 @@
 //! - confirmed publishing: one producer publishes persistent messages to a durable queue
 //!   with publisher confirms, waiting for them every [`BATCH`] messages, while a consumer on
 //!   another thread acks each one; beside it the same flow with transient messages
-//!   (`delivery_mode` 1), in interleaved rounds;
+//!   (`delivery_mode` 1), in interleaved rounds; and the persistent flow through RabbitMQ
+//!   (`--rabbitmq`, skipped when it cannot be reached) with the same client as `wire`;
 //! - recovery: the time from `Broker::open` on a store holding `--messages` persistent
 //!   100-byte messages until `queue_stats` shows them all ready, in a fresh process (the
 //!   runner starts itself with the hidden `persistence-probe` subcommand), as after a restart;
@@ -22,6 +23,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 use warrenmq::{Broker, ConsumeOptions, FieldTable, Message, QueueDeclareOptions, ReplyCode};
 
+use crate::amqp_client::Client;
 use crate::backlog::{self, Backlog};
 use crate::flow::body;
 use crate::table::{mebibytes, rate, ratio, Table};
@@ -56,6 +58,10 @@ pub(crate) struct PersistenceArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// RabbitMQ's address (guest/guest, vhost `/`) for the confirmed-publishing row;
+    /// skipped if it cannot be reached, `none` to skip.
+    #[arg(long, default_value = "127.0.0.1:5672")]
+    rabbitmq: String,
     /// Messages of the backlog measurement (0 skips it).
     #[arg(long, default_value_t = 2_000_000)]
     backlog_messages: u64,
@@ -109,6 +115,8 @@ struct Confirmed {
     persistent: f64,
     /// Transient messages, same flow.
     transient: f64,
+    /// Persistent messages through RabbitMQ, same flow, if it was measured.
+    rabbitmq: Option<f64>,
 }
 
 /// What a probe process measured.
@@ -151,23 +159,44 @@ pub(crate) fn run_persistence(args: &PersistenceArgs) -> Result<(), String> {
 /// Everything `persistence` measures.
 type Measured = (Vec<Confirmed>, f64, Probe, Probe, Option<Backlog>);
 
+/// Why RabbitMQ is not measured, if it is not.
+fn rabbitmq_note(addr: &str) -> Option<String> {
+    if addr == "none" {
+        return Some("RabbitMQ not measured (--rabbitmq none)".into());
+    }
+    match Client::connect(addr).and_then(Client::close) {
+        Ok(()) => None,
+        Err(e) => Some(format!("RabbitMQ at {addr} not measured: {e}")),
+    }
+}
+
 fn measure(args: &PersistenceArgs, scratch: &Path) -> Result<Measured, String> {
     let n = args
         .confirm_messages
         .unwrap_or(args.messages.min(100_000))
         .max(1);
     let mut confirmed = Vec::new();
+    let note = rabbitmq_note(&args.rabbitmq);
+    if let Some(note) = &note {
+        eprintln!("{note}");
+    }
     for &size in &args.size {
-        let (mut persistent, mut transient) = (Vec::new(), Vec::new());
+        let (mut persistent, mut transient, mut rabbit) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..args.rounds {
             let path = scratch.join(format!("confirm-{size}-{round}.redb"));
             persistent.push(n as f64 / confirmed_round(&path, n, size, true)?);
             transient.push(n as f64 / confirmed_round(&path, n, size, false)?);
+            if note.is_none() {
+                let seconds = rabbitmq_round(&args.rabbitmq, n, size)
+                    .map_err(|e| format!("RabbitMQ at {}: {e}", args.rabbitmq))?;
+                rabbit.push(n as f64 / seconds);
+            }
         }
         confirmed.push(Confirmed {
             size,
             persistent: median(persistent),
             transient: median(transient),
+            rabbitmq: (!rabbit.is_empty()).then(|| median(rabbit)),
         });
     }
     let stored = scratch.join("stored.redb");
@@ -238,6 +267,35 @@ fn confirmed_flow(
         acker.join().expect("consumer thread panicked")
     })?;
     Ok(began.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// The persistent flow of [`confirmed_flow`] through RabbitMQ: a durable queue, persistent
+/// messages published with confirms awaited every [`BATCH`], a consumer on its own
+/// connection and thread acking each delivery (no prefetch limit, as in Warren's flow);
+/// returns the seconds from the first publish to the last ack.
+fn rabbitmq_round(addr: &str, n: u64, size: usize) -> std::io::Result<f64> {
+    let queue = format!("warren-bench.persistence.{}", std::process::id());
+    let mut publisher = Client::connect(addr)?;
+    publisher.queue_declare(&queue, true)?;
+    publisher.confirm_select()?;
+    let mut consumer = Client::connect(addr)?;
+    let body = vec![b'x'; size];
+    let began = Instant::now();
+    thread::scope(|s| {
+        let acker = s.spawn(|| consumer.consume(&queue, n, 1));
+        for i in 0..n {
+            publisher.publish(&queue, &body, true)?;
+            if (i + 1).is_multiple_of(BATCH) || i + 1 == n {
+                publisher.wait_for_confirms()?;
+            }
+        }
+        acker.join().expect("consumer thread panicked")
+    })?;
+    let seconds = began.elapsed().as_secs_f64().max(1e-9);
+    consumer.close()?;
+    publisher.queue_delete(&queue)?;
+    publisher.close()?;
+    Ok(seconds)
 }
 
 /// Fills a fresh store with `n` persistent 100-byte messages; returns messages per second.
@@ -427,13 +485,22 @@ fn print_tables(
         args.rounds
     );
     println!();
-    let mut table = Table::new(&["body", "persistent", "transient", "persistent ÷ transient"]);
+    let mut table = Table::new(&[
+        "body",
+        "persistent",
+        "transient",
+        "persistent ÷ transient",
+        "RabbitMQ persistent",
+        "persistent ÷ RabbitMQ",
+    ]);
     for c in confirmed {
         table.row(vec![
             format!("{} bytes", c.size),
             rate(Some(c.persistent)),
             rate(Some(c.transient)),
             ratio(Some(c.persistent / c.transient)),
+            rate(c.rabbitmq),
+            ratio(c.rabbitmq.map(|r| c.persistent / r)),
         ]);
     }
     print!("{}", table.render());
@@ -498,6 +565,7 @@ fn to_json(
         let label = size_label(c.size);
         report[format!("persistent_confirmed_msgs_per_s_{label}")] = json!(c.persistent);
         report[format!("transient_msgs_per_s_{label}")] = json!(c.transient);
+        report[format!("rabbitmq_persistent_confirmed_msgs_per_s_{label}")] = json!(c.rabbitmq);
     }
     report
 }
