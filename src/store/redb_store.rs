@@ -431,6 +431,64 @@ mod tests {
     }
 
     #[test]
+    fn entries_enqueued_and_removed_in_one_batch_are_never_written() {
+        use redb::ReadableTable;
+        let (_dir, path) = temp();
+        let db = redb::Database::create(&path).unwrap();
+        let (a, b) = (queue("a"), queue("b"));
+        let (ka, kb) = (a.key(), b.key());
+        let put = |op| tables::EncodedOp::new(op).unwrap();
+        let stored = |id: u64, body: &str, entries: Vec<crate::store::EntryKey>| {
+            put(StoreOp::Enqueue {
+                id: crate::store::MessageId(id),
+                message: message(body),
+                entries,
+            })
+        };
+        let ops = vec![
+            put(StoreOp::PutQueue(a)),
+            put(StoreOp::PutQueue(b)),
+            // Acked in the same batch: never written.
+            stored(1, "gone", vec![ka.entry(0)]),
+            // In two queues, acked in one: stored once, held by the other entry only.
+            stored(2, "half", vec![ka.entry(1), kb.entry(0)]),
+            // Removed before it was enqueued (position reuse): the removal does not cancel it.
+            put(StoreOp::Remove(ka.entry(2))),
+            stored(3, "kept", vec![ka.entry(2)]),
+            // A delivery mark of an entry acked later in the batch is skipped.
+            put(StoreOp::MarkDelivered(kb.entry(0))),
+            put(StoreOp::RemoveAll(vec![ka.entry(0), ka.entry(1)])),
+            put(StoreOp::MarkDelivered(ka.entry(2))),
+        ];
+        let txn = db.begin_write().unwrap();
+        let counts = tables::apply_batch(&txn, &ops).unwrap();
+        txn.commit().unwrap();
+        assert_eq!((counts.messages, counts.entries), (2, 2));
+        let read = db.begin_read().unwrap();
+        let messages = read.open_table(MESSAGES).unwrap();
+        assert!(messages.get(1).unwrap().is_none(), "acked in the batch: not stored");
+        assert!(messages.get(2).unwrap().is_some() && messages.get(3).unwrap().is_some());
+        assert_eq!(read.open_table(MESSAGE_REFS).unwrap().len().unwrap(), 0);
+        let entries = read.open_table(QUEUE_ENTRIES).unwrap();
+        let entry = |k: &QueueKey, seq: u64| {
+            entries
+                .get((&*k.vhost, &*k.name, seq))
+                .unwrap()
+                .map(|v| v.value().to_vec())
+        };
+        assert!(entry(&ka, 0).is_none() && entry(&ka, 1).is_none());
+        let delivered = |k: &QueueKey, seq: u64| {
+            let key = crate::store::codec::RecordKey::Entry(&k.vhost, &k.name, seq);
+            let value = entry(k, seq).expect("entry kept");
+            crate::store::codec::decode::<crate::store::records::EntryRecord>(key, &value)
+                .unwrap()
+                .delivered
+        };
+        assert!(delivered(&kb, 0), "a mark of an entry nothing removes is written");
+        assert!(delivered(&ka, 2));
+    }
+
+    #[test]
     fn entries_of_missing_queues_are_not_written() {
         let (_dir, path) = temp();
         let store = RedbStore::open(&path).unwrap();

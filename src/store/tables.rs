@@ -20,7 +20,7 @@
 //! The reference count lives apart from the message so that an ack of one of several queues
 //! rewrites four bytes, not the body.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
 
@@ -232,13 +232,6 @@ impl EncodedOp {
             StoreOp::RemoveAll(entries) => EncodedOp::Remove(entries),
         })
     }
-
-    /// Adds the entries this op removes to `removed` (to skip delivery marks made moot).
-    fn collect_removed(&self, removed: &mut HashSet<EntryKey>) {
-        if let EncodedOp::Remove(entries) = self {
-            removed.extend(entries.iter().cloned());
-        }
-    }
 }
 
 /// The checksum key of a binding record whose arguments encode to `arguments`.
@@ -256,20 +249,43 @@ pub(crate) fn binding_key<'a>(r: &'a BindingRecord, arguments: &'a [u8]) -> Reco
 /// Applies a batch of ops, in order, inside one write transaction, and returns the number of
 /// rows of each table afterwards.
 ///
-/// A delivery mark for an entry that a later op of the same batch removes is skipped: the
-/// common deliver-then-ack of a fast consumer then costs one write, not two.
+/// What a later op of the same batch removes is not written first:
+/// - a delivery mark for an entry that a later op removes is skipped;
+/// - an entry enqueued and removed again within the batch (a fast consumer acked the message
+///   before its group commit) is never written, and a message none of whose entries is left
+///   is not stored at all. The batch commits as one transaction, so what is on disk after it
+///   is the same; the publisher's confirm still waits for this commit.
+///
+/// The later removal itself still runs: it finds no entry (or one that an older message
+/// left at a reused position, which it removes as it would have).
 pub(crate) fn apply_batch(txn: &WriteTransaction, ops: &[EncodedOp]) -> Result<Counts, StoreError> {
-    let mut removed = HashSet::new();
-    for op in ops {
-        op.collect_removed(&mut removed);
+    // Every entry a removal names, with the index of the last op that removes it.
+    let mut removed: HashMap<&EntryKey, usize> = HashMap::new();
+    for (at, op) in ops.iter().enumerate() {
+        if let EncodedOp::Remove(entries) = op {
+            removed.extend(entries.iter().map(|e| (e, at)));
+        }
     }
+    let removed_after = |e: &EntryKey, at: usize| removed.get(e).is_some_and(|&r| r > at);
     let mut t = Tables::open(txn)?;
-    for op in ops {
+    for (at, op) in ops.iter().enumerate() {
         match op {
             EncodedOp::MarkDelivered(entries) => entries
                 .iter()
-                .filter(|e| !removed.contains(*e))
+                .filter(|e| !removed_after(e, at))
                 .try_for_each(|e| t.mark_delivered(e))?,
+            EncodedOp::Enqueue {
+                id,
+                message,
+                entries,
+            } if entries.iter().any(|e| removed_after(e, at)) => {
+                let kept: Vec<EntryKey> = entries
+                    .iter()
+                    .filter(|e| !removed_after(e, at))
+                    .cloned()
+                    .collect();
+                t.enqueue(*id, message, &kept)?;
+            }
             op => t.apply(op)?,
         }
     }
