@@ -78,23 +78,38 @@ impl Ledger {
             }
             return Ok(taken);
         }
-        let at = self
-            .pending
-            .binary_search_by_key(&tag, |(t, _)| *t)
-            .map_err(|_| Error::UnknownDeliveryTag { delivery_tag: tag })?;
-        let taken = self.pending[at]
-            .1
-            .take()
-            .ok_or(Error::UnknownDeliveryTag { delivery_tag: tag })?;
+        let mut one = Taken::new();
+        one.push(self.take_one(tag)?);
+        Ok(one)
+    }
+
+    /// Removes the delivery with `tag` (an ack, nack or reject without `multiple`). The
+    /// oldest one, the usual case, is taken from the front without a search.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDeliveryTag`] if `tag` is not awaiting an ack.
+    pub(crate) fn take_one(&mut self, tag: u64) -> Result<Pending> {
+        let unknown = || Error::UnknownDeliveryTag { delivery_tag: tag };
+        let taken = if self.pending.front().is_some_and(|(t, _)| *t == tag) {
+            match self.pending.pop_front() {
+                Some((_, Some(p))) => p,
+                _ => return Err(unknown()),
+            }
+        } else {
+            let at = self
+                .pending
+                .binary_search_by_key(&tag, |(t, _)| *t)
+                .map_err(|_| unknown())?;
+            self.pending[at].1.take().ok_or_else(unknown)?
+        };
         while matches!(self.pending.front(), Some((_, None))) {
             self.pending.pop_front();
         }
         while matches!(self.pending.back(), Some((_, None))) {
             self.pending.pop_back();
         }
-        let mut one = Taken::new();
-        one.push(taken);
-        Ok(one)
+        Ok(taken)
     }
 
     /// Removes every pending delivery, in tag order.

@@ -303,6 +303,12 @@ impl ChannelInner {
     /// Acknowledges a delivery, or with `multiple` every one up to `tag`.
     pub(crate) fn ack(self: &Arc<Self>, tag: u64, multiple: bool) -> Result<()> {
         self.run(|| {
+            if !multiple {
+                let p = self.ledger.lock().take_one(tag)?;
+                let fallout = p.queue.settle(p.credit, std::slice::from_ref(&p.msg));
+                self.absorb(&p.queue, fallout);
+                return Ok(());
+            }
             let pending = self.ledger.lock().take(tag, multiple)?;
             self.settle(pending);
             Ok(())
