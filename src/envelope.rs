@@ -32,6 +32,12 @@ impl Envelope {
     pub(crate) fn weight(message: &Message, exchange: &str, routing_key: &str) -> usize {
         message.body().len() + exchange.len() + routing_key.len()
     }
+
+    /// Readies the envelope to be copied into several holders at once: its memory charge
+    /// becomes one shared by the copies (see [`Charge`]), given back when the last goes.
+    pub(crate) fn share_charge(&mut self) {
+        self._charge.share();
+    }
 }
 
 impl Envelope {

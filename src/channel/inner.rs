@@ -160,7 +160,7 @@ impl ChannelInner {
     pub(crate) fn accept(
         self: &Arc<Self>,
         link: &ConsumerLink,
-        msg: QueuedMessage,
+        mut msg: QueuedMessage,
     ) -> Option<Delivery> {
         let delivery = self.take_delivery(link, msg);
         self.conn.vhost.settings().quiet.notify();
@@ -198,7 +198,7 @@ impl ChannelInner {
                 None,
             ));
         }
-        let envelope = link.queue.delivered_envelope(&msg, false);
+        let envelope = link.queue.delivered_envelope(&mut msg, false);
         let delivery = Delivery::new(
             Arc::clone(self),
             envelope,

@@ -165,9 +165,11 @@ impl Queue {
         }
     }
 
-    /// Returns the envelope a delivery of `msg` carries: a quorum queue adds
-    /// `x-delivery-count` once the message has come back, and to every `basic.get`.
-    pub(crate) fn delivered_envelope(&self, msg: &QueuedMessage, via_get: bool) -> Envelope {
+    /// Returns the envelope a delivery of `msg` carries (a copy: `msg` stays for the ledger,
+    /// sharing its memory charge with the copy): a quorum queue adds `x-delivery-count` once
+    /// the message has come back, and to every `basic.get`.
+    pub(crate) fn delivered_envelope(&self, msg: &mut QueuedMessage, via_get: bool) -> Envelope {
+        msg.envelope.share_charge();
         let mut envelope = msg.envelope.clone();
         if (msg.delivery_count > 0 || via_get) && self.is_quorum() {
             let count = FieldValue::I64(i64::from(msg.delivery_count));

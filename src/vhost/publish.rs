@@ -243,7 +243,7 @@ impl VHost {
 
     /// Puts a routed message into its queues: each gets its own copy of the envelope (the
     /// body and properties inside are shared), the last one the envelope itself.
-    pub(super) fn enqueue(&self, envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
+    pub(super) fn enqueue(&self, mut envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
         if queues.iter().any(|q| q.stores(&envelope.message)) {
             return self.enqueue_stored(envelope, queues);
         }
@@ -251,6 +251,9 @@ impl VHost {
         let Some((last, rest)) = queues.split_last() else {
             return published;
         };
+        if !rest.is_empty() {
+            envelope.share_charge();
+        }
         for queue in rest {
             let msg = QueuedMessage::new(queue.next_seq(), envelope.clone(), false);
             let (outcome, fallout) = queue.publish(msg);
@@ -266,7 +269,9 @@ impl VHost {
     /// Puts a persistent message into its queues, some durable. The message is submitted to
     /// the store (once, with an entry per durable queue) before any queue holds it, so that
     /// no ack can reach the store before the message does.
-    pub(super) fn enqueue_stored(&self, envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
+    pub(super) fn enqueue_stored(&self, mut envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
+        // Copied into each queue (and for a refused one, to forget it).
+        envelope.share_charge();
         let placed: Vec<(u64, bool)> = queues
             .iter()
             .map(|q| (q.next_seq(), q.stores(&envelope.message)))
