@@ -466,7 +466,10 @@ mod tests {
         assert_eq!((counts.messages, counts.entries), (2, 2));
         let read = db.begin_read().unwrap();
         let messages = read.open_table(MESSAGES).unwrap();
-        assert!(messages.get(1).unwrap().is_none(), "acked in the batch: not stored");
+        assert!(
+            messages.get(1).unwrap().is_none(),
+            "acked in the batch: not stored"
+        );
         assert!(messages.get(2).unwrap().is_some() && messages.get(3).unwrap().is_some());
         assert_eq!(read.open_table(MESSAGE_REFS).unwrap().len().unwrap(), 0);
         let entries = read.open_table(QUEUE_ENTRIES).unwrap();
@@ -484,7 +487,10 @@ mod tests {
                 .unwrap()
                 .delivered
         };
-        assert!(delivered(&kb, 0), "a mark of an entry nothing removes is written");
+        assert!(
+            delivered(&kb, 0),
+            "a mark of an entry nothing removes is written"
+        );
         assert!(delivered(&ka, 2));
     }
 

@@ -269,7 +269,11 @@ impl VHost {
     /// Puts a persistent message into its queues, some durable. The message is submitted to
     /// the store (once, with an entry per durable queue) before any queue holds it, so that
     /// no ack can reach the store before the message does.
-    pub(super) fn enqueue_stored(&self, mut envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
+    pub(super) fn enqueue_stored(
+        &self,
+        mut envelope: Envelope,
+        queues: &[Arc<Queue>],
+    ) -> Published {
         // Copied into each queue (and for a refused one, to forget it).
         envelope.share_charge();
         let placed: Vec<(u64, bool)> = queues
