@@ -116,6 +116,10 @@ impl ConsumerSet {
     /// Hands `msg` to the next consumer in round-robin order that has credit, or gives it
     /// back if none has.
     #[inline]
+    #[allow(
+        clippy::result_large_err,
+        reason = "the message comes back by value when no consumer takes it; boxing it would cost an allocation per publish"
+    )]
     pub(crate) fn deliver(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
         let redelivered = msg.redelivered;
         let result = if self.single_active || self.prioritized {
@@ -131,6 +135,10 @@ impl ConsumerSet {
     }
 
     /// Delivers to the next consumer with credit, in turn.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the message comes back by value when no consumer takes it; boxing it would cost an allocation per publish"
+    )]
     fn deliver_round_robin(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
         let n = self.slots.len();
         for step in 0..n {
@@ -162,6 +170,10 @@ impl ConsumerSet {
     }
 
     /// Delivers under single-active-consumer or consumer priorities.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the message comes back by value when no consumer takes it; boxing it would cost an allocation per publish"
+    )]
     fn deliver_selected(&mut self, msg: QueuedMessage) -> Result<(), QueuedMessage> {
         let n = self.slots.len();
         let chosen = if self.single_active {

@@ -432,7 +432,6 @@ mod tests {
 
     #[test]
     fn entries_enqueued_and_removed_in_one_batch_are_never_written() {
-        use redb::ReadableTable;
         let (_dir, path) = temp();
         let db = redb::Database::create(&path).unwrap();
         let (a, b) = (queue("a"), queue("b"));
