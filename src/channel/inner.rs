@@ -160,7 +160,7 @@ impl ChannelInner {
     pub(crate) fn accept(
         self: &Arc<Self>,
         link: &ConsumerLink,
-        mut msg: QueuedMessage,
+        msg: QueuedMessage,
     ) -> Option<Delivery> {
         let delivery = self.take_delivery(link, msg);
         self.conn.vhost.settings().quiet.notify();
@@ -170,7 +170,7 @@ impl ChannelInner {
     fn take_delivery(
         self: &Arc<Self>,
         link: &ConsumerLink,
-        msg: QueuedMessage,
+        mut msg: QueuedMessage,
     ) -> Option<Delivery> {
         let mut ledger = self.ledger.lock();
         if ledger.closed {
