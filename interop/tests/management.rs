@@ -65,6 +65,21 @@ fn main() -> ExitCode {
             &[Need::RabbitMqManagement],
             errors_match_rabbitmq,
         ),
+        trial(
+            "connections_channels_and_consumers_match_rabbitmq",
+            &[Need::RabbitMqManagement],
+            connections_channels_and_consumers_match_rabbitmq,
+        ),
+        trial(
+            "deleting_a_connection_closes_it_as_rabbitmq_does",
+            &[Need::RabbitMqManagement],
+            deleting_a_connection_closes_it_as_rabbitmq_does,
+        ),
+        trial(
+            "rabbitmqadmin_lists_connections_channels_and_consumers",
+            &[Need::Rabbitmqadmin],
+            rabbitmqadmin_lists_connections_channels_and_consumers,
+        ),
     ])
 }
 
@@ -1217,4 +1232,401 @@ fn errors_match_rabbitmq() {
             assert_eq!(r.json(), w.json(), "{method} {path}");
         }
     }
+}
+
+/// A lapin client of `amqp` in `vhost`, as the connection tests use it: channel 1 consumes
+/// `work` (tag `ctag-1`, prefetch 10) and holds one delivery unacknowledged; channel 2 is in
+/// confirm mode. Keeps its runtime, connection, channels and consumer alive; `errors` gets
+/// the connection's error when the server closes it.
+struct Client {
+    runtime: tokio::runtime::Runtime,
+    conn: lapin::Connection,
+    _channels: (lapin::Channel, lapin::Channel),
+    _consumer: lapin::Consumer,
+    errors: std::sync::mpsc::Receiver<String>,
+}
+
+impl Client {
+    fn new(amqp: SocketAddr, vhost: &str) -> Client {
+        use futures_lite::StreamExt as _;
+        use lapin::options::{
+            BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+            QueueDeclareOptions,
+        };
+        use lapin::types::FieldTable as LapinTable;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (tx, errors) = std::sync::mpsc::channel();
+        let (conn, channels, consumer) = runtime.block_on(async {
+            let uri = format!("amqp://guest:guest@{amqp}/{vhost}");
+            let conn = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default())
+                .await
+                .expect("lapin connects");
+            let mut events = conn.events_listener();
+            tokio::spawn(async move {
+                while let Some(event) = events.next().await {
+                    if let lapin::Event::Error(e) = event {
+                        let _ = tx.send(e.to_string());
+                    }
+                }
+            });
+            let ch1 = conn.create_channel().await.expect("channel 1");
+            ch1.basic_qos(10, BasicQosOptions::default())
+                .await
+                .expect("qos");
+            ch1.queue_declare(
+                "work".into(),
+                QueueDeclareOptions::default(),
+                LapinTable::default(),
+            )
+            .await
+            .expect("queue");
+            let mut consumer = ch1
+                .basic_consume(
+                    "work".into(),
+                    "ctag-1".into(),
+                    BasicConsumeOptions::default(),
+                    LapinTable::default(),
+                )
+                .await
+                .expect("consume");
+            let ch2 = conn.create_channel().await.expect("channel 2");
+            ch2.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .expect("confirms");
+            ch2.basic_publish(
+                "".into(),
+                "work".into(),
+                BasicPublishOptions::default(),
+                b"held",
+                lapin::BasicProperties::default(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirmed");
+            // Received, never acknowledged.
+            let held = tokio::time::timeout(std::time::Duration::from_secs(10), consumer.next())
+                .await
+                .expect("a delivery within 10 s");
+            assert!(held.is_some_and(|d| d.is_ok()));
+            (conn, (ch1, ch2), consumer)
+        });
+        Client {
+            runtime,
+            conn,
+            _channels: channels,
+            _consumer: consumer,
+            errors,
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.runtime.block_on(self.conn.close(200, "bye".into()));
+    }
+}
+
+/// Polls `path` until `ready` holds for the answer (RabbitMQ publishes its connection
+/// statistics every few seconds); fails after 30 s.
+fn wait_for(addr: SocketAddr, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let value = get(addr, path);
+        if ready(&value) {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GET {path} never got ready: {value}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The one item of a listing whose `key` is `value`.
+fn item<'a>(list: &'a Value, key: &str, value: &Value) -> &'a Value {
+    list.as_array()
+        .and_then(|items| items.iter().find(|i| i.get(key) == Some(value)))
+        .unwrap_or_else(|| panic!("no item with {key} = {value} in {list}"))
+}
+
+/// Checks that a connection's `name` is RabbitMQ's `peer -> local`.
+fn check_connection_name(c: &Value) {
+    let expected = format!(
+        "{}:{} -> {}:{}",
+        c["peer_host"].as_str().expect("peer_host"),
+        c["peer_port"],
+        c["host"].as_str().expect("host"),
+        c["port"]
+    );
+    assert_eq!(c["name"], json!(expected), "{c}");
+}
+
+fn connections_channels_and_consumers_match_rabbitmq() {
+    let s = served();
+    let twin = Twin::new(&s, "clients");
+    let vhost = twin.name.clone();
+    let rabbit_amqp: SocketAddr = warren_interop::RABBITMQ.parse().expect("an address");
+    let _rabbit_client = Client::new(rabbit_amqp, &vhost);
+    let _warren_client = Client::new(s._wire.local_addr(), &vhost);
+    let ready = |channels: &Value| {
+        channels.as_array().is_some_and(|list| {
+            list.len() == 2
+                && list.iter().any(|c| {
+                    c["consumer_count"] == json!(1) && c["messages_unacknowledged"] == json!(1)
+                })
+        })
+    };
+    let channels_path = format!("/api/vhosts/{vhost}/channels");
+    let r_channels = wait_for(twin.rabbit, &channels_path, ready);
+    let w_channels = wait_for(twin.warren, &channels_path, ready);
+    let connections_path = format!("/api/vhosts/{vhost}/connections");
+    let two_channels = |list: &Value| list.get(0).is_some_and(|c| c["channels"] == json!(2));
+    let r_connections = wait_for(twin.rabbit, &connections_path, two_channels);
+    let w_connections = wait_for(twin.warren, &connections_path, two_channels);
+    assert_eq!(w_connections.as_array().map(Vec::len), Some(1));
+    let (r, w) = (&r_connections[0], &w_connections[0]);
+    compare(
+        "connection",
+        r,
+        w,
+        &[
+            "name",
+            "user",
+            "vhost",
+            "channels",
+            "peer_host",
+            "peer_port",
+            "host",
+            "port",
+            "connected_at",
+            "recv_oct",
+            "send_oct",
+            "node",
+        ],
+        &[
+            "auth_mechanism",
+            "channel_max",
+            "channels",
+            "client_properties",
+            "frame_max",
+            "host",
+            "peer_cert_subject",
+            "peer_host",
+            "protocol",
+            "ssl",
+            "ssl_protocol",
+            "state",
+            "timeout",
+            "type",
+            "user",
+            "vhost",
+        ],
+    );
+    check_connection_name(r);
+    check_connection_name(w);
+    assert!(
+        w["recv_oct"].as_u64() > Some(0) && w["send_oct"].as_u64() > Some(0),
+        "{w}"
+    );
+    let one = get(
+        twin.warren,
+        &format!(
+            "/api/connections/{}",
+            encode(w["name"].as_str().expect("a name"))
+        ),
+    );
+    assert_eq!(&one, w);
+
+    for number in [1, 2] {
+        let (r, w) = (
+            item(&r_channels, "number", &json!(number)),
+            item(&w_channels, "number", &json!(number)),
+        );
+        compare(
+            "channel",
+            r,
+            w,
+            &["name", "connection_details", "node"],
+            &[
+                "acks_uncommitted",
+                "confirm",
+                "consumer_count",
+                "global_prefetch_count",
+                "messages_unacknowledged",
+                "messages_uncommitted",
+                "messages_unconfirmed",
+                "number",
+                "prefetch_count",
+                "state",
+                "transactional",
+                "user",
+                "vhost",
+            ],
+        );
+        compare(
+            "connection_details",
+            &r["connection_details"],
+            &w["connection_details"],
+            &["name", "peer_host", "peer_port"],
+            &["peer_host"],
+        );
+        let expected = format!(
+            "{} ({number})",
+            w_connections[0]["name"].as_str().expect("name")
+        );
+        assert_eq!(w["name"], json!(expected));
+    }
+    let all = get(twin.warren, "/api/channels");
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    let of_connection = get(
+        twin.warren,
+        &format!(
+            "/api/connections/{}/channels",
+            encode(w["name"].as_str().expect("a name"))
+        ),
+    );
+    assert_eq!(of_connection, w_channels);
+
+    let consumers_path = format!("/api/consumers/{vhost}");
+    let r_consumers = wait_for(twin.rabbit, &consumers_path, |l| l.get(0).is_some());
+    let w_consumers = get(twin.warren, &consumers_path);
+    assert_eq!(
+        w_consumers.as_array().map(Vec::len),
+        Some(1),
+        "{w_consumers}"
+    );
+    let (r, w) = (&r_consumers[0], &w_consumers[0]);
+    compare(
+        "consumer",
+        r,
+        w,
+        &["channel_details", "queue"],
+        &[
+            "ack_required",
+            "active",
+            "activity_status",
+            "arguments",
+            "consumer_tag",
+            "exclusive",
+            "prefetch_count",
+            "queue",
+        ],
+    );
+    compare(
+        "channel_details",
+        &r["channel_details"],
+        &w["channel_details"],
+        &[
+            "connection_name",
+            "name",
+            "number",
+            "peer_host",
+            "peer_port",
+            "user",
+        ],
+        &["number", "peer_host", "user"],
+    );
+    assert_eq!(get(twin.warren, "/api/consumers"), w_consumers);
+    for path in [
+        "/api/vhosts/no-such-vhost/connections",
+        "/api/vhosts/no-such-vhost/channels",
+        "/api/consumers/no-such-vhost",
+        "/api/connections/no-such-connection",
+        "/api/channels/no-such-channel",
+    ] {
+        let (r, w) = (
+            request(twin.rabbit, "GET", path, GUEST, None),
+            request(twin.warren, "GET", path, GUEST, None),
+        );
+        assert_eq!((r.status, r.json()), (w.status, w.json()), "GET {path}");
+    }
+}
+
+/// A path segment with `/`, spaces and `>` percent-encoded.
+fn encode(segment: &str) -> String {
+    segment
+        .replace('%', "%25")
+        .replace('/', "%2F")
+        .replace(' ', "%20")
+        .replace('>', "%3E")
+}
+
+fn deleting_a_connection_closes_it_as_rabbitmq_does() {
+    let s = served();
+    let twin = Twin::new(&s, "kill");
+    let vhost = twin.name.clone();
+    let rabbit_amqp: SocketAddr = warren_interop::RABBITMQ.parse().expect("an address");
+    let mut texts = Vec::new();
+    for (amqp, http) in [
+        (rabbit_amqp, twin.rabbit),
+        (s._wire.local_addr(), twin.warren),
+    ] {
+        let client = Client::new(amqp, &vhost);
+        let path = format!("/api/vhosts/{vhost}/connections");
+        let listed = wait_for(http, &path, |l| l.get(0).is_some());
+        let name = encode(listed[0]["name"].as_str().expect("a name"));
+        let deleted = request(
+            http,
+            "DELETE",
+            &format!("/api/connections/{name}"),
+            GUEST,
+            None,
+        );
+        assert_eq!(deleted.status, 204, "{}", deleted.text());
+        let text = client
+            .errors
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the client is told why");
+        texts.push(text);
+        wait_for(http, &path, |l| l.as_array().is_some_and(Vec::is_empty));
+        let gone = request(
+            http,
+            "DELETE",
+            &format!("/api/connections/{name}"),
+            GUEST,
+            None,
+        );
+        assert_eq!(gone.status, 404);
+    }
+    assert!(texts[1].contains("CONNECTION_FORCED"), "{texts:?}");
+    assert!(
+        texts[1].contains("Closed via management plugin"),
+        "{texts:?}"
+    );
+    assert_eq!(texts[0], texts[1]);
+    assert_eq!(s._wire.connection_count(), 0);
+}
+
+fn rabbitmqadmin_lists_connections_channels_and_consumers() {
+    let s = served();
+    let port = s.management.local_addr().port();
+    let _client = Client::new(s._wire.local_addr(), "%2f");
+    let connections = rabbitmqadmin(port, &["list", "connections"]);
+    let client_port = |text: &str| text.contains(&format!("-> {}", s._wire.local_addr()));
+    assert!(client_port(&connections), "{connections}");
+    assert!(connections.contains("guest"), "{connections}");
+    let channels = rabbitmqadmin(port, &["list", "channels"]);
+    assert!(
+        channels.contains(" (1)") && channels.contains(" (2)"),
+        "{channels}"
+    );
+    // Its scalar columns: ack_required, active, activity_status, consumer_tag, exclusive,
+    // prefetch_count.
+    let consumers = rabbitmqadmin(port, &["list", "consumers"]);
+    let row = consumers
+        .lines()
+        .find(|l| l.contains("ctag-1"))
+        .unwrap_or_else(|| panic!("no ctag-1 in {consumers}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(
+        cells,
+        ["", "True", "True", "up", "ctag-1", "False", "10", ""],
+        "{consumers}"
+    );
 }

@@ -10,11 +10,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use super::outbox::Outbox;
 use crate::quiet::Quiet;
-use crate::sync::Mutex;
 
 /// The in-flight state of one wire connection.
 #[derive(Debug)]
@@ -62,7 +61,7 @@ impl Activity {
     }
 
     /// Describes what the connection holds in flight, if anything.
-    fn busy(&self) -> Option<String> {
+    pub(super) fn busy(&self) -> Option<String> {
         let mut parts = Vec::new();
         if self.taking.load(Ordering::SeqCst) {
             parts.push("deliveries being encoded".to_owned());
@@ -84,37 +83,5 @@ impl Activity {
             .peer
             .map_or_else(|| "a client".to_owned(), |p| p.to_string());
         Some(format!("wire connection from {peer}: {}", parts.join(", ")))
-    }
-}
-
-/// The activities of a listener's connections, held weakly.
-#[derive(Debug, Default)]
-pub(crate) struct Activities {
-    /// Every connection's activity, including some already gone (pruned as it grows).
-    list: Mutex<(Vec<Weak<Activity>>, usize)>,
-}
-
-impl Activities {
-    /// Registers a connection's activity.
-    pub(crate) fn add(&self, activity: &Arc<Activity>) {
-        let mut list = self.list.lock();
-        let (items, prune_at) = &mut *list;
-        if items.len() >= *prune_at {
-            items.retain(|a| a.strong_count() > 0);
-            *prune_at = (items.len() * 2).max(64);
-        }
-        items.push(Arc::downgrade(activity));
-    }
-
-    /// Adds to `busy` what each live connection holds in flight.
-    pub(crate) fn busy(&self, busy: &mut Vec<String>) {
-        let live: Vec<Arc<Activity>> = self
-            .list
-            .lock()
-            .0
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        busy.extend(live.iter().filter_map(|a| a.busy()));
     }
 }

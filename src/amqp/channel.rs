@@ -18,6 +18,7 @@ use super::convert::{properties_to_wire, short_string};
 use super::failure::{Failure, MethodId};
 use super::frames;
 use super::outbox::Outbox;
+use super::registry::ChannelView;
 use super::tx::{Held, Transaction};
 use crate::alarm::Alarms;
 use crate::{Channel, Consumer, Delivery, Error, GetOptions, ReplyCode, Returns};
@@ -87,15 +88,19 @@ pub(crate) struct WireChannel {
     tx: Option<Transaction>,
     /// Where the session channel hands back unroutable mandatory publishes.
     returns: Returns,
+    /// What the management API shows of it.
+    view: Arc<ChannelView>,
 }
 
 impl WireChannel {
     /// Wraps a freshly opened session channel.
     pub(crate) fn new(id: u16, channel: Channel, link: Link) -> Self {
         let returns = channel.returns();
+        let channel = Arc::new(channel);
         WireChannel {
             id,
-            channel: Arc::new(channel),
+            view: Arc::new(ChannelView::new(id, Arc::clone(&channel))),
+            channel,
             link,
             consumers: HashMap::new(),
             tags: HashMap::new(),
@@ -158,6 +163,16 @@ impl WireChannel {
         keys
     }
 
+    /// Returns the channel number.
+    pub(crate) fn number(&self) -> u16 {
+        self.id
+    }
+
+    /// Returns what the management API shows of this channel.
+    pub(crate) fn view(&self) -> Arc<ChannelView> {
+        Arc::clone(&self.view)
+    }
+
     fn reply(&self, method: AMQPClass) {
         self.link.outbox.send(frames::method(self.id, method));
     }
@@ -202,6 +217,9 @@ impl WireChannel {
             })?,
             M::Qos(m) => {
                 self.channel.basic_qos(m.prefetch_count)?;
+                self.view
+                    .prefetch_count
+                    .store(m.prefetch_count, Ordering::Relaxed);
                 self.reply(AMQPClass::Basic(M::QosOk(basic::QosOk {})));
             }
             // RabbitMQ always requeues on recover, whatever the `requeue` flag says.

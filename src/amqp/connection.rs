@@ -33,6 +33,7 @@ use super::frames;
 use super::handshake::{self, Negotiated};
 use super::options::WireOptions;
 use super::outbox::HIGH;
+use super::registry::{Login, Tracked};
 use super::server::Shared;
 use super::socket::Socket;
 use super::transport::{Opened, Transport};
@@ -96,6 +97,8 @@ struct Session {
     notify_blocked: bool,
     /// What the connection holds in flight, for `Broker::wait_idle`.
     activity: Arc<Activity>,
+    /// Its entry in the listener's registry (for the management API).
+    tracked: Arc<Tracked>,
 }
 
 /// What woke the connection task.
@@ -129,6 +132,9 @@ pub(crate) async fn serve(
 ) {
     let options = &shared.options;
     let deadline = Instant::now() + options.handshake_timeout;
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     let opened = tokio::select! {
         opened = timeout_at(deadline, transport.open(stream)) => opened,
         _ = stop.changed() => return,
@@ -146,6 +152,12 @@ pub(crate) async fn serve(
     };
     let Opened { stream, tls } = opened;
     let mut socket = Socket::new(stream);
+    let registered = shared.registry.add(
+        (peer, local),
+        tls.clone(),
+        socket.read_counter(),
+        socket.outbox().clone(),
+    );
     let negotiate = handshake::negotiate(&mut socket, shared, peer, over_limit);
     let negotiated = tokio::select! {
         negotiated = timeout_at(deadline, negotiate) => negotiated,
@@ -169,9 +181,31 @@ pub(crate) async fn serve(
                 socket.outbox().clone(),
                 Arc::clone(&shared.broker.settings().quiet),
             ));
-            shared.activities.add(&activity);
+            let tracked = Arc::clone(&registered.tracked);
+            let _ = tracked.activity.set(Arc::clone(&activity));
+            let _ = tracked.login.set(Login {
+                user: negotiated.user.clone(),
+                vhost: negotiated.connection.vhost().to_owned(),
+                auth_mechanism: negotiated.auth_mechanism.clone(),
+                client_properties: negotiated.client_properties.clone(),
+                frame_max: negotiated.frame_max,
+                channel_max: negotiated.channel_max,
+                heartbeat: negotiated.heartbeat,
+            });
             let alarms = Arc::clone(shared.broker.alarms());
-            run(&mut socket, negotiated, options, alarms, stop, activity).await
+            let user = negotiated.user.clone();
+            let vhost = negotiated.connection.vhost().to_owned();
+            run(
+                &mut socket,
+                negotiated,
+                options,
+                alarms,
+                stop,
+                activity,
+                tracked,
+            )
+            .await;
+            tracing::info!(%user, %vhost, "connection closed");
         }
         Ok(Err(failure)) => {
             tracing::info!(?failure, "handshake refused");
@@ -196,9 +230,11 @@ async fn run(
     alarms: Arc<Alarms>,
     mut stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
+    tracked: Arc<Tracked>,
 ) {
     let mut session = Session {
         activity,
+        tracked: Arc::clone(&tracked),
         alarms: Arc::clone(&alarms),
         watch: None,
         seen_epoch: 0,
@@ -226,6 +262,10 @@ async fn run(
         _ = stop.changed() => Some(Failure::hard(
             ReplyCode::CONNECTION_FORCED,
             "broker forced connection closure with reason 'shutdown'",
+        )),
+        () = tracked.close.notified() => Some(Failure::hard(
+            ReplyCode::CONNECTION_FORCED,
+            "Closed via management plugin",
         )),
     };
     if let Some(failure) = outcome {
@@ -383,6 +423,7 @@ impl Session {
 
     /// Closes a channel: its consumers stop being served.
     fn close_channel(&mut self, ch: Box<WireChannel>) {
+        self.tracked.channels.lock().remove(&ch.number());
         for key in ch.shutdown() {
             self.consumers.remove(key);
         }
@@ -657,6 +698,7 @@ impl Session {
             .open_channel()
             .map_err(|e| Failure::from_error(&e, method))?;
         let ch = WireChannel::new(id, session_channel, self.link.clone());
+        self.tracked.channels.lock().insert(id, ch.view());
         self.channels.insert(id, Slot::Open(Box::new(ch)));
         let ok = channel::AMQPMethod::OpenOk(channel::OpenOk {});
         self.link
@@ -725,6 +767,7 @@ impl Session {
                 }
             }
         }
+        self.tracked.channels.lock().clear();
         for (_, slot) in self.channels.drain() {
             if let Slot::Open(ch) = slot {
                 ch.shutdown();

@@ -25,6 +25,10 @@ pub(crate) struct Negotiated {
     pub(crate) connection: Connection,
     /// The user who logged in.
     pub(crate) user: String,
+    /// The authentication mechanism used: `PLAIN` or `AMQPLAIN`.
+    pub(crate) auth_mechanism: String,
+    /// What the client said of itself in `connection.start-ok`.
+    pub(crate) client_properties: crate::FieldTable,
     /// The frame size limit, overhead included.
     pub(crate) frame_max: u32,
     /// The highest channel number.
@@ -112,6 +116,8 @@ pub(crate) async fn negotiate(
     Ok(Negotiated {
         connection,
         user,
+        auth_mechanism: start_ok.mechanism.as_str().to_owned(),
+        client_properties: super::convert::table_from_wire(&start_ok.client_properties),
         frame_max,
         // 0 on both sides means no limit.
         channel_max: match agree(options.channel_max.into(), tune_ok.channel_max.into()) {

@@ -24,6 +24,8 @@
 //! - `transport`: what a connection runs over: TCP, or TLS on it (`amqps`).
 //! - `tls`: `TlsOptions` and the rustls server configuration (feature `tls`).
 //! - `outbox`: the bounded buffer of bytes waiting for a client.
+//! - `registry`: the live connections with their channels and consumers, for the
+//!   management API and `Broker::wait_idle`.
 //! - `activity`: what each connection holds in flight, for `Broker::wait_idle`.
 //! - `convert`: between `amq-protocol` types and [`FieldTable`](crate::FieldTable) /
 //!   [`Properties`](crate::Properties).
@@ -41,6 +43,7 @@ mod handshake;
 mod nesting;
 mod options;
 mod outbox;
+mod registry;
 mod server;
 mod socket;
 #[cfg(feature = "tls")]
@@ -51,6 +54,8 @@ mod tx;
 #[cfg(feature = "management")]
 pub(crate) use handshake::is_loopback;
 pub use options::WireOptions;
+#[cfg(feature = "management")]
+pub(crate) use registry::{ChannelView, Tracked};
 pub(crate) use server::Shared;
 pub use server::WireServer;
 #[cfg(feature = "tls")]

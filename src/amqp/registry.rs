@@ -6,6 +6,8 @@
 //! handshake, a channel opened or closed, `basic.consume` / `basic.cancel`, `basic.qos`,
 //! `confirm.select`, `tx.select`; never per message. Counts that change per message
 //! (unacknowledged messages, bytes) are read live from the session channel and counters.
+//! Each open connection's [`Activity`] is reached through it too, for
+//! [`Broker::wait_idle`](crate::Broker::wait_idle).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,6 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
+use super::activity::Activity;
+use super::outbox::Outbox;
 use super::transport::TlsSession;
 use crate::sync::Mutex;
 use crate::{Channel, FieldTable};
@@ -29,13 +33,15 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Adds a connection opened from `peer` to `local`; it is listed until the returned
-    /// guard drops.
+    /// Adds a connection opened from `peer` to `local`, whose socket counts the bytes it
+    /// reads in `received` and writes through `outbox`; it is listed once its handshake
+    /// succeeded ([`Tracked::login`] set), until the returned guard drops.
     pub(crate) fn add(
         self: &Arc<Self>,
-        peer: SocketAddr,
-        local: SocketAddr,
+        (peer, local): (SocketAddr, SocketAddr),
         tls: Option<TlsSession>,
+        received: Arc<AtomicU64>,
+        outbox: Outbox,
     ) -> Registered {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let connected_at = SystemTime::now()
@@ -48,9 +54,10 @@ impl Registry {
             connected_at,
             tls,
             login: OnceLock::new(),
+            activity: OnceLock::new(),
             channels: Mutex::new(BTreeMap::new()),
-            received: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
+            received,
+            outbox,
             close: Notify::new(),
         });
         self.live.lock().insert(id, Arc::clone(&tracked));
@@ -74,6 +81,16 @@ impl Registry {
     /// The open connection named `name` (`"peer -> local"`).
     pub(crate) fn find(&self, name: &str) -> Option<Arc<Tracked>> {
         self.connections().into_iter().find(|t| t.name == name)
+    }
+
+    /// Adds to `busy` what each open connection holds in flight.
+    pub(crate) fn busy(&self, busy: &mut Vec<String>) {
+        let live: Vec<Arc<Tracked>> = self.live.lock().values().cloned().collect();
+        busy.extend(
+            live.iter()
+                .filter_map(|t| t.activity.get())
+                .filter_map(|a| a.busy()),
+        );
     }
 }
 
@@ -109,12 +126,14 @@ pub(crate) struct Tracked {
     pub(crate) tls: Option<TlsSession>,
     /// What the handshake agreed on; set once it succeeded.
     pub(crate) login: OnceLock<Login>,
+    /// What it holds in flight; set once the handshake succeeded.
+    pub(crate) activity: OnceLock<Arc<Activity>>,
     /// Its open channels, by number.
     pub(crate) channels: Mutex<BTreeMap<u16, Arc<ChannelView>>>,
-    /// Bytes received (updated per read).
-    pub(crate) received: AtomicU64,
-    /// Bytes sent (updated per read or write of the connection).
-    pub(crate) sent: AtomicU64,
+    /// Bytes received, counted by the socket per read.
+    received: Arc<AtomicU64>,
+    /// Its outbox, which counts the bytes sent.
+    outbox: Outbox,
     /// Notified to close the connection with 320 CONNECTION_FORCED.
     pub(crate) close: Notify,
 }
@@ -128,6 +147,11 @@ impl Tracked {
     /// The channels open now.
     pub(crate) fn channels(&self) -> Vec<Arc<ChannelView>> {
         self.channels.lock().values().cloned().collect()
+    }
+
+    /// Bytes received and sent so far.
+    pub(crate) fn octets(&self) -> (u64, u64) {
+        (self.received.load(Ordering::Relaxed), self.outbox.written())
     }
 }
 

@@ -19,9 +19,9 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-use super::activity::Activities;
 use super::connection;
 use super::options::WireOptions;
+use super::registry::Registry;
 use super::transport::Transport;
 use crate::broker::Service;
 use crate::sync::{bounded, Mutex, Receiver, RecvTimeoutError, Sender};
@@ -53,8 +53,8 @@ pub(crate) struct Shared {
     pub(crate) throttle: Option<crate::LoginThrottle>,
     /// The number of connections being served.
     connections: AtomicUsize,
-    /// What each connection holds in flight (for [`Broker::wait_idle`]).
-    pub(crate) activities: Activities,
+    /// The connections being served, with their channels and consumers.
+    pub(crate) registry: Arc<Registry>,
 }
 
 impl Shared {
@@ -67,7 +67,7 @@ impl Shared {
             throttle,
             options,
             connections: AtomicUsize::new(0),
-            activities: Activities::default(),
+            registry: Arc::default(),
         }
     }
 }
@@ -254,7 +254,7 @@ async fn accept_loop(
                         tracing::debug!("accepted");
                         connection::serve(stream, peer, &transport, &counted.0, stop, over_limit)
                             .await;
-                        tracing::info!("connection closed");
+                        tracing::debug!("connection ended");
                         drop(counted);
                     },
                     span,
@@ -402,7 +402,7 @@ impl Control {
 
 impl Service for Control {
     fn busy(&self, busy: &mut Vec<String>) {
-        self.shared.activities.busy(busy);
+        self.shared.registry.busy(busy);
     }
 
     fn stop(&self) {

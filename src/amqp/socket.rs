@@ -6,6 +6,8 @@
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use amq_protocol::frame::AMQPFrame;
@@ -34,8 +36,8 @@ pub(crate) struct Socket {
     read_size: usize,
     /// The largest frame accepted, overhead included.
     frame_max: u32,
-    /// Bytes read so far (for the heartbeat check).
-    read: u64,
+    /// Bytes read so far (for the heartbeat check and the management API).
+    read: Arc<AtomicU64>,
     /// What waits to be written.
     outbox: Outbox,
     /// Bytes were handed to the stream since it was last flushed: a TLS session may hold
@@ -46,7 +48,7 @@ pub(crate) struct Socket {
 impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Socket")
-            .field("read", &self.read)
+            .field("read", &self.bytes_read())
             .field("pending", &self.outbox.pending())
             .finish_non_exhaustive()
     }
@@ -60,7 +62,7 @@ impl Socket {
             input: BytesMut::new(),
             read_size: MIN_READ,
             frame_max: FRAME_MAX,
-            read: 0,
+            read: Arc::default(),
             outbox: Outbox::default(),
             unflushed: false,
         }
@@ -78,7 +80,12 @@ impl Socket {
 
     /// Returns the number of bytes read so far.
     pub(crate) fn bytes_read(&self) -> u64 {
-        self.read
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Returns the counter of bytes read, shared.
+    pub(crate) fn read_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.read)
     }
 
     /// Returns the number of bytes read and not yet taken as frames.
@@ -119,7 +126,7 @@ impl Socket {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(Failure::Gone)),
                 Poll::Ready(Ok(n)) => {
                     got = true;
-                    self.read += n as u64;
+                    self.read.fetch_add(n as u64, Ordering::Relaxed);
                     if n == spare {
                         self.read_size = (self.read_size * 2).min(MAX_READ);
                         // At most about one large read waits to be taken: a client that

@@ -19,11 +19,13 @@
 //! - `users`: the routes over users and permissions (listing, create, delete), for
 //!   administrators.
 //! - `topology`: the routes over vhosts, exchanges, queues and bindings.
+//! - `clients`: the routes over the wire listener's connections, channels and consumers.
 //! - `messages`: publishing to an exchange and getting from a queue.
 //! - `metrics`: the Prometheus text exposition.
 //! - `page`: the HTML page listing queues and exchanges.
 
 mod auth;
+mod clients;
 mod error;
 mod json;
 mod messages;

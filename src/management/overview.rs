@@ -73,6 +73,9 @@ async fn overview(
     }
     let (message_stats, queue_totals) = objects::totals(broker, &api.rates);
     let connections = api.wire.connection_count();
+    let channels: usize = (api.wire.registry.connections().iter())
+        .map(|t| t.channels.lock().len())
+        .sum();
     Json(query::object(
         json!({
             "management_version": RABBITMQ_VERSION,
@@ -88,6 +91,7 @@ async fn overview(
             "message_stats": message_stats,
             "queue_totals": queue_totals,
             "object_totals": {
+                "channels": channels,
                 "connections": connections,
                 "consumers": consumers,
                 "exchanges": exchanges,

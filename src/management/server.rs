@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::auth::Auth;
 use super::rates::{self, Rates};
-use super::{messages, metrics, objects, overview, page, topology, users};
+use super::{clients, messages, metrics, objects, overview, page, topology, users};
 use crate::amqp::Shared;
 use crate::sync::{bounded, Receiver};
 use crate::{Broker, WireServer};
@@ -150,6 +150,7 @@ fn router(api: Arc<Api>) -> Router {
         .merge(topology::routes())
         .merge(messages::routes())
         .merge(users::routes())
+        .merge(clients::routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&api),
             authenticate,

@@ -10,6 +10,7 @@ use crate::amqp::consumers::ConsumerKey;
 use crate::amqp::convert::{properties_to_wire, short_string, table_from_wire};
 use crate::amqp::failure::Failure;
 use crate::amqp::frames;
+use crate::amqp::registry::ConsumerView;
 use crate::{ConsumeOptions, Consumer, Delivery};
 
 impl WireChannel {
@@ -22,8 +23,22 @@ impl WireChannel {
             exclusive: m.exclusive,
             arguments: table_from_wire(&m.arguments),
         };
+        let view = ConsumerView {
+            queue: queue.clone(),
+            ack_required: !m.no_ack,
+            exclusive: m.exclusive,
+            prefetch_count: self
+                .view
+                .prefetch_count
+                .load(std::sync::atomic::Ordering::Relaxed),
+            arguments: options.arguments.clone(),
+        };
         let consumer = self.channel.basic_consume(&queue, options)?;
         let tag = short_string(consumer.tag());
+        self.view
+            .consumers
+            .lock()
+            .insert(tag.as_str().to_owned(), view);
         if !m.nowait {
             let ok = basic::ConsumeOk {
                 consumer_tag: tag.clone(),
@@ -41,6 +56,7 @@ impl WireChannel {
         let tag = m.consumer_tag.as_str();
         if let Some(key) = self.consumers.remove(tag) {
             self.tags.remove(&key);
+            self.view.consumers.lock().remove(tag);
             self.stopped.push(key);
             // Whatever its inbox held goes back to the queue; what the connection took
             // from it is already in the outbox, ahead of the cancel-ok.
@@ -96,6 +112,7 @@ impl WireChannel {
     pub(crate) fn consumer_ended(&mut self, key: ConsumerKey) -> Option<Vec<u8>> {
         let tag: ShortString = self.tags.remove(&key)?;
         self.consumers.remove(tag.as_str());
+        self.view.consumers.lock().remove(tag.as_str());
         if !self.link.notify_cancel || self.channel.is_closed() {
             return None;
         }

@@ -126,6 +126,9 @@ impl WireChannel {
         }
         self.channel.confirm_select()?;
         self.published.get_or_insert(0);
+        self.view
+            .confirm
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if !m.nowait {
             let ok = confirm::SelectOk {};
             self.reply(AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(ok)));
@@ -183,6 +186,9 @@ impl WireChannel {
             }
             M::Select(_) => {
                 self.tx.get_or_insert_with(Transaction::default);
+                self.view
+                    .transactional
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 M::SelectOk(tx::SelectOk {})
             }
             M::Commit(_) | M::Rollback(_) if self.tx.is_none() => {
