@@ -24,7 +24,12 @@ fn connect(server: &ServerProcess, user: &str, password: &str) -> std::io::Resul
 
 /// Binds a durable exchange to a non-durable queue; returns the error text, if any.
 fn mixed_binding(server: &ServerProcess) -> Option<String> {
-    let mut client = connect(server, "guest", "guest").expect("connects");
+    mixed_binding_as(server, "guest", "guest")
+}
+
+/// [`mixed_binding`] as `user`.
+fn mixed_binding_as(server: &ServerProcess, user: &str, password: &str) -> Option<String> {
+    let mut client = connect(server, user, password).expect("connects");
     client
         .exchange_declare_with("d", "direct", true, false)
         .expect("exchange");
@@ -78,6 +83,124 @@ fn credentials_come_from_the_command_line() {
     let server = ServerProcess::start(&["--user", "app", "--password", "s3cret"]);
     assert!(connect(&server, "guest", "guest").is_err());
     connect(&server, "app", "s3cret").expect("the configured login works");
+}
+
+/// Writes `text` to `name` in `dir` (mode 600) and returns its path.
+fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("writes");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+#[test]
+fn config_file_sets_every_flag_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // `listen` here would fail to bind: the command line's --listen 127.0.0.1:0 must win.
+    let config = write_file(
+        &dir,
+        "warren.toml",
+        "listen = \"203.0.113.1:1\"\n\
+         user = \"app\"\n\
+         password = \"from-file\"\n\
+         strict_binding_durability = true\n\
+         channel-max = 16\n",
+    );
+    let server = ServerProcess::start(&["--config", &config]);
+    assert!(connect(&server, "guest", "guest").is_err());
+    connect(&server, "app", "from-file").expect("the file's user and password");
+    let err = mixed_binding_as(&server, "app", "from-file").expect("strict from the file");
+    assert!(err.contains("strict binding durability is on"), "{err}");
+    drop(server);
+    // A flag beats the file.
+    let server = ServerProcess::start(&["--config", &config, "--password", "from-flag"]);
+    assert!(connect(&server, "app", "from-file").is_err());
+    connect(&server, "app", "from-flag").expect("the flag's password");
+}
+
+#[test]
+fn the_password_comes_from_the_environment_or_a_file_not_only_argv() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = ServerProcess::start_with_env(
+        &[
+            ("WARREN_DEFAULT_USER", "app"),
+            ("WARREN_DEFAULT_PASS", "from-env"),
+        ],
+        &[],
+    );
+    connect(&server, "app", "from-env").expect("the environment's user and password");
+    drop(server);
+    let secret = write_file(&dir, "secret", "from-secret-file\n");
+    let server =
+        ServerProcess::start_with_env(&[("WARREN_DEFAULT_PASS_FILE", &secret)], &["--user", "app"]);
+    connect(&server, "app", "from-secret-file").expect("the password file's first line");
+    drop(server);
+    // The environment beats the config file; the file may name a password file.
+    let config = write_file(
+        &dir,
+        "warren.toml",
+        "user = \"app\"\npassword = \"from-file\"\n",
+    );
+    let server = ServerProcess::start_with_env(
+        &[("WARREN_DEFAULT_PASS", "from-env")],
+        &["--config", &config],
+    );
+    assert!(connect(&server, "app", "from-file").is_err());
+    connect(&server, "app", "from-env").expect("the environment wins");
+    drop(server);
+    let config = write_file(
+        &dir,
+        "by-file.toml",
+        &format!("user = \"app\"\npassword-file = \"{secret}\"\n"),
+    );
+    let server = ServerProcess::start(&["--config", &config]);
+    connect(&server, "app", "from-secret-file").expect("password-file in the config");
+}
+
+#[test]
+fn bad_config_files_are_refused_with_their_reason() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let run = |config: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+            .args(["--listen", "127.0.0.1:0", "--config", config])
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let unknown = write_file(&dir, "unknown.toml", "lisen = \"127.0.0.1:0\"\n");
+    let (code, stderr) = run(&unknown);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("unknown setting 'lisen'"), "{stderr}");
+    let broken = write_file(&dir, "broken.toml", "listen = \n");
+    let (code, stderr) = run(&broken);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("broken.toml"), "{stderr}");
+    let bad_value = write_file(&dir, "value.toml", "channel-max = \"many\"\n");
+    let (code, stderr) = run(&bad_value);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--channel-max") && stderr.contains("value.toml"),
+        "{stderr}"
+    );
+    let twice = write_file(
+        &dir,
+        "twice.toml",
+        "password = \"a\"\npassword-file = \"/x\"\n",
+    );
+    let (code, stderr) = run(&twice);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("the password is given twice"), "{stderr}");
+    let missing = dir.path().join("missing.toml");
+    let (code, stderr) = run(missing.to_str().expect("UTF-8"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("missing.toml"), "{stderr}");
 }
 
 /// Every message left in `queue`, fetched without ack: body and redelivered flag.
@@ -295,6 +418,8 @@ fn help_lists_every_flag_with_its_default_and_version_is_known() {
         ("--listen <ADDR>", "[default: 127.0.0.1:5672]"),
         ("--user <NAME>", "[default: guest]"),
         ("--password <PASSWORD>", "[default: guest]"),
+        ("--config <FILE>", "TOML file"),
+        ("--password-file <FILE>", "[env: WARREN_DEFAULT_PASS_FILE"),
         (
             "--data-dir <DIR>",
             "[default: none, the broker is in memory]",
@@ -319,6 +444,15 @@ fn help_lists_every_flag_with_its_default_and_version_is_known() {
         assert!(entry.contains(default), "{flag}: {entry:?}");
     }
     assert!(help.contains("RUST_LOG"), "{help}");
+    // Secrets need not be in argv, and --help says so.
+    assert!(
+        help.contains("WARREN_DEFAULT_PASS,") && help.contains("visible to every local user"),
+        "{help}"
+    );
+    assert!(
+        help.contains("[env: WARREN_DEFAULT_PASS]"),
+        "the value is hidden: {help}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
         .arg("--version")
         .output()

@@ -2,7 +2,8 @@
 //! clients (pika, py-amqp, lapin, amqprs) can connect.
 //!
 //! ```text
-//! warren-server [--listen 127.0.0.1:5672] [--user guest] [--password guest]
+//! warren-server [--config FILE]
+//!               [--listen 127.0.0.1:5672] [--user guest] [--password-file FILE]
 //!               [--data-dir DIR] [--allow-rollback] [--memory-budget SIZE]
 //!               [--strict-binding-durability]
 //!               [--handshake-timeout SECS] [--max-message-size BYTES] [--channel-max N]
@@ -15,6 +16,13 @@
 //! warren-server --salvage SRC DST
 //! warren-server --help | --version
 //! ```
+//!
+//! Every flag can also be set in a TOML file given with `--config FILE`, one key per long
+//! flag (`data-dir = "/var/lib/warren"` or `data_dir`); a flag on the command line wins over
+//! its environment variable, which wins over the file (see `config.rs`). The default user's
+//! password comes from `WARREN_DEFAULT_PASS`, `WARREN_DEFAULT_PASS_FILE` / `--password-file`
+//! or the file's `password` / `password-file`, so it need not be in argv, where every local
+//! user can read it; `--password` still works, with a warning.
 //!
 //! Logs go to stderr through `tracing-subscriber`; `RUST_LOG` chooses what is logged
 //! (`info` by default).
@@ -51,6 +59,9 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+#[path = "warren-server/config.rs"]
+mod config;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use warrenmq::{Broker, MemoryWatermark, WireOptions};
 
@@ -60,22 +71,49 @@ use warrenmq::{Broker, MemoryWatermark, WireOptions};
     name = "warren-server",
     version,
     about = "Serves an in-process Warren broker over AMQP 0-9-1 (RabbitMQ semantics).",
-    after_help = "Logs go to stderr; RUST_LOG sets what is logged (for instance RUST_LOG=debug, \
+    after_help = "Settings: every flag can also be given in a TOML file named by --config, \
+                  as `data-dir = \"/var/lib/warren\"` (flags win over the environment, \
+                  which wins over the file).\n\
+                  Secrets: the default user's password is best given in the config file \
+                  (password or password-file), or the environment (WARREN_DEFAULT_PASS, or \
+                  WARREN_DEFAULT_PASS_FILE naming a file that holds it); --password on the \
+                  command line is visible to every local user.\n\
+                  Logs go to stderr; RUST_LOG sets what is logged (for instance RUST_LOG=debug, \
                   or RUST_LOG=warrenmq=debug,info) [default: info].\n\
                   The first line on stdout is `warren-server listening on ADDR`.\n\
                   SIGTERM or SIGINT closes every connection with 320 CONNECTION_FORCED, \
                   closes the store cleanly and exits 0."
 )]
 struct Args {
+    /// Read settings from this TOML file: one key per long flag (`listen = "0.0.0.0:5672"`,
+    /// `data-dir = "/var/lib/warren"`, `strict-binding-durability = true`); the command line
+    /// and the environment win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Address to listen on for AMQP 0-9-1 clients; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5672")]
     listen: String,
-    /// User name that clients log in with.
-    #[arg(long, value_name = "NAME", default_value = "guest")]
+    /// The default user, created with full permissions on / when the broker is new (a
+    /// persistent broker creates it once).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "WARREN_DEFAULT_USER",
+        default_value = "guest"
+    )]
     user: String,
-    /// Password that clients log in with.
-    #[arg(long, value_name = "PASSWORD", default_value = "guest")]
-    password: String,
+    /// The default user's password [default: guest]. On the command line every local user
+    /// can read it (ps): prefer WARREN_DEFAULT_PASS, --password-file or the config file.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "WARREN_DEFAULT_PASS",
+        hide_env_values = true
+    )]
+    password: Option<String>,
+    /// Read the default user's password from FILE (its first line).
+    #[arg(long, value_name = "FILE", env = "WARREN_DEFAULT_PASS_FILE")]
+    password_file: Option<std::path::PathBuf>,
     /// Keep durable exchanges, queues, bindings and persistent messages in DIR/warren.redb
     /// [default: none, the broker is in memory].
     #[arg(long, value_name = "DIR")]
@@ -243,11 +281,31 @@ fn init_logging() {
         .init();
 }
 
+/// The default user's password: `--password` (or `WARREN_DEFAULT_PASS`, or the config
+/// file's `password`), or the first line of `--password-file` (likewise), or `guest`.
+fn default_password(args: &Args) -> Result<String, String> {
+    match (&args.password, &args.password_file) {
+        (Some(_), Some(_)) => Err(
+            "the password is given twice: give --password / WARREN_DEFAULT_PASS / password, \
+             or --password-file / WARREN_DEFAULT_PASS_FILE / password-file, not both"
+                .to_owned(),
+        ),
+        (Some(password), None) => Ok(password.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--password-file {}: {e}", path.display()))?;
+            Ok(text.lines().next().unwrap_or_default().to_owned())
+        }
+        (None, None) => Ok("guest".to_owned()),
+    }
+}
+
 /// Builds the broker: in memory, or kept in `DIR/warren.redb` with `--data-dir DIR`.
 fn build_broker(args: &Args) -> Result<Broker, String> {
     let mut builder = Broker::builder();
     builder.strict_binding_durability(args.strict_binding_durability);
-    builder.default_user(Some((&args.user, &args.password)));
+    let password = default_password(args)?;
+    builder.default_user(Some((&args.user, &password)));
     builder.memory_high_watermark(args.vm_memory_high_watermark);
     builder.disk_free_limit(args.disk_free_limit);
     if let Some(dir) = &args.data_dir {
@@ -430,9 +488,15 @@ fn use_one_malloc_arena() {
 fn use_one_malloc_arena() {}
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let config::Parsed { args, given } = config::parse::<Args>();
     use_one_malloc_arena();
     init_logging();
+    if given.value_source("password") == Some(clap::parser::ValueSource::CommandLine) {
+        eprintln!(
+            "warren-server: warning: --password on the command line is visible to every local \
+             user; prefer WARREN_DEFAULT_PASS, --password-file or the config file"
+        );
+    }
     if let Some(paths) = &args.salvage {
         return salvage(paths);
     }

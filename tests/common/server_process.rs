@@ -22,6 +22,16 @@ impl ServerProcess {
     /// Like [`start`](Self::start), run under a wrapper command such as
     /// `prlimit --as=4294967296` (empty: none).
     pub fn start_under(wrapper: &[&str], extra: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(wrapper, &[], extra)
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables.
+    #[allow(dead_code, reason = "only the binary's own tests set its environment")]
+    pub fn start_with_env(env: &[(&str, &str)], extra: &[&str]) -> ServerProcess {
+        ServerProcess::spawn(&[], env, extra)
+    }
+
+    fn spawn(wrapper: &[&str], env: &[(&str, &str)], extra: &[&str]) -> ServerProcess {
         let server = env!("CARGO_BIN_EXE_warren-server");
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
@@ -32,6 +42,7 @@ impl ServerProcess {
             None => Command::new(server),
         };
         let mut child = command
+            .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
