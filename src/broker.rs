@@ -815,6 +815,8 @@ pub struct BrokerBuilder {
     memory_watermark: MemoryWatermark,
     disk_free_limit: u64,
     default_user: Option<(String, String)>,
+    #[cfg(feature = "definitions")]
+    definitions: Option<PathBuf>,
 }
 
 /// The memory high watermark: above it, the memory alarm holds publishers back until
@@ -878,6 +880,8 @@ impl BrokerBuilder {
             clock: Arc::new(SystemClock),
             custom_kinds: HashMap::new(),
             default_user: Some(("guest".to_owned(), "guest".to_owned())),
+            #[cfg(feature = "definitions")]
+            definitions: None,
         }
     }
 
@@ -1094,21 +1098,67 @@ impl BrokerBuilder {
     /// # }
     /// ```
     pub fn exchange_kind(&mut self, name: &str, factory: impl RouterFactory) -> &mut Self {
-        self.custom_kinds.insert(name.to_owned(), Arc::new(factory));
+        self.exchange_kind_arc(name, Arc::new(factory))
+    }
+
+    /// Registers a custom exchange kind whose factory is shared already.
+    pub(crate) fn exchange_kind_arc(
+        &mut self,
+        name: &str,
+        factory: Arc<dyn RouterFactory>,
+    ) -> &mut Self {
+        self.custom_kinds.insert(name.to_owned(), factory);
         self
     }
 
-    /// Builds the broker, recovering its durable state when a data path is set.
+    /// Imports a definitions file (RabbitMQ's format) when the broker is built, after its
+    /// stored state is recovered, as RabbitMQ's `load_definitions` setting does at boot;
+    /// see [`Broker::import_definitions`]. `warren-server --definitions FILE` sets it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::Broker;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("definitions.json");
+    /// std::fs::write(&file, r#"{"queues": [{"name": "jobs", "vhost": "/", "durable": true,
+    ///     "auto_delete": false, "arguments": {}}]}"#)?;
+    /// let broker = Broker::builder().definitions(&file).build()?;
+    /// assert!(broker.queue_stats("/", "jobs").is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "definitions")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "definitions")))]
+    pub fn definitions(&mut self, path: impl AsRef<std::path::Path>) -> &mut Self {
+        self.definitions = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Builds the broker, recovering its durable state when a data path is set, then
+    /// importing the [definitions](Self::definitions) file if one is set.
     ///
     /// # Errors
     ///
     /// [`Error::Storage`] when the database cannot be opened or read (locked, corrupt, newer
-    /// format); never for an in-memory broker.
+    /// format); never for an in-memory broker. [`Error::InvalidDefinitions`] when the
+    /// definitions file cannot be read or imported.
     pub fn build(&mut self) -> Result<Broker> {
-        let Some(path) = &self.data_path else {
-            return Ok(self.build_in_memory());
+        let broker = match &self.data_path {
+            None => self.build_in_memory(),
+            Some(path) => self.build_persistent(path.clone())?,
         };
-        self.build_persistent(path.clone())
+        #[cfg(feature = "definitions")]
+        if let Some(path) = &self.definitions {
+            let file = std::fs::File::open(path).map_err(|e| Error::InvalidDefinitions {
+                entry: format!("the file {}", path.display()),
+                reason: e.to_string(),
+            })?;
+            broker.import_definitions(std::io::BufReader::new(file))?;
+        }
+        Ok(broker)
     }
 
     #[cfg(feature = "persistence")]
@@ -1143,7 +1193,7 @@ impl BrokerBuilder {
         Ok(self.build_in_memory())
     }
 
-    fn build_in_memory(&mut self) -> Broker {
+    pub(crate) fn build_in_memory(&mut self) -> Broker {
         let broker = self.build_with(Arc::new(NullStore::default()));
         // Nothing to write for an in-memory broker, so this cannot fail.
         let _ = broker.apply_default_user(self.default_user.as_ref());

@@ -189,6 +189,16 @@ pub enum Error {
         /// The resource that is short.
         resource: crate::Resource,
     },
+    /// A definitions file was refused and nothing of it imported (406): the file cannot be
+    /// read or parsed, or one of its entries is invalid
+    /// ([`Broker::import_definitions`](crate::Broker::import_definitions)).
+    #[error("PRECONDITION_FAILED - definitions refused: {entry}: {reason}")]
+    InvalidDefinitions {
+        /// The entry at fault, e.g. `queue 'q' in vhost '/'`, or `the file`.
+        entry: String,
+        /// What is wrong with it (for an entry the broker refused, the broker's error).
+        reason: String,
+    },
     /// The store failed: the database cannot be opened, read or written (541).
     #[error("INTERNAL_ERROR - {0}")]
     Storage(#[from] crate::StoreError),
@@ -249,9 +259,9 @@ impl Error {
             | Error::QueueNotFound { .. }
             | Error::NotFound { .. } => ReplyCode::NOT_FOUND,
             Error::VhostNotFound { .. } | Error::NotAllowed { .. } => ReplyCode::NOT_ALLOWED,
-            Error::PreconditionFailed { .. } | Error::UnknownDeliveryTag { .. } => {
-                ReplyCode::PRECONDITION_FAILED
-            }
+            Error::PreconditionFailed { .. }
+            | Error::UnknownDeliveryTag { .. }
+            | Error::InvalidDefinitions { .. } => ReplyCode::PRECONDITION_FAILED,
             Error::AccessRefused { .. } => ReplyCode::ACCESS_REFUSED,
             Error::ResourceLocked { .. } => ReplyCode::RESOURCE_LOCKED,
             Error::CommandInvalid { .. } => ReplyCode::COMMAND_INVALID,

@@ -76,6 +76,10 @@
 //! - `persistence` (default): [`Broker::open`] and [`BrokerBuilder::data_path`], on redb.
 //! - `wire` (default): `Broker::serve`, an AMQP 0-9-1 listener that real clients (pika,
 //!   py-amqp, lapin, amqprs) connect to; see `docs/wire.md`.
+//! - `definitions` (default): RabbitMQ definitions files, the JSON `rabbitmqctl
+//!   export_definitions` writes: [`Broker::import_definitions`],
+//!   [`Broker::export_definitions`], [`BrokerBuilder::definitions`] (with `serde_json`); see
+//!   `docs/definitions.md`.
 //! - `remote` (off): `Connection::open` and `Connection::builder`, the same
 //!   `Connection` / `Channel` / `Consumer` API against `warren-server` or a RabbitMQ cluster
 //!   (on lapin, reconnecting and restoring the topology when a node goes); see
@@ -113,6 +117,8 @@ mod channel;
 mod clock;
 mod connection;
 mod consumer;
+#[cfg(feature = "definitions")]
+mod definitions;
 mod envelope;
 mod error;
 mod exchange;
@@ -154,6 +160,9 @@ pub use channel::{Channel, PublishConfirm};
 pub use clock::{Clock, ClockHook, ManualClock, SystemClock};
 pub use connection::Connection;
 pub use consumer::{Consumer, Delivery, Iter, TryIter};
+#[cfg(feature = "definitions")]
+#[cfg_attr(docsrs, doc(cfg(feature = "definitions")))]
+pub use definitions::DefinitionsReport;
 pub use error::{Error, RecvError, RecvTimeoutError, ReplyCode, Result, TryRecvError};
 pub use exchange::ExchangeKind;
 pub use field_table::{FieldTable, FieldValue};

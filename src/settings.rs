@@ -176,6 +176,12 @@ impl Settings {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Returns the custom exchange kinds by name.
+    #[cfg_attr(not(feature = "definitions"), allow(dead_code))]
+    pub(crate) fn custom_kinds(&self) -> &HashMap<String, Arc<dyn RouterFactory>> {
+        &self.custom_kinds
+    }
+
     /// Returns a new unique id.
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

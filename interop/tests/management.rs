@@ -41,6 +41,16 @@ fn main() -> ExitCode {
             publish_get_and_bindings_over_http,
         ),
         trial(
+            "definitions_and_policies_over_http",
+            &[],
+            definitions_and_policies_over_http,
+        ),
+        trial(
+            "rabbitmqadmin_exports_imports_and_declares_policies",
+            &[Need::Rabbitmqadmin],
+            rabbitmqadmin_exports_imports_and_declares_policies,
+        ),
+        trial(
             "rabbitmqadmin_lists_declares_publishes_and_gets",
             &[Need::Rabbitmqadmin],
             rabbitmqadmin_lists_declares_publishes_and_gets,
@@ -450,6 +460,191 @@ fn publish_get_and_bindings_over_http() {
         get(addr, "/api/aliveness-test/shop"),
         json!({"status": "ok"})
     );
+}
+
+fn definitions_and_policies_over_http() {
+    let s = served();
+    let addr = s.management.local_addr();
+    let send = |method: &str, path: &str, body: Option<Value>| {
+        request(addr, method, path, GUEST, body.as_ref())
+    };
+    // Policies: RabbitMQ's shapes and status codes.
+    let policy = json!({"pattern": "^jobs", "definition": {"max-length": 5}, "priority": 2,
+                        "apply-to": "queues"});
+    assert_eq!(
+        send("PUT", "/api/policies/%2F/cap", Some(policy.clone())).status,
+        201
+    );
+    assert_eq!(
+        send("PUT", "/api/policies/%2F/cap", Some(policy)).status,
+        204
+    );
+    let expected = json!({"vhost": "/", "name": "cap", "pattern": "^jobs", "apply-to": "queues",
+                          "definition": {"max-length": 5}, "priority": 2});
+    assert_eq!(get(addr, "/api/policies"), json!([expected.clone()]));
+    assert_eq!(get(addr, "/api/policies/%2F"), json!([expected.clone()]));
+    assert_eq!(get(addr, "/api/policies/%2F/cap"), expected);
+    let bad = send(
+        "PUT",
+        "/api/policies/%2F/bad",
+        Some(json!({"pattern": ".*", "definition": {"max-length": -1}})),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(
+        bad.json()["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("-1 is not a valid maximum length")),
+        "{}",
+        bad.text()
+    );
+    let missing = send(
+        "PUT",
+        "/api/policies/%2F/bad",
+        Some(json!({"definition": {}})),
+    );
+    assert_eq!(missing.status, 400, "{}", missing.text());
+    assert_eq!(send("GET", "/api/policies/%2F/bad", None).status, 404);
+    assert_eq!(send("GET", "/api/policies/nowhere", None).status, 404);
+    let ch = s
+        .broker
+        .connect("/")
+        .expect("vhost")
+        .open_channel()
+        .expect("channel");
+    ch.queue_declare("jobs.a", QueueDeclareOptions::durable(), FieldTable::new())
+        .expect("declare");
+    ch.exchange_declare(
+        "work",
+        warrenmq::ExchangeKind::Topic,
+        warrenmq::ExchangeDeclareOptions::durable(),
+        FieldTable::new(),
+    )
+    .expect("exchange");
+    ch.queue_bind("jobs.a", "work", "a.#", FieldTable::new())
+        .expect("bind");
+    let stats = s.broker.queue_stats("/", "jobs.a").expect("stats");
+    assert_eq!(stats.policy.as_deref(), Some("cap"));
+
+    // Definitions: the whole broker, one vhost (without vhost keys), imported elsewhere.
+    let all = get(addr, "/api/definitions");
+    assert_eq!(all["rabbitmq_version"], "3.10.8");
+    assert!(all["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .any(|q| q["name"] == "jobs.a" && q["vhost"] == "/"));
+    let one = get(addr, "/api/definitions/%2F");
+    assert!(one.get("vhosts").is_none(), "{one}");
+    let queue = &one["queues"][0];
+    assert_eq!(queue["name"], "jobs.a");
+    assert!(queue.get("vhost").is_none(), "{queue}");
+    assert_eq!(send("GET", "/api/definitions/nowhere", None).status, 404);
+
+    let other = served();
+    let other_addr = other.management.local_addr();
+    let post = |path: &str, body: &Value| request(other_addr, "POST", path, GUEST, Some(body));
+    assert_eq!(post("/api/definitions", &all).status, 204);
+    assert_eq!(
+        other
+            .broker
+            .queue_stats("/", "jobs.a")
+            .expect("imported")
+            .policy
+            .as_deref(),
+        Some("cap")
+    );
+    assert_eq!(
+        request(other_addr, "PUT", "/api/vhosts/copy", GUEST, None).status,
+        201
+    );
+    assert_eq!(post("/api/definitions/copy", &one).status, 204);
+    let copy_ch = other
+        .broker
+        .connect("copy")
+        .expect("vhost")
+        .open_channel()
+        .expect("channel");
+    let route = copy_ch
+        .route_preview("work", "a.b", &FieldTable::new())
+        .expect("route");
+    assert_eq!(route.queues, ["jobs.a"]);
+    // A bad file: 400 naming the entry, and nothing imported.
+    let bad = json!({"queues": [
+        {"name": "fine", "vhost": "/", "durable": true, "arguments": {}},
+        {"name": "broken", "vhost": "/", "durable": true, "arguments": {"x-max-length": "x"}}
+    ]});
+    let refused = post("/api/definitions", &bad);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains("queue 'broken' in vhost '/'"),
+        "{}",
+        refused.text()
+    );
+    assert!(other.broker.queue_stats("/", "fine").is_err());
+
+    assert_eq!(send("DELETE", "/api/policies/%2F/cap", None).status, 204);
+    assert_eq!(send("DELETE", "/api/policies/%2F/cap", None).status, 404);
+    assert_eq!(get(addr, "/api/policies"), json!([]));
+}
+
+fn rabbitmqadmin_exports_imports_and_declares_policies() {
+    let s = served();
+    let port = s.management.local_addr().port();
+    rabbitmqadmin(
+        port,
+        &[
+            "declare",
+            "policy",
+            "name=short",
+            "pattern=^tmp\\.",
+            r#"definition={"message-ttl": 60000}"#,
+            "priority=3",
+            "apply-to=queues",
+        ],
+    );
+    let listed = rabbitmqadmin(port, &["-f", "tsv", "list", "policies", "name", "pattern"]);
+    assert!(listed.lines().any(|l| l == "short\t^tmp\\."), "{listed}");
+    let policies = s.broker.list_policies("/").expect("vhost");
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].priority, 3);
+    assert_eq!(policies[0].pattern, "^tmp\\.");
+    rabbitmqadmin(port, &["declare", "queue", "name=tmp.x", "durable=true"]);
+    rabbitmqadmin(port, &["declare", "exchange", "name=in", "type=direct"]);
+    rabbitmqadmin(
+        port,
+        &[
+            "declare",
+            "binding",
+            "source=in",
+            "destination=tmp.x",
+            "routing_key=k",
+        ],
+    );
+    let dir = std::env::temp_dir().join(format!("warren-admin-defs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let file = dir.join("definitions.json");
+    let path = file.to_str().expect("UTF-8");
+    rabbitmqadmin(port, &["export", path]);
+
+    let other = served();
+    let other_port = other.management.local_addr().port();
+    rabbitmqadmin(other_port, &["import", path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let stats = other.broker.queue_stats("/", "tmp.x").expect("imported");
+    assert!(stats.durable);
+    assert_eq!(stats.policy.as_deref(), Some("short"));
+    let ch = other
+        .broker
+        .connect("/")
+        .expect("vhost")
+        .open_channel()
+        .expect("channel");
+    let route = ch
+        .route_preview("in", "k", &FieldTable::new())
+        .expect("route");
+    assert_eq!(route.queues, ["tmp.x"]);
+    rabbitmqadmin(other_port, &["delete", "policy", "name=short"]);
+    assert!(other.broker.list_policies("/").expect("vhost").is_empty());
 }
 
 /// Runs the `rabbitmqadmin` found by [`Need::Rabbitmqadmin`] against `port` as guest.

@@ -10,7 +10,7 @@
 //!               [--connection-max N] [--consumer-max-per-channel N]
 //!               [--consumer-max-per-connection N]
 //!               [--vm-memory-high-watermark FRACTION|SIZE] [--disk-free-limit SIZE]
-//!               [--management ADDR | --management-port PORT]
+//!               [--management ADDR | --management-port PORT] [--definitions FILE]
 //!               [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-ca FILE]
 //!                [--tls-verify-peer]]
 //! warren-server --salvage SRC DST
@@ -38,6 +38,11 @@
 //! loses nothing confirmed. A database that opens at an older commit than the last one made
 //! durable (its witness file `DIR/warren.redb.witness` says so) is refused;
 //! `--allow-rollback` opens it anyway and serves what it holds.
+//!
+//! `--definitions FILE` imports a definitions file in RabbitMQ's format (what `rabbitmqctl
+//! export_definitions` writes) at start, after the stored state is recovered, as RabbitMQ's
+//! `load_definitions` does; a file that cannot be imported stops the server with the entry
+//! at fault named, and nothing of it imported (docs/definitions.md).
 //!
 //! `--salvage SRC DST` serves nothing: it reads every still-readable record of the damaged
 //! database file SRC (never writing to it) into a new database file DST, prints what it kept
@@ -133,6 +138,11 @@ struct Args {
     /// [default: off, they bind as in RabbitMQ].
     #[arg(long)]
     strict_binding_durability: bool,
+    /// Import this definitions file (RabbitMQ's JSON, as `rabbitmqctl export_definitions`
+    /// writes it) at start, after the stored state is recovered (RabbitMQ's
+    /// load_definitions) [default: none].
+    #[arg(long, value_name = "FILE")]
+    definitions: Option<String>,
     /// Read every readable record of the damaged database file SRC into a new database file
     /// DST, print what was kept and what could not be read, and exit.
     #[arg(long, num_args = 2, value_names = ["SRC", "DST"])]
@@ -308,6 +318,9 @@ fn build_broker(args: &Args) -> Result<Broker, String> {
     builder.default_user(Some((&args.user, &password)));
     builder.memory_high_watermark(args.vm_memory_high_watermark);
     builder.disk_free_limit(args.disk_free_limit);
+    if let Some(file) = &args.definitions {
+        builder.definitions(file);
+    }
     if let Some(dir) = &args.data_dir {
         data_path(&mut builder, dir, args.allow_rollback)?;
         if let Some(bytes) = args.memory_budget {

@@ -20,12 +20,14 @@
 //!   administrators.
 //! - `topology`: the routes over vhosts, exchanges, queues and bindings.
 //! - `clients`: the routes over the wire listener's connections, channels and consumers.
+//! - `definitions`: the routes over definitions (export and import) and policies.
 //! - `messages`: publishing to an exchange and getting from a queue.
 //! - `metrics`: the Prometheus text exposition.
 //! - `page`: the HTML page listing queues and exchanges.
 
 mod auth;
 mod clients;
+mod definitions;
 mod error;
 mod json;
 mod messages;

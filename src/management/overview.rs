@@ -15,10 +15,8 @@ use super::query;
 use super::server::Api;
 use super::system::System;
 use super::topology::blocking;
+use crate::definitions::RABBITMQ_VERSION;
 use crate::{FieldTable, GetOptions, Message, QueueDeclareOptions};
-
-/// The RabbitMQ version whose management API this one follows.
-const RABBITMQ_VERSION: &str = "3.10.8";
 
 /// The exchange kinds every vhost offers.
 const EXCHANGE_TYPES: [(&str, &str); 5] = [

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::auth::Auth;
 use super::rates::{self, Rates};
-use super::{clients, messages, metrics, objects, overview, page, topology, users};
+use super::{clients, definitions, messages, metrics, objects, overview, page, topology, users};
 use crate::amqp::Shared;
 use crate::sync::{bounded, Receiver};
 use crate::{Broker, WireServer};
@@ -69,8 +69,9 @@ impl WireServer {
     ///
     /// It serves the subset of the management plugin's API that tools use (`rabbitmqadmin`,
     /// dashboards, provisioning tools): overview, nodes, vhosts, users, permissions,
-    /// exchanges, queues (with message counts and rates), bindings, publishing to an
-    /// exchange and getting from a queue, the aliveness test; `/metrics` in Prometheus's
+    /// exchanges, queues (with message counts and rates), bindings, policies, definitions
+    /// (export and import), publishing to an exchange and getting from a queue, the
+    /// aliveness test; `/metrics` in Prometheus's
     /// text format (without authentication, as RabbitMQ's Prometheus plugin); and a small
     /// HTML page at `/`. See `docs/management.md`.
     ///
@@ -148,6 +149,7 @@ fn router(api: Arc<Api>) -> Router {
         .route("/", get(page::index))
         .merge(overview::routes())
         .merge(topology::routes())
+        .merge(definitions::routes())
         .merge(messages::routes())
         .merge(users::routes())
         .merge(clients::routes())
