@@ -462,6 +462,18 @@ fn publish_get_and_bindings_over_http() {
     );
 }
 
+/// The queues a message published to `exchange` with `key` would reach.
+fn route(broker: &Broker, vhost: &str, exchange: &str, key: &str) -> Vec<String> {
+    let ch = broker
+        .connect(vhost)
+        .expect("vhost")
+        .open_channel()
+        .expect("channel");
+    ch.route_preview(exchange, key, &FieldTable::new())
+        .expect("route")
+        .queues
+}
+
 fn definitions_and_policies_over_http() {
     let s = served();
     let addr = s.management.local_addr();
@@ -558,16 +570,7 @@ fn definitions_and_policies_over_http() {
         201
     );
     assert_eq!(post("/api/definitions/copy", &one).status, 204);
-    let copy_ch = other
-        .broker
-        .connect("copy")
-        .expect("vhost")
-        .open_channel()
-        .expect("channel");
-    let route = copy_ch
-        .route_preview("work", "a.b", &FieldTable::new())
-        .expect("route");
-    assert_eq!(route.queues, ["jobs.a"]);
+    assert_eq!(route(&other.broker, "copy", "work", "a.b"), ["jobs.a"]);
     // A bad file: 400 naming the entry, and nothing imported.
     let bad = json!({"queues": [
         {"name": "fine", "vhost": "/", "durable": true, "arguments": {}},
@@ -633,16 +636,7 @@ fn rabbitmqadmin_exports_imports_and_declares_policies() {
     let stats = other.broker.queue_stats("/", "tmp.x").expect("imported");
     assert!(stats.durable);
     assert_eq!(stats.policy.as_deref(), Some("short"));
-    let ch = other
-        .broker
-        .connect("/")
-        .expect("vhost")
-        .open_channel()
-        .expect("channel");
-    let route = ch
-        .route_preview("in", "k", &FieldTable::new())
-        .expect("route");
-    assert_eq!(route.queues, ["tmp.x"]);
+    assert_eq!(route(&other.broker, "/", "in", "k"), ["tmp.x"]);
     rabbitmqadmin(other_port, &["delete", "policy", "name=short"]);
     assert!(other.broker.list_policies("/").expect("vhost").is_empty());
 }
