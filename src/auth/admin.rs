@@ -91,7 +91,49 @@ impl Broker {
         self.inner.auth.user(name)
     }
 
-    /// Returns every user, sorted by name.
+    /// Returns every user, sorted by name: what a definitions export writes
+    /// (`password_hash` is [`PasswordHash::to_base64`], `hashing_algorithm` its
+    /// [`algorithm`](PasswordHash::algorithm)'s [`name`](HashingAlgorithm::name)); an import
+    /// reads them back with [`add_user_with_hash`](Self::add_user_with_hash), and
+    /// [`permissions`](Self::permissions) / [`set_permissions`](Self::set_permissions) do the
+    /// same for permissions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, HashingAlgorithm, PasswordHash, Permissions};
+    ///
+    /// # fn main() -> Result<(), warrenmq::Error> {
+    /// let old = Broker::in_memory();
+    /// old.add_user("app", "s3cret", &["monitoring"])?;
+    /// old.set_permissions("app", "/", Permissions::new("^app\\.", ".*", ".*"))?;
+    ///
+    /// // Export: the strings a definitions file carries.
+    /// let exported: Vec<(String, String, &str, Vec<String>)> = old
+    ///     .users()
+    ///     .into_iter()
+    ///     .map(|u| {
+    ///         let hash = u.password_hash.expect("a password");
+    ///         (u.name, hash.to_base64(), hash.algorithm().name(), u.tags)
+    ///     })
+    ///     .collect();
+    ///
+    /// // Import into another broker: same hashes, so the same passwords work.
+    /// let new = Broker::builder().default_user(None).build()?;
+    /// for (name, hash, algorithm, tags) in exported {
+    ///     let hash = PasswordHash::from_base64(HashingAlgorithm::from_name(algorithm)?, &hash)?;
+    ///     new.add_user_with_hash(&name, Some(hash), tags)?;
+    /// }
+    /// for p in old.permissions() {
+    ///     if new.user(&p.user).is_some() {
+    ///         new.set_permissions(&p.user, &p.vhost, p.permissions)?;
+    ///     }
+    /// }
+    /// assert!(new.authenticate("app", "s3cret").is_ok());
+    /// assert_eq!(new.user_permissions("app", "/"), old.user_permissions("app", "/"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn users(&self) -> Vec<User> {
         self.inner.auth.users()
     }
