@@ -72,23 +72,31 @@ pub fn rabbitmqadmin() -> Option<PathBuf> {
     })
 }
 
+/// Sends `GET path` with HTTP/1.0 and guest's basic auth to `addr`; returns the status line
+/// and the body, or `None` if the server cannot be reached or does not answer in 5 s.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    // guest:guest in base64.
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.to_owned();
+    Some((status, body.to_owned()))
+}
+
 /// `true` if the management API at [`RABBITMQ_HTTP`] answers `GET /api/overview` for
 /// guest/guest with 200.
 fn management_answers() -> bool {
-    let Ok(addr) = RABBITMQ_HTTP.parse::<SocketAddr>() else {
-        return false;
-    };
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    // guest:guest in base64.
-    let request = "GET /api/overview HTTP/1.0\r\nHost: 127.0.0.1\r\n\
-                   Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n";
-    let mut reply = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut reply).is_ok()
-        && reply.starts_with("HTTP/1.1 200")
+    RABBITMQ_HTTP
+        .parse::<SocketAddr>()
+        .ok()
+        .and_then(|addr| http_get(addr, "/api/overview"))
+        .is_some_and(|(status, _)| status.starts_with("HTTP/1.1 200"))
 }
 
 impl Need {

@@ -253,9 +253,52 @@ fn lapin_publishes_confirms_and_consumes_over_tls() {
             delivery.ack(BasicAckOptions::default()).await.expect("ack");
         }
         assert_eq!(server.connection_count(), 1);
+        // The management API shows the listener and the connection's TLS session.
+        let management = server.serve_management("127.0.0.1:0").expect("management");
+        let http = management.local_addr();
+        let overview = api_get(http, "/api/overview");
+        let listeners = overview["listeners"].as_array().expect("listeners");
+        assert!(
+            listeners.iter().any(|l| l["protocol"] == "amqp/ssl"
+                && l["port"] == serde_json::json!(addr.port())),
+            "{overview}"
+        );
+        let connections = api_get(http, "/api/connections");
+        let c = &connections[0];
+        assert_eq!(c["ssl"], serde_json::json!(true), "{c}");
+        assert!(
+            c["ssl_protocol"] == "tlsv1.3" || c["ssl_protocol"] == "tlsv1.2",
+            "{c}"
+        );
+        assert!(
+            c["ssl_cipher"].as_str().is_some_and(|s| !s.is_empty()),
+            "{c}"
+        );
+        assert_eq!(c["port"], serde_json::json!(addr.port()), "{c}");
         conn.close(200, "bye".into()).await.expect("closes");
     });
     eventually("the connection is gone", || server.connection_count() == 0);
+}
+
+/// GETs a management API path as guest; the answer must be 200 with JSON.
+fn api_get(http: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = warren_interop::http_get(http, path).expect("the API answers");
+    assert!(status.contains(" 200"), "GET {path}: {status} {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// A client trusting the server (`pki`'s CA) with a certificate of another CA is refused.
+async fn untrusted_certificate_is_refused(pki: &Pki, addr: SocketAddr) {
+    let other = Pki::new();
+    let tls = OwnedTLSConfig {
+        cert_chain: Some(pki.ca.clone()),
+        ..other.lapin(true)
+    };
+    let refused = connect(addr, tls).await;
+    assert!(
+        refused.is_err(),
+        "served with an untrusted client certificate"
+    );
 }
 
 fn a_client_without_a_certificate_is_refused_when_peers_are_verified() {
@@ -265,19 +308,7 @@ fn a_client_without_a_certificate_is_refused_when_peers_are_verified() {
         let refused = connect(addr, pki.lapin(false)).await;
         assert!(refused.is_err(), "served without a client certificate");
         // A certificate from another CA is refused too.
-        let other = Pki::new();
-        let refused = connect(
-            addr,
-            OwnedTLSConfig {
-                cert_chain: Some(pki.ca.clone()),
-                ..other.lapin(true)
-            },
-        )
-        .await;
-        assert!(
-            refused.is_err(),
-            "served with an untrusted client certificate"
-        );
+        untrusted_certificate_is_refused(&pki, addr).await;
         // The listener goes on serving clients that present one.
         let conn = connect(addr, pki.lapin(true)).await.expect("served");
         conn.close(200, "bye".into()).await.expect("closes");
@@ -298,19 +329,7 @@ fn a_client_without_a_certificate_is_served_when_certificates_are_optional() {
         ch.close(200, "bye".into()).await.expect("closes");
         conn.close(200, "bye".into()).await.expect("closes");
         // A presented certificate must still verify.
-        let other = Pki::new();
-        let refused = connect(
-            addr,
-            OwnedTLSConfig {
-                cert_chain: Some(pki.ca.clone()),
-                ..other.lapin(true)
-            },
-        )
-        .await;
-        assert!(
-            refused.is_err(),
-            "served with an untrusted client certificate"
-        );
+        untrusted_certificate_is_refused(&pki, addr).await;
     });
     eventually("the connections are gone", || {
         server.connection_count() == 0

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     connections: AtomicUsize,
     /// The connections being served, with their channels and consumers.
     pub(crate) registry: Arc<Registry>,
+    /// The addresses of the `amqps` listeners added with `listen_tls`.
+    pub(crate) tls_addrs: Mutex<Vec<SocketAddr>>,
 }
 
 impl Shared {
@@ -68,6 +70,7 @@ impl Shared {
             options,
             connections: AtomicUsize::new(0),
             registry: Arc::default(),
+            tls_addrs: Mutex::default(),
         }
     }
 }
@@ -389,6 +392,7 @@ impl WireServer {
             self.control.stop.subscribe(),
             done,
         ));
+        self.control.shared.tls_addrs.lock().push(local_addr);
         tracing::info!(addr = %local_addr, "amqps listener started");
         Ok(local_addr)
     }

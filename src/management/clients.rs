@@ -22,24 +22,28 @@ use crate::amqp::{ChannelView, Tracked};
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/api/connections", get(list_connections))
-        .route("/api/vhosts/{vhost}/connections", get(list_connections_in))
+        .route("/api/vhosts/{vhost}/connections", get(list_connections))
         .route(
             "/api/connections/{name}",
             get(get_connection).delete(close_connection),
         )
         .route("/api/connections/{name}/channels", get(connection_channels))
         .route("/api/channels", get(list_channels))
-        .route("/api/vhosts/{vhost}/channels", get(list_channels_in))
+        .route("/api/vhosts/{vhost}/channels", get(list_channels))
         .route("/api/channels/{name}", get(get_channel))
         .route("/api/consumers", get(list_consumers))
-        .route("/api/consumers/{vhost}", get(list_consumers_in))
+        .route("/api/consumers/{vhost}", get(list_consumers))
 }
 
 /// The listing parameters.
 type Params = Query<HashMap<String, String>>;
 
+/// The vhost of a per-vhost listing (`None` for the listing of all).
+type InVhost = Option<Path<String>>;
+
 /// The open connections, of one vhost (404 if there is no such vhost) or all.
-fn connections(api: &Api, vhost: Option<&str>) -> Result<Vec<Arc<Tracked>>, ApiError> {
+fn connections(api: &Api, vhost: &InVhost) -> Result<Vec<Arc<Tracked>>, ApiError> {
+    let vhost = vhost.as_ref().map(|Path(v)| v.as_str());
     if let Some(v) = vhost {
         if !api.broker.vhosts().iter().any(|known| known == v) {
             return Err(ApiError::NotFound);
@@ -103,21 +107,10 @@ fn connection(api: &Api, t: &Tracked) -> Value {
 
 async fn list_connections(
     State(api): State<Arc<Api>>,
+    vhost: InVhost,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = connections(&api, None)?
-        .iter()
-        .map(|t| connection(&api, t))
-        .collect();
-    Ok(Json(query::listing(items, &q)?))
-}
-
-async fn list_connections_in(
-    State(api): State<Arc<Api>>,
-    Path(vhost): Path<String>,
-    Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
-    let items = connections(&api, Some(&vhost))?
+    let items = connections(&api, &vhost)?
         .iter()
         .map(|t| connection(&api, t))
         .collect();
@@ -201,22 +194,10 @@ fn channels(connections: &[Arc<Tracked>]) -> Vec<(&Tracked, Arc<ChannelView>)> {
 
 async fn list_channels(
     State(api): State<Arc<Api>>,
+    vhost: InVhost,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let connections = connections(&api, None)?;
-    let items = channels(&connections)
-        .iter()
-        .map(|(t, c)| channel(&api, t, c))
-        .collect();
-    Ok(Json(query::listing(items, &q)?))
-}
-
-async fn list_channels_in(
-    State(api): State<Arc<Api>>,
-    Path(vhost): Path<String>,
-    Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
-    let connections = connections(&api, Some(&vhost))?;
+    let connections = connections(&api, &vhost)?;
     let items = channels(&connections)
         .iter()
         .map(|(t, c)| channel(&api, t, c))
@@ -229,7 +210,7 @@ async fn get_channel(
     Path(name): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let connections = connections(&api, None)?;
+    let connections = connections(&api, &None)?;
     let found = channels(&connections)
         .into_iter()
         .find(|(t, c)| channel_name(t, c.number) == name);
@@ -273,17 +254,9 @@ fn consumers(api: &Api, connections: &[Arc<Tracked>]) -> Vec<Value> {
 
 async fn list_consumers(
     State(api): State<Arc<Api>>,
+    vhost: InVhost,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = consumers(&api, &connections(&api, None)?);
-    Ok(Json(query::listing(items, &q)?))
-}
-
-async fn list_consumers_in(
-    State(api): State<Arc<Api>>,
-    Path(vhost): Path<String>,
-    Query(q): Params,
-) -> Result<Json<Value>, ApiError> {
-    let items = consumers(&api, &connections(&api, Some(&vhost))?);
+    let items = consumers(&api, &connections(&api, &vhost)?);
     Ok(Json(query::listing(items, &q)?))
 }

@@ -1,6 +1,7 @@
 //! The routes about the node: overview, nodes, whoami, the aliveness test.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Extension, Path, Query, State};
@@ -47,6 +48,17 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/whoami", get(whoami))
         .route("/api/aliveness-test/{vhost}", get(aliveness))
         .route("/api/extensions", get(|| async { Json(json!([])) }))
+}
+
+/// The listeners, as RabbitMQ lists them: AMQP, AMQP over TLS (`amqp/ssl`), HTTP.
+fn listeners(api: &Api) -> Value {
+    let listener = |protocol: &str, addr: SocketAddr| json!({"node": api.node, "protocol": protocol, "ip_address": addr.ip().to_string(), "port": addr.port()});
+    let mut list = vec![listener("amqp", api.amqp_addr)];
+    for addr in api.wire.tls_addrs.lock().iter() {
+        list.push(listener("amqp/ssl", *addr));
+    }
+    list.push(listener("http", api.http_addr));
+    Value::Array(list)
 }
 
 fn exchange_types() -> Value {
@@ -96,10 +108,7 @@ async fn overview(
                 "queues": queues,
             },
             "statistics_db_event_queue": 0,
-            "listeners": [
-                {"node": api.node, "protocol": "amqp", "ip_address": api.amqp_addr.ip().to_string(), "port": api.amqp_addr.port()},
-                {"node": api.node, "protocol": "http", "ip_address": api.http_addr.ip().to_string(), "port": api.http_addr.port()},
-            ],
+            "listeners": listeners(&api),
             "contexts": [
                 {"node": api.node, "description": "RabbitMQ Management", "path": "/", "port": api.http_addr.port().to_string()},
             ],
