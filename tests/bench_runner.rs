@@ -1,64 +1,20 @@
 //! `warren-bench` end to end: each subcommand on a tiny workload with `--json` prints one
 //! JSON object whose figures are positive numbers, so a broken runner fails CI.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
-/// Longest a tiny run may take (they take about a second in a debug build): a runner that
-/// hangs fails the test instead of stalling CI.
-const LIMIT: Duration = Duration::from_secs(120);
+#[path = "common/bench_cli.rs"]
+mod bench_cli;
 
-/// Runs `warren-bench` with `args` and parses its standard output as JSON.
+use bench_cli::assert_positive;
+
+/// Runs this build's `warren-bench` with `args` and parses its standard output as JSON.
 #[track_caller]
 fn run_json(args: &[&str]) -> Value {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warren-bench"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("warren-bench starts");
-    let began = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waits for warren-bench") {
-            break status;
-        }
-        if began.elapsed() > LIMIT {
-            let _ = child.kill();
-            panic!("warren-bench {args:?} still running after {LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let (mut stdout, mut stderr) = (Vec::new(), String::new());
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_end(&mut stdout).expect("reads stdout");
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut stderr).expect("reads stderr");
-    }
-    assert!(status.success(), "warren-bench {args:?} failed: {stderr}");
-    serde_json::from_slice(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "warren-bench {args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&stdout)
-        )
-    })
-}
-
-/// Checks that every key holds a positive number.
-#[track_caller]
-fn assert_positive(report: &Value, keys: &[&str]) {
-    for key in keys {
-        let value = report[key].as_f64();
-        assert!(
-            value.is_some_and(|v| v > 0.0 && v.is_finite()),
-            "{key} = {} in {report}",
-            report[key]
-        );
-    }
+    bench_cli::run_json(Path::new(env!("CARGO_BIN_EXE_warren-bench")), args)
 }
 
 #[test]
@@ -180,56 +136,6 @@ fn wire_reports_warren_and_skips_an_absent_rabbitmq() {
     );
     assert!(report["rabbitmq_msgs_per_s"].is_null(), "{report}");
     assert!(report["note"].is_string(), "{report}");
-}
-
-#[cfg(feature = "wire")]
-#[test]
-fn wire_measures_rabbitmq_in_the_same_run() {
-    // The RabbitMQ row needs a RabbitMQ at 127.0.0.1:5672 (guest/guest). Without one this test
-    // says so and returns, except under `CI=true`, where nothing may be skipped (as
-    // `warren_interop::trial` does for the interop tests). The runner declares one queue named
-    // after its process id on vhost `/` and deletes it after each round.
-    let addr = "127.0.0.1:5672";
-    let reachable = std::net::TcpStream::connect_timeout(
-        &addr.parse().expect("an address"),
-        Duration::from_secs(1),
-    )
-    .is_ok();
-    if !reachable {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "RabbitMQ is not listening on {addr}, and CI must test the RabbitMQ row"
-        );
-        eprintln!("skipped: RabbitMQ is not listening on {addr}");
-        return;
-    }
-    let report = run_json(&[
-        "wire",
-        "--messages",
-        "2000",
-        "--rounds",
-        "1",
-        "--rabbitmq",
-        addr,
-        "--json",
-    ]);
-    assert_positive(
-        &report,
-        &[
-            "warren_publish_msgs_per_s",
-            "warren_consume_msgs_per_s",
-            "warren_msgs_per_s",
-            "rabbitmq_publish_msgs_per_s",
-            "rabbitmq_consume_msgs_per_s",
-            "rabbitmq_msgs_per_s",
-            "warren_over_rabbitmq",
-        ],
-    );
-    assert!(report["note"].is_null(), "{report}");
-    let ratio = report["warren_over_rabbitmq"].as_f64().expect("a ratio");
-    let expected = report["warren_msgs_per_s"].as_f64().expect("a rate")
-        / report["rabbitmq_msgs_per_s"].as_f64().expect("a rate");
-    assert!((ratio - expected).abs() <= 1e-9 * expected, "{report}");
 }
 
 /// Writes `text` to a new file in `dir` and returns its path as a string.

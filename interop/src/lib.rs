@@ -44,6 +44,95 @@ pub enum Need {
     Rabbitmqadmin,
     /// The local RabbitMQ's management plugin answering on [`RABBITMQ_HTTP`] as guest.
     RabbitMqManagement,
+    /// The `warren-bench` binary, built (see [`warren_bench`]).
+    WarrenBench,
+}
+
+/// Finds the `warren-bench` binary: `WARREN_BENCH`, else beside this test's own binary's
+/// directory (`target/<profile>/warren-bench`), where `cargo test --workspace
+/// --all-features` builds it (it is a binary of the `warrenmq` package, which Cargo cannot
+/// build for this one). Run alone, build it first: `cargo build --release --features cli
+/// --bin warren-bench`.
+pub fn warren_bench() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("WARREN_BENCH") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/<test> -> target/<profile>/warren-bench
+    let profile = exe.parent()?.parent()?;
+    Some(profile.join("warren-bench")).filter(|p| p.is_file())
+}
+
+/// Runs `rabbitmqctl -q` with `args`; panics with its output if it fails.
+pub fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+}
+
+/// A vhost on the local RabbitMQ that guest may use, deleted (with everything in it) on
+/// drop.
+#[derive(Debug)]
+pub struct RabbitVhost(String);
+
+impl RabbitVhost {
+    /// Creates the vhost `name` and gives guest every permission in it.
+    pub fn create(name: &str) -> RabbitVhost {
+        rabbitmqctl(&["add_vhost", name]);
+        let vhost = RabbitVhost(name.to_owned());
+        rabbitmqctl(&["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]);
+        vhost
+    }
+}
+
+impl Drop for RabbitVhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-q", "delete_vhost", &self.0])
+            .output();
+    }
+}
+
+/// Adds the vhost `name` to a Warren broker and gives guest every permission in it: what
+/// [`RabbitVhost::create`] does on RabbitMQ (a new vhost grants nothing by itself, in both).
+pub fn warren_vhost(broker: &warrenmq::Broker, name: &str) {
+    broker.add_vhost(name).expect("a vhost");
+    broker
+        .set_permissions("guest", name, warrenmq::Permissions::new(".*", ".*", ".*"))
+        .expect("guest's permissions");
+}
+
+/// Compares what a differential scenario script observed on Warren with what it observed
+/// on RabbitMQ: an object of `sections` sections, each an object (a section that failed is
+/// a string), equal key by key (each difference is named), then as a whole.
+#[track_caller]
+pub fn assert_same_observations(
+    warren: &serde_json::Value,
+    rabbit: &serde_json::Value,
+    sections: usize,
+) {
+    let expected = rabbit.as_object().expect("an object of sections");
+    assert_eq!(expected.len(), sections, "RabbitMQ's sections: {rabbit}");
+    for (name, expected) in expected {
+        assert!(
+            expected.is_object(),
+            "RabbitMQ's section '{name}' failed: {expected}"
+        );
+        let (Some(w), Some(r)) = (warren[name].as_object(), expected.as_object()) else {
+            panic!("Warren's section '{name}' failed: {}", warren[name]);
+        };
+        for (key, value) in r {
+            assert_eq!(
+                w.get(key),
+                Some(value),
+                "{name}.{key} differs (left: Warren, right: RabbitMQ)"
+            );
+        }
+    }
+    assert_eq!(warren, rabbit);
 }
 
 /// The address of the local RabbitMQ's management HTTP API.
@@ -136,6 +225,11 @@ impl Need {
                     (!ok).then(|| "no python3 to run rabbitmqadmin".to_owned())
                 }
             },
+            Need::WarrenBench => warren_bench().is_none().then(|| {
+                "warren-bench is not built (cargo build --release --features cli --bin \
+                 warren-bench, or set WARREN_BENCH)"
+                    .to_owned()
+            }),
             Need::RabbitMqManagement => (!management_answers()).then(|| {
                 format!(
                     "RabbitMQ's management API does not answer on {RABBITMQ_HTTP} \

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use warren_interop::{serve, trial, Need};
+use warren_interop::{assert_same_observations, serve, trial, warren_vhost, Need, RabbitVhost};
 use warrenmq::Broker;
 
 fn main() -> ExitCode {
@@ -49,47 +49,11 @@ fn run_python(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("python3 runs")
 }
 
-/// A vhost on the local RabbitMQ, deleted on drop.
-struct RabbitVhost(String);
-
-impl RabbitVhost {
-    fn create(name: &str) -> RabbitVhost {
-        let ctl = |args: &[&str]| {
-            let out = Command::new("rabbitmqctl")
-                .args(args)
-                .output()
-                .expect("rabbitmqctl runs");
-            assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-        };
-        ctl(&["-q", "add_vhost", name]);
-        let vhost = RabbitVhost(name.to_owned());
-        ctl(&[
-            "-q",
-            "set_permissions",
-            "-p",
-            name,
-            "guest",
-            ".*",
-            ".*",
-            ".*",
-        ]);
-        vhost
-    }
-}
-
-impl Drop for RabbitVhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["-q", "delete_vhost", &self.0])
-            .output();
-    }
-}
-
 fn features_match_rabbitmq() {
     let vhost = format!("warren-features-{}", std::process::id());
     let _rabbit = RabbitVhost::create(&vhost);
     let (broker, server) = serve();
-    broker.add_vhost(&vhost).expect("a vhost");
+    warren_vhost(&broker, &vhost);
     let port = server.local_addr().port().to_string();
     let rabbit = run_python("features_scenarios.py", &["127.0.0.1", "5672", &vhost], &[]);
     assert!(rabbit.status.success(), "against RabbitMQ: {rabbit:?}");
@@ -97,25 +61,7 @@ fn features_match_rabbitmq() {
     assert!(warren.status.success(), "against Warren: {warren:?}");
     let rabbit: serde_json::Value = serde_json::from_slice(&rabbit.stdout).expect("JSON");
     let warren: serde_json::Value = serde_json::from_slice(&warren.stdout).expect("JSON");
-    let sections = rabbit.as_object().expect("an object of sections");
-    assert_eq!(sections.len(), 4);
-    for (name, expected) in sections {
-        assert!(
-            expected.is_object(),
-            "RabbitMQ's section '{name}' failed: {expected}"
-        );
-        let (Some(w), Some(r)) = (warren[name].as_object(), expected.as_object()) else {
-            panic!("Warren's section '{name}' failed: {}", warren[name]);
-        };
-        for (key, value) in r {
-            assert_eq!(
-                w.get(key),
-                Some(value),
-                "{name}.{key} differs (left: Warren, right: RabbitMQ)"
-            );
-        }
-    }
-    assert_eq!(warren, rabbit);
+    assert_same_observations(&warren, &rabbit, 4);
 }
 
 /// A Celery worker process, stopped (warm shutdown, then killed) on drop.

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
 use serde_json::Value;
-use warren_interop::{serve, trial, Need};
+use warren_interop::{
+    assert_same_observations, rabbitmqctl, serve, trial, warren_vhost, Need, RabbitVhost,
+};
 use warrenmq::{Broker, FieldTable, FieldValue, Policy, PolicyApplyTo};
 
 fn main() -> ExitCode {
@@ -23,44 +25,6 @@ fn main() -> ExitCode {
         &[Need::Python("pika"), Need::RabbitMq, Need::Rabbitmqctl],
         policies_match_rabbitmq,
     )])
-}
-
-/// Runs `rabbitmqctl` with `args`; panics with its output if it fails.
-fn ctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-}
-
-/// A vhost on the local RabbitMQ, deleted (with its policies) on drop.
-struct RabbitVhost(String);
-
-impl RabbitVhost {
-    fn create(name: &str) -> RabbitVhost {
-        ctl(&["-q", "add_vhost", name]);
-        let vhost = RabbitVhost(name.to_owned());
-        ctl(&[
-            "-q",
-            "set_permissions",
-            "-p",
-            name,
-            "guest",
-            ".*",
-            ".*",
-            ".*",
-        ]);
-        vhost
-    }
-}
-
-impl Drop for RabbitVhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["-q", "delete_vhost", &self.0])
-            .output();
-    }
 }
 
 /// Runs the scenarios against `port`, answering each policy request with `apply`; returns
@@ -142,8 +106,7 @@ fn apply_to_rabbitmq(vhost: &str, op: &Value) {
         Some("set_policy") => {
             let priority = op["priority"].to_string();
             let definition = op["definition"].to_string();
-            ctl(&[
-                "-q",
+            rabbitmqctl(&[
                 "set_policy",
                 "-p",
                 vhost,
@@ -156,7 +119,7 @@ fn apply_to_rabbitmq(vhost: &str, op: &Value) {
                 &definition,
             ]);
         }
-        Some("clear_policy") => ctl(&["-q", "clear_policy", "-p", vhost, name]),
+        Some("clear_policy") => rabbitmqctl(&["clear_policy", "-p", vhost, name]),
         other => panic!("unknown request {other:?}"),
     }
 }
@@ -165,29 +128,11 @@ fn policies_match_rabbitmq() {
     let vhost = format!("warren-policies-{}", std::process::id());
     let _rabbit = RabbitVhost::create(&vhost);
     let (broker, server) = serve();
-    broker.add_vhost(&vhost).expect("a vhost");
+    warren_vhost(&broker, &vhost);
     let port = server.local_addr().port().to_string();
     let rabbit = run_scenarios("5672", &vhost, |op| apply_to_rabbitmq(&vhost, op));
     let warren = run_scenarios(&port, &vhost, |op| apply_to_warren(&broker, &vhost, op));
-    let sections = rabbit.as_object().expect("an object of sections");
-    assert_eq!(sections.len(), 6);
-    for (name, expected) in sections {
-        assert!(
-            expected.is_object(),
-            "RabbitMQ's section '{name}' failed: {expected}"
-        );
-        let (Some(w), Some(r)) = (warren[name].as_object(), expected.as_object()) else {
-            panic!("Warren's section '{name}' failed: {}", warren[name]);
-        };
-        for (key, value) in r {
-            assert_eq!(
-                w.get(key),
-                Some(value),
-                "{name}.{key} differs (left: Warren, right: RabbitMQ)"
-            );
-        }
-    }
-    assert_eq!(warren, rabbit);
+    assert_same_observations(&warren, &rabbit, 6);
     assert!(
         broker.list_policies(&vhost).expect("the vhost").is_empty(),
         "every policy was cleared"

@@ -13,13 +13,12 @@
 //!
 //! `cargo test --release --all-features -p warren-interop --test scenarios`
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use warren_interop::{run, trial, Need, Trial, RABBITMQ};
+use warren_interop::{rabbitmqctl, run, trial, Need, Trial, RABBITMQ};
 use warrenmq::{
     Broker, Channel, Connection, ConsumeOptions, Error, ExchangeDeclareOptions, ExchangeKind,
     FieldTable, FieldValue, GetOptions, Message, PublishOptions, QueueDeclareOptions,
@@ -66,16 +65,6 @@ fn rabbit_vhost() -> &'static str {
         CREATED.store(true, Ordering::Release);
         vhost
     })
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .expect("rabbitmqctl runs");
-    assert!(status.success(), "rabbitmqctl {args:?} failed");
 }
 
 /// A scenario's world: a connection to its backend, and names unique to the scenario.
