@@ -544,19 +544,16 @@ impl Queue {
     /// Removes the store entries of messages that left the queue for good.
     pub(crate) fn forget<'a>(&self, msgs: impl IntoIterator<Item = &'a QueuedMessage>) {
         let Some(p) = &self.persistence else { return };
-        let mut entries: Vec<_> = msgs
+        let mut stored = msgs
             .into_iter()
             .filter(|m| m.persisted)
-            .map(|m| p.key.entry(m.seq))
-            .collect();
-        match entries.len() {
-            0 => {}
-            1 => drop(
-                p.store
-                    .submit(StoreOp::Remove(entries.pop().expect("one entry"))),
-            ),
-            _ => drop(p.store.submit(StoreOp::RemoveAll(entries))),
-        }
+            .map(|m| p.key.entry(m.seq));
+        let Some(first) = stored.next() else { return };
+        let op = match stored.next() {
+            None => StoreOp::Remove(first),
+            Some(second) => StoreOp::RemoveAll([first, second].into_iter().chain(stored).collect()),
+        };
+        p.store.submit_untracked(op);
     }
 
     /// Returns the store entries of the ready messages that were delivered before (and came

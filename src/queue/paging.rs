@@ -181,7 +181,7 @@ impl Queue {
         let Some(p) = &self.persistence else { return };
         if !seqs.is_empty() {
             let entries = seqs.iter().map(|&seq| p.key.entry(seq)).collect();
-            drop(p.store.submit(StoreOp::RemoveAll(entries)));
+            p.store.submit_untracked(StoreOp::RemoveAll(entries));
         }
     }
 }

@@ -128,6 +128,13 @@ pub(crate) trait Store: Send + Sync + Debug {
     /// Queues a write and returns its ticket.
     fn submit(&self, op: StoreOp) -> Durable;
 
+    /// Queues a write no one waits for (a removal), in order with the others, without
+    /// making a ticket. An op that cannot be queued or encoded is dropped: the next open
+    /// finds the entry still there and serves the message again, as after a crash.
+    fn submit_untracked(&self, op: StoreOp) {
+        drop(self.submit(op));
+    }
+
     /// Returns a fresh id for a message about to be enqueued.
     fn next_message_id(&self) -> MessageId;
 

@@ -131,6 +131,15 @@ impl Store for RedbStore {
         }
     }
 
+    fn submit_untracked(&self, op: StoreOp) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(op) = EncodedOp::new(op) {
+            self.writer.submit_untracked(op);
+        }
+    }
+
     fn next_message_id(&self) -> MessageId {
         MessageId(self.next_message_id.fetch_add(1, Ordering::Relaxed))
     }

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 
 use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
+use smallvec::SmallVec;
 
 use super::codec::{self, RecordKey};
 use super::commit::Counts;
@@ -83,8 +84,8 @@ pub(crate) enum EncodedOp {
     DeletePolicy(String, String),
     /// [`StoreOp::MarkDelivered`] and [`StoreOp::MarkAllDelivered`].
     MarkDelivered(Vec<EntryKey>),
-    /// [`StoreOp::Remove`] and [`StoreOp::RemoveAll`].
-    Remove(Vec<EntryKey>),
+    /// [`StoreOp::Remove`] and [`StoreOp::RemoveAll`] (one entry, the usual ack, inline).
+    Remove(SmallVec<[EntryKey; 1]>),
     /// A vhost, exchange or queue record to insert.
     Put {
         /// Which entity.
@@ -228,8 +229,8 @@ impl EncodedOp {
             StoreOp::PurgeQueue(queue) => EncodedOp::PurgeQueue(queue),
             StoreOp::MarkDelivered(entry) => EncodedOp::MarkDelivered(vec![entry]),
             StoreOp::MarkAllDelivered(entries) => EncodedOp::MarkDelivered(entries),
-            StoreOp::Remove(entry) => EncodedOp::Remove(vec![entry]),
-            StoreOp::RemoveAll(entries) => EncodedOp::Remove(entries),
+            StoreOp::Remove(entry) => EncodedOp::Remove(smallvec::smallvec![entry]),
+            StoreOp::RemoveAll(entries) => EncodedOp::Remove(entries.into()),
         })
     }
 }

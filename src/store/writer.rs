@@ -117,16 +117,26 @@ impl Writer {
 
     /// Queues an op and returns its ticket. Never blocks on the disk.
     pub(crate) fn submit(&self, op: EncodedOp) -> Durable {
-        let mut input = self.input.lock();
-        let Some((tx, next)) = input.as_mut() else {
-            return Durable::failed(StoreError::Closed);
-        };
-        let seq = *next;
-        if tx.send((seq, op)).is_err() {
-            return Durable::failed(StoreError::Closed);
+        match self.send(op) {
+            Some(seq) => Durable::pending(self.tracker.clone(), seq),
+            None => Durable::failed(StoreError::Closed),
         }
+    }
+
+    /// Queues an op no one waits for (a removal): as [`submit`](Self::submit), without
+    /// making a ticket.
+    pub(crate) fn submit_untracked(&self, op: EncodedOp) {
+        let _ = self.send(op);
+    }
+
+    /// Queues an op; returns its sequence number, or `None` once closed.
+    fn send(&self, op: EncodedOp) -> Option<u64> {
+        let mut input = self.input.lock();
+        let (tx, next) = input.as_mut()?;
+        let seq = *next;
+        tx.send((seq, op)).ok()?;
         *next += 1;
-        Durable::pending(self.tracker.clone(), seq)
+        Some(seq)
     }
 
     /// Returns a ticket that finishes once every op queued so far has.
@@ -215,12 +225,7 @@ impl Worker {
         let mut all_written = true;
         while let Ok(first) = self.rx.recv() {
             batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
+            self.fill(&mut batch);
             all_written &= self.commit(&mut batch);
         }
         // After a failed batch the delivered flags on disk may be behind: leave the flag
@@ -229,6 +234,16 @@ impl Worker {
             self.write_clean_shutdown()
         } else {
             Ok(())
+        }
+    }
+
+    /// Adds to `batch` what else is queued, up to [`MAX_BATCH`].
+    fn fill(&self, batch: &mut Vec<Queued>) {
+        while batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
         }
     }
 

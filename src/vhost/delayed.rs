@@ -245,11 +245,9 @@ impl VHost {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         if delayed.stored {
-            drop(
-                self.settings
-                    .store
-                    .submit(StoreOp::Remove(self.delayed_key().entry(seq))),
-            );
+            self.settings
+                .store
+                .submit_untracked(StoreOp::Remove(self.delayed_key().entry(seq)));
         }
     }
 
