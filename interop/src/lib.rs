@@ -63,14 +63,16 @@ pub fn warren_bench() -> Option<PathBuf> {
     Some(profile.join("warren-bench")).filter(|p| p.is_file())
 }
 
-/// Runs `rabbitmqctl -q` with `args`; panics with its output if it fails.
-pub fn rabbitmqctl(args: &[&str]) {
+/// Runs `rabbitmqctl -q` with `args`; returns its standard output, panics with its output if
+/// it fails.
+pub fn rabbitmqctl(args: &[&str]) -> String {
     let out = Command::new("rabbitmqctl")
         .arg("-q")
         .args(args)
         .output()
         .expect("rabbitmqctl runs");
     assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A vhost on the local RabbitMQ that guest may use, deleted (with everything in it) on
@@ -85,6 +87,17 @@ impl RabbitVhost {
         let vhost = RabbitVhost(name.to_owned());
         rabbitmqctl(&["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]);
         vhost
+    }
+
+    /// Returns the vhost's name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// Connects to the vhost on the local RabbitMQ as guest (a remote [`warrenmq::Connection`]).
+    pub fn connect(&self) -> warrenmq::Connection {
+        let url = format!("amqp://guest:guest@{RABBITMQ}/{}", self.0);
+        warrenmq::Connection::open(&url).expect("connects to RabbitMQ")
     }
 }
 

@@ -16,14 +16,14 @@
 //! `cargo test --release -p warren-interop --test definitions_rabbitmq`
 
 use std::collections::BTreeMap;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use warren_interop::{trial, Need, RABBITMQ};
+use warren_interop::{rabbitmqctl as ctl, trial, Need, RabbitVhost};
 use warrenmq::{
-    Broker, Channel, Connection, ExchangeDeclareOptions, ExchangeKind, FieldTable, GetOptions,
-    Message, QueueDeclareOptions,
+    Broker, Channel, ExchangeDeclareOptions, ExchangeKind, FieldTable, GetOptions, Message,
+    QueueDeclareOptions,
 };
 
 fn main() -> ExitCode {
@@ -32,42 +32,6 @@ fn main() -> ExitCode {
         &[Need::RabbitMq, Need::Rabbitmqctl],
         definitions_round_trip_with_rabbitmq,
     )])
-}
-
-/// Runs `rabbitmqctl -q` with `args`; returns its standard output, panics if it fails.
-fn ctl(args: &[&str]) -> String {
-    let out = Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A vhost on the local RabbitMQ that guest may use, deleted on drop.
-struct RabbitVhost(String);
-
-impl RabbitVhost {
-    fn create(name: String) -> RabbitVhost {
-        ctl(&["add_vhost", &name]);
-        let vhost = RabbitVhost(name);
-        ctl(&["set_permissions", "-p", &vhost.0, "guest", ".*", ".*", ".*"]);
-        vhost
-    }
-
-    fn connect(&self) -> Connection {
-        let url = format!("amqp://guest:guest@{RABBITMQ}/{}", self.0);
-        Connection::open(&url).expect("connects to RabbitMQ")
-    }
-}
-
-impl Drop for RabbitVhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["-q", "delete_vhost", &self.0])
-            .output();
-    }
 }
 
 /// The queues of the topology, where messages are looked for.
@@ -235,10 +199,10 @@ fn definitions_round_trip_with_rabbitmq() {
 
     // 1. The topology on RabbitMQ, exported, the messages probed, the vhost deleted.
     let (exported, rabbit_landed) = {
-        let vhost = RabbitVhost::create(first.clone());
+        let vhost = RabbitVhost::create(&first);
         let conn = vhost.connect();
         let ch = conn.open_channel().expect("a channel");
-        build(&ch, &vhost.0);
+        build(&ch, vhost.name());
         let exported = ctl(&["export_definitions", "-"]);
         let landed = probe(&ch);
         conn.close();
@@ -275,7 +239,7 @@ fn definitions_round_trip_with_rabbitmq() {
     assert_eq!(warren_landed, rabbit_landed);
 
     // 3. Warren's export into RabbitMQ, in a fresh vhost: routed the same way again.
-    let back = RabbitVhost::create(second.clone());
+    let back = RabbitVhost::create(&second);
     let file = only_vhost(&broker.export_definitions(), &first, &second);
     let path = std::env::temp_dir().join(format!("warren-defs-{id}.json"));
     std::fs::write(&path, &file).expect("written");

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
-use warren_interop::{serve, trial, Need};
+use warren_interop::{rabbitmqctl as ctl, serve, trial, Need};
 use warrenmq::Permissions;
 
 fn main() -> ExitCode {
@@ -75,15 +75,6 @@ fn mask(line: &str) -> String {
     }
 }
 
-fn ctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .arg("-q")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-}
-
 /// A vhost and a user on the local RabbitMQ, deleted on drop.
 struct RabbitSetup {
     vhost: String,
@@ -111,17 +102,19 @@ fn permission_checks_match_rabbitmq() {
     ctl(&["add_vhost", &vhost]);
     ctl(&["add_user", &user, password]);
     ctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
-    let rabbit = drive(5672, &vhost, &user, password, |p| match p {
-        Some(p) => ctl(&[
-            "set_permissions",
-            "-p",
-            &vhost,
-            &user,
-            &p.configure,
-            &p.write,
-            &p.read,
-        ]),
-        None => ctl(&["clear_permissions", "-p", &vhost, &user]),
+    let rabbit = drive(5672, &vhost, &user, password, |p| {
+        match p {
+            Some(p) => ctl(&[
+                "set_permissions",
+                "-p",
+                &vhost,
+                &user,
+                &p.configure,
+                &p.write,
+                &p.read,
+            ]),
+            None => ctl(&["clear_permissions", "-p", &vhost, &user]),
+        };
     });
     drop(setup);
 

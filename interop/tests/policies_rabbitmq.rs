@@ -119,7 +119,9 @@ fn apply_to_rabbitmq(vhost: &str, op: &Value) {
                 &definition,
             ]);
         }
-        Some("clear_policy") => rabbitmqctl(&["clear_policy", "-p", vhost, name]),
+        Some("clear_policy") => {
+            rabbitmqctl(&["clear_policy", "-p", vhost, name]);
+        }
         other => panic!("unknown request {other:?}"),
     }
 }
