@@ -13,7 +13,10 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use warrenmq::{Broker, Error, ExchangeKind, FieldTable, FieldValue, Message, QueueDeclareOptions};
+use warrenmq::{
+    Broker, Error, ExchangeKind, FieldTable, FieldValue, HashingAlgorithm, Message, PasswordHash,
+    Permissions, QueueDeclareOptions,
+};
 
 /// A file as `rabbitmqctl export_definitions` (RabbitMQ 3.10.8) writes it, for a vhost
 /// `defs` built with `rabbitmqctl` and a client (the `/` entries and the guest user are
@@ -152,12 +155,71 @@ fn a_rabbitmq_export_imports_with_its_topology() {
     }
     assert_eq!(broker.queue_stats("defs", "q3").unwrap().messages_ready, 5);
 
-    // users and permissions are warned about until Warren has users.
-    assert!(
-        report.warnings.iter().any(|w| w.contains("users")),
-        "{:?}",
-        report.warnings
+    // The user with RabbitMQ's hash of guest's password, and its permissions.
+    assert_eq!((report.users, report.permissions), (1, 2));
+    broker
+        .authenticate("guest", "guest")
+        .expect("RabbitMQ's hash of 'guest' is read");
+    assert!(broker.authenticate("guest", "wrong").is_err());
+    assert!(broker.user("guest").unwrap().has_tag("administrator"));
+    assert_eq!(
+        broker.user_permissions("guest", "defs"),
+        Some(Permissions::full())
     );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+#[test]
+fn users_and_permissions_import_and_export() {
+    let broker = Broker::in_memory();
+    let hash = PasswordHash::with_algorithm(HashingAlgorithm::Sha512, "s3cret").to_base64();
+    let file = json!({
+        "users": [
+            {"name": "app", "password_hash": hash,
+             "hashing_algorithm": "rabbit_password_hashing_sha512", "tags": "monitoring,policymaker"},
+            {"name": "nopass", "password_hash": "", "tags": []}
+        ],
+        "vhosts": [{"name": "apps"}],
+        "permissions": [{"user": "app", "vhost": "apps", "configure": "^app\\.",
+                         "write": ".*", "read": ""}]
+    });
+    let report = import(&broker, &file.to_string()).unwrap();
+    assert_eq!((report.users, report.permissions), (2, 1));
+    let app = broker.authenticate("app", "s3cret").unwrap();
+    assert_eq!(app.tags, ["monitoring", "policymaker"]);
+    assert!(broker.authenticate("nopass", "").is_err());
+    assert_eq!(
+        broker.user_permissions("app", "apps"),
+        Some(Permissions::new("^app\\.", ".*", ""))
+    );
+    // The permissions are in force: app may not declare outside ^app\.
+    let ch = broker
+        .connect_as("app", "apps")
+        .unwrap()
+        .open_channel()
+        .unwrap();
+    let err = ch
+        .queue_declare("other", QueueDeclareOptions::default(), FieldTable::new())
+        .unwrap_err();
+    assert_eq!(code(&err), 403);
+
+    let exported = export(&broker);
+    let users = exported["users"].as_array().unwrap();
+    let app = users.iter().find(|u| u["name"] == "app").unwrap();
+    assert_eq!(app["password_hash"], hash.as_str());
+    assert_eq!(app["hashing_algorithm"], "rabbit_password_hashing_sha512");
+    assert_eq!(app["tags"], json!(["monitoring", "policymaker"]));
+    let nopass = users.iter().find(|u| u["name"] == "nopass").unwrap();
+    assert_eq!(nopass["password_hash"], "");
+    assert!(exported["permissions"].as_array().unwrap().contains(
+        &json!({"user": "app", "vhost": "apps", "configure": "^app\\.",
+                          "write": ".*", "read": ""})
+    ));
+    let copy = Broker::builder().build().unwrap();
+    import(&copy, &broker.export_definitions()).unwrap();
+    copy.authenticate("app", "s3cret").unwrap();
+    assert_eq!(export(&copy)["users"], exported["users"]);
+    assert_eq!(export(&copy)["permissions"], exported["permissions"]);
 }
 
 #[test]
@@ -204,12 +266,16 @@ fn refused(file: Value, entry: &str, reason: &str) {
     assert_eq!(export(&broker), before, "nothing of {file} was imported");
     assert!(broker.queue_stats("/", "new").is_err());
     assert!(!broker.vhosts().contains(&"fresh".to_owned()));
+    assert!(broker.user("newcomer").is_none());
 }
 
 /// Good entries in every section, then `bad` appended to `section`.
 fn with_bad(section: &str, bad: Value) -> Value {
     let mut file = json!({
+        "users": [{"name": "newcomer", "password_hash": "", "tags": []}],
         "vhosts": [{"name": "fresh"}],
+        "permissions": [{"user": "newcomer", "vhost": "fresh", "configure": ".*",
+                         "write": ".*", "read": ".*"}],
         "policies": [{"vhost": "fresh", "name": "p", "pattern": ".*", "apply-to": "all",
                       "definition": {"max-length": 1}, "priority": 0}],
         "queues": [{"name": "new", "vhost": "/", "durable": true, "auto_delete": false,

@@ -551,6 +551,14 @@ fn definitions_and_policies_over_http() {
     assert_eq!(queue["name"], "jobs.a");
     assert!(queue.get("vhost").is_none(), "{queue}");
     assert_eq!(send("GET", "/api/definitions/nowhere", None).status, 404);
+    // Definitions carry password hashes: administrators only; policies: policymakers.
+    s.broker
+        .add_user("watcher", "pw", &["monitoring"])
+        .expect("a user");
+    let as_watcher = |path: &str| request(addr, "GET", path, Some("watcher:pw"), None).status;
+    assert_eq!(as_watcher("/api/definitions"), 401);
+    assert_eq!(as_watcher("/api/policies"), 401);
+    assert_eq!(as_watcher("/api/overview"), 200);
 
     let other = served();
     let other_addr = other.management.local_addr();

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use super::json::table_from_json;
-use super::model::{refused, BindingDef, Definitions, ExchangeDef, QueueDef};
+use super::model::{refused, BindingDef, Definitions, ExchangeDef, QueueDef, UserDef};
 use super::DefinitionsReport;
 use crate::{
-    Broker, Channel, Connection, Error, ExchangeDeclareOptions, ExchangeKind, Policy,
-    PolicyApplyTo, QueueDeclareOptions, Result,
+    Broker, Channel, Connection, Error, ExchangeDeclareOptions, ExchangeKind, HashingAlgorithm,
+    PasswordHash, Permissions, Policy, PolicyApplyTo, QueueDeclareOptions, Result,
 };
 
 /// What to do with an entry the broker refuses.
@@ -55,7 +55,9 @@ impl Drop for Channels {
     }
 }
 
-/// Applies `defs` to `broker`. Entities that exist already are redeclared; when the broker
+/// Applies `defs` to `broker`, in RabbitMQ's order: users, vhosts, permissions, policies,
+/// queues, exchanges, bindings. A user that exists is replaced (password and tags), as
+/// RabbitMQ replaces it. Entities that exist already are redeclared; when the broker
 /// refuses that (they differ), the existing one is kept with a warning, as RabbitMQ keeps
 /// it. Bindings with a missing end are skipped with a warning, as RabbitMQ skips them.
 pub(super) fn apply(
@@ -72,9 +74,19 @@ pub(super) fn apply(
             Err(_) => Ok(false),
         }
     };
+    for u in &defs.users {
+        let entry = format!("user '{}'", u.name);
+        report.users += usize::from(check(entry, add_user(broker, u))?);
+    }
     for v in &defs.vhosts {
         let entry = format!("vhost '{}'", v.name);
         report.vhosts += usize::from(check(entry, broker.add_vhost(&v.name))?);
+    }
+    for p in &defs.permissions {
+        let entry = format!("permissions of user '{}' in vhost '{}'", p.user, p.vhost);
+        let permissions = Permissions::new(&p.configure, &p.write, &p.read);
+        let result = broker.set_permissions(&p.user, &p.vhost, permissions);
+        report.permissions += usize::from(check(entry, result)?);
     }
     for p in &defs.policies {
         let entry = format!("policy '{}' in vhost '{}'", p.name, p.vhost);
@@ -132,6 +144,16 @@ pub(super) fn apply(
         report.bindings += usize::from(check(entry, result)?);
     }
     Ok(report)
+}
+
+/// Adds (or replaces) a user with its password hash as RabbitMQ wrote it.
+fn add_user(broker: &Broker, u: &UserDef) -> Result<()> {
+    let algorithm = HashingAlgorithm::from_name(&u.hashing_algorithm)?;
+    let hash = match u.password_hash.as_str() {
+        "" => None,
+        text => Some(PasswordHash::from_base64(algorithm, text)?),
+    };
+    broker.add_user_with_hash(&u.name, hash, u.tags.clone())
 }
 
 /// The warning of an entry whose entity exists and differs.

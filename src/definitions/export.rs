@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::json::table_to_json;
 use super::model::{header, vhost_json, EMPTY_SECTIONS};
-use crate::{Broker, Policy, QueueStats, Result};
+use crate::{Broker, HashingAlgorithm, Policy, QueueStats, Result, User};
 
 /// The sections of one vhost: policies, queues, exchanges, bindings.
 #[derive(Default)]
@@ -31,15 +31,44 @@ pub(super) fn broker(broker: &Broker) -> Value {
             all.bindings.extend(sections.bindings);
         }
     }
+    let users = broker.users().iter().map(user_json).collect();
+    let permissions = broker
+        .permissions()
+        .into_iter()
+        .map(|p| {
+            json!({
+                "user": p.user,
+                "vhost": p.vhost,
+                "configure": p.permissions.configure,
+                "write": p.permissions.write,
+                "read": p.permissions.read,
+            })
+        })
+        .collect();
     let mut top = header();
-    top.insert("users".into(), json!([]));
+    top.insert("users".into(), Value::Array(users));
     top.insert("vhosts".into(), Value::Array(vhosts));
-    top.insert("permissions".into(), json!([]));
+    top.insert("permissions".into(), Value::Array(permissions));
     for section in EMPTY_SECTIONS {
         top.insert((*section).into(), json!([]));
     }
     put(&mut top, all);
     Value::Object(top)
+}
+
+/// A user as RabbitMQ 3.10 writes it: an empty `password_hash` for one without a password.
+fn user_json(u: &User) -> Value {
+    let (hash, algorithm) = match &u.password_hash {
+        Some(hash) => (hash.to_base64(), hash.algorithm()),
+        None => (String::new(), HashingAlgorithm::default()),
+    };
+    json!({
+        "name": u.name,
+        "password_hash": hash,
+        "hashing_algorithm": algorithm.name(),
+        "tags": u.tags,
+        "limits": {},
+    })
 }
 
 /// One vhost, without `vhost` keys (the management API's `/api/definitions/{vhost}`).

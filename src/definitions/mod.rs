@@ -38,8 +38,12 @@ pub(crate) use model::RABBITMQ_VERSION;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DefinitionsReport {
+    /// Users added or replaced (password hash and tags).
+    pub users: usize,
     /// Vhosts added (or there already).
     pub vhosts: usize,
+    /// Permissions set (a user's configure, write and read patterns in a vhost).
+    pub permissions: usize,
     /// Policies set.
     pub policies: usize,
     /// Queues declared (or there already, the same).
@@ -49,7 +53,7 @@ pub struct DefinitionsReport {
     /// Bindings made (or there already).
     pub bindings: usize,
     /// What was not imported, and why: sections Warren has no use for (topic permissions,
-    /// runtime parameters), unknown keys, queues and exchanges that exist with other
+    /// runtime parameters; users and permissions in a vhost's definitions), unknown keys, queues and exchanges that exist with other
     /// properties (kept as they are, as RabbitMQ keeps them), bindings whose source or
     /// destination is missing (RabbitMQ skips those too). Each is also logged as a
     /// `tracing` warning.
@@ -58,10 +62,11 @@ pub struct DefinitionsReport {
 
 impl Broker {
     /// Imports a definitions file in RabbitMQ's format (what `rabbitmqctl
-    /// export_definitions` writes): vhosts, policies, queues with their arguments,
-    /// exchanges and bindings (exchange-to-exchange included), in that order, as RabbitMQ's
-    /// `rabbitmqctl import_definitions` and `load_definitions` apply them. A queue or
-    /// exchange that exists already is kept as it is; sections Warren has no use for and
+    /// export_definitions` writes): users (with their password hashes and tags), vhosts,
+    /// permissions, policies, queues with their arguments, exchanges and bindings
+    /// (exchange-to-exchange included), in that order, as RabbitMQ's `rabbitmqctl
+    /// import_definitions` and `load_definitions` apply them. A user that exists is
+    /// replaced; a queue or exchange that exists already is kept as it is; sections Warren has no use for and
     /// unknown keys are warned about (see [`DefinitionsReport::warnings`]), not refused.
     ///
     /// # All or nothing
@@ -132,7 +137,9 @@ impl Broker {
         }
         report.warnings = warnings;
         tracing::info!(
+            users = report.users,
             vhosts = report.vhosts,
+            permissions = report.permissions,
             policies = report.policies,
             queues = report.queues,
             exchanges = report.exchanges,
@@ -145,7 +152,8 @@ impl Broker {
 
     /// Exports the broker's topology in RabbitMQ's definitions format, which `rabbitmqctl
     /// import_definitions`, the management API's `POST /api/definitions` and
-    /// [`import_definitions`](Self::import_definitions) read: vhosts, policies, queues with
+    /// [`import_definitions`](Self::import_definitions) read: users (name, password hash
+    /// and algorithm, tags), vhosts, permissions, policies, queues with
     /// their arguments (exclusive ones excepted: they die with their connection), exchanges
     /// (the predeclared `amq.*` ones excepted; internal ones included, which RabbitMQ 3.10
     /// leaves out) and the bindings between them, durable or not. Messages are not part of

@@ -16,12 +16,22 @@ use crate::{Error, Result};
 pub(crate) const RABBITMQ_VERSION: &str = "3.10.8";
 
 /// Top-level keys Warren reads.
-const SECTIONS: &[&str] = &["vhosts", "policies", "queues", "exchanges", "bindings"];
+const SECTIONS: &[&str] = &[
+    "users",
+    "vhosts",
+    "permissions",
+    "policies",
+    "queues",
+    "exchanges",
+    "bindings",
+];
+
+/// The sections of the whole broker that a vhost's definitions do not carry (ignored, with
+/// a warning, in a vhost import, as RabbitMQ ignores them).
+const BROKER_SECTIONS: &[&str] = &["users", "vhosts", "permissions"];
 
 /// Top-level keys RabbitMQ writes that Warren has no use for: warned about when not empty.
 const NOT_IMPORTED: &[(&str, &str)] = &[
-    ("users", "users"),
-    ("permissions", "permissions"),
     ("topic_permissions", "topic permissions"),
     (
         "parameters",
@@ -44,6 +54,34 @@ const INFORMATIONAL: &[&str] = &[
     "description",
     "limits",
 ];
+
+/// A user entry.
+#[derive(Clone, Debug, Deserialize)]
+pub(super) struct UserDef {
+    pub(super) name: String,
+    /// Base64 of salt and hash; empty for a user without a password.
+    #[serde(default)]
+    pub(super) password_hash: String,
+    #[serde(default = "sha256")]
+    pub(super) hashing_algorithm: String,
+    /// A list, or (older RabbitMQ versions) one comma-separated string.
+    #[serde(default, deserialize_with = "tags")]
+    pub(super) tags: Vec<String>,
+    #[serde(flatten)]
+    extra: BTreeMap<String, Value>,
+}
+
+/// A permission entry: what a user may do in a vhost.
+#[derive(Clone, Debug, Deserialize)]
+pub(super) struct PermissionDef {
+    pub(super) user: String,
+    pub(super) vhost: String,
+    pub(super) configure: String,
+    pub(super) write: String,
+    pub(super) read: String,
+    #[serde(flatten)]
+    extra: BTreeMap<String, Value>,
+}
 
 /// A vhost entry.
 #[derive(Clone, Debug, Deserialize)]
@@ -133,6 +171,31 @@ fn all() -> String {
     "all".to_owned()
 }
 
+fn sha256() -> String {
+    "rabbit_password_hashing_sha256".to_owned()
+}
+
+/// Tags: a list of strings, or one string of comma-separated tags.
+fn tags<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Tags::deserialize(deserializer)? {
+        Tags::List(list) => list,
+        Tags::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
 /// Arguments: an object, or `null` / `[]` for none (RabbitMQ writes `[]` in places).
 fn arguments<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
@@ -150,7 +213,9 @@ fn arguments<'de, D: serde::Deserializer<'de>>(
 /// A parsed definitions file: what Warren imports, and what it warns about.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Definitions {
+    pub(super) users: Vec<UserDef>,
     pub(super) vhosts: Vec<VhostDef>,
+    pub(super) permissions: Vec<PermissionDef>,
     pub(super) policies: Vec<PolicyDef>,
     pub(super) queues: Vec<QueueDef>,
     pub(super) exchanges: Vec<ExchangeDef>,
@@ -193,8 +258,24 @@ impl Definitions {
                 defs.warnings.push(format!("unknown key '{key}' ignored"));
             }
         }
-        if vhost.is_none() {
-            defs.vhosts = section(&top, "vhosts", &mut defs.warnings)?;
+        match vhost {
+            None => {
+                defs.users = section(&top, "users", &mut defs.warnings)?;
+                defs.vhosts = section(&top, "vhosts", &mut defs.warnings)?;
+                defs.permissions = section(&top, "permissions", &mut defs.warnings)?;
+            }
+            Some(_) => {
+                for key in BROKER_SECTIONS {
+                    if top
+                        .get(*key)
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty())
+                    {
+                        defs.warnings
+                            .push(format!("'{key}' ignored: a vhost's definitions have none"));
+                    }
+                }
+            }
         }
         defs.policies = section(&top, "policies", &mut defs.warnings)?;
         defs.queues = section(&top, "queues", &mut defs.warnings)?;
@@ -291,6 +372,8 @@ macro_rules! extra {
 }
 
 extra! {
+    UserDef => ["limits"],
+    PermissionDef => [],
     VhostDef => ["limits", "metadata", "tags", "description", "default_queue_type", "tracing"],
     QueueDef => [],
     ExchangeDef => [],

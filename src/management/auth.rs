@@ -40,6 +40,20 @@ impl ApiUser {
             Err(ApiError::NotAuthorised("Not administrator user"))
         }
     }
+
+    /// RabbitMQ's 401 `Not policymaker user` unless the user has the `policymaker` or
+    /// `administrator` tag: what managing policies needs.
+    pub(crate) fn require_policymaker(&self) -> Result<(), ApiError> {
+        if self
+            .tags
+            .iter()
+            .any(|t| t == "policymaker" || t == "administrator")
+        {
+            Ok(())
+        } else {
+            Err(ApiError::NotAuthorised("Not policymaker user"))
+        }
+    }
 }
 
 /// The tags that let a user log in to the API at all (RabbitMQ's management user tags).

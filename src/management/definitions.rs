@@ -1,17 +1,20 @@
 //! The routes over definitions and policies: `GET` / `POST /api/definitions[/{vhost}]`
 //! (what `rabbitmqadmin export` and `import` use) and `/api/policies[/{vhost}[/{name}]]`
-//! (`rabbitmqadmin declare policy`, `list policies`, `delete policy`).
+//! (`rabbitmqadmin declare policy`, `list policies`, `delete policy`). Definitions (which
+//! carry password hashes) need the `administrator` tag, policies `policymaker`, as in
+//! RabbitMQ.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
+use super::auth::ApiUser;
 use super::error::ApiError;
 use super::json::{self, json_to_table};
 use super::query;
@@ -52,7 +55,11 @@ fn known_vhost(api: &Api, vhost: &str) -> Result<(), ApiError> {
 
 // ---- definitions ----
 
-async fn get_definitions(State(api): State<Arc<Api>>) -> Result<Json<Value>, ApiError> {
+async fn get_definitions(
+    State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_administrator()?;
     let broker = api.broker.clone();
     Ok(Json(
         blocking(move || Ok(broker.definitions_json(None)?)).await?,
@@ -61,8 +68,10 @@ async fn get_definitions(State(api): State<Arc<Api>>) -> Result<Json<Value>, Api
 
 async fn get_vhost_definitions(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    user.require_administrator()?;
     known_vhost(&api, &vhost)?;
     let broker = api.broker.clone();
     Ok(Json(
@@ -73,8 +82,10 @@ async fn get_vhost_definitions(
 /// Imports a file; 204 once applied, 400 naming the entry at fault (nothing imported).
 async fn post_definitions(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    user.require_administrator()?;
     let broker = api.broker.clone();
     blocking(move || Ok(broker.import_definitions(&body[..]).map(drop)?)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -82,9 +93,11 @@ async fn post_definitions(
 
 async fn post_vhost_definitions(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    user.require_administrator()?;
     known_vhost(&api, &vhost)?;
     let broker = api.broker.clone();
     blocking(move || {
@@ -111,8 +124,10 @@ fn policies_of(api: &Api, vhost: &str) -> Result<Vec<Value>, ApiError> {
 
 async fn list_policies(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
+    user.require_policymaker()?;
     let mut items = Vec::new();
     for vhost in api.broker.vhosts() {
         // A vhost deleted meanwhile has no policies.
@@ -123,18 +138,22 @@ async fn list_policies(
 
 async fn list_policies_in(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
+    user.require_policymaker()?;
     known_vhost(&api, &vhost)?;
     Ok(Json(query::listing(policies_of(&api, &vhost)?, &q)?))
 }
 
 async fn get_policy(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
+    user.require_policymaker()?;
     known_vhost(&api, &vhost)?;
     let policy = policies_of(&api, &vhost)?
         .into_iter()
@@ -147,9 +166,11 @@ async fn get_policy(
 /// 201 when new, 204 when it replaced one.
 async fn put_policy(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
+    user.require_policymaker()?;
     known_vhost(&api, &vhost)?;
     let body = json::body(&body)?;
     let missing = |key: &str| ApiError::BadRequest(Value::from(format!("[{{key_missing,{key}}}]")));
@@ -190,8 +211,10 @@ async fn put_policy(
 
 async fn delete_policy(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    user.require_policymaker()?;
     known_vhost(&api, &vhost)?;
     let broker = api.broker.clone();
     blocking(move || {
