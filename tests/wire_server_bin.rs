@@ -463,3 +463,44 @@ fn help_lists_every_flag_with_its_default_and_version_is_known() {
         format!("warren-server {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `--definitions FILE` imports a RabbitMQ definitions file at start (RabbitMQ's
+/// `load_definitions`); a file that cannot be imported stops the server with the entry named.
+#[test]
+fn definitions_are_loaded_at_start_and_a_bad_file_is_refused() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let good = dir.path().join("definitions.json");
+    std::fs::write(
+        &good,
+        r#"{"exchanges": [{"name": "in", "vhost": "/", "type": "direct", "durable": true}],
+            "queues": [{"name": "from-file", "vhost": "/", "durable": true, "arguments": {}}],
+            "bindings": [{"source": "in", "vhost": "/", "destination": "from-file",
+                          "destination_type": "queue", "routing_key": "k"}]}"#,
+    )
+    .expect("written");
+    let server = ServerProcess::start(&["--definitions", good.to_str().expect("UTF-8")]);
+    let mut client = connect(&server, "guest", "guest").expect("connects");
+    client
+        .publish_to("in", "k", b"routed by the file's binding", false)
+        .expect("published");
+    let got = client
+        .basic_get("from-file", true)
+        .expect("the queue exists")
+        .expect("the message was routed");
+    assert_eq!(got.body, b"routed by the file's binding");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"queues": [{"name": "q", "vhost": "/", "arguments": {"x-message-ttl": -1}}]}"#,
+    )
+    .expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_warren-server"))
+        .args(["--listen", "127.0.0.1:0", "--definitions"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("queue 'q' in vhost '/'"), "{stderr}");
+}
