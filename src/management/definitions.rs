@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::json::{self, json_to_table};
 use super::query;
 use super::server::Api;
-use super::topology::blocking;
+use super::topology::{blocking, put_status};
 use crate::definitions::policy_json;
 use crate::{Policy, PolicyApplyTo};
 
@@ -202,11 +202,7 @@ async fn put_policy(
         .priority(priority);
     let broker = api.broker.clone();
     blocking(move || Ok(broker.set_policy(&vhost, policy)?)).await?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 async fn delete_policy(

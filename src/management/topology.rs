@@ -78,6 +78,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
+/// RabbitMQ's answer to a PUT: 201 for what it created, 204 for what it replaced.
+pub(crate) fn put_status(existed: bool) -> StatusCode {
+    if existed {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    }
+}
+
 /// A channel in `vhost` for one request; 404 `vhost_not_found` if there is no such vhost.
 pub(crate) fn channel(broker: &Broker, vhost: &str) -> Result<Channel, ApiError> {
     let connection = broker
@@ -149,11 +158,7 @@ async fn put_vhost(
         Ok(())
     })
     .await?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 /// Deletes a vhost with everything in it (204), as `rabbitmqadmin delete vhost` asks.
@@ -246,11 +251,7 @@ async fn put_exchange(
         Ok(())
     })
     .await?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 async fn delete_exchange(
@@ -334,11 +335,7 @@ async fn put_queue(
         Ok(())
     })
     .await?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 async fn delete_queue(

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::json;
 use super::query;
 use super::server::Api;
-use super::topology::blocking;
+use super::topology::{blocking, put_status};
 use crate::{HashingAlgorithm, PasswordHash, Permissions, User};
 
 pub(super) fn routes() -> Router<Arc<Api>> {
@@ -139,11 +139,7 @@ async fn put_user(
     let broker = api.broker.clone();
     let existed = broker.user(&name).is_some();
     blocking(move || Ok(broker.add_user_with_hash(&name, hash, tags)?)).await?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 async fn delete_user(
@@ -256,11 +252,7 @@ async fn put_permission(
     }
     let existed = broker.user_permissions(&user, &vhost).is_some();
     blocking(move || Ok(broker.set_permissions(&user, &vhost, permissions)?)).await?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(existed))
 }
 
 async fn delete_permission(
