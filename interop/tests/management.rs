@@ -1571,9 +1571,14 @@ fn connections_channels_and_consumers_match_rabbitmq() {
     let rabbit_amqp: SocketAddr = warren_interop::RABBITMQ.parse().expect("an address");
     let _rabbit_client = Client::new(rabbit_amqp, &vhost);
     let _warren_client = Client::new(s._wire.local_addr(), &vhost);
+    // RabbitMQ lists a channel before its connection's stats have reached the management
+    // database; its `connection_details` are `[]` until then.
     let ready = |channels: &Value| {
         channels.as_array().is_some_and(|list| {
             list.len() == 2
+                && list
+                    .iter()
+                    .all(|c| c["connection_details"].get("name").is_some())
                 && list.iter().any(|c| {
                     c["consumer_count"] == json!(1) && c["messages_unacknowledged"] == json!(1)
                 })
