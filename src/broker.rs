@@ -59,8 +59,8 @@ impl Connections {
 pub(crate) struct BrokerInner {
     /// Settings and ids.
     pub(crate) settings: Arc<Settings>,
-    /// Vhosts by name.
-    vhosts: ConcurrentMap<String, Arc<VHost>>,
+    /// Vhosts by name (shared, weakly, with the store's lost-entries listener).
+    vhosts: Arc<ConcurrentMap<String, Arc<VHost>>>,
     /// Users and their permissions.
     pub(crate) auth: Arc<Registry>,
     /// Connections, to close when the broker closes. Its lock also orders opening a
@@ -459,6 +459,54 @@ impl Broker {
     pub fn crash_and_reopen(&self) -> Result<Broker> {
         self.inner.crash()?;
         self.inner.builder.clone().build()
+    }
+
+    /// Makes every store write fail while `fail` is set, as a full disk, a read-only
+    /// remount or an I/O error would: a fault to inject in tests of what a storage failure
+    /// does. Set it back to `false` and writes succeed again, in the same process.
+    ///
+    /// While it is set nothing more reaches the disk: persistent messages published in
+    /// confirm mode are nacked ([`Channel::wait_for_confirms`](crate::Channel::wait_for_confirms)
+    /// returns `false`, the wire sends `basic.nack`) and withdrawn from the queues that
+    /// still hold them ready, declares of durable entities fail with
+    /// [`Error::Storage`] (541) and are undone; the broker, its connections and channels go
+    /// on. See `docs/persistence.md`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warrenmq::{Broker, FieldTable, Message, QueueDeclareOptions};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let broker = Broker::open(dir.path().join("warren.redb"))?;
+    /// let ch = broker.connect("/")?.open_channel()?;
+    /// ch.queue_declare("jobs", QueueDeclareOptions::durable(), FieldTable::new())?;
+    /// ch.confirm_select()?;
+    ///
+    /// broker.fail_store_writes(true)?;
+    /// ch.basic_publish("", "jobs", Message::new("lost").persistent())?;
+    /// assert!(!ch.wait_for_confirms()?, "nacked: it could not be written");
+    ///
+    /// broker.fail_store_writes(false)?;
+    /// ch.basic_publish("", "jobs", Message::new("kept").persistent())?;
+    /// assert!(ch.wait_for_confirms()?, "on disk");
+    /// assert_eq!(broker.queue_stats("/", "jobs")?.messages_ready, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// 406 PRECONDITION_FAILED for an in-memory broker (it writes nothing).
+    pub fn fail_store_writes(&self, fail: bool) -> Result<()> {
+        if self.inner.settings.store.fail_writes(fail) {
+            Ok(())
+        } else {
+            Err(Error::precondition(
+                "an in-memory broker has no store to fail",
+            ))
+        }
     }
 
     /// Returns `true` once the broker is closed ([`close`](Self::close)).
@@ -1224,10 +1272,14 @@ impl BrokerBuilder {
             self.custom_kinds.clone(),
             self.budget(),
         ));
+        let vhosts: Arc<ConcurrentMap<String, Arc<VHost>>> = Arc::default();
+        settings
+            .store
+            .on_lost(withdraw_lost(Arc::downgrade(&vhosts)));
         let broker = Broker {
             inner: Arc::new(BrokerInner {
                 settings,
-                vhosts: ConcurrentMap::default(),
+                vhosts,
                 auth: Arc::default(),
                 connections: Mutex::default(),
                 services: Mutex::default(),
@@ -1237,6 +1289,40 @@ impl BrokerBuilder {
         broker.insert_vhost("/");
         broker
     }
+}
+
+/// The store's lost-entries listener: withdraws the messages a failed commit did not store
+/// from the queues that still hold them ready, before their publishers are nacked.
+///
+/// It runs on the store's writer thread and holds the vhosts weakly. While it runs the
+/// broker is alive: a broker being dropped waits (in its shutdown) for the writer thread
+/// before its vhosts go, so the writer thread never drops the last of them.
+fn withdraw_lost(vhosts: Weak<ConcurrentMap<String, Arc<VHost>>>) -> crate::store::LostListener {
+    Box::new(move |entries| {
+        let Some(vhosts) = vhosts.upgrade() else {
+            return;
+        };
+        let mut by_queue: HashMap<(&str, &str), Vec<u64>> = HashMap::new();
+        for entry in entries {
+            by_queue
+                .entry((&*entry.queue.vhost, &*entry.queue.name))
+                .or_default()
+                .push(entry.seq);
+        }
+        let mut withdrawn = 0;
+        for ((vhost, queue), seqs) in by_queue {
+            let vhost = vhosts.get(vhost).map(|v| Arc::clone(&v));
+            if let Some(vhost) = vhost {
+                withdrawn += vhost.withdraw(queue, &seqs);
+            }
+        }
+        tracing::warn!(
+            withdrawn,
+            entries = entries.len(),
+            "messages whose store write failed were withdrawn from their queues (those already \
+             delivered stay with their consumers)"
+        );
+    })
 }
 
 impl fmt::Debug for BrokerBuilder {

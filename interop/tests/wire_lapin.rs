@@ -1,6 +1,7 @@
 //! A Rust client, lapin, against the wire listener: publisher confirms, consuming with
-//! prefetch and acks, bodies larger than a frame, mandatory returns, channel errors, and
-//! the server-side cancel when a consumed queue is deleted.
+//! prefetch and acks, bodies larger than a frame, mandatory returns, channel errors, the
+//! server-side cancel when a consumed queue is deleted, and a publish whose store write
+//! failed nacked on a connection that stays open.
 
 use std::time::{Duration, Instant};
 
@@ -380,4 +381,66 @@ async fn many_connections_publish_and_consume_at_once() {
     );
     let stats = broker.queue_stats("/", "shared").expect("stats");
     assert_eq!(stats.messages(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_store_write_is_nacked_and_the_connection_stays_open() {
+    let dir = std::env::temp_dir().join(format!(
+        "warren-lapin-nack-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let broker = warrenmq::Broker::open(dir.join("warren.redb")).expect("opens");
+    let server = broker.serve("127.0.0.1:0").expect("binds");
+    let conn = connect(&server).await;
+    let ch = conn.create_channel().await.expect("a channel");
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    ch.queue_declare("jobs".into(), durable, FieldTable::default())
+        .await
+        .expect("queue");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let publish = |body: &'static [u8]| {
+        let ch = ch.clone();
+        async move {
+            ch.basic_publish(
+                "".into(),
+                "jobs".into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("published")
+            .await
+            .expect("a confirm")
+        }
+    };
+    broker.fail_store_writes(true).expect("a persistent broker");
+    assert!(publish(b"lost").await.is_nack(), "a failed write is a nack");
+    broker
+        .fail_store_writes(false)
+        .expect("a persistent broker");
+    assert_eq!(publish(b"kept").await, Confirmation::Ack(None));
+    assert!(conn.status().connected() && ch.status().connected());
+    let got = ch
+        .basic_get("jobs".into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("get")
+        .expect("a message");
+    assert_eq!(got.delivery.data, b"kept");
+    assert!(ch
+        .basic_get("jobs".into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("get")
+        .is_none());
+    conn.close(200, "bye".into()).await.expect("closes");
+    drop(server);
+    broker.close().expect("closes");
+    let _ = std::fs::remove_dir_all(&dir);
 }

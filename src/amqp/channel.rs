@@ -5,7 +5,7 @@
 //! - `publishing`: content, publishes, returns, confirms and transactions.
 //! - `consuming`: consume, cancel, and the frames of what consumers yield.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use super::outbox::Outbox;
 use super::registry::ChannelView;
 use super::tx::{Held, Transaction};
 use crate::alarm::Alarms;
+use crate::channel::Receipt;
 use crate::{Channel, Consumer, Delivery, Error, GetOptions, ReplyCode, Returns};
 
 mod consuming;
@@ -82,6 +83,8 @@ pub(crate) struct WireChannel {
     published: Option<u64>,
     /// The last publish confirmed to the client.
     confirmed: u64,
+    /// What each publish after `confirmed` left to confirm it by, in publish order.
+    receipts: VecDeque<Receipt>,
     /// The queue last declared, which an empty queue name refers to.
     last_queue: Option<String>,
     /// The open transaction, once `tx.select` made the channel transactional.
@@ -109,6 +112,7 @@ impl WireChannel {
             assembly: None,
             published: None,
             confirmed: 0,
+            receipts: VecDeque::new(),
             last_queue: None,
             tx: None,
             returns,

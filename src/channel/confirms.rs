@@ -39,10 +39,25 @@ impl ChannelInner {
     }
 
     /// Once the writes up to `through` are finished: forgets them and says whether every
-    /// message published so far was confirmed (`false` if one was refused).
+    /// message published so far was confirmed (`false` if a queue refused one, or if the
+    /// store could not write one: both are nacks, as RabbitMQ gives them).
     fn settle_confirms(&self, through: u64) -> Result<bool> {
-        self.unconfirmed.lock().settle_through(through)?;
-        Ok(!self.nacked.swap(false, Ordering::AcqRel))
+        let stored = self.unconfirmed.lock().settle_through(through);
+        let refused = self.nacked.swap(false, Ordering::AcqRel);
+        if let Err(e) = &stored {
+            tracing::warn!(
+                error = %e,
+                "publisher confirms: nacked, the store could not write a persistent message"
+            );
+        }
+        Ok(stored.is_ok() && !refused)
+    }
+
+    /// Says whether the store write numbered `seq` (a [`Receipt`]'s) failed; its outcome
+    /// must be known (waited for).
+    #[cfg(feature = "wire")]
+    fn write_failed(&self, seq: u64) -> bool {
+        self.unconfirmed.lock().failed(seq)
     }
 
     /// Waits for every tracked store write; `Ok(None)` if `deadline` passes first.
@@ -81,8 +96,8 @@ impl Channel {
         })
     }
 
-    /// Waits until every message published on this channel since confirms were turned on is
-    /// confirmed; returns `false` if the broker refused (nacked) any.
+    /// Waits until every message published on this channel since confirms were turned on (or
+    /// since the last wait) is confirmed; returns `false` if the broker nacked any.
     ///
     /// # Durability
     ///
@@ -91,6 +106,16 @@ impl Channel {
     /// enqueued, which has happened by the time `basic_publish` returns. Writes finish in
     /// order, so this waits once, for the last of them.
     ///
+    /// # Nacks
+    ///
+    /// A message is nacked (this returns `false`, as RabbitMQ's `basic.nack`) when a queue
+    /// refused it (`x-overflow = reject-publish`), or when the store could not write it (a
+    /// full disk, an I/O error: the error is logged). A message whose write failed is
+    /// withdrawn from the queues that still hold it ready, so it is not delivered later as
+    /// if accepted (one already handed to a consumer stays with it). The channel stays
+    /// open; publish the nacked messages again (once the disk has room) to have them
+    /// confirmed.
+    ///
     /// # Blocking
     ///
     /// Blocks the thread until the store has written; in async code use
@@ -98,8 +123,8 @@ impl Channel {
     ///
     /// # Errors
     ///
-    /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select));
-    /// [`Error::Storage`] if a message could not be written, so its confirm cannot be given.
+    /// 406 if confirms are not on (see [`confirm_select`](Self::confirm_select)); 504 if the
+    /// channel is closed. A storage failure is a nack (`Ok(false)`), not an error.
     pub fn wait_for_confirms(&self) -> Result<bool> {
         let inner = local_or!(self, r => r.wait_for_confirms(None).map(|ok| ok.unwrap_or(false)));
         inner.run(|| Ok(inner.wait_confirms(None)?.unwrap_or(true)))
@@ -215,9 +240,56 @@ impl Channel {
     }
 }
 
+/// What the wire listener keeps of one publish in confirm mode, to confirm each publish on
+/// its own: its store write while pending, and whether it is nacked already.
+#[cfg(feature = "wire")]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Receipt {
+    /// The number of its store write, if one was pending (0: none).
+    write: u64,
+    /// Nacked for sure: a queue refused it, or its write failed at once.
+    nacked: bool,
+}
+
+#[cfg(feature = "wire")]
+impl Receipt {
+    /// The receipt of a publish that did `published`.
+    pub(super) fn of(published: &crate::vhost::Published) -> Self {
+        let (write, failed) = match &published.durable {
+            Some(durable) => match durable.pending_seq() {
+                Some(seq) => (seq, false),
+                None => (0, matches!(durable.try_result(), Some(Err(_)))),
+            },
+            None => (0, false),
+        };
+        Receipt {
+            write,
+            nacked: published.refused || failed,
+        }
+    }
+}
+
+#[cfg(feature = "wire")]
+impl Channel {
+    /// Says whether the publish of `receipt` was nacked. For the wire listener, once
+    /// [`wait_for_confirms`](Self::wait_for_confirms) (or its timeout variant) has seen
+    /// every write up to it finished and reported that some publish was nacked.
+    pub(crate) fn is_nacked(&self, receipt: &Receipt) -> bool {
+        if receipt.nacked {
+            return true;
+        }
+        match &self.backend {
+            super::Backend::Local(inner) => receipt.write != 0 && inner.write_failed(receipt.write),
+            #[cfg(feature = "remote")]
+            super::Backend::Remote(_) => false,
+        }
+    }
+}
+
 /// The confirm of one publish, from [`Channel::basic_publish_with_confirm`]: `true` once the
 /// message is safe (on disk when it is persistent and reached a durable queue), `false` if
-/// the broker refused it (a queue's `x-overflow = reject-publish` limit).
+/// the broker nacked it: a queue's `x-overflow = reject-publish` limit refused it, or the
+/// store could not write it (see [`Channel::wait_for_confirms`]).
 ///
 /// Await it in async code (it is a [`Future`]; the store's writer thread wakes the task), or
 /// [`wait`](Self::wait) for it from a thread. Dropping it gives up nothing: the message is
@@ -258,13 +330,13 @@ enum Kind {
 }
 
 impl PublishConfirm {
-    /// Blocks until the publish is confirmed; `false` if it was refused (or, on a remote
-    /// connection, if the link was lost before the confirm came: publish it again).
+    /// Blocks until the publish is confirmed; `false` if it was nacked: refused by a queue,
+    /// or not written by the store (or, on a remote connection, if the link was lost before
+    /// the confirm came: publish it again).
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] if the message could not be written; on a remote connection, the
-    /// error that closed the channel if this publish did.
+    /// On a remote connection, the error that closed the channel if this publish did.
     pub fn wait(&self) -> Result<bool> {
         let (ticket, refused) = match &self.kind {
             Kind::Local { ticket, refused } => (ticket, *refused),
@@ -273,8 +345,7 @@ impl PublishConfirm {
                 return outcome.wait(Option::is_some, None).0.unwrap_or(Ok(false));
             }
         };
-        ticket.wait()?;
-        Ok(!refused)
+        Ok(confirmed(ticket.wait(), refused))
     }
 
     /// Like [`wait`](Self::wait), but gives up after `timeout`: `None` if the confirm was
@@ -292,13 +363,9 @@ impl PublishConfirm {
                 return outcome.wait(Option::is_some, deadline).0.transpose();
             }
         };
-        match ticket.wait_timeout(timeout) {
-            None => Ok(None),
-            Some(result) => {
-                result?;
-                Ok(Some(!refused))
-            }
-        }
+        Ok(ticket
+            .wait_timeout(timeout)
+            .map(|result| confirmed(result, refused)))
     }
 
     /// Returns the outcome if the confirm is in, without blocking.
@@ -312,14 +379,20 @@ impl PublishConfirm {
             #[cfg(feature = "remote")]
             Kind::Remote(outcome) => return outcome.get().transpose(),
         };
-        match ticket.try_result() {
-            None => Ok(None),
-            Some(result) => {
-                result?;
-                Ok(Some(!refused))
-            }
-        }
+        Ok(ticket.try_result().map(|result| confirmed(result, refused)))
     }
+}
+
+/// The confirm of a publish whose store write ended with `written`: a nack (`false`) if it
+/// failed (logged) or a queue refused the message.
+fn confirmed(written: std::result::Result<(), crate::StoreError>, refused: bool) -> bool {
+    if let Err(e) = &written {
+        tracing::warn!(
+            error = %e,
+            "publisher confirm: nacked, the store could not write the message"
+        );
+    }
+    written.is_ok() && !refused
 }
 
 impl Future for PublishConfirm {
@@ -329,9 +402,7 @@ impl Future for PublishConfirm {
         match &self.kind {
             Kind::Local { ticket, refused } => {
                 let refused = *refused;
-                ticket
-                    .poll(cx)
-                    .map(|result| result.map(|()| !refused).map_err(Error::Storage))
+                ticket.poll(cx).map(|result| Ok(confirmed(result, refused)))
             }
             #[cfg(feature = "remote")]
             Kind::Remote(outcome) => outcome

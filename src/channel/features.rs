@@ -149,7 +149,8 @@ impl Channel {
     }
 
     /// Publishes whatever the alarms say: for the wire listener, which holds publishers
-    /// back by not reading their sockets.
+    /// back by not reading their sockets. Returns what the wire needs to confirm this
+    /// publish on its own.
     #[cfg(feature = "wire")]
     pub(crate) fn basic_publish_unheld(
         &self,
@@ -157,10 +158,10 @@ impl Channel {
         routing_key: &str,
         options: PublishOptions,
         message: Message,
-    ) -> Result<()> {
-        let inner =
-            local_or!(self, r => r.publish(exchange, routing_key, options, message).map(drop));
-        Self::publish_now(inner, exchange, routing_key, options, message).map(drop)
+    ) -> Result<super::confirms::Receipt> {
+        let inner = local_or!(self, r => r.publish(exchange, routing_key, options, message).map(|_| super::confirms::Receipt::default()));
+        Self::publish_now(inner, exchange, routing_key, options, message)
+            .map(|published| super::confirms::Receipt::of(&published))
     }
 
     /// Publishes now; returns the store write of the message (if it was stored) and whether

@@ -23,6 +23,8 @@ mod reply_to;
 mod topology;
 
 pub use confirms::PublishConfirm;
+#[cfg(feature = "wire")]
+pub(crate) use confirms::Receipt;
 pub(crate) use inner::ChannelInner;
 
 use std::fmt;

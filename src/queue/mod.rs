@@ -633,6 +633,19 @@ impl Queue {
         self.finish(st)
     }
 
+    /// Removes the ready messages at positions `seqs`, whose store write failed (their
+    /// publishers are nacked; they are not on disk, so the store has nothing to forget);
+    /// returns how many were still ready. One already handed to a consumer stays with it.
+    pub(crate) fn withdraw(&self, seqs: &[u64]) -> usize {
+        let mut st = self.state.lock();
+        let count = st.ready.withdraw(seqs);
+        drop(st);
+        if count > 0 {
+            self.quiet.notify();
+        }
+        count
+    }
+
     /// Removes every ready message; returns how many.
     pub(crate) fn purge(&self) -> usize {
         let mut st = self.state.lock();

@@ -39,6 +39,17 @@ impl Lanes {
         lane.insert(at, msg);
     }
 
+    /// Takes the message at position `seq`, if one is here.
+    pub(crate) fn take(&mut self, seq: u64) -> Option<QueuedMessage> {
+        self.lanes.iter_mut().find_map(|lane| {
+            let at = lane.partition_point(|m| m.seq < seq);
+            match lane.get(at) {
+                Some(m) if m.seq == seq => lane.remove(at),
+                _ => None,
+            }
+        })
+    }
+
     /// Visits every message, lane by lane.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
         self.lanes.iter().flatten()

@@ -359,6 +359,72 @@ impl ReadyList {
         self.removed(msg)
     }
 
+    /// Removes the messages at positions `seqs` that are here (in memory or on disk only),
+    /// and returns how many were. The positions sought are those of recent publishes, so
+    /// each is looked for from the back.
+    pub(crate) fn withdraw(&mut self, seqs: &[u64]) -> usize {
+        let mut count = 0;
+        for &seq in seqs {
+            let taken = self.take_seq(seq);
+            if taken.is_some() {
+                self.removed(taken);
+                count += 1;
+            } else if self.take_stored_seq(seq) {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Takes the message at position `seq` from memory, if it is there; its accounting is
+    /// left to [`removed`](Self::removed).
+    fn take_seq(&mut self, seq: u64) -> Option<QueuedMessage> {
+        if let Some(lanes) = &mut self.lanes {
+            return lanes.take(seq);
+        }
+        if let Some(at) = self.returns.iter().rposition(|m| m.seq == seq) {
+            return self.returns.remove(at);
+        }
+        let at = if self.fifo {
+            self.messages.iter().rposition(|m| m.seq == seq)
+        } else {
+            let at = self.messages.partition_point(|m| m.seq < seq);
+            self.messages.get(at).filter(|m| m.seq == seq).map(|_| at)
+        };
+        if let Some(at) = at {
+            return self.messages.remove(at);
+        }
+        let at = self
+            .tail
+            .iter()
+            .rposition(|t| matches!(t, Tail::Resident(m) if m.seq == seq))?;
+        match self.tail.remove(at) {
+            Some(Tail::Resident(msg)) => Some(*msg),
+            _ => None,
+        }
+    }
+
+    /// Removes the entry at position `seq` kept on disk only, unless a page-in holds the
+    /// tail (it then finds the message missing and drops it itself).
+    fn take_stored_seq(&mut self, seq: u64) -> bool {
+        if self.loading {
+            return false;
+        }
+        let found = self
+            .tail
+            .iter()
+            .rposition(|t| matches!(t, Tail::Stored { seq: s, .. } if *s == seq));
+        match found {
+            Some(at) => {
+                self.tail.remove(at);
+                self.len -= 1;
+                self.stored -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Returns the number of ready messages.
     pub(crate) fn len(&self) -> usize {
         self.len

@@ -67,6 +67,19 @@ impl Durable {
         }
     }
 
+    #[cfg_attr(
+        not(feature = "wire"),
+        allow(dead_code, reason = "for the wire's confirms")
+    )]
+    /// Returns the number of the write if it was queued to a writer (whether or not it has
+    /// finished); `None` for a ticket made finished.
+    pub(crate) fn pending_seq(&self) -> Option<u64> {
+        match &self.inner {
+            Inner::Ready(_) => None,
+            Inner::Pending { seq, .. } => Some(*seq),
+        }
+    }
+
     /// Returns the outcome if the write is finished, without blocking.
     pub(crate) fn try_result(&self) -> Option<Result<(), StoreError>> {
         match &self.inner {
@@ -367,6 +380,17 @@ impl DurableSet {
             self.last = 0;
         }
         outcome
+    }
+
+    #[cfg_attr(
+        not(feature = "wire"),
+        allow(dead_code, reason = "for the wire's confirms")
+    )]
+    /// Says whether write `seq` of this set's store is known to have failed.
+    pub(crate) fn failed(&self, seq: u64) -> bool {
+        self.tracker
+            .as_ref()
+            .is_some_and(|t| matches!(t.state.lock().outcome(seq), Some(Err(_))))
     }
 
     /// Forgets the writes that finished well; keeps the first failure.

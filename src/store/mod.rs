@@ -197,7 +197,27 @@ pub(crate) trait Store: Send + Sync + Debug {
     fn crash(&self) -> Result<(), StoreError> {
         self.close()
     }
+
+    /// Hands the store the function it calls with the entries of the messages that a
+    /// failed commit did not store (its `Enqueue`s), on the writer thread, before the
+    /// tickets of that commit finish: the broker withdraws those messages from their queues,
+    /// so that a message nacked to its publisher is not delivered as if accepted. A store
+    /// whose writes cannot fail ignores it.
+    fn on_lost(&self, listener: LostListener) {
+        drop(listener);
+    }
+
+    /// While `fail` is set, makes every commit fail as a write error of the disk would (a
+    /// fault to inject in tests, [`Broker::fail_store_writes`](crate::Broker::fail_store_writes));
+    /// returns `false` if this store has no disk to fail.
+    fn fail_writes(&self, fail: bool) -> bool {
+        let _ = fail;
+        false
+    }
 }
+
+/// What [`Store::on_lost`] is given: called with the entries a failed commit did not store.
+pub(crate) type LostListener = Box<dyn Fn(&[EntryKey]) + Send + Sync>;
 
 /// The store of an in-memory broker: keeps nothing, and every write is "durable" at once.
 #[derive(Debug, Default)]

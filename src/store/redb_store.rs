@@ -17,7 +17,7 @@ use super::recovery::{self, RecoveredState};
 use super::tables::EncodedOp;
 use super::tables::MESSAGES;
 use super::writer::{Reopen, Slot, Writer};
-use super::{Store, StoreError};
+use super::{LostListener, Store, StoreError};
 
 /// The page cache redb may use unless told otherwise: enough to keep the hot pages of a
 /// busy store, far below redb's own default of 1 GiB, which a message bus embedded in an
@@ -189,6 +189,15 @@ impl Store for RedbStore {
         // Dropped, not closed: redb's own close is part of a clean shutdown.
         drop(self.db.write().take());
         result
+    }
+
+    fn on_lost(&self, listener: LostListener) {
+        self.writer.on_lost(listener);
+    }
+
+    fn fail_writes(&self, fail: bool) -> bool {
+        self.writer.fail_writes(fail);
+        true
     }
 }
 

@@ -16,10 +16,13 @@
 //! disk, a read-only remount, EIO), so before the next batch the writer closes the database
 //! and opens it again (checked against its witness as at start): once the cause is gone
 //! the store carries on without a restart; while it is not, each batch fails the same way.
+//! Before a failed batch's tickets finish, the [`LostListener`] is told which queue entries
+//! its `Enqueue`s did not store, so the broker withdraws those messages before their
+//! publishers hear of the failure (`basic.nack`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -32,7 +35,7 @@ use super::durable::{Durable, Tracker};
 use super::open::{self, StoreOptions};
 use super::tables::{self, EncodedOp};
 use super::witness::{Witness, WitnessState};
-use super::StoreError;
+use super::{EntryKey, LostListener, StoreError};
 
 /// The most ops applied in one transaction, which bounds a commit's size and latency.
 const MAX_BATCH: usize = 16 * 1024;
@@ -68,6 +71,26 @@ pub(crate) struct Writer {
     stats: Arc<WriterStats>,
     /// Set by [`crash`](Self::crash): the thread ends without the clean-shutdown commit.
     crashed: Arc<AtomicBool>,
+    /// What the broker hangs on the thread.
+    hooks: Arc<Hooks>,
+}
+
+/// What the broker hangs on the writer thread.
+#[derive(Default)]
+struct Hooks {
+    /// Told of the entries a failed batch did not store.
+    lost: OnceLock<LostListener>,
+    /// Fail every batch (an injected fault).
+    fail: AtomicBool,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("lost", &self.lost.get().is_some())
+            .field("fail", &self.fail)
+            .finish()
+    }
 }
 
 /// Counters the writer keeps, read by tests and statistics.
@@ -92,8 +115,10 @@ impl Writer {
         let tracker = Arc::new(Tracker::default());
         let stats = Arc::new(WriterStats::default());
         let crashed = Arc::new(AtomicBool::new(false));
+        let hooks = Arc::new(Hooks::default());
         let worker = Worker {
             crashed: Arc::clone(&crashed),
+            hooks: Arc::clone(&hooks),
             db: Some(db),
             reopen,
             broken: false,
@@ -112,7 +137,19 @@ impl Writer {
             tracker,
             stats,
             crashed,
+            hooks,
         })
+    }
+
+    /// Sets who is told of the entries a failed batch did not store (once; later calls are
+    /// ignored).
+    pub(crate) fn on_lost(&self, listener: LostListener) {
+        let _ = self.hooks.lost.set(listener);
+    }
+
+    /// Makes every later batch fail (or stops doing so), as a disk refusing writes would.
+    pub(crate) fn fail_writes(&self, fail: bool) {
+        self.hooks.fail.store(fail, Ordering::Release);
     }
 
     /// Queues an op and returns its ticket. Never blocks on the disk.
@@ -206,6 +243,26 @@ struct Worker {
     witness: Witness,
     /// Set when the store crashes on purpose: end without the clean-shutdown commit.
     crashed: Arc<AtomicBool>,
+    /// The lost-entries listener and the injected fault.
+    hooks: Arc<Hooks>,
+}
+
+/// The error of a batch failed on purpose ([`Writer::fail_writes`]).
+fn injected_failure() -> StoreError {
+    StoreError::Io(Arc::new(std::io::Error::other(
+        "injected write failure (Broker::fail_store_writes)",
+    )))
+}
+
+/// The queue entries of the messages `ops` would have stored.
+fn lost_entries(ops: &[EncodedOp]) -> Vec<EntryKey> {
+    ops.iter()
+        .filter_map(|op| match op {
+            EncodedOp::Enqueue { entries, .. } => Some(entries.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 /// Stops the tracker when the thread ends, however it ends, so no waiter hangs.
@@ -251,14 +308,28 @@ impl Worker {
     fn commit(&mut self, batch: &mut Vec<Queued>) -> bool {
         let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
         let ops: Vec<EncodedOp> = batch.drain(..).map(|(_, op)| op).collect();
-        let result = match self.reopen_if_broken() {
-            Ok(()) => StoreError::guard("writing", || self.write(&ops)).map(|done| {
-                self.witness(done);
-            }),
-            Err(e) => Err(e),
+        let result = if self.hooks.fail.load(Ordering::Acquire) {
+            Err(injected_failure())
+        } else {
+            match self.reopen_if_broken() {
+                Ok(()) => StoreError::guard("writing", || self.write(&ops)).map(|done| {
+                    self.witness(done);
+                }),
+                Err(e) => Err(e),
+            }
         };
         if let Err(e) = &result {
-            tracing::error!(error = %e, ops = ops.len(), "a store write failed; nothing of it is confirmed");
+            let lost = lost_entries(&ops);
+            tracing::error!(
+                error = %e,
+                ops = ops.len(),
+                messages = lost.len(),
+                "a store write failed: nothing of it is confirmed; its persistent messages are \
+                 withdrawn from their queues and nacked to publishers in confirm mode"
+            );
+            if let (Some(listener), false) = (self.hooks.lost.get(), lost.is_empty()) {
+                listener(&lost);
+            }
             self.broken = true;
         }
         self.stats.commits.fetch_add(1, Ordering::Relaxed);

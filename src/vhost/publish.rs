@@ -329,6 +329,16 @@ impl VHost {
         published
     }
 
+    /// Withdraws from queue `queue` the messages at positions `seqs`, whose store write
+    /// failed (see [`Store::on_lost`](crate::store::Store::on_lost)); returns how many were
+    /// still ready there.
+    pub(crate) fn withdraw(&self, queue: &str, seqs: &[u64]) -> usize {
+        let Some(queue) = self.queues.get(queue).map(|q| Arc::clone(&q)) else {
+            return 0;
+        };
+        queue.withdraw(seqs)
+    }
+
     /// Returns the distinct queues a message published to `source` reaches.
     pub(super) fn target_queues(
         &self,

@@ -61,19 +61,22 @@ impl WireChannel {
         }
     }
 
-    /// Returns a `basic.ack` (or, if the broker refused any, a `basic.nack`) covering every
-    /// publish not yet confirmed, if any. Without `wait`, answers [`Confirms::MustWait`]
-    /// rather than wait for the disk.
+    /// Returns the `basic.ack`s and `basic.nack`s of every publish not yet confirmed, if
+    /// any: one `basic.ack` (`multiple` for several) when all were confirmed; otherwise one
+    /// frame per run of publishes with the same outcome, so that exactly the publishes a
+    /// queue refused or the store could not write are nacked. Without `wait`, answers
+    /// [`Confirms::MustWait`] rather than wait for the disk.
     ///
     /// # Durability
     ///
     /// Waits for [`Channel::wait_for_confirms`] first, so that on a persistent broker a
     /// persistent message is confirmed only once it is on disk; called once per batch of
-    /// publishes, it shares one group commit among them.
+    /// publishes, it shares one group commit among them. A failed write is a nack: the
+    /// channel and the connection stay open.
     ///
     /// # Errors
     ///
-    /// The failure of the wait (a storage error).
+    /// The failure of the wait (the channel closed meanwhile).
     pub(crate) fn take_confirms(&mut self, wait: bool) -> Result<Confirms, Failure> {
         let Some(published) = self.published else {
             return Ok(Confirms::None);
@@ -83,7 +86,7 @@ impl WireChannel {
         }
         // Confirms of transient messages (and of persistent ones already on disk) are
         // ready at once; only a wait for the disk is left to the caller's blocking lane.
-        let stored = if wait {
+        let all_confirmed = if wait {
             self.channel.wait_for_confirms()?
         } else {
             match self.channel.wait_for_confirms_timeout(Duration::ZERO)? {
@@ -91,24 +94,59 @@ impl WireChannel {
                 None => return Ok(Confirms::MustWait),
             }
         };
-        let multiple = published - self.confirmed > 1;
+        let first = self.confirmed + 1;
         self.confirmed = published;
-        let method = if stored {
-            basic::AMQPMethod::Ack(basic::Ack {
-                delivery_tag: published,
-                multiple,
+        let receipts = std::mem::take(&mut self.receipts);
+        if all_confirmed {
+            return Ok(Confirms::Frame(self.confirm(first, published, false)));
+        }
+        // Runs of acks and nacks, in publish order; a publish without a receipt (there is
+        // none) would be nacked, never falsely acked.
+        let nacked: Vec<bool> = (0..=published - first)
+            .map(|i| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| receipts.get(i))
+                    .is_none_or(|r| self.channel.is_nacked(r))
             })
-        } else {
+            .collect();
+        let count = nacked.iter().filter(|&&n| n).count();
+        tracing::warn!(
+            channel = self.id,
+            nacked = count,
+            of = nacked.len(),
+            "publisher confirms: basic.nack for publishes a queue refused or the store could \
+             not write"
+        );
+        let mut frames = Vec::new();
+        let mut start = first;
+        for (tag, pair) in (first..).zip(nacked.windows(2)) {
+            if pair[0] != pair[1] {
+                frames.extend(self.confirm(start, tag, pair[0]));
+                start = tag + 1;
+            }
+        }
+        frames.extend(self.confirm(start, published, nacked[nacked.len() - 1]));
+        Ok(Confirms::Frame(frames))
+    }
+
+    /// The `basic.ack` (or with `nack`, `basic.nack`) of publishes `first..=last`, every
+    /// one before them being confirmed already.
+    fn confirm(&self, first: u64, last: u64, nack: bool) -> Vec<u8> {
+        let multiple = last > first;
+        let method = if nack {
             basic::AMQPMethod::Nack(basic::Nack {
-                delivery_tag: published,
+                delivery_tag: last,
                 multiple,
                 requeue: false,
             })
+        } else {
+            basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: last,
+                multiple,
+            })
         };
-        Ok(Confirms::Frame(frames::method(
-            self.id,
-            AMQPClass::Basic(method),
-        )))
+        frames::method(self.id, AMQPClass::Basic(method))
     }
 
     pub(super) fn abandon(&mut self, failure: Failure) -> Failure {
@@ -222,7 +260,7 @@ impl WireChannel {
         let result = self
             .channel
             .basic_publish_unheld(exchange, key, options, message);
-        result.map_err(|e| {
+        let receipt = result.map_err(|e| {
             Failure::from(e).at(MethodId {
                 class: 60,
                 method: 40,
@@ -231,6 +269,7 @@ impl WireChannel {
         self.send_returns();
         if let Some(n) = self.published.as_mut() {
             *n += 1;
+            self.receipts.push_back(receipt);
         }
         Ok(())
     }
