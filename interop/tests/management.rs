@@ -86,6 +86,11 @@ fn main() -> ExitCode {
             deleting_a_connection_closes_it_as_rabbitmq_does,
         ),
         trial(
+            "visibility_matches_rabbitmq",
+            &[Need::RabbitMqManagement],
+            visibility_matches_rabbitmq,
+        ),
+        trial(
             "rabbitmqadmin_lists_connections_channels_and_consumers",
             &[Need::Rabbitmqadmin],
             rabbitmqadmin_lists_connections_channels_and_consumers,
@@ -557,7 +562,8 @@ fn definitions_and_policies_over_http() {
         .expect("a user");
     let as_watcher = |path: &str| request(addr, "GET", path, Some("watcher:pw"), None).status;
     assert_eq!(as_watcher("/api/definitions"), 401);
-    assert_eq!(as_watcher("/api/policies"), 401);
+    // Any management user lists the policies of the vhosts it has permissions in (none).
+    assert_eq!(as_watcher("/api/policies"), 200);
     assert_eq!(as_watcher("/api/overview"), 200);
 
     let other = served();
@@ -837,22 +843,17 @@ fn rabbitmqadmin_declares_and_deletes_users_permissions_and_vhosts() {
     assert!(!s.broker.vhosts().contains(&"tenant".to_owned()));
 }
 
-/// Users created on both brokers by a test, deleted from RabbitMQ on drop.
-struct TwinUsers<'a> {
+/// What a test created on RabbitMQ besides its [`Twin`] vhost (users, more vhosts), by API
+/// path: deleted from RabbitMQ on drop.
+struct RabbitLeftovers<'a> {
     twin: &'a Twin,
-    names: Vec<String>,
+    paths: Vec<String>,
 }
 
-impl Drop for TwinUsers<'_> {
+impl Drop for RabbitLeftovers<'_> {
     fn drop(&mut self) {
-        for name in &self.names {
-            request(
-                self.twin.rabbit,
-                "DELETE",
-                &format!("/api/users/{name}"),
-                GUEST,
-                None,
-            );
+        for path in &self.paths {
+            request(self.twin.rabbit, "DELETE", path, GUEST, None);
         }
     }
 }
@@ -865,9 +866,12 @@ fn users_and_permissions_match_rabbitmq() {
         format!("{}-plain", twin.name),
         format!("{}-untagged", twin.name),
     );
-    let _users = TwinUsers {
+    let _users = RabbitLeftovers {
         twin: &twin,
-        names: vec![admin.clone(), plain.clone(), untagged.clone()],
+        paths: [&admin, &plain, &untagged]
+            .iter()
+            .map(|name| format!("/api/users/{name}"))
+            .collect(),
     };
     // RabbitMQ 3.10's own hash of "guest": both brokers take it as it is.
     let hash = "P0j0wOIKdZt4DAvd585hhL5aE8Eftx96ysBa7rDkr8EXazcs";
@@ -1433,7 +1437,7 @@ fn errors_match_rabbitmq() {
 
 /// A lapin client of `amqp` in `vhost`, as the connection tests use it: channel 1 consumes
 /// `work` (tag `ctag-1`, prefetch 10) and holds one delivery unacknowledged; channel 2 is in
-/// confirm mode. Keeps its runtime, connection, channels and consumer alive; `errors` gets
+/// confirm mode. [`Client::login`] does the same as another user, on a queue of its choice. Keeps its runtime, connection, channels and consumer alive; `errors` gets
 /// the connection's error when the server closes it.
 struct Client {
     runtime: tokio::runtime::Runtime,
@@ -1445,6 +1449,11 @@ struct Client {
 
 impl Client {
     fn new(amqp: SocketAddr, vhost: &str) -> Client {
+        Client::login(amqp, "guest:guest", vhost, "work")
+    }
+
+    /// A client logged in as `credentials` (`user:password`), consuming `queue`.
+    fn login(amqp: SocketAddr, credentials: &str, vhost: &str, queue: &str) -> Client {
         use futures_lite::StreamExt as _;
         use lapin::options::{
             BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -1458,7 +1467,7 @@ impl Client {
             .expect("a runtime");
         let (tx, errors) = std::sync::mpsc::channel();
         let (conn, channels, consumer) = runtime.block_on(async {
-            let uri = format!("amqp://guest:guest@{amqp}/{vhost}");
+            let uri = format!("amqp://{credentials}@{amqp}/{vhost}");
             let conn = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default())
                 .await
                 .expect("lapin connects");
@@ -1475,7 +1484,7 @@ impl Client {
                 .await
                 .expect("qos");
             ch1.queue_declare(
-                "work".into(),
+                queue.into(),
                 QueueDeclareOptions::default(),
                 LapinTable::default(),
             )
@@ -1483,7 +1492,7 @@ impl Client {
             .expect("queue");
             let mut consumer = ch1
                 .basic_consume(
-                    "work".into(),
+                    queue.into(),
                     "ctag-1".into(),
                     BasicConsumeOptions::default(),
                     LapinTable::default(),
@@ -1496,7 +1505,7 @@ impl Client {
                 .expect("confirms");
             ch2.basic_publish(
                 "".into(),
-                "work".into(),
+                queue.into(),
                 BasicPublishOptions::default(),
                 b"held",
                 lapin::BasicProperties::default(),
@@ -1830,5 +1839,268 @@ fn rabbitmqadmin_lists_connections_channels_and_consumers() {
         cells,
         ["", "True", "True", "up", "ctag-1", "False", "10", ""],
         "{consumers}"
+    );
+}
+
+/// Whether a listed item belongs to one of `vhosts` (a vhost itself by its name, a consumer
+/// by its queue's vhost); items of other vhosts (RabbitMQ's own, other tests') are left out
+/// of comparisons.
+fn in_vhosts(path: &str, item: &Value, vhosts: &[&str]) -> bool {
+    let vhost = if path == "/api/vhosts" {
+        &item["name"]
+    } else if item.get("vhost").is_some() {
+        &item["vhost"]
+    } else {
+        &item["queue"]["vhost"]
+    };
+    vhost.as_str().is_some_and(|v| vhosts.contains(&v))
+        && item["name"] != "amq.rabbitmq.trace"
+}
+
+/// What identifies a listed item on either broker: connection and channel names hold
+/// ports, which differ, so those are known by user, vhost and number.
+fn identity(path: &str, item: &Value) -> String {
+    let at = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| {
+                k.split('.')
+                    .fold(item, |v, part| &v[part])
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if path.contains("consumers") {
+        at(&["channel_details.user", "queue.vhost", "queue.name", "consumer_tag"])
+    } else if path.contains("channels") {
+        at(&["user", "vhost", "number"])
+    } else if path.contains("connections") {
+        at(&["user", "vhost"])
+    } else if path.contains("bindings") {
+        at(&["vhost", "source", "destination", "routing_key"])
+    } else {
+        at(&["vhost", "name"])
+    }
+}
+
+/// What a `management`, `policymaker`, `monitoring` and `administrator` user, and a
+/// `management` user without permissions, each see and may touch, compared with RabbitMQ:
+/// two vhosts with a queue, an exchange, a binding and a policy each; every tagged user has
+/// permissions in the first only; clients of guest (second vhost) and of the `management`
+/// and `monitoring` users (first) hold consumers. For each user, the listings give the same
+/// objects of those vhosts, the URLs of the second vhost, another user's connection and
+/// channel, the node and one policy answer the same status and error, and the overview has
+/// the same parts and the same client and queue counts.
+fn visibility_matches_rabbitmq() {
+    let s = served();
+    let twin = Twin::new(&s, "vis");
+    let (a, b) = (twin.name.clone(), format!("{}-b", twin.name));
+    let user = |tag: &str| format!("{}-{tag}", twin.name);
+    let tags = ["management", "policymaker", "monitoring", "administrator"];
+    let nobody = user("none");
+    let mut leftovers = vec![format!("/api/vhosts/{b}"), format!("/api/users/{nobody}")];
+    leftovers.extend(tags.iter().map(|t| format!("/api/users/{}", user(t))));
+    let _leftovers = RabbitLeftovers {
+        twin: &twin,
+        paths: leftovers,
+    };
+    let ok = |method: &str, path: &str, body: Option<Value>| {
+        let (r, w) = twin.both(method, path, body.as_ref());
+        assert!(
+            r.status < 300 && w.status < 300,
+            "{method} {path}: rabbit {r:?}\nwarren {w:?}"
+        );
+    };
+    ok("PUT", &format!("/api/vhosts/{b}"), None);
+    let full = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    let path = format!("/api/permissions/{b}/guest");
+    request(twin.rabbit, "PUT", &path, GUEST, Some(&full));
+    for tag in tags {
+        let body = json!({"password": "pw", "tags": tag});
+        ok("PUT", &format!("/api/users/{}", user(tag)), Some(body));
+        let path = format!("/api/permissions/{a}/{}", user(tag));
+        ok("PUT", &path, Some(full.clone()));
+    }
+    let body = json!({"password": "pw", "tags": "management"});
+    ok("PUT", &format!("/api/users/{nobody}"), Some(body));
+    for v in [&a, &b] {
+        ok("PUT", &format!("/api/queues/{v}/q"), Some(json!({})));
+        let fanout = json!({"type": "fanout"});
+        ok("PUT", &format!("/api/exchanges/{v}/x"), Some(fanout));
+        let key = json!({"routing_key": "k"});
+        ok("POST", &format!("/api/bindings/{v}/e/x/q/q"), Some(key));
+        let policy = json!({"pattern": "^zz", "definition": {"max-length": 5}});
+        ok("PUT", &format!("/api/policies/{v}/p"), Some(policy));
+    }
+    // Guest in the second vhost; the management and monitoring users in the first.
+    let rabbit_amqp: SocketAddr = warren_interop::RABBITMQ.parse().expect("an address");
+    let logins = [
+        ("guest:guest".to_owned(), &b, "work"),
+        (format!("{}:pw", user("management")), &a, "work-management"),
+        (format!("{}:pw", user("monitoring")), &a, "work-monitoring"),
+    ];
+    let mut clients = Vec::new();
+    for amqp in [rabbit_amqp, s._wire.local_addr()] {
+        for (credentials, vhost, queue) in &logins {
+            clients.push(Client::login(amqp, credentials, vhost, queue));
+        }
+    }
+    let vhosts = [a.as_str(), b.as_str()];
+    let ours = |path: &str, list: &Value| -> BTreeSet<String> {
+        (list.as_array().into_iter().flatten())
+            .filter(|item| in_vhosts(path, item, &vhosts))
+            .map(|item| identity(path, item))
+            .collect()
+    };
+    // RabbitMQ lists clients once their statistics reach its management database.
+    let guest_connection = |http: SocketAddr| {
+        let all_there = |path: &str, count: usize| {
+            wait_for(http, path, |list| {
+                ours(path, list).len() == count
+                    && (list.as_array().into_iter().flatten())
+                        .filter(|item| in_vhosts(path, item, &vhosts))
+                        .all(|c| c.get("connection_details") != Some(&json!([])))
+            })
+        };
+        all_there("/api/consumers", 3);
+        all_there("/api/channels", 6);
+        let connections = all_there("/api/connections", 3);
+        let guest = item(&connections, "vhost", &json!(b));
+        encode(guest["name"].as_str().expect("a name"))
+    };
+    let (rabbit_guest, warren_guest) = (guest_connection(twin.rabbit), guest_connection(twin.warren));
+
+    let listings = [
+        "/api/vhosts".to_owned(),
+        "/api/queues".to_owned(),
+        "/api/exchanges".to_owned(),
+        "/api/bindings".to_owned(),
+        "/api/policies".to_owned(),
+        "/api/connections".to_owned(),
+        "/api/channels".to_owned(),
+        "/api/consumers".to_owned(),
+        format!("/api/consumers/{a}"),
+        format!("/api/consumers/{b}"),
+        format!("/api/queues/{a}"),
+        format!("/api/exchanges/{a}"),
+        format!("/api/bindings/{a}"),
+        format!("/api/policies/{a}"),
+        format!("/api/vhosts/{a}/connections"),
+        format!("/api/vhosts/{a}/channels"),
+        format!("/api/queues/{b}"),
+        format!("/api/exchanges/{b}"),
+        format!("/api/bindings/{b}"),
+        format!("/api/policies/{b}"),
+        format!("/api/vhosts/{b}/connections"),
+        format!("/api/vhosts/{b}/channels"),
+        format!("/api/queues/{b}/q/bindings"),
+        format!("/api/exchanges/{b}/x/bindings/source"),
+        format!("/api/bindings/{b}/e/x/q/q"),
+    ];
+    let get_body = json!({"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"});
+    let publish_body =
+        json!({"routing_key": "q", "payload": "p", "payload_encoding": "string", "properties": {}});
+    let policy = json!({"pattern": "^yy", "definition": {"max-length": 1}});
+    let requests: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/api/queues/{b}/q"), None),
+        ("GET", format!("/api/exchanges/{b}/x"), None),
+        ("GET", format!("/api/queues/{b}/missing"), None),
+        ("GET", format!("/api/queues/{a}-missing/q"), None),
+        ("GET", format!("/api/vhosts/{a}"), None),
+        ("GET", "/api/nodes".to_owned(), None),
+        ("GET", "/api/users".to_owned(), None),
+        ("GET", format!("/api/policies/{a}/p"), None),
+        ("GET", format!("/api/policies/{b}/p"), None),
+        ("GET", format!("/api/aliveness-test/{b}"), None),
+        ("PUT", format!("/api/queues/{b}/new"), Some(json!({}))),
+        ("DELETE", format!("/api/queues/{b}/q"), None),
+        ("DELETE", format!("/api/queues/{b}/q/contents"), None),
+        ("POST", format!("/api/queues/{b}/q/get"), Some(get_body)),
+        (
+            "POST",
+            format!("/api/exchanges/{b}/amq.default/publish"),
+            Some(publish_body),
+        ),
+        ("PUT", format!("/api/policies/{b}/p2"), Some(policy)),
+    ];
+    let mut differences = Vec::new();
+    let mut differ = |what: String, rabbit: &dyn std::fmt::Debug, warren: &dyn std::fmt::Debug| {
+        differences.push(format!("{what}\n  rabbit {rabbit:?}\n  warren {warren:?}"));
+    };
+    let all_users = tags.iter().map(|t| user(t)).chain([nobody.clone()]);
+    for name in all_users {
+        let credentials = format!("{name}:pw");
+        let auth = Some(credentials.as_str());
+        let send = |addr, method, path: &str, body: Option<&Value>| {
+            request(addr, method, path, auth, body)
+        };
+        let both = |method, path: &str, body: Option<&Value>| {
+            (
+                send(twin.rabbit, method, path, body),
+                send(twin.warren, method, path, body),
+            )
+        };
+        let mut compare_replies = |what: String, r: Reply, w: Reply, list: bool| {
+            if r.status != w.status {
+                differ(what, &(r.status, r.text()), &(w.status, w.text()));
+            } else if r.status == 200 && list {
+                let path = what.rsplit(' ').next().unwrap_or("");
+                let (r, w) = (ours(path, &r.json()), ours(path, &w.json()));
+                if r != w {
+                    differ(what, &r, &w);
+                }
+            } else if r.status >= 400 && r.json() != w.json() {
+                differ(what, &r.text(), &w.text());
+            }
+        };
+        for path in &listings {
+            let (r, w) = both("GET", path, None);
+            compare_replies(format!("{name}: GET {path}"), r, w, true);
+        }
+        for (method, path, body) in &requests {
+            let (r, w) = both(method, path, body.as_ref());
+            compare_replies(format!("{name}: {method} {path}"), r, w, false);
+        }
+        // Guest's connection and its first channel, by their names on each broker.
+        let mut clients_paths = vec![
+            ("GET", "/api/connections/{}"),
+            ("GET", "/api/connections/{}/channels"),
+            ("GET", "/api/channels/{}%20(1)"),
+        ];
+        if !name.ends_with("administrator") {
+            clients_paths.push(("DELETE", "/api/connections/{}"));
+        }
+        for (method, path) in clients_paths {
+            let r = send(twin.rabbit, method, &path.replace("{}", &rabbit_guest), None);
+            let w = send(twin.warren, method, &path.replace("{}", &warren_guest), None);
+            compare_replies(format!("{name}: {method} {path} (guest's)"), r, w, false);
+        }
+        // The overview: the same parts, and the same counts of the user's clients and
+        // queues (the broker-wide counts of RabbitMQ include what other tests left).
+        let (r, w) = both("GET", "/api/overview", None);
+        let (r, w) = (r.json(), w.json());
+        let parts = |o: &Value| {
+            let totals = &o["object_totals"];
+            let whole = o.get("listeners").is_some();
+            let mut parts = json!({
+                "has": ["listeners", "node", "contexts"].map(|k| o.get(k).is_some()),
+                "counts consumers": totals.get("consumers").is_some(),
+                "queue_totals empty": o["queue_totals"].as_object().is_some_and(|t| t.is_empty()),
+            });
+            if !whole {
+                parts["counts"] = json!([totals["connections"], totals["channels"], totals["queues"]]);
+            }
+            parts
+        };
+        if parts(&r) != parts(&w) {
+            differ(format!("{name}: GET /api/overview"), &parts(&r), &parts(&w));
+        }
+    }
+    drop(clients);
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
     );
 }

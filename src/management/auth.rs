@@ -4,7 +4,8 @@
 //! [`Broker::authenticate`](crate::Broker::authenticate), as RabbitMQ's plugin checks them:
 //! a user needs one of the management tags to log in at all, `administrator` to manage
 //! users, vhosts and permissions ([`ApiUser::require_administrator`]), and a loopback-only
-//! user must come from a loopback address. The server slows failed logins per address with
+//! user must come from a loopback address. What a logged-in user may see is
+//! `visibility`'s business. The server slows failed logins per address with
 //! the wire listener's [`LoginThrottle`](crate::LoginThrottle). Every check goes through
 //! [`Auth`].
 
@@ -31,27 +32,44 @@ pub(crate) struct ApiUser {
 }
 
 impl ApiUser {
+    /// Whether the user has `tag`.
+    fn has(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
+    /// `administrator`: sees and manages everything.
+    pub(crate) fn is_administrator(&self) -> bool {
+        self.has("administrator")
+    }
+
+    /// `monitoring` or `administrator`: sees every vhost, connection, channel and consumer,
+    /// and the node.
+    pub(crate) fn is_monitor(&self) -> bool {
+        self.has("monitoring") || self.is_administrator()
+    }
+
+    /// `policymaker` or `administrator`: may read and change policies.
+    pub(crate) fn is_policymaker(&self) -> bool {
+        self.has("policymaker") || self.is_administrator()
+    }
+
     /// RabbitMQ's 401 `Not administrator user` unless the user has the `administrator`
     /// tag: what managing users, vhosts and permissions needs.
     pub(crate) fn require_administrator(&self) -> Result<(), ApiError> {
-        if self.tags.iter().any(|t| t == "administrator") {
+        if self.is_administrator() {
             Ok(())
         } else {
             Err(ApiError::NotAuthorised("Not administrator user"))
         }
     }
 
-    /// RabbitMQ's 401 `Not policymaker user` unless the user has the `policymaker` or
-    /// `administrator` tag: what managing policies needs.
-    pub(crate) fn require_policymaker(&self) -> Result<(), ApiError> {
-        if self
-            .tags
-            .iter()
-            .any(|t| t == "policymaker" || t == "administrator")
-        {
+    /// RabbitMQ's 401 `Not monitor user` unless the user has the `monitoring` or
+    /// `administrator` tag: what reading the node (`/api/nodes`) needs.
+    pub(crate) fn require_monitor(&self) -> Result<(), ApiError> {
+        if self.is_monitor() {
             Ok(())
         } else {
-            Err(ApiError::NotAuthorised("Not policymaker user"))
+            Err(ApiError::NotAuthorised("Not monitor user"))
         }
     }
 }

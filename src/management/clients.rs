@@ -7,32 +7,42 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::auth::ApiUser;
 use super::error::ApiError;
 use super::json::table_to_json;
 use super::query;
 use super::server::Api;
+use super::visibility;
 use crate::amqp::{ChannelView, Tracked};
 
+/// The routes that do not need permissions in a vhost.
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/api/connections", get(list_connections))
-        .route("/api/vhosts/{vhost}/connections", get(list_connections))
         .route(
             "/api/connections/{name}",
             get(get_connection).delete(close_connection),
         )
         .route("/api/connections/{name}/channels", get(connection_channels))
         .route("/api/channels", get(list_channels))
-        .route("/api/vhosts/{vhost}/channels", get(list_channels))
         .route("/api/channels/{name}", get(get_channel))
         .route("/api/consumers", get(list_consumers))
+        // As in RabbitMQ, a vhost's consumers need no permissions in it: the listing shows
+        // only those the user sees anyway.
         .route("/api/consumers/{vhost}", get(list_consumers))
+}
+
+/// The per-vhost listings, for users with permissions in the vhost (see `visibility`).
+pub(super) fn vhost_routes() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/api/vhosts/{vhost}/connections", get(list_connections))
+        .route("/api/vhosts/{vhost}/channels", get(list_channels))
 }
 
 /// The listing parameters.
@@ -41,8 +51,18 @@ type Params = Query<HashMap<String, String>>;
 /// The vhost of a per-vhost listing (`None` for the listing of all).
 type InVhost = Option<Path<String>>;
 
-/// The open connections, of one vhost (404 if there is no such vhost) or all.
-fn connections(api: &Api, vhost: &InVhost) -> Result<Vec<Arc<Tracked>>, ApiError> {
+/// The user a connection logged in as (`None` during its handshake).
+fn owner(t: &Tracked) -> Option<&str> {
+    t.login.get().map(|l| l.user.as_str())
+}
+
+/// The open connections `user` sees (see [`visibility::sees_client`]), of one vhost (404
+/// if there is no such vhost) or all.
+fn connections(
+    api: &Api,
+    user: &ApiUser,
+    vhost: &InVhost,
+) -> Result<Vec<Arc<Tracked>>, ApiError> {
     let vhost = vhost.as_ref().map(|Path(v)| v.as_str());
     if let Some(v) = vhost {
         if !api.broker.vhosts().iter().any(|known| known == v) {
@@ -53,12 +73,19 @@ fn connections(api: &Api, vhost: &InVhost) -> Result<Vec<Arc<Tracked>>, ApiError
     Ok(all
         .into_iter()
         .filter(|t| vhost.is_none_or(|v| t.login.get().is_some_and(|l| l.vhost == v)))
+        .filter(|t| visibility::sees_client(user, owner(t)))
         .collect())
 }
 
-/// The open connection named `name`.
-fn connection_named(api: &Api, name: &str) -> Result<Arc<Tracked>, ApiError> {
-    api.wire.registry.find(name).ok_or(ApiError::NotFound)
+/// The open connection named `name`: 404 if there is none, RabbitMQ's 401 `User not
+/// authorised to access object` if it is another user's and `user` may not see it.
+fn connection_named(api: &Api, user: &ApiUser, name: &str) -> Result<Arc<Tracked>, ApiError> {
+    let t = api.wire.registry.find(name).ok_or(ApiError::NotFound)?;
+    if visibility::sees_client(user, owner(&t)) {
+        Ok(t)
+    } else {
+        Err(ApiError::NotAuthorised(visibility::NOT_OBJECT))
+    }
 }
 
 // ---- connections ----
@@ -107,10 +134,11 @@ fn connection(api: &Api, t: &Tracked) -> Value {
 
 async fn list_connections(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     vhost: InVhost,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = connections(&api, &vhost)?
+    let items = connections(&api, &user, &vhost)?
         .iter()
         .map(|t| connection(&api, t))
         .collect();
@@ -119,20 +147,27 @@ async fn list_connections(
 
 async fn get_connection(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(name): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let t = connection_named(&api, &name)?;
+    let t = connection_named(&api, &user, &name)?;
     Ok(Json(query::object(connection(&api, &t), &q)))
 }
 
 /// Closes a connection as RabbitMQ's plugin does: the client gets `connection.close` 320
-/// `CONNECTION_FORCED - Closed via management plugin`.
+/// `CONNECTION_FORCED - Closed via management plugin`. A user may close its own
+/// connections, an administrator any (a `monitoring` user sees others' but may not close
+/// them: 401 `User not authorised to access object`).
 async fn close_connection(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let t = connection_named(&api, &name)?;
+    let t = connection_named(&api, &user, &name)?;
+    if !user.is_administrator() && owner(&t) != Some(user.name.as_str()) {
+        return Err(ApiError::NotAuthorised(visibility::NOT_OBJECT));
+    }
     tracing::info!(connection = %t.name, "closing a connection at the management API's request");
     t.force_close();
     Ok(StatusCode::NO_CONTENT)
@@ -140,10 +175,11 @@ async fn close_connection(
 
 async fn connection_channels(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(name): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let t = connection_named(&api, &name)?;
+    let t = connection_named(&api, &user, &name)?;
     let items = t.channels().iter().map(|c| channel(&api, &t, c)).collect();
     Ok(Json(query::listing(items, &q)?))
 }
@@ -194,10 +230,11 @@ fn channels(connections: &[Arc<Tracked>]) -> Vec<(&Tracked, Arc<ChannelView>)> {
 
 async fn list_channels(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     vhost: InVhost,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let connections = connections(&api, &vhost)?;
+    let connections = connections(&api, &user, &vhost)?;
     let items = channels(&connections)
         .iter()
         .map(|(t, c)| channel(&api, t, c))
@@ -207,14 +244,18 @@ async fn list_channels(
 
 async fn get_channel(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(name): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let connections = connections(&api, &None)?;
+    let connections = api.wire.registry.connections();
     let found = channels(&connections)
         .into_iter()
         .find(|(t, c)| channel_name(t, c.number) == name);
     let (t, c) = found.ok_or(ApiError::NotFound)?;
+    if !visibility::sees_client(&user, owner(t)) {
+        return Err(ApiError::NotAuthorised(visibility::NOT_OBJECT));
+    }
     Ok(Json(query::object(channel(&api, t, &c), &q)))
 }
 
@@ -254,9 +295,10 @@ fn consumers(api: &Api, connections: &[Arc<Tracked>]) -> Vec<Value> {
 
 async fn list_consumers(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     vhost: InVhost,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = consumers(&api, &connections(&api, &vhost)?);
+    let items = consumers(&api, &connections(&api, &user, &vhost)?);
     Ok(Json(query::listing(items, &q)?))
 }

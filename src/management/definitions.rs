@@ -1,7 +1,8 @@
 //! The routes over definitions and policies: `GET` / `POST /api/definitions[/{vhost}]`
 //! (what `rabbitmqadmin export` and `import` use) and `/api/policies[/{vhost}[/{name}]]`
 //! (`rabbitmqadmin declare policy`, `list policies`, `delete policy`). Definitions (which
-//! carry password hashes) need the `administrator` tag, policies `policymaker`, as in
+//! carry password hashes) need the `administrator` tag; listing policies any management
+//! user (of the vhosts it sees), one policy's `GET`, `PUT`, `DELETE` `policymaker`, as in
 //! RabbitMQ.
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use super::json::{self, json_to_table};
 use super::query;
 use super::server::Api;
 use super::topology::{blocking, put_status};
+use super::visibility;
 use crate::definitions::policy_json;
 use crate::{Policy, PolicyApplyTo};
 
@@ -34,11 +36,15 @@ pub(super) fn routes() -> Router<Arc<Api>> {
             get(get_vhost_definitions).post(post_vhost_definitions),
         )
         .route("/api/policies", get(list_policies))
-        .route("/api/policies/{vhost}", get(list_policies_in))
         .route(
             "/api/policies/{vhost}/{name}",
             get(get_policy).put(put_policy).delete(delete_policy),
         )
+}
+
+/// The policies of a vhost, for users with permissions in it (see `visibility`).
+pub(super) fn vhost_routes() -> Router<Arc<Api>> {
+    Router::new().route("/api/policies/{vhost}", get(list_policies_in))
 }
 
 /// The listing parameters.
@@ -111,6 +117,16 @@ async fn post_vhost_definitions(
 
 // ---- policies ----
 
+/// What one policy's `GET`, `PUT` and `DELETE` need, as RabbitMQ checks it: the
+/// `policymaker` (or `administrator`) tag and permissions in the vhost (or
+/// `administrator`), else 401 `User not authorised to access object`.
+fn may_manage_policies(api: &Api, user: &ApiUser, vhost: &str) -> Result<(), ApiError> {
+    if !user.is_policymaker() {
+        return Err(ApiError::NotAuthorised(visibility::NOT_OBJECT));
+    }
+    visibility::check_vhost(&api.broker, user, vhost, visibility::NOT_OBJECT)
+}
+
 /// The policies of a vhost as the API lists them, each with its `vhost`.
 fn policies_of(api: &Api, vhost: &str) -> Result<Vec<Value>, ApiError> {
     let mut items = Vec::new();
@@ -122,14 +138,15 @@ fn policies_of(api: &Api, vhost: &str) -> Result<Vec<Value>, ApiError> {
     Ok(items)
 }
 
+/// Every policy of the vhosts the user sees: any management user may list them, as in
+/// RabbitMQ.
 async fn list_policies(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    user.require_policymaker()?;
     let mut items = Vec::new();
-    for vhost in api.broker.vhosts() {
+    for vhost in visibility::vhosts_of(&api.broker, &user) {
         // A vhost deleted meanwhile has no policies.
         items.extend(policies_of(&api, &vhost).unwrap_or_default());
     }
@@ -138,11 +155,9 @@ async fn list_policies(
 
 async fn list_policies_in(
     State(api): State<Arc<Api>>,
-    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    user.require_policymaker()?;
     known_vhost(&api, &vhost)?;
     Ok(Json(query::listing(policies_of(&api, &vhost)?, &q)?))
 }
@@ -153,7 +168,7 @@ async fn get_policy(
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    user.require_policymaker()?;
+    may_manage_policies(&api, &user, &vhost)?;
     known_vhost(&api, &vhost)?;
     let policy = policies_of(&api, &vhost)?
         .into_iter()
@@ -170,7 +185,7 @@ async fn put_policy(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    user.require_policymaker()?;
+    may_manage_policies(&api, &user, &vhost)?;
     known_vhost(&api, &vhost)?;
     let body = json::body(&body)?;
     let missing = |key: &str| ApiError::BadRequest(Value::from(format!("[{{key_missing,{key}}}]")));
@@ -210,7 +225,7 @@ async fn delete_policy(
     Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    user.require_policymaker()?;
+    may_manage_policies(&api, &user, &vhost)?;
     known_vhost(&api, &vhost)?;
     let broker = api.broker.clone();
     blocking(move || {

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::auth::ApiUser;
 use super::error::ApiError;
 use super::json::{self, json_to_properties, properties_to_json};
 use super::server::Api;
@@ -34,6 +35,7 @@ fn missing(key: &str) -> ApiError {
 /// the message.
 async fn publish(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -68,7 +70,7 @@ async fn publish(
     }
     let broker = api.broker.clone();
     blocking(move || {
-        let ch = channel(&broker, &vhost)?;
+        let ch = channel(&broker, &user, &vhost)?;
         let returns = ch.returns();
         let message = Message::with_properties(payload, properties);
         ch.basic_publish_with(
@@ -96,6 +98,7 @@ enum AckMode {
 /// (as a string when it is UTF-8 and `encoding` is `auto`, base64 otherwise).
 async fn get(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -124,7 +127,7 @@ async fn get(
     }
     let broker = api.broker.clone();
     blocking(move || {
-        let ch = channel(&broker, &vhost)?;
+        let ch = channel(&broker, &user, &vhost)?;
         let mut fetched: Vec<Delivery> = Vec::new();
         while (fetched.len() as u64) < count {
             match ch.basic_get(&name, GetOptions::default())? {

@@ -9,6 +9,7 @@
 //!
 //! - [`server`]: `serve_management`, [`ManagementServer`] and the route table.
 //! - `auth`: who may use the API (basic auth).
+//! - `visibility`: what a user sees and may touch, by its tags and permissions.
 //! - `error`: errors as RabbitMQ's JSON bodies and status codes.
 //! - `json`: field tables, properties and flags to and from JSON.
 //! - `query`: `columns`, `sort`, `sort_reverse` and pagination of listings.
@@ -41,5 +42,6 @@ mod server;
 mod system;
 mod topology;
 mod users;
+mod visibility;
 
 pub use server::ManagementServer;

@@ -297,18 +297,26 @@ pub(crate) fn vhost(
     Ok(Value::Object(object))
 }
 
-/// The broker-wide `message_stats` and `queue_totals` of the overview.
-pub(crate) fn totals(broker: &Broker, rates: &Rates) -> (Value, Value) {
+/// The `message_stats` and `queue_totals` of the overview: of the whole broker, or of
+/// `vhosts` only (what a user without the `monitoring` tag sees; `queue_totals` is `{}`
+/// when that is no vhost at all, as RabbitMQ shows it).
+pub(crate) fn totals(broker: &Broker, rates: &Rates, vhosts: Option<&[String]>) -> (Value, Value) {
+    let (names, subject) = match vhosts {
+        None => (broker.vhosts(), Subject::Broker),
+        Some(v) => (v.to_vec(), Subject::Vhosts(v.to_vec())),
+    };
     let mut counters = HashMap::new();
-    for name in broker.vhosts() {
-        let queues = broker.list_queues(&name).unwrap_or_default();
-        let exchanges = broker.list_exchanges(&name).unwrap_or_default();
+    for name in &names {
+        let queues = broker.list_queues(name).unwrap_or_default();
+        let exchanges = broker.list_exchanges(name).unwrap_or_default();
         add(&mut counters, &vhost_counters(&queues, &exchanges));
     }
     let mut queue_totals = Map::new();
-    depths(&mut queue_totals, rates, &Subject::Broker, &counters);
+    if !(vhosts.is_some() && names.is_empty()) {
+        depths(&mut queue_totals, rates, &subject, &counters);
+    }
     (
-        message_stats(rates, &Subject::Broker, &counters, &TOTAL_COUNTERS),
+        message_stats(rates, &subject, &counters, &TOTAL_COUNTERS),
         Value::Object(queue_totals),
     )
 }

@@ -16,6 +16,7 @@ use super::query;
 use super::server::Api;
 use super::system::System;
 use super::topology::blocking;
+use super::visibility;
 use crate::definitions::RABBITMQ_VERSION;
 use crate::{FieldTable, GetOptions, Message, QueueDeclareOptions};
 
@@ -46,8 +47,12 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/nodes", get(nodes))
         .route("/api/nodes/{node}", get(node))
         .route("/api/whoami", get(whoami))
-        .route("/api/aliveness-test/{vhost}", get(aliveness))
         .route("/api/extensions", get(|| async { Json(json!([])) }))
+}
+
+/// The aliveness test, for users with permissions in the vhost (see `visibility`).
+pub(super) fn vhost_routes() -> Router<Arc<Api>> {
+    Router::new().route("/api/aliveness-test/{vhost}", get(aliveness))
 }
 
 /// The listeners, as RabbitMQ lists them: AMQP, AMQP over TLS (`amqp/ssl`), HTTP.
@@ -68,12 +73,22 @@ fn exchange_types() -> Value {
         .collect()
 }
 
+/// The overview. A `management` or `policymaker` user gets the totals of the vhosts it has
+/// permissions in and of its own connections, without the node's `listeners`,
+/// `contexts`, `node` and the consumer count, as RabbitMQ shows it to them; `monitoring`
+/// and `administrator` users get the whole broker.
 async fn overview(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Json<Value> {
     let broker = &api.broker;
-    let vhosts = broker.vhosts();
+    let whole = user.is_monitor();
+    let vhosts = if whole {
+        broker.vhosts()
+    } else {
+        visibility::vhosts_of(broker, &user)
+    };
     let (mut queues, mut exchanges, mut consumers) = (0, 0, 0);
     for vhost in &vhosts {
         let list = broker.list_queues(vhost).unwrap_or_default();
@@ -81,40 +96,42 @@ async fn overview(
         queues += list.len();
         exchanges += broker.list_exchanges(vhost).map_or(0, |e| e.len());
     }
-    let (message_stats, queue_totals) = objects::totals(broker, &api.rates);
-    let connections = api.wire.connection_count();
-    let channels: usize = (api.wire.registry.connections().iter())
-        .map(|t| t.channels.lock().len())
-        .sum();
-    Json(query::object(
-        json!({
-            "management_version": RABBITMQ_VERSION,
-            "rabbitmq_version": RABBITMQ_VERSION,
-            "product_name": "Warren",
-            "product_version": env!("CARGO_PKG_VERSION"),
-            "cluster_name": api.node,
-            "node": api.node,
-            "rates_mode": "basic",
-            "disable_stats": false,
-            "enable_queue_totals": false,
-            "exchange_types": exchange_types(),
-            "message_stats": message_stats,
-            "queue_totals": queue_totals,
-            "object_totals": {
-                "channels": channels,
-                "connections": connections,
-                "consumers": consumers,
-                "exchanges": exchanges,
-                "queues": queues,
-            },
-            "statistics_db_event_queue": 0,
-            "listeners": listeners(&api),
-            "contexts": [
-                {"node": api.node, "description": "RabbitMQ Management", "path": "/", "port": api.http_addr.port().to_string()},
-            ],
-        }),
-        &q,
-    ))
+    let (message_stats, queue_totals) =
+        objects::totals(broker, &api.rates, (!whole).then_some(&vhosts[..]));
+    let clients: Vec<_> = (api.wire.registry.connections().into_iter())
+        .filter(|t| visibility::sees_client(&user, t.login.get().map(|l| l.user.as_str())))
+        .collect();
+    let channels: usize = clients.iter().map(|t| t.channels.lock().len()).sum();
+    let mut object_totals = json!({
+        "channels": channels,
+        "connections": clients.len(),
+        "exchanges": exchanges,
+        "queues": queues,
+    });
+    let mut overview = json!({
+        "management_version": RABBITMQ_VERSION,
+        "rabbitmq_version": RABBITMQ_VERSION,
+        "product_name": "Warren",
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "cluster_name": api.node,
+        "rates_mode": "basic",
+        "disable_stats": false,
+        "enable_queue_totals": false,
+        "exchange_types": exchange_types(),
+        "message_stats": message_stats,
+        "queue_totals": queue_totals,
+        "statistics_db_event_queue": 0,
+    });
+    if whole {
+        object_totals["consumers"] = json!(consumers);
+        overview["node"] = json!(api.node);
+        overview["listeners"] = listeners(&api);
+        overview["contexts"] = json!([
+            {"node": api.node, "description": "RabbitMQ Management", "path": "/", "port": api.http_addr.port().to_string()},
+        ]);
+    }
+    overview["object_totals"] = object_totals;
+    Json(query::object(overview, &q))
 }
 
 fn node_json(api: &Api) -> Value {
@@ -148,17 +165,22 @@ fn node_json(api: &Api) -> Value {
     })
 }
 
+/// The nodes: `monitoring` and `administrator` users only (401 `Not monitor user`).
 async fn nodes(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    user.require_monitor()?;
     Ok(Json(query::listing(vec![node_json(&api)], &q)?))
 }
 
 async fn node(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    user.require_monitor()?;
     if name != api.node {
         return Err(ApiError::NotFound);
     }
@@ -170,14 +192,17 @@ async fn whoami(Extension(user): Extension<ApiUser>) -> Json<Value> {
 }
 
 /// Declares `aliveness-test` in the vhost, publishes a message to it and gets it back, as
-/// RabbitMQ's aliveness test does.
+/// RabbitMQ's aliveness test does (which needs permissions in the vhost, even of an
+/// administrator: 401 `Access refused.`).
 async fn aliveness(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     if !api.broker.vhosts().contains(&vhost) {
         return Err(ApiError::NotFound);
     }
+    visibility::may_write(&api.broker, &user, &vhost)?;
     let broker = api.broker.clone();
     blocking(move || {
         let ch = broker.connect(&vhost)?.open_channel()?;

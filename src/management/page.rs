@@ -1,12 +1,15 @@
-//! `GET /`: a small HTML page listing each vhost's queues and exchanges with their counts.
+//! `GET /`: a small HTML page listing each vhost's queues and exchanges with their counts
+//! (the vhosts the user sees).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Html;
 
+use super::auth::ApiUser;
 use super::server::Api;
+use super::visibility;
 
 /// Escapes text for HTML.
 fn escape(text: &str) -> String {
@@ -16,7 +19,11 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-pub(super) async fn index(State(api): State<Arc<Api>>) -> Html<String> {
+/// The page, with the vhosts the user sees (see `visibility`).
+pub(super) async fn index(
+    State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
+) -> Html<String> {
     let broker = &api.broker;
     let mut page = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Warren</title>\
@@ -33,7 +40,7 @@ pub(super) async fn index(State(api): State<Arc<Api>>) -> Html<String> {
         api.amqp_addr,
         api.wire.connection_count()
     );
-    for vhost in broker.vhosts() {
+    for vhost in visibility::vhosts_of(broker, &user) {
         let _ = writeln!(page, "<h2>vhost {}</h2>", escape(&vhost));
         page.push_str(
             "<table><tr><th>queue</th><th>ready</th><th>unacked</th><th>total</th>\

@@ -19,6 +19,8 @@ pub(crate) enum Subject {
     Exchange(String, String),
     /// A whole vhost.
     Vhost(String),
+    /// Some vhosts together (what a user sees): the sum of their rates, never sampled.
+    Vhosts(Vec<String>),
     /// The whole broker.
     Broker,
 }
@@ -73,11 +75,17 @@ impl Rates {
     /// The rate of a counter, 0.0 before two samples exist.
     pub(crate) fn rate(&self, subject: &Subject, counter: &str) -> f64 {
         let st = self.state.lock();
-        st.rates
-            .get(subject)
-            .and_then(|r| r.get(counter))
-            .copied()
-            .unwrap_or(0.0)
+        let of = |subject: &Subject| {
+            st.rates
+                .get(subject)
+                .and_then(|r| r.get(counter))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        match subject {
+            Subject::Vhosts(names) => names.iter().map(|n| of(&Subject::Vhost(n.clone()))).sum(),
+            one => of(one),
+        }
     }
 }
 
@@ -97,5 +105,23 @@ mod tests {
         rates.record(t0 + Duration::from_secs(5), sample(60));
         assert_eq!(rates.rate(&q, "publish"), 10.0);
         assert_eq!(rates.rate(&q, "ack"), 0.0);
+    }
+
+    #[test]
+    fn rate_of_vhosts_is_their_sum() {
+        let rates = Rates::default();
+        let (a, b) = (Subject::Vhost("a".into()), Subject::Vhost("b".into()));
+        let t0 = Instant::now();
+        let sample = |n: u64| {
+            Sample::from([
+                (a.clone(), HashMap::from([("publish", n)])),
+                (b.clone(), HashMap::from([("publish", 2 * n)])),
+            ])
+        };
+        rates.record(t0, sample(0));
+        rates.record(t0 + Duration::from_secs(1), sample(5));
+        let both = Subject::Vhosts(vec!["a".into(), "b".into()]);
+        assert_eq!(rates.rate(&both, "publish"), 15.0);
+        assert_eq!(rates.rate(&Subject::Vhosts(vec!["a".into()]), "publish"), 5.0);
     }
 }

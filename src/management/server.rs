@@ -17,7 +17,9 @@ use tokio::sync::watch;
 
 use super::auth::Auth;
 use super::rates::{self, Rates};
-use super::{clients, definitions, messages, metrics, objects, overview, page, topology, users};
+use super::{
+    clients, definitions, messages, metrics, objects, overview, page, topology, users, visibility,
+};
 use crate::amqp::Shared;
 use crate::sync::{bounded, Receiver};
 use crate::{Broker, WireServer};
@@ -145,14 +147,25 @@ impl WireServer {
 
 /// The route table.
 fn router(api: Arc<Api>) -> Router {
+    // The routes whose `{vhost}` the user must have permissions in.
+    let per_vhost = Router::new()
+        .merge(topology::vhost_routes())
+        .merge(messages::routes())
+        .merge(clients::vhost_routes())
+        .merge(definitions::vhost_routes())
+        .merge(overview::vhost_routes())
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&api),
+            visibility::vhost_access,
+        ));
     let authenticated = Router::new()
         .route("/", get(page::index))
         .merge(overview::routes())
         .merge(topology::routes())
         .merge(definitions::routes())
-        .merge(messages::routes())
         .merge(users::routes())
         .merge(clients::routes())
+        .merge(per_vhost)
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&api),
             authenticate,

@@ -19,11 +19,13 @@ use super::json::{self, flag, json_to_table};
 use super::objects;
 use super::query;
 use super::server::Api;
+use super::visibility;
 use crate::{
     Broker, Channel, DestinationKind, ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeKind,
     QueueDeclareOptions, QueueDeleteOptions,
 };
 
+/// The routes that do not name a vhost, or need `administrator` before anything else.
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/api/vhosts", get(list_vhosts))
@@ -32,6 +34,13 @@ pub(super) fn routes() -> Router<Arc<Api>> {
             get(get_vhost).put(put_vhost).delete(delete_vhost),
         )
         .route("/api/exchanges", get(list_exchanges))
+        .route("/api/queues", get(list_queues))
+        .route("/api/bindings", get(list_bindings))
+}
+
+/// The routes in a vhost, for users with permissions in it (see `visibility`).
+pub(super) fn vhost_routes() -> Router<Arc<Api>> {
+    Router::new()
         .route("/api/exchanges/{vhost}", get(list_exchanges_in))
         .route(
             "/api/exchanges/{vhost}/{name}",
@@ -45,7 +54,6 @@ pub(super) fn routes() -> Router<Arc<Api>> {
             "/api/exchanges/{vhost}/{name}/bindings/destination",
             get(exchange_bindings_destination),
         )
-        .route("/api/queues", get(list_queues))
         .route("/api/queues/{vhost}", get(list_queues_in))
         .route(
             "/api/queues/{vhost}/{name}",
@@ -53,7 +61,6 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         )
         .route("/api/queues/{vhost}/{name}/contents", delete(purge_queue))
         .route("/api/queues/{vhost}/{name}/bindings", get(queue_bindings))
-        .route("/api/bindings", get(list_bindings))
         .route("/api/bindings/{vhost}", get(list_bindings_in))
         .route(
             "/api/bindings/{vhost}/e/{source}/{kind}/{destination}",
@@ -87,20 +94,22 @@ pub(crate) fn put_status(existed: bool) -> StatusCode {
     }
 }
 
-/// A channel in `vhost` for one request; 404 `vhost_not_found` if there is no such vhost.
-pub(crate) fn channel(broker: &Broker, vhost: &str) -> Result<Channel, ApiError> {
+/// A channel in `vhost` for one request of `user`, who must have permissions there
+/// ([`visibility::may_write`]); 404 `vhost_not_found` if there is no such vhost.
+pub(crate) fn channel(broker: &Broker, user: &ApiUser, vhost: &str) -> Result<Channel, ApiError> {
+    visibility::may_write(broker, user, vhost)?;
     let connection = broker
         .connect(vhost)
         .map_err(|_| ApiError::NotFoundBecause("vhost_not_found".to_owned()))?;
     Ok(connection.open_channel()?)
 }
 
-/// The vhosts a listing covers: one, or all.
-fn vhosts(api: &Api, vhost: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let all = api.broker.vhosts();
+/// The vhosts a listing covers: one (404 if there is no such vhost), or all that `user`
+/// sees.
+fn vhosts(api: &Api, user: &ApiUser, vhost: Option<&str>) -> Result<Vec<String>, ApiError> {
     match vhost {
-        None => Ok(all),
-        Some(v) if all.iter().any(|a| a == v) => Ok(vec![v.to_owned()]),
+        None => Ok(visibility::vhosts_of(&api.broker, user)),
+        Some(v) if api.broker.vhosts().iter().any(|a| a == v) => Ok(vec![v.to_owned()]),
         Some(_) => Err(ApiError::NotFound),
     }
 }
@@ -118,22 +127,24 @@ fn exchange_name(name: &str) -> &str {
 
 async fn list_vhosts(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let items = api
-        .broker
-        .vhosts()
+    let items = visibility::listed_vhosts(&api.broker, &user)
         .iter()
         .filter_map(|v| objects::vhost(&api.broker, &api.rates, &api.node, v).ok())
         .collect();
     Ok(Json(query::listing(items, &q)?))
 }
 
+/// One vhost: `administrator` only, as in RabbitMQ 3.10 (others are listed theirs).
 async fn get_vhost(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
+    user.require_administrator()?;
     let value = objects::vhost(&api.broker, &api.rates, &api.node, &vhost)
         .map_err(|_| ApiError::NotFound)?;
     Ok(Json(query::object(value, &q)))
@@ -178,11 +189,12 @@ async fn delete_vhost(
 
 // ---- exchanges ----
 
-fn exchanges_of(api: &Api, user: &str, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
+fn exchanges_of(api: &Api, user: &ApiUser, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
     let mut items = Vec::new();
-    for v in vhosts(api, vhost)? {
-        for e in api.broker.list_exchanges(&v)? {
-            items.push(objects::exchange(&api.rates, user, &v, &e));
+    for v in vhosts(api, user, vhost)? {
+        // A vhost deleted meanwhile has no exchanges.
+        for e in api.broker.list_exchanges(&v).unwrap_or_default() {
+            items.push(objects::exchange(&api.rates, &user.name, &v, &e));
         }
     }
     Ok(items)
@@ -194,7 +206,7 @@ async fn list_exchanges(
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(query::listing(
-        exchanges_of(&api, &user.name, None)?,
+        exchanges_of(&api, &user, None)?,
         &q,
     )?))
 }
@@ -206,7 +218,7 @@ async fn list_exchanges_in(
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(query::listing(
-        exchanges_of(&api, &user.name, Some(&vhost))?,
+        exchanges_of(&api, &user, Some(&vhost))?,
         &q,
     )?))
 }
@@ -229,6 +241,7 @@ async fn get_exchange(
 
 async fn put_exchange(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -247,7 +260,7 @@ async fn put_exchange(
     let broker = api.broker.clone();
     blocking(move || {
         let kind = ExchangeKind::from_name(&kind);
-        channel(&broker, &vhost)?.exchange_declare(&name, kind, options, arguments)?;
+        channel(&broker, &user, &vhost)?.exchange_declare(&name, kind, options, arguments)?;
         Ok(())
     })
     .await?;
@@ -256,6 +269,7 @@ async fn put_exchange(
 
 async fn delete_exchange(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Result<StatusCode, ApiError> {
@@ -270,16 +284,17 @@ async fn delete_exchange(
         if_unused: q.get("if-unused").is_some_and(|v| v == "true"),
     };
     let broker = api.broker.clone();
-    blocking(move || Ok(channel(&broker, &vhost)?.exchange_delete(&name, options)?)).await?;
+    blocking(move || Ok(channel(&broker, &user, &vhost)?.exchange_delete(&name, options)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- queues ----
 
-fn queues_of(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
+fn queues_of(api: &Api, user: &ApiUser, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
     let mut items = Vec::new();
-    for v in vhosts(api, vhost)? {
-        for queue in api.broker.list_queues(&v)? {
+    for v in vhosts(api, user, vhost)? {
+        // A vhost deleted meanwhile has no queues.
+        for queue in api.broker.list_queues(&v).unwrap_or_default() {
             items.push(objects::queue(&api.rates, &api.node, &v, &queue));
         }
     }
@@ -288,17 +303,22 @@ fn queues_of(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
 
 async fn list_queues(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(query::listing(queues_of(&api, None)?, &q)?))
+    Ok(Json(query::listing(queues_of(&api, &user, None)?, &q)?))
 }
 
 async fn list_queues_in(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(query::listing(queues_of(&api, Some(&vhost))?, &q)?))
+    Ok(Json(query::listing(
+        queues_of(&api, &user, Some(&vhost))?,
+        &q,
+    )?))
 }
 
 async fn get_queue(
@@ -318,6 +338,7 @@ async fn get_queue(
 
 async fn put_queue(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -331,7 +352,7 @@ async fn put_queue(
     let existed = api.broker.queue_stats(&vhost, &name).is_ok();
     let broker = api.broker.clone();
     blocking(move || {
-        channel(&broker, &vhost)?.queue_declare(&name, options, arguments)?;
+        channel(&broker, &user, &vhost)?.queue_declare(&name, options, arguments)?;
         Ok(())
     })
     .await?;
@@ -340,6 +361,7 @@ async fn put_queue(
 
 async fn delete_queue(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Params,
 ) -> Result<StatusCode, ApiError> {
@@ -352,7 +374,7 @@ async fn delete_queue(
     };
     let broker = api.broker.clone();
     blocking(move || {
-        Ok(channel(&broker, &vhost)?
+        Ok(channel(&broker, &user, &vhost)?
             .queue_delete(&name, options)
             .map(drop)?)
     })
@@ -362,22 +384,24 @@ async fn delete_queue(
 
 async fn purge_queue(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if api.broker.queue_stats(&vhost, &name).is_err() {
         return Err(ApiError::NotFound);
     }
     let broker = api.broker.clone();
-    blocking(move || Ok(channel(&broker, &vhost)?.queue_purge(&name).map(drop)?)).await?;
+    blocking(move || Ok(channel(&broker, &user, &vhost)?.queue_purge(&name).map(drop)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- bindings ----
 
-fn bindings_of(api: &Api, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
+fn bindings_of(api: &Api, user: &ApiUser, vhost: Option<&str>) -> Result<Vec<Value>, ApiError> {
     let mut items = Vec::new();
-    for v in vhosts(api, vhost)? {
-        items.extend(objects::bindings(&api.broker, &v)?);
+    for v in vhosts(api, user, vhost)? {
+        // A vhost deleted meanwhile has no bindings.
+        items.extend(objects::bindings(&api.broker, &v).unwrap_or_default());
     }
     Ok(items)
 }
@@ -388,7 +412,10 @@ fn bindings_where(
     vhost: &str,
     keep: impl Fn(&Value) -> bool,
 ) -> Result<Vec<Value>, ApiError> {
-    Ok(bindings_of(api, Some(vhost))?
+    if !api.broker.vhosts().iter().any(|v| v == vhost) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(objects::bindings(&api.broker, vhost)?
         .into_iter()
         .filter(keep)
         .collect())
@@ -396,17 +423,22 @@ fn bindings_where(
 
 async fn list_bindings(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(query::listing(bindings_of(&api, None)?, &q)?))
+    Ok(Json(query::listing(bindings_of(&api, &user, None)?, &q)?))
 }
 
 async fn list_bindings_in(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(query::listing(bindings_of(&api, Some(&vhost))?, &q)?))
+    Ok(Json(query::listing(
+        bindings_of(&api, &user, Some(&vhost))?,
+        &q,
+    )?))
 }
 
 async fn queue_bindings(
@@ -498,6 +530,7 @@ async fn get_binding(
 
 async fn create_binding(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, source, kind, destination)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -508,7 +541,7 @@ async fn create_binding(
     let location = objects::properties_key(&routing_key, &arguments);
     let broker = api.broker.clone();
     blocking(move || {
-        let ch = channel(&broker, &vhost)?;
+        let ch = channel(&broker, &user, &vhost)?;
         match kind {
             "queue" => ch.queue_bind(&destination, &source, &routing_key, arguments)?,
             _ => ch.exchange_bind(&destination, &source, &routing_key, arguments)?,
@@ -521,6 +554,7 @@ async fn create_binding(
 
 async fn delete_binding(
     State(api): State<Arc<Api>>,
+    Extension(user): Extension<ApiUser>,
     Path((vhost, source, kind, destination, props)): Path<(String, String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let kind = destination_kind(&kind)?;
@@ -539,7 +573,7 @@ async fn delete_binding(
         .ok_or(ApiError::NotFound)?;
     let broker = api.broker.clone();
     blocking(move || {
-        let ch = channel(&broker, &vhost)?;
+        let ch = channel(&broker, &user, &vhost)?;
         let (key, arguments) = (&binding.routing_key, binding.arguments.clone());
         match binding.destination_kind {
             DestinationKind::Queue => ch.queue_unbind(&destination, &source, key, arguments)?,
