@@ -1853,8 +1853,7 @@ fn in_vhosts(path: &str, item: &Value, vhosts: &[&str]) -> bool {
     } else {
         &item["queue"]["vhost"]
     };
-    vhost.as_str().is_some_and(|v| vhosts.contains(&v))
-        && item["name"] != "amq.rabbitmq.trace"
+    vhost.as_str().is_some_and(|v| vhosts.contains(&v)) && item["name"] != "amq.rabbitmq.trace"
 }
 
 /// What identifies a listed item on either broker: connection and channel names hold
@@ -1862,16 +1861,17 @@ fn in_vhosts(path: &str, item: &Value, vhosts: &[&str]) -> bool {
 fn identity(path: &str, item: &Value) -> String {
     let at = |keys: &[&str]| {
         keys.iter()
-            .map(|k| {
-                k.split('.')
-                    .fold(item, |v, part| &v[part])
-                    .to_string()
-            })
+            .map(|k| k.split('.').fold(item, |v, part| &v[part]).to_string())
             .collect::<Vec<_>>()
             .join(" ")
     };
     if path.contains("consumers") {
-        at(&["channel_details.user", "queue.vhost", "queue.name", "consumer_tag"])
+        at(&[
+            "channel_details.user",
+            "queue.vhost",
+            "queue.name",
+            "consumer_tag",
+        ])
     } else if path.contains("channels") {
         at(&["user", "vhost", "number"])
     } else if path.contains("connections") {
@@ -1968,7 +1968,8 @@ fn visibility_matches_rabbitmq() {
         let guest = item(&connections, "vhost", &json!(b));
         encode(guest["name"].as_str().expect("a name"))
     };
-    let (rabbit_guest, warren_guest) = (guest_connection(twin.rabbit), guest_connection(twin.warren));
+    let (rabbit_guest, warren_guest) =
+        (guest_connection(twin.rabbit), guest_connection(twin.warren));
 
     let listings = [
         "/api/vhosts".to_owned(),
@@ -2071,8 +2072,18 @@ fn visibility_matches_rabbitmq() {
             clients_paths.push(("DELETE", "/api/connections/{}"));
         }
         for (method, path) in clients_paths {
-            let r = send(twin.rabbit, method, &path.replace("{}", &rabbit_guest), None);
-            let w = send(twin.warren, method, &path.replace("{}", &warren_guest), None);
+            let r = send(
+                twin.rabbit,
+                method,
+                &path.replace("{}", &rabbit_guest),
+                None,
+            );
+            let w = send(
+                twin.warren,
+                method,
+                &path.replace("{}", &warren_guest),
+                None,
+            );
             compare_replies(format!("{name}: {method} {path} (guest's)"), r, w, false);
         }
         // The overview: the same parts, and the same counts of the user's clients and
@@ -2088,7 +2099,8 @@ fn visibility_matches_rabbitmq() {
                 "queue_totals empty": o["queue_totals"].as_object().is_some_and(|t| t.is_empty()),
             });
             if !whole {
-                parts["counts"] = json!([totals["connections"], totals["channels"], totals["queues"]]);
+                parts["counts"] =
+                    json!([totals["connections"], totals["channels"], totals["queues"]]);
             }
             parts
         };

@@ -58,11 +58,7 @@ fn owner(t: &Tracked) -> Option<&str> {
 
 /// The open connections `user` sees (see [`visibility::sees_client`]), of one vhost (404
 /// if there is no such vhost) or all.
-fn connections(
-    api: &Api,
-    user: &ApiUser,
-    vhost: &InVhost,
-) -> Result<Vec<Arc<Tracked>>, ApiError> {
+fn connections(api: &Api, user: &ApiUser, vhost: &InVhost) -> Result<Vec<Arc<Tracked>>, ApiError> {
     let vhost = vhost.as_ref().map(|Path(v)| v.as_str());
     if let Some(v) = vhost {
         if !api.broker.vhosts().iter().any(|known| known == v) {

@@ -122,6 +122,9 @@ mod tests {
         rates.record(t0 + Duration::from_secs(1), sample(5));
         let both = Subject::Vhosts(vec!["a".into(), "b".into()]);
         assert_eq!(rates.rate(&both, "publish"), 15.0);
-        assert_eq!(rates.rate(&Subject::Vhosts(vec!["a".into()]), "publish"), 5.0);
+        assert_eq!(
+            rates.rate(&Subject::Vhosts(vec!["a".into()]), "publish"),
+            5.0
+        );
     }
 }

@@ -205,10 +205,7 @@ async fn list_exchanges(
     Extension(user): Extension<ApiUser>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(query::listing(
-        exchanges_of(&api, &user, None)?,
-        &q,
-    )?))
+    Ok(Json(query::listing(exchanges_of(&api, &user, None)?, &q)?))
 }
 
 async fn list_exchanges_in(
@@ -391,7 +388,12 @@ async fn purge_queue(
         return Err(ApiError::NotFound);
     }
     let broker = api.broker.clone();
-    blocking(move || Ok(channel(&broker, &user, &vhost)?.queue_purge(&name).map(drop)?)).await?;
+    blocking(move || {
+        Ok(channel(&broker, &user, &vhost)?
+            .queue_purge(&name)
+            .map(drop)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
