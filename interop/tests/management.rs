@@ -2025,6 +2025,8 @@ fn visibility_matches_rabbitmq() {
         ("PUT", format!("/api/policies/{b}/p2"), Some(policy)),
     ];
     let mut differences = Vec::new();
+    // How many objects of the two vhosts RabbitMQ listed, by user and path.
+    let mut seen = std::collections::HashMap::new();
     let mut differ = |what: String, rabbit: &dyn std::fmt::Debug, warren: &dyn std::fmt::Debug| {
         differences.push(format!("{what}\n  rabbit {rabbit:?}\n  warren {warren:?}"));
     };
@@ -2047,6 +2049,7 @@ fn visibility_matches_rabbitmq() {
             } else if r.status == 200 && list {
                 let path = what.rsplit(' ').next().unwrap_or("");
                 let (r, w) = (ours(path, &r.json()), ours(path, &w.json()));
+                seen.insert(what.clone(), r.len());
                 if r != w {
                     differ(what, &r, &w);
                 }
@@ -2093,8 +2096,9 @@ fn visibility_matches_rabbitmq() {
         let parts = |o: &Value| {
             let totals = &o["object_totals"];
             let whole = o.get("listeners").is_some();
+            let has = ["listeners", "node", "contexts"].map(|k| o.get(k).is_some());
             let mut parts = json!({
-                "has": ["listeners", "node", "contexts"].map(|k| o.get(k).is_some()),
+                "has": has,
                 "counts consumers": totals.get("consumers").is_some(),
                 "queue_totals empty": o["queue_totals"].as_object().is_some_and(|t| t.is_empty()),
             });
@@ -2109,6 +2113,17 @@ fn visibility_matches_rabbitmq() {
         }
     }
     drop(clients);
+    // The comparisons were of something: RabbitMQ's listings hold what the test made.
+    let count = |tag: &str, path: &str| seen.get(&format!("{}: GET {path}", user(tag))).copied();
+    assert_eq!(count("management", "/api/connections"), Some(1));
+    assert_eq!(count("management", "/api/consumers"), Some(1));
+    assert_eq!(count("monitoring", "/api/connections"), Some(3));
+    assert_eq!(count("monitoring", "/api/vhosts"), Some(2));
+    assert_eq!(count("management", "/api/vhosts"), Some(1));
+    // Queues q, work-management and work-monitoring in the first vhost; q, work in the
+    // second.
+    assert_eq!(count("administrator", "/api/queues"), Some(5));
+    assert_eq!(count("policymaker", "/api/policies"), Some(1));
     assert!(
         differences.is_empty(),
         "{} differences:\n{}",
