@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use super::super::codec::{self, RecordKey};
 use super::super::records::{
-    BindingRecord, EntryRecord, ExchangeRecord, MessageRecord, QueueRecord, VhostRecord,
+    AuthRecord, BindingRecord, EntryRecord, ExchangeRecord, MessageRecord, PolicyRecord,
+    QueueRecord, VhostRecord, AUTH_PERMISSION, AUTH_USER,
 };
 use super::super::StoreError;
 use super::SalvageCounts;
@@ -24,6 +25,10 @@ pub(super) enum Table {
     Queues,
     /// `bindings`.
     Bindings,
+    /// `policies` (format 3).
+    Policies,
+    /// `auth`: users, permissions and the defaults mark (format 4).
+    Auth,
     /// `messages`.
     Messages,
     /// `queue_entries`.
@@ -32,11 +37,13 @@ pub(super) enum Table {
 
 impl Table {
     /// Every data table, in the order salvage reads them (entities first, then messages).
-    pub(super) const ALL: [Table; 6] = [
+    pub(super) const ALL: [Table; 8] = [
         Table::Vhosts,
         Table::Exchanges,
         Table::Queues,
         Table::Bindings,
+        Table::Policies,
+        Table::Auth,
         Table::Messages,
         Table::Entries,
     ];
@@ -48,6 +55,8 @@ impl Table {
             Table::Exchanges => "exchanges",
             Table::Queues => "queues",
             Table::Bindings => "bindings",
+            Table::Policies => "policies",
+            Table::Auth => "auth",
             Table::Messages => "messages",
             Table::Entries => "queue_entries",
         }
@@ -65,6 +74,11 @@ pub(super) struct Found {
     pub(super) queues: BTreeMap<(String, String), QueueRecord>,
     /// Bindings by their key.
     pub(super) bindings: BTreeMap<BindingKey, BindingRecord>,
+    /// Policies by (vhost, name).
+    pub(super) policies: BTreeMap<(String, String), PolicyRecord>,
+    /// Rows of the `auth` table by (kind, name, name): users, permissions, the defaults
+    /// mark.
+    pub(super) auth: BTreeMap<(String, String, String), AuthRecord>,
     /// Messages by id.
     pub(super) messages: BTreeMap<u64, MessageRecord>,
     /// Queue entries by (vhost, queue, seq).
@@ -81,7 +95,7 @@ impl Found {
     pub(super) fn add(&mut self, row: Row<'_>, value: &[u8], only_new: bool) -> bool {
         let added = self.decode_into(row, value, only_new);
         if added.is_err() {
-            *self.unreadable.of_mut(row.table()) += 1;
+            *self.unreadable.of_row_mut(row) += 1;
         }
         added.is_ok()
     }
@@ -116,6 +130,15 @@ impl Found {
                 let key = (v.into(), s.into(), d.into(), x, k.into(), a.to_vec());
                 put(&mut self.bindings, key, r, only_new);
             }
+            Row::Policy(vhost, name) => {
+                let r: PolicyRecord = codec::decode(RecordKey::Policy(vhost, name), value)?;
+                put(&mut self.policies, (vhost.into(), name.into()), r, only_new);
+            }
+            Row::Auth(kind, first, second) => {
+                let r: AuthRecord = codec::decode(RecordKey::Auth(kind, first, second), value)?;
+                let key = (kind.into(), first.into(), second.into());
+                put(&mut self.auth, key, r, only_new);
+            }
             Row::Message(id) => {
                 let r: MessageRecord = codec::decode(RecordKey::Message(id), value)?;
                 put(&mut self.messages, id, r, only_new);
@@ -145,7 +168,15 @@ impl Found {
             bindings: self.bindings.len() as u64,
             messages: self.messages.len() as u64,
             entries: self.entries.len() as u64,
+            policies: self.policies.len() as u64,
+            users: self.auth_rows(AUTH_USER),
+            permissions: self.auth_rows(AUTH_PERMISSION),
         }
+    }
+
+    /// How many rows of one kind the `auth` records found hold.
+    fn auth_rows(&self, kind: &str) -> u64 {
+        self.auth.keys().filter(|(k, ..)| k == kind).count() as u64
     }
 }
 
@@ -169,22 +200,12 @@ pub(super) enum Row<'a> {
     Queue(&'a str, &'a str),
     /// A binding: vhost, source, destination, destination is an exchange, key, arguments.
     Binding(&'a str, &'a str, &'a str, bool, &'a str, &'a [u8]),
+    /// A policy: vhost, name.
+    Policy(&'a str, &'a str),
+    /// An `auth` row: kind (`user`, `permission`, `defaults`) and two names.
+    Auth(&'a str, &'a str, &'a str),
     /// A message id.
     Message(u64),
     /// A queue entry: vhost, queue, seq.
     Entry(&'a str, &'a str, u64),
-}
-
-impl Row<'_> {
-    /// The table the row belongs to.
-    pub(super) fn table(&self) -> Table {
-        match self {
-            Row::Vhost(..) => Table::Vhosts,
-            Row::Exchange(..) => Table::Exchanges,
-            Row::Queue(..) => Table::Queues,
-            Row::Binding(..) => Table::Bindings,
-            Row::Message(..) => Table::Messages,
-            Row::Entry(..) => Table::Entries,
-        }
-    }
 }

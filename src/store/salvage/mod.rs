@@ -27,11 +27,11 @@ use std::path::{Path, PathBuf};
 use super::commit::Counts;
 use super::op::StoreOp;
 use super::open::StoreOptions;
-use super::records::{MessageId, QueueKey, QueueRecord};
+use super::records::{AuthRecord, MessageId, QueueKey, QueueRecord, AUTH_PERMISSION};
 use super::redb_store::{RedbStore, DEFAULT_CACHE_BYTES};
 use super::{witness, Store, StoreError};
 use crate::FieldTable;
-use found::{Found, Table};
+use found::{Found, Row, Table};
 
 /// How many records of each kind: the counts of a [`SalvageReport`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,35 +49,50 @@ pub struct SalvageCounts {
     pub messages: u64,
     /// Queue entries: one per (queue, message) pair.
     pub entries: u64,
+    /// Policies.
+    pub policies: u64,
+    /// Users (name, password hash, tags).
+    pub users: u64,
+    /// Permissions: one per (user, vhost).
+    pub permissions: u64,
 }
 
 impl SalvageCounts {
-    /// The count of one table.
+    /// The count of one table (users and permissions together for `auth`).
     fn of(&self, table: Table) -> u64 {
         match table {
             Table::Vhosts => self.vhosts,
             Table::Exchanges => self.exchanges,
             Table::Queues => self.queues,
             Table::Bindings => self.bindings,
+            Table::Policies => self.policies,
+            Table::Auth => self.users + self.permissions,
             Table::Messages => self.messages,
             Table::Entries => self.entries,
         }
     }
 
-    /// The count of one table, to change it.
-    fn of_mut(&mut self, table: Table) -> &mut u64 {
-        match table {
-            Table::Vhosts => &mut self.vhosts,
-            Table::Exchanges => &mut self.exchanges,
-            Table::Queues => &mut self.queues,
-            Table::Bindings => &mut self.bindings,
-            Table::Messages => &mut self.messages,
-            Table::Entries => &mut self.entries,
+    /// The count a row of this kind goes to, to change it. An `auth` row that is neither a
+    /// user nor a permission (the mark that the default user was created) counts with the
+    /// users.
+    fn of_row_mut(&mut self, row: Row<'_>) -> &mut u64 {
+        match row {
+            Row::Vhost(..) => &mut self.vhosts,
+            Row::Exchange(..) => &mut self.exchanges,
+            Row::Queue(..) => &mut self.queues,
+            Row::Binding(..) => &mut self.bindings,
+            Row::Policy(..) => &mut self.policies,
+            Row::Auth(kind, ..) if kind == AUTH_PERMISSION => &mut self.permissions,
+            Row::Auth(..) => &mut self.users,
+            Row::Message(..) => &mut self.messages,
+            Row::Entry(..) => &mut self.entries,
         }
     }
 }
 
 impl From<Counts> for SalvageCounts {
+    /// The commit record counts the entity and message tables only: policies, users and
+    /// permissions are 0.
     fn from(c: Counts) -> Self {
         SalvageCounts {
             vhosts: c.vhosts,
@@ -86,6 +101,7 @@ impl From<Counts> for SalvageCounts {
             bindings: c.bindings,
             messages: c.messages,
             entries: c.entries,
+            ..SalvageCounts::default()
         }
     }
 }
@@ -94,8 +110,17 @@ impl fmt::Display for SalvageCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} vhosts, {} exchanges, {} queues, {} bindings, {} messages, {} queue entries",
-            self.vhosts, self.exchanges, self.queues, self.bindings, self.messages, self.entries
+            "{} vhosts, {} exchanges, {} queues, {} bindings, {} messages, {} queue entries, \
+             {} policies, {} users, {} permissions",
+            self.vhosts,
+            self.exchanges,
+            self.queues,
+            self.bindings,
+            self.messages,
+            self.entries,
+            self.policies,
+            self.users,
+            self.permissions
         )
     }
 }
@@ -175,8 +200,14 @@ impl fmt::Display for SalvageReport {
                 self.messages_without_entry
             )?;
         }
-        if let Some(expected) = &self.expected {
-            writeln!(f, "the last known commit held: {expected}")?;
+        if let Some(e) = &self.expected {
+            // The commit record does not count policies, users and permissions.
+            writeln!(
+                f,
+                "the last known commit held: {} vhosts, {} exchanges, {} queues, {} bindings, \
+                 {} messages, {} queue entries",
+                e.vhosts, e.exchanges, e.queues, e.bindings, e.messages, e.entries
+            )?;
         }
         if !self.page_scanned.is_empty() {
             writeln!(
@@ -304,6 +335,8 @@ fn write(
         exchanges,
         mut queues,
         bindings,
+        policies,
+        auth,
         messages,
         entries,
         ..
@@ -339,6 +372,16 @@ fn write(
     }
     for record in bindings.into_values() {
         last = Some(store.submit(StoreOp::PutBinding(record)));
+    }
+    for record in policies.into_values() {
+        last = Some(store.submit(StoreOp::PutPolicy(record)));
+    }
+    // Users before their permissions (and the defaults mark), as the broker writes them.
+    let (users, others): (Vec<AuthRecord>, Vec<AuthRecord>) = auth
+        .into_values()
+        .partition(|r| matches!(r, AuthRecord::User(_)));
+    for record in users.into_iter().chain(others) {
+        last = Some(store.submit(StoreOp::PutAuth(record)));
     }
     // Each message once, with every readable entry that holds it.
     let mut holders: BTreeMap<u64, Vec<(String, String, u64, bool)>> = BTreeMap::new();
@@ -406,6 +449,17 @@ fn read_back(
         bindings: state.bindings.len() as u64,
         messages: ids.len() as u64,
         entries: state.queues.iter().map(|q| q.messages.len() as u64).sum(),
+        policies: state.policies.len() as u64,
+        users: state
+            .auth
+            .iter()
+            .filter(|r| matches!(r, AuthRecord::User(_)))
+            .count() as u64,
+        permissions: state
+            .auth
+            .iter()
+            .filter(|r| matches!(r, AuthRecord::Permission(_)))
+            .count() as u64,
     };
     report.queues = state
         .queues

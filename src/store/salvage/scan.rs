@@ -83,7 +83,14 @@ pub(super) fn scan(path: &Path, tables: &[Table], found: &mut Found) -> io::Resu
 /// Rows found in all tables.
 fn total(found: &Found) -> u64 {
     let c = found.counts();
-    c.vhosts + c.exchanges + c.queues + c.bindings + c.messages + c.entries
+    c.vhosts
+        + c.exchanges
+        + c.queues
+        + c.bindings
+        + c.messages
+        + c.entries
+        + c.policies
+        + found.auth.len() as u64
 }
 
 /// Reads `len` bytes at `offset` into `buffer`.
@@ -175,6 +182,8 @@ fn parse_leaf(page: &[u8], tables: &[Table], found: &mut Found) -> bool {
                 Table::Exchanges => two(key).map(|(v, n)| Row::Exchange(v, n)),
                 Table::Queues => two(key).map(|(v, n)| Row::Queue(v, n)),
                 Table::Bindings => binding(key),
+                Table::Policies => two(key).map(|(v, n)| Row::Policy(v, n)),
+                Table::Auth => three(key).map(|(k, a, b)| Row::Auth(k, a, b)),
                 Table::Entries => entry(key),
                 Table::Messages => None,
             };
@@ -245,6 +254,12 @@ fn elements<'a>(key: &'a [u8], widths: &[Option<usize>]) -> Option<Vec<&'a [u8]>
 fn two(key: &[u8]) -> Option<(&str, &str)> {
     let parts = elements(key, &[None, None])?;
     Some((text(parts[0])?, text(parts[1])?))
+}
+
+/// A `(&str, &str, &str)` key.
+fn three(key: &[u8]) -> Option<(&str, &str, &str)> {
+    let parts = elements(key, &[None, None, None])?;
+    Some((text(parts[0])?, text(parts[1])?, text(parts[2])?))
 }
 
 /// A `(&str, &str, u64)` entry key.

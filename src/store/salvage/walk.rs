@@ -12,7 +12,9 @@ use std::path::Path;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::super::commit::{self, Counts, COMMIT};
-use super::super::tables::{BINDINGS, EXCHANGES, MESSAGES, QUEUES, QUEUE_ENTRIES, VHOSTS};
+use super::super::tables::{
+    AUTH, BINDINGS, EXCHANGES, MESSAGES, POLICIES, QUEUES, QUEUE_ENTRIES, VHOSTS,
+};
 use super::super::StoreError;
 use super::found::{Found, Row, Table};
 use super::SalvageCounts;
@@ -117,6 +119,12 @@ fn walk_table(txn: &ReadTransaction, table: Table, found: &mut Found) -> Result<
         }),
         Table::Bindings => rows(txn, BINDINGS, found, |f, k, v| {
             f.add(Row::Binding(k.0, k.1, k.2, k.3, k.4, k.5), v, false)
+        }),
+        Table::Policies => rows(txn, POLICIES, found, |f, k, v| {
+            f.add(Row::Policy(k.0, k.1), v, false)
+        }),
+        Table::Auth => rows(txn, AUTH, found, |f, k, v| {
+            f.add(Row::Auth(k.0, k.1, k.2), v, false)
         }),
         Table::Messages => rows(txn, MESSAGES, found, |f, k, v| {
             f.add(Row::Message(k), v, false)
