@@ -575,3 +575,44 @@ fn the_builder_refuses_a_bad_file() {
     let err = Broker::builder().definitions(&bad).build().unwrap_err();
     assert!(err.to_string().contains("queue 'q' in vhost '/'"), "{err}");
 }
+
+#[cfg(feature = "persistence")]
+#[test]
+fn a_store_write_failure_imports_nothing_in_memory_or_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("warren.redb");
+    let broker = Broker::open(&data).unwrap();
+    // What the file would replace: a policy of the same name, and guest (another hash).
+    broker.add_vhost("defs").unwrap();
+    let mine = warrenmq::Policy::new("p1", "^mine$", FieldTable::new().with("max-length", 1));
+    broker.set_policy("defs", mine).unwrap();
+    let before = export(&broker);
+
+    broker.fail_store_writes(true).unwrap();
+    let err = import(&broker, RABBITMQ_EXPORT).unwrap_err();
+    assert_eq!(code(&err), 541, "{err}");
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert_eq!(export(&broker), before, "undone in memory");
+    assert!(broker.exchange_stats("defs", "xt").is_err());
+    broker.fail_store_writes(false).unwrap();
+    broker.close().unwrap();
+    drop(broker);
+
+    // Nothing of it reached the disk.
+    let broker = Broker::open(&data).unwrap();
+    assert_eq!(export(&broker), before, "nothing on disk");
+    // Once the disk takes writes, the same file imports whole and is stored.
+    import(&broker, RABBITMQ_EXPORT).unwrap();
+    broker.close().unwrap();
+    drop(broker);
+    let broker = Broker::open(&data).unwrap();
+    assert!(broker.exchange_stats("defs", "xt").unwrap().durable);
+    assert!(broker.queue_stats("defs", "q1").unwrap().durable);
+    let policies = broker.list_policies("defs").unwrap();
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].pattern, "^q");
+    assert_eq!(
+        route(&broker, "defs", "xt", "a.b", FieldTable::new()),
+        ["q1"]
+    );
+}

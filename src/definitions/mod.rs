@@ -14,20 +14,26 @@
 //!
 //! An import first runs in full on a scratch in-memory broker holding a copy of this broker's
 //! topology; only if every entry succeeds there is it applied to the broker itself, so a bad
-//! file changes nothing and its error names the entry. (A store write failing half-way
-//! through the real import, or a conflicting change made concurrently, can still leave part
-//! of it applied; the error names the entry.)
+//! file changes nothing and its error names the entry. The real import's store writes go in
+//! one transaction (a write group): if the store cannot write it, nothing of it is on disk
+//! and what it applied in memory is undone (`undo`); an entry refused half-way (a
+//! conflicting change made concurrently) is undone the same way, in the same transaction.
+//!
+//! - `undo`: putting the broker back as its definitions before the import describe it.
 
 mod apply;
 mod export;
 pub(crate) mod json;
 mod model;
+mod undo;
 
 use std::io::Read;
 
-use crate::{Broker, ManualClock, Result};
+use crate::store::WriteGroup;
+use crate::{Broker, Error, ManualClock, Result};
 use apply::{apply, OnError};
 use model::Definitions;
+use undo::undo;
 
 #[cfg(feature = "management")]
 pub(crate) use export::policy_json;
@@ -72,7 +78,10 @@ impl Broker {
     /// # All or nothing
     ///
     /// The import first runs in full on a scratch copy of the broker's topology, so a bad
-    /// file changes nothing (RabbitMQ applies the entries before the bad one).
+    /// file changes nothing (RabbitMQ applies the entries before the bad one). On a
+    /// persistent broker its store writes go in one transaction: if the store cannot write
+    /// it (a full disk, an I/O error), nothing of it is on disk and what it applied is
+    /// undone.
     ///
     /// # Examples
     ///
@@ -103,7 +112,8 @@ impl Broker {
     ///
     /// [`Error::InvalidDefinitions`](crate::Error::InvalidDefinitions) (406) naming the file
     /// (not JSON) or the entry and why (`queue 'q' in vhost '/': PRECONDITION_FAILED -
-    /// invalid arg 'x-message-ttl' ...`); nothing is imported then.
+    /// invalid arg 'x-message-ttl' ...`); [`Error::Storage`](crate::Error::Storage) (541)
+    /// if the store could not write the import. Nothing is imported then.
     #[cfg_attr(docsrs, doc(cfg(feature = "definitions")))]
     pub fn import_definitions(&self, reader: impl Read) -> Result<DefinitionsReport> {
         self.import(reader, None)
@@ -134,7 +144,7 @@ impl Broker {
             let _ = scratch.close();
             tried.map(drop)
         })?;
-        let mut report = apply(self, &defs, OnError::Fail)?;
+        let mut report = self.apply_all_or_nothing(&mine, &defs)?;
         let mut warnings = defs.warnings;
         warnings.append(&mut report.warnings);
         for warning in &warnings {
@@ -152,6 +162,36 @@ impl Broker {
             warnings = report.warnings.len(),
             "definitions imported"
         );
+        Ok(report)
+    }
+
+    /// Applies `defs` to this broker, whose definitions were `mine`, all or nothing: the
+    /// store writes of the import go in one transaction (a [`WriteGroup`]); if an entry is
+    /// refused half-way (a conflicting change made meanwhile) what was applied is undone in
+    /// that same transaction, and if the transaction fails (a store write error) nothing of
+    /// it is on disk and what was applied in memory is undone.
+    fn apply_all_or_nothing(
+        &self,
+        mine: &Definitions,
+        defs: &Definitions,
+    ) -> Result<DefinitionsReport> {
+        let store = &self.settings().store;
+        let group = WriteGroup::begin(&**store);
+        let applied = apply(self, defs, OnError::Fail);
+        if applied.is_err() {
+            undo(self, mine, defs);
+        }
+        let written = group.map_or(Ok(()), |group| group.end().wait());
+        let report = applied?;
+        if let Err(e) = written {
+            tracing::error!(error = %e, "definitions import: the store could not write it; undone");
+            // Nothing of the import is on disk: undo it in memory, in a group of its own so
+            // that a store still failing does not stop the undo half-way.
+            let group = WriteGroup::begin(&**store);
+            undo(self, mine, defs);
+            drop(group.map(WriteGroup::end));
+            return Err(Error::Storage(e));
+        }
         Ok(report)
     }
 

@@ -94,9 +94,13 @@ impl Durable {
     ///
     /// The error of the group commit the write was part of, or [`StoreError::Closed`] if the
     /// store stopped before writing it.
+    ///
+    /// A write of the group this thread has open ([`WriteGroup`](super::WriteGroup)) is not
+    /// waited for: it is written with the group, whose end ticket tells.
     pub(crate) fn wait(&self) -> Result<(), StoreError> {
         match &self.inner {
             Inner::Ready(result) => result.clone(),
+            Inner::Pending { tracker, seq } if super::group::within_open(tracker, *seq) => Ok(()),
             Inner::Pending { tracker, seq } => {
                 let mut state = tracker.state.lock();
                 loop {
@@ -114,6 +118,9 @@ impl Durable {
         let Inner::Pending { tracker, seq } = &self.inner else {
             return self.try_result();
         };
+        if super::group::within_open(tracker, *seq) {
+            return Some(Ok(()));
+        }
         let deadline = Instant::now() + timeout;
         let mut state = tracker.state.lock();
         loop {

@@ -9,6 +9,7 @@
 //!   [`MessageRecord`], ...) and the keys that name queues and entries.
 //! - `op.rs`: [`StoreOp`], one write.
 //! - `durable.rs`: [`Durable`], the ticket of a write, finished once it is on disk.
+//! - `group.rs`: [`WriteGroup`], writes applied in one transaction (a definitions import).
 //! - `recovery.rs`: [`RecoveredState`] and reading it from the database.
 //! - `codec.rs` (feature `persistence`): records ⇄ bytes, with a format-version byte and a
 //!   checksum.
@@ -66,6 +67,7 @@
 
 mod durable;
 mod error;
+mod group;
 mod op;
 mod records;
 mod recovery;
@@ -95,6 +97,11 @@ use std::fmt::Debug;
 pub(crate) use durable::Tracker;
 pub(crate) use durable::{Durable, DurableSet};
 pub use error::StoreError;
+#[cfg_attr(
+    not(feature = "definitions"),
+    allow(unused_imports, reason = "definitions imports group their writes")
+)]
+pub(crate) use group::WriteGroup;
 pub(crate) use op::StoreOp;
 #[cfg(feature = "persistence")]
 pub(crate) use open::StoreOptions;
@@ -213,6 +220,25 @@ pub(crate) trait Store: Send + Sync + Debug {
     fn fail_writes(&self, fail: bool) -> bool {
         let _ = fail;
         false
+    }
+
+    /// Opens a write group for this thread (see [`WriteGroup`]); `false` if the store has
+    /// nothing to group (it writes nothing) or is closed.
+    #[cfg_attr(
+        not(feature = "definitions"),
+        allow(dead_code, reason = "definitions imports group their writes")
+    )]
+    fn begin_group(&self) -> bool {
+        false
+    }
+
+    /// Ends this thread's write group; returns the ticket of its transaction.
+    #[cfg_attr(
+        not(feature = "definitions"),
+        allow(dead_code, reason = "definitions imports group their writes")
+    )]
+    fn end_group(&self) -> Durable {
+        Durable::done()
     }
 }
 

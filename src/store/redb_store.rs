@@ -199,6 +199,14 @@ impl Store for RedbStore {
         self.writer.fail_writes(fail);
         true
     }
+
+    fn begin_group(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && self.writer.begin_group()
+    }
+
+    fn end_group(&self) -> Durable {
+        self.writer.end_group()
+    }
 }
 
 impl fmt::Debug for RedbStore {

@@ -40,8 +40,20 @@ use super::{EntryKey, LostListener, StoreError};
 /// The most ops applied in one transaction, which bounds a commit's size and latency.
 const MAX_BATCH: usize = 16 * 1024;
 
-/// A queued op with its sequence number.
-type Queued = (u64, EncodedOp);
+/// What goes down the channel to the writer thread.
+#[derive(Debug)]
+enum Item {
+    /// An op to write.
+    Op(EncodedOp),
+    /// Opens a write group: everything queued up to its [`Item::End`] is applied in one
+    /// transaction, after what was queued before it was committed.
+    Begin,
+    /// Ends the innermost open group.
+    End,
+}
+
+/// A queued item with its sequence number.
+type Queued = (u64, Item);
 
 /// The database as the store shares it with its readers; `None` while closed or reopening.
 pub(crate) type Slot = Arc<RwLock<Option<Arc<Database>>>>;
@@ -168,12 +180,37 @@ impl Writer {
 
     /// Queues an op; returns its sequence number, or `None` once closed.
     fn send(&self, op: EncodedOp) -> Option<u64> {
+        self.send_item(Item::Op(op))
+    }
+
+    /// Queues an item; returns its sequence number, or `None` once closed.
+    fn send_item(&self, item: Item) -> Option<u64> {
         let mut input = self.input.lock();
         let (tx, next) = input.as_mut()?;
         let seq = *next;
-        tx.send((seq, op)).ok()?;
+        tx.send((seq, item)).ok()?;
         *next += 1;
         Some(seq)
+    }
+
+    /// Opens a write group for this thread (see `group.rs`); `false` once closed.
+    pub(crate) fn begin_group(&self) -> bool {
+        match self.send_item(Item::Begin) {
+            Some(seq) => {
+                super::group::enter(&self.tracker, seq);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends this thread's write group; returns the ticket of its transaction.
+    pub(crate) fn end_group(&self) -> Durable {
+        super::group::leave();
+        match self.send_item(Item::End) {
+            Some(seq) => Durable::pending(self.tracker.clone(), seq),
+            None => Durable::failed(StoreError::Closed),
+        }
     }
 
     /// Returns a ticket that finishes once every op queued so far has.
@@ -280,10 +317,24 @@ impl Worker {
         let _stop = StopOnDrop(self.tracker.clone());
         let mut batch = Vec::new();
         let mut all_written = true;
-        while let Ok(first) = self.rx.recv() {
+        let mut carried = None;
+        loop {
+            let first = match carried.take() {
+                Some(item) => item,
+                None => match self.rx.recv() {
+                    Ok(item) => item,
+                    Err(_) => break,
+                },
+            };
+            let group = matches!(first.1, Item::Begin);
             batch.push(first);
-            self.fill(&mut batch);
-            all_written &= self.commit(&mut batch);
+            let whole = if group {
+                self.fill_group(&mut batch)
+            } else {
+                carried = self.fill(&mut batch);
+                true
+            };
+            all_written &= self.commit(&mut batch, whole);
         }
         // After a failed batch the delivered flags on disk may be behind: leave the flag
         // unset so the next open treats every recovered message as redelivered.
@@ -294,21 +345,52 @@ impl Worker {
         }
     }
 
-    /// Adds to `batch` what else is queued, up to [`MAX_BATCH`].
-    fn fill(&self, batch: &mut Vec<Queued>) {
+    /// Adds to `batch` what else is queued, up to [`MAX_BATCH`], stopping before a group's
+    /// beginning: returns it, to start the next batch.
+    fn fill(&self, batch: &mut Vec<Queued>) -> Option<Queued> {
         while batch.len() < MAX_BATCH {
             match self.rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(item) if matches!(item.1, Item::Begin) => return Some(item),
+                Ok(item) => batch.push(item),
                 Err(_) => break,
             }
         }
+        None
     }
 
-    /// Applies and commits one batch, then finishes its tickets; `false` if it failed.
-    fn commit(&mut self, batch: &mut Vec<Queued>) -> bool {
+    /// Adds to `batch` (which starts with a group's beginning) everything queued up to the
+    /// group's end, waiting for it; `false` if the store closed first (the group is cut
+    /// short and must not be written).
+    fn fill_group(&self, batch: &mut Vec<Queued>) -> bool {
+        let mut open = 1usize;
+        while let Ok(item) = self.rx.recv() {
+            match item.1 {
+                Item::Begin => open += 1,
+                Item::End => open -= 1,
+                Item::Op(_) => {}
+            }
+            batch.push(item);
+            if open == 0 {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Applies and commits one batch, then finishes its tickets; `false` if it failed. A
+    /// batch that is not `whole` (a group the store closed in the middle of) fails unwritten.
+    fn commit(&mut self, batch: &mut Vec<Queued>, whole: bool) -> bool {
         let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
-        let ops: Vec<EncodedOp> = batch.drain(..).map(|(_, op)| op).collect();
-        let result = if self.hooks.fail.load(Ordering::Acquire) {
+        let ops: Vec<EncodedOp> = batch
+            .drain(..)
+            .filter_map(|(_, item)| match item {
+                Item::Op(op) => Some(op),
+                Item::Begin | Item::End => None,
+            })
+            .collect();
+        let result = if !whole {
+            Err(StoreError::Closed)
+        } else if self.hooks.fail.load(Ordering::Acquire) {
             Err(injected_failure())
         } else {
             match self.reopen_if_broken() {
