@@ -167,7 +167,7 @@ pub use error::{Error, RecvError, RecvTimeoutError, ReplyCode, Result, TryRecvEr
 pub use exchange::ExchangeKind;
 pub use field_table::{FieldTable, FieldValue};
 #[cfg(feature = "management")]
-pub use management::ManagementServer;
+pub use management::{ManagementOptions, ManagementServer};
 pub use message::{DeliveryMode, Message, Properties};
 pub use options::{
     ConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, GetOptions, PublishOptions,

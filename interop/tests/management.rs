@@ -18,12 +18,17 @@ use std::net::SocketAddr;
 use std::process::{Command, ExitCode};
 
 use base64::Engine as _;
-use http_body_util::{BodyExt, Full};
+use std::convert::Infallible;
+
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Bytes;
+use hyper::body::Frame;
 use serde_json::{json, Value};
 use warren_interop::{trial, Need};
 use warrenmq::{
-    Broker, ConsumeOptions, FieldTable, ManagementServer, Message, QueueDeclareOptions, WireServer,
+    Broker, ConsumeOptions, FieldTable, ManagementOptions, ManagementServer, Message,
+    QueueDeclareOptions, WireServer,
 };
 
 fn main() -> ExitCode {
@@ -35,6 +40,11 @@ fn main() -> ExitCode {
             metrics_parse_as_prometheus_text,
         ),
         trial("logins_are_checked", &[], logins_are_checked),
+        trial(
+            "request_bodies_are_limited",
+            &[],
+            request_bodies_are_limited,
+        ),
         trial(
             "publish_get_and_bindings_over_http",
             &[],
@@ -143,6 +153,20 @@ fn request(
     auth: Option<&str>,
     body: Option<&Value>,
 ) -> Reply {
+    let body = body.map(|b| b.to_string().into_bytes());
+    request_raw(addr, method, path, auth, body, false)
+}
+
+/// Sends one request with a JSON body given as bytes, its length declared, or `chunked`
+/// (64 KiB chunks, no length).
+fn request_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<Vec<u8>>,
+    chunked: bool,
+) -> Reply {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -164,15 +188,23 @@ fn request(
             let encoded = base64::engine::general_purpose::STANDARD.encode(auth);
             builder = builder.header("authorization", format!("Basic {encoded}"));
         }
-        let bytes = match body {
-            Some(b) => {
+        let body: BoxBody<Bytes, Infallible> = match body {
+            Some(bytes) => {
                 builder = builder.header("content-type", "application/json");
-                Bytes::from(b.to_string())
+                if chunked {
+                    let chunks: Vec<Result<Frame<Bytes>, Infallible>> = bytes
+                        .chunks(64 * 1024)
+                        .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                        .collect();
+                    StreamBody::new(futures_lite::stream::iter(chunks)).boxed()
+                } else {
+                    Full::new(Bytes::from(bytes)).boxed()
+                }
             }
-            None => Bytes::new(),
+            None => Full::new(Bytes::new()).boxed(),
         };
         let response = sender
-            .send_request(builder.body(Full::new(bytes)).expect("a request"))
+            .send_request(builder.body(body).expect("a request"))
             .await
             .expect("a response");
         let status = response.status().as_u16();
@@ -2129,5 +2161,87 @@ fn visibility_matches_rabbitmq() {
         "{} differences:\n{}",
         differences.len(),
         differences.join("\n")
+    );
+}
+
+/// A definitions file of `limit` bytes (a queue, padded with spaces) is imported; one byte
+/// more, with its length declared or chunked, is refused as RabbitMQ refuses it (400
+/// `Exceeded HTTP request body size limit`) and nothing of it is imported; a `PUT` over the
+/// limit likewise; the API goes on answering.
+fn check_body_limit(addr: SocketAddr, limit: usize) {
+    let file = |size: usize, queue: &str| {
+        let queue = json!({"name": queue, "vhost": "/", "durable": true, "auto_delete": false, "arguments": {}});
+        let mut body = json!({ "queues": [queue] }).to_string().into_bytes();
+        body.resize(size, b' ');
+        body
+    };
+    let at = request_raw(
+        addr,
+        "POST",
+        "/api/definitions",
+        GUEST,
+        Some(file(limit, "at-limit")),
+        false,
+    );
+    assert_eq!(at.status, 204, "{limit} bytes: {}", at.text());
+    let imported = request(addr, "GET", "/api/queues/%2F/at-limit", GUEST, None);
+    assert_eq!(imported.status, 200, "{}", imported.text());
+    let too_large =
+        json!({"error": "bad_request", "reason": "Exceeded HTTP request body size limit"});
+    for chunked in [false, true] {
+        let over = request_raw(
+            addr,
+            "POST",
+            "/api/definitions",
+            GUEST,
+            Some(file(limit + 1, "over-limit")),
+            chunked,
+        );
+        assert_eq!(over.status, 400, "chunked {chunked}: {}", over.text());
+        assert_eq!(over.json(), too_large);
+    }
+    let missing = request(addr, "GET", "/api/queues/%2F/over-limit", GUEST, None);
+    assert_eq!(missing.status, 404);
+    let mut declare = br#"{"durable": true}"#.to_vec();
+    declare.resize(limit + 1, b' ');
+    let put = request_raw(
+        addr,
+        "PUT",
+        "/api/queues/%2F/big",
+        GUEST,
+        Some(declare),
+        false,
+    );
+    assert_eq!((put.status, put.json()), (400, too_large));
+    // The API is fine afterwards.
+    assert_eq!(
+        request(addr, "GET", "/api/overview", GUEST, None).status,
+        200
+    );
+    let after = request(
+        addr,
+        "PUT",
+        "/api/queues/%2F/after",
+        GUEST,
+        Some(&json!({})),
+    );
+    assert_eq!(after.status, 201, "{}", after.text());
+}
+
+fn request_bodies_are_limited() {
+    // A limit set in the options.
+    let broker = Broker::in_memory();
+    let wire = broker.serve("127.0.0.1:0").expect("binds");
+    let mut options = ManagementOptions::default();
+    options.max_body_size = 100_000;
+    let management = wire
+        .serve_management_with("127.0.0.1:0", options)
+        .expect("binds");
+    check_body_limit(management.local_addr(), 100_000);
+    // The default: RabbitMQ's 20,000,000 bytes.
+    let s = served();
+    check_body_limit(
+        s.management.local_addr(),
+        ManagementOptions::DEFAULT_MAX_BODY_SIZE,
     );
 }

@@ -10,7 +10,8 @@
 //!               [--connection-max N] [--consumer-max-per-channel N]
 //!               [--consumer-max-per-connection N]
 //!               [--vm-memory-high-watermark FRACTION|SIZE] [--disk-free-limit SIZE]
-//!               [--management ADDR | --management-port PORT] [--definitions FILE]
+//!               [--management ADDR | --management-port PORT] [--management-max-body-size SIZE]
+//!               [--definitions FILE]
 //!               [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-ca FILE]
 //!                [--tls-verify-peer]]
 //! warren-server --salvage SRC DST
@@ -187,6 +188,11 @@ struct Args {
     /// address's IP [default: off].
     #[arg(long, value_name = "PORT")]
     management_port: Option<u16>,
+    /// The largest management API request body (a definitions file to import), in bytes or
+    /// with a unit (20MB, 64MiB); a larger one is answered 400 `Exceeded HTTP request body
+    /// size limit`, as RabbitMQ's `management.http.max_body_size` [default: 20000000].
+    #[arg(long, value_name = "SIZE", value_parser = parse_rabbitmq_size)]
+    management_max_body_size: Option<u64>,
     /// Also serve AMQP over TLS (amqps) on ADDR, e.g. 0.0.0.0:5671 (RabbitMQ's amqps port),
     /// with --tls-cert and --tls-key [default: off].
     #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
@@ -269,6 +275,15 @@ fn management_addr(args: &Args, amqp: std::net::SocketAddr) -> Option<String> {
         (None, Some(port)) => Some(std::net::SocketAddr::new(amqp.ip(), port).to_string()),
         (None, None) => None,
     }
+}
+
+/// The management API's settings from `--management-max-body-size`.
+fn management_options(args: &Args) -> warrenmq::ManagementOptions {
+    let mut options = warrenmq::ManagementOptions::default();
+    if let Some(size) = args.management_max_body_size {
+        options.max_body_size = usize::try_from(size).unwrap_or(usize::MAX);
+    }
+    options
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (`info` when unset or unreadable).
@@ -579,16 +594,18 @@ fn main() -> ExitCode {
     }
     let management = match management_addr(&args, server.local_addr()) {
         None => None,
-        Some(addr) => match server.serve_management(addr.as_str()) {
-            Ok(management) => {
-                println!("warren-server management on {}", management.local_addr());
-                Some(management)
+        Some(addr) => {
+            match server.serve_management_with(addr.as_str(), management_options(&args)) {
+                Ok(management) => {
+                    println!("warren-server management on {}", management.local_addr());
+                    Some(management)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot serve the management API on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
-            Err(e) => {
-                eprintln!("error: cannot serve the management API on {addr}: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+        }
     };
     let signal = signals.wait();
     eprintln!("warren-server: {signal}: closing connections and the broker");

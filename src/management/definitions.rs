@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -19,6 +18,7 @@ use super::auth::ApiUser;
 use super::error::ApiError;
 use super::json::{self, json_to_table};
 use super::query;
+use super::request_body::Body;
 use super::server::Api;
 use super::topology::{blocking, put_status};
 use super::visibility;
@@ -89,7 +89,7 @@ async fn get_vhost_definitions(
 async fn post_definitions(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     user.require_administrator()?;
     let broker = api.broker.clone();
@@ -101,7 +101,7 @@ async fn post_vhost_definitions(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     user.require_administrator()?;
     known_vhost(&api, &vhost)?;
@@ -183,7 +183,7 @@ async fn put_policy(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     may_manage_policies(&api, &user, &vhost)?;
     known_vhost(&api, &vhost)?;

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -13,6 +12,7 @@ use serde_json::{json, Value};
 use super::auth::ApiUser;
 use super::error::ApiError;
 use super::json::{self, json_to_properties, properties_to_json};
+use super::request_body::Body;
 use super::server::Api;
 use super::topology::{blocking, channel};
 use crate::{Delivery, GetOptions, Message, PublishOptions};
@@ -37,7 +37,7 @@ async fn publish(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let body = json::body(&body)?;
     let routing_key = json::text(&body, "routing_key")?
@@ -100,7 +100,7 @@ async fn get(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let body = json::body(&body)?;
     let count = json::integer(&body, "count")?

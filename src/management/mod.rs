@@ -8,6 +8,8 @@
 //! [`Channel`](crate::Channel)).
 //!
 //! - [`server`]: `serve_management`, [`ManagementServer`] and the route table.
+//! - `options`: [`ManagementOptions`], the API's settings.
+//! - `request_body`: request bodies, read up to the limit.
 //! - `auth`: who may use the API (basic auth).
 //! - `visibility`: what a user sees and may touch, by its tags and permissions.
 //! - `error`: errors as RabbitMQ's JSON bodies and status codes.
@@ -34,14 +36,17 @@ mod json;
 mod messages;
 mod metrics;
 mod objects;
+mod options;
 mod overview;
 mod page;
 mod query;
 mod rates;
+mod request_body;
 mod server;
 mod system;
 mod topology;
 mod users;
 mod visibility;
 
+pub use options::ManagementOptions;
 pub use server::ManagementServer;

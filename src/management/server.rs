@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::auth::Auth;
+use super::options::ManagementOptions;
 use super::rates::{self, Rates};
 use super::{
     clients, definitions, messages, metrics, objects, overview, page, topology, users, visibility,
@@ -46,6 +47,8 @@ pub(crate) struct Api {
     pub(crate) amqp_addr: SocketAddr,
     /// The API's own address.
     pub(crate) http_addr: SocketAddr,
+    /// The largest request body accepted ([`ManagementOptions::max_body_size`]).
+    pub(crate) max_body_size: usize,
 }
 
 /// A running management HTTP API, returned by [`WireServer::serve_management`].
@@ -95,6 +98,36 @@ impl WireServer {
     /// The I/O error of binding the address; [`io::ErrorKind::NotConnected`] if the wire
     /// server was stopped.
     pub fn serve_management(&self, addr: impl ToSocketAddrs) -> io::Result<ManagementServer> {
+        self.serve_management_with(addr, ManagementOptions::default())
+    }
+
+    #[cfg_attr(docsrs, doc(cfg(feature = "management")))]
+    /// Like [`serve_management`](Self::serve_management), with settings other than the
+    /// defaults: the largest request body accepted ([`ManagementOptions`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use warrenmq::{Broker, ManagementOptions};
+    ///
+    /// let server = Broker::in_memory().serve("127.0.0.1:0")?;
+    /// let mut options = ManagementOptions::default();
+    /// options.max_body_size = 1 << 20; // 1 MiB
+    /// let management = server.serve_management_with("127.0.0.1:0", options)?;
+    /// management.shutdown();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`serve_management`](Self::serve_management).
+    pub fn serve_management_with(
+        &self,
+        addr: impl ToSocketAddrs,
+        options: ManagementOptions,
+    ) -> io::Result<ManagementServer> {
         let Some(handle) = self.runtime_handle() else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -118,6 +151,7 @@ impl WireServer {
             wire: Arc::clone(shared),
             amqp_addr: self.local_addr(),
             http_addr: local_addr,
+            max_body_size: options.max_body_size,
         });
         let (stop, stopped) = watch::channel(false);
         let (done_tx, done) = bounded::<()>(0);

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::header::LOCATION;
 use axum::http::StatusCode;
@@ -18,6 +17,7 @@ use super::error::ApiError;
 use super::json::{self, flag, json_to_table};
 use super::objects;
 use super::query;
+use super::request_body::Body;
 use super::server::Api;
 use super::visibility;
 use crate::{
@@ -154,7 +154,7 @@ async fn put_vhost(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path(vhost): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     user.require_administrator()?;
     json::body(&body)?;
@@ -240,7 +240,7 @@ async fn put_exchange(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     let body = json::body(&body)?;
     let kind = json::text(&body, "type")?
@@ -337,7 +337,7 @@ async fn put_queue(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path((vhost, name)): Path<(String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     let body = json::body(&body)?;
     let options = QueueDeclareOptions {
@@ -534,7 +534,7 @@ async fn create_binding(
     State(api): State<Arc<Api>>,
     Extension(user): Extension<ApiUser>,
     Path((vhost, source, kind, destination)): Path<(String, String, String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let kind = destination_kind(&kind)?;
     let body = json::body(&body)?;

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -16,6 +15,7 @@ use super::auth::ApiUser;
 use super::error::ApiError;
 use super::json;
 use super::query;
+use super::request_body::Body;
 use super::server::Api;
 use super::topology::{blocking, put_status};
 use crate::{HashingAlgorithm, PasswordHash, Permissions, User};
@@ -130,7 +130,7 @@ async fn put_user(
     State(api): State<Arc<Api>>,
     Extension(me): Extension<ApiUser>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     me.require_administrator()?;
     let body = json::body(&body)?;
@@ -230,7 +230,7 @@ async fn put_permission(
     State(api): State<Arc<Api>>,
     Extension(me): Extension<ApiUser>,
     Path((vhost, user)): Path<(String, String)>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<StatusCode, ApiError> {
     me.require_administrator()?;
     let body = json::body(&body)?;
