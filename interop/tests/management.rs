@@ -2232,8 +2232,9 @@ fn request_bodies_are_limited() {
     // A limit set in the options.
     let broker = Broker::in_memory();
     let wire = broker.serve("127.0.0.1:0").expect("binds");
-    let mut options = ManagementOptions::default();
-    options.max_body_size = 100_000;
+    let options = ManagementOptions {
+        max_body_size: 100_000,
+    };
     let management = wire
         .serve_management_with("127.0.0.1:0", options)
         .expect("binds");
