@@ -33,6 +33,8 @@ mod topic_rabbitmq;
 mod topic_report;
 #[cfg(feature = "wire")]
 mod wire;
+#[cfg(feature = "wire")]
+mod wire_probe;
 mod workload;
 
 use std::process::ExitCode;
@@ -65,6 +67,11 @@ enum Command {
     /// Publish and consume rates over AMQP: warren-server against RabbitMQ.
     #[cfg(feature = "wire")]
     Wire(wire::WireArgs),
+    /// One fixed run through Warren's listener, for counting instructions per message
+    /// (`scripts/wire-ipm`).
+    #[cfg(feature = "wire")]
+    #[command(hide = true)]
+    WireProbe(wire_probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +85,8 @@ fn main() -> ExitCode {
         Command::PersistenceProbe(args) => persistence::run_probe(args),
         #[cfg(feature = "wire")]
         Command::Wire(args) => wire::run_wire(args),
+        #[cfg(feature = "wire")]
+        Command::WireProbe(args) => wire_probe::run_probe(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

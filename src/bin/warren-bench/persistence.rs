@@ -282,7 +282,7 @@ fn rabbitmq_round(addr: &str, n: u64, size: usize) -> std::io::Result<f64> {
     let body = vec![b'x'; size];
     let began = Instant::now();
     thread::scope(|s| {
-        let acker = s.spawn(|| consumer.consume(&queue, n, 1));
+        let acker = s.spawn(|| consumer.consume(&queue, n, Some(1)));
         for i in 0..n {
             publisher.publish(&queue, &body, true)?;
             if (i + 1).is_multiple_of(BATCH) || i + 1 == n {

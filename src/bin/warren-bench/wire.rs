@@ -18,11 +18,11 @@ use crate::amqp_client::Client;
 use crate::table::{rate, ratio, Table};
 
 /// Publishes between two waits for confirms.
-const WINDOW: u64 = 1000;
+pub(crate) const WINDOW: u64 = 1000;
 /// The consumer's prefetch count.
-const PREFETCH: u16 = 1000;
+pub(crate) const PREFETCH: u16 = 1000;
 /// Deliveries between two acks (with `multiple`).
-const ACK_EVERY: u64 = 100;
+pub(crate) const ACK_EVERY: u64 = 100;
 
 /// Arguments of `warren-bench wire`.
 #[derive(Debug, Args)]
@@ -108,7 +108,7 @@ fn round(addr: &str, queue: &str, n: u64, body: &[u8]) -> Result<Timing, String>
     let mut consumer = Client::connect(addr).map_err(io)?;
     consumer.basic_qos(PREFETCH).map_err(io)?;
     let began = Instant::now();
-    consumer.consume(queue, n, ACK_EVERY).map_err(io)?;
+    consumer.consume(queue, n, Some(ACK_EVERY)).map_err(io)?;
     let consume = began.elapsed().as_secs_f64().max(1e-9);
     consumer.close().map_err(io)?;
     publisher.queue_delete(queue).map_err(io)?;

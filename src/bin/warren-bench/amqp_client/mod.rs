@@ -207,12 +207,19 @@ impl Client {
         self.expect(|m| matches!(m, AMQPClass::Basic(basic::AMQPMethod::QosOk(_))))
     }
 
-    /// Consumes `count` deliveries from `queue` with manual acks, acking with `multiple` every
-    /// `ack_every` deliveries and at the end, then cancels the consumer.
-    pub(crate) fn consume(&mut self, queue: &str, count: u64, ack_every: u64) -> io::Result<()> {
+    /// Consumes `count` deliveries from `queue`, then cancels the consumer. With
+    /// `Some(ack_every)` acks are manual, with `multiple` every `ack_every` deliveries and at
+    /// the end; with `None` the consumer is `no_ack`.
+    pub(crate) fn consume(
+        &mut self,
+        queue: &str,
+        count: u64,
+        ack_every: Option<u64>,
+    ) -> io::Result<()> {
         let consume = basic::Consume {
             queue: queue.into(),
             consumer_tag: "bench".into(),
+            no_ack: ack_every.is_none(),
             ..basic::Consume::default()
         };
         self.method(AMQPClass::Basic(basic::AMQPMethod::Consume(consume)))?;
@@ -225,7 +232,8 @@ impl Client {
             };
             self.skip_content()?;
             received += 1;
-            if received.is_multiple_of(ack_every) || received == count {
+            let Some(every) = ack_every else { continue };
+            if received.is_multiple_of(every) || received == count {
                 let ack = basic::Ack {
                     delivery_tag: tag,
                     multiple: true,
