@@ -22,6 +22,7 @@ use super::registry::ChannelView;
 use super::tx::{Held, Transaction};
 use crate::alarm::Alarms;
 use crate::channel::Receipt;
+use crate::sync::FastHash;
 use crate::{Channel, Consumer, Delivery, Error, GetOptions, ReplyCode, Returns};
 
 mod consuming;
@@ -70,9 +71,9 @@ pub(crate) struct WireChannel {
     /// The connection's writer and settings.
     link: Link,
     /// Consumers by tag.
-    consumers: HashMap<String, ConsumerKey>,
+    consumers: HashMap<String, ConsumerKey, FastHash>,
     /// Consumer tags by consumer.
-    tags: HashMap<ConsumerKey, ShortString>,
+    tags: HashMap<ConsumerKey, ShortString, FastHash>,
     /// Consumers started and not yet handed to the connection.
     started: Vec<(ConsumerKey, Consumer)>,
     /// Consumers the client cancelled, not yet taken by the connection.
@@ -105,8 +106,8 @@ impl WireChannel {
             view: Arc::new(ChannelView::new(id, Arc::clone(&channel))),
             channel,
             link,
-            consumers: HashMap::new(),
-            tags: HashMap::new(),
+            consumers: HashMap::default(),
+            tags: HashMap::default(),
             started: Vec::new(),
             stopped: Vec::new(),
             assembly: None,

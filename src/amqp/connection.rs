@@ -27,6 +27,7 @@ use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 use super::activity::Activity;
 use super::channel::{may_wait, Confirms, Link, WireChannel};
 use super::consumers::{Consumers, Event};
+use super::delivery::PropertiesCache;
 use super::convert::short_string;
 use super::failure::{Failure, MethodId};
 use super::frames;
@@ -38,6 +39,7 @@ use super::server::Shared;
 use super::socket::Socket;
 use super::transport::{Opened, Transport};
 use crate::alarm::{Alarms, BlockedGuard, Watch};
+use crate::sync::FastHash;
 use crate::{Connection, ReplyCode};
 
 /// How long to wait for `connection.close-ok` after the server closed, reading and
@@ -78,15 +80,15 @@ struct Session {
     /// The most consumers over every channel, if limited.
     consumer_max_per_connection: Option<u32>,
     /// Channels by number.
-    channels: HashMap<u16, Slot>,
+    channels: HashMap<u16, Slot, FastHash>,
     /// Set once the client closed the connection and got its `close-ok`.
     closed: bool,
     /// The consumers of every channel.
     consumers: Consumers,
     /// What the consumers yielded, waiting to be encoded (kept to reuse its allocation).
     events: Vec<Event>,
-    /// The broker's resource alarms.
-    alarms: Arc<Alarms>,
+    /// The properties of the last delivery encoded, and their encoding.
+    properties: PropertiesCache,
     /// Set at the first `basic.publish`: from then on an alarm blocks this connection.
     watch: Option<Arc<Watch>>,
     /// The alarm epoch last looked at.
@@ -235,7 +237,6 @@ async fn run(
     let mut session = Session {
         activity,
         tracked: Arc::clone(&tracked),
-        alarms: Arc::clone(&alarms),
         watch: None,
         seen_epoch: 0,
         blocked: None,
@@ -252,10 +253,11 @@ async fn run(
         channel_max: negotiated.channel_max,
         consumer_max_per_channel: options.consumer_max_per_channel,
         consumer_max_per_connection: options.consumer_max_per_connection,
-        channels: HashMap::new(),
+        channels: HashMap::default(),
         closed: false,
         consumers: Consumers::default(),
         events: Vec::new(),
+        properties: PropertiesCache::default(),
     };
     let outcome = tokio::select! {
         outcome = session.serve(socket, negotiated.heartbeat) => outcome,
@@ -303,7 +305,7 @@ impl Session {
             let read = room > 0 && self.blocked.is_none();
             let io = read || socket.wants_write();
             let (consumers, events) = (&mut self.consumers, &mut self.events);
-            let (alarms, watch, seen) = (&self.alarms, self.watch.as_ref(), self.seen_epoch);
+            let (alarms, watch, seen) = (&self.link.alarms, self.watch.as_ref(), self.seen_epoch);
             let activity = &self.activity;
             let wake = tokio::select! {
                 step = socket.ready(read), if io => Wake::Socket(step),
@@ -350,11 +352,16 @@ impl Session {
         if self.watch.is_none() {
             return;
         }
-        self.seen_epoch = self.alarms.epoch();
-        let on = self.alarms.on();
+        let alarms = &self.link.alarms;
+        let epoch = alarms.epoch();
+        if epoch == self.seen_epoch {
+            return;
+        }
+        self.seen_epoch = epoch;
+        let on = alarms.on();
         let method = match (on.is_empty(), self.blocked.is_some()) {
             (false, false) => {
-                self.blocked = Some(self.alarms.count_blocked());
+                self.blocked = Some(alarms.count_blocked());
                 let reason: Vec<&str> = on.iter().map(|r| r.reason()).collect();
                 let reason = reason.join(" & ");
                 tracing::info!(%reason, "publishing connection blocked");
@@ -377,35 +384,46 @@ impl Session {
     }
 
     /// Encodes what the consumers yielded: `basic.deliver` for each delivery, and
-    /// `basic.cancel` for a consumer the server ended (to a client that wants it).
+    /// `basic.cancel` for a consumer the server ended (to a client that wants it), all
+    /// under one lock of the outbox. The deliveries are dropped after it is released.
     fn deliver(&mut self) {
-        let mut events = std::mem::take(&mut self.events);
-        let outbox = &self.link.outbox;
-        for event in events.drain(..) {
-            match event {
-                Event::Delivery {
-                    key,
-                    channel,
-                    delivery,
-                } => {
+        let (channels, events) = (&mut self.channels, &self.events);
+        let cache = &mut self.properties;
+        let encoded = self.link.outbox.encode(|out| {
+            for event in events {
+                match event {
                     // On a channel closing or closed, the delivery went back to its queue
                     // with the channel's other unacknowledged messages.
-                    if let Some(Slot::Open(ch)) = self.channels.get(&channel) {
-                        outbox.encode(|out| {
-                            ch.deliver(key, &delivery, out);
-                        });
+                    Event::Delivery {
+                        key,
+                        channel,
+                        delivery,
+                    } => {
+                        if let Some(Slot::Open(ch)) = channels.get(channel) {
+                            ch.deliver(*key, delivery, cache, out);
+                        }
                     }
-                }
-                Event::Ended { key, channel } => {
-                    if let Some(Slot::Open(ch)) = self.channels.get_mut(&channel) {
-                        if let Some(cancel) = ch.consumer_ended(key) {
-                            outbox.send(cancel);
+                    Event::Ended { key, channel } => {
+                        if let Some(Slot::Open(ch)) = channels.get_mut(channel) {
+                            if let Some(cancel) = ch.consumer_ended(*key) {
+                                out.extend_from_slice(&cancel);
+                            }
                         }
                     }
                 }
             }
+        });
+        if !encoded {
+            // The outbox is closed (the connection ends): forget ended consumers all the same.
+            for event in &self.events {
+                if let Event::Ended { key, channel } = event {
+                    if let Some(Slot::Open(ch)) = self.channels.get_mut(channel) {
+                        ch.consumer_ended(*key);
+                    }
+                }
+            }
         }
-        self.events = events;
+        self.events.clear();
         self.activity.end_taking();
     }
 
@@ -640,7 +658,7 @@ impl Session {
                     && matches!(&method, AMQPClass::Basic(basic::AMQPMethod::Publish(_)))
                 {
                     // A publishing connection from now on: alarms block it.
-                    self.watch = Some(self.alarms.watch());
+                    self.watch = Some(self.link.alarms.watch());
                 }
                 if let AMQPClass::Basic(basic::AMQPMethod::Consume(_)) = &method {
                     let on_channel = ch.consumer_count();

@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures_core::Stream;
 
-use crate::sync::Mutex;
+use crate::sync::{FastHash, Mutex};
 use crate::{Consumer, Delivery};
 
 /// How many deliveries one consumer may hand over in a row before the others get a turn.
@@ -106,7 +106,7 @@ struct Feed {
 #[derive(Debug, Default)]
 pub(crate) struct Consumers {
     /// Consumers by key.
-    feeds: HashMap<ConsumerKey, Feed>,
+    feeds: HashMap<ConsumerKey, Feed, FastHash>,
     /// Woken consumers.
     ready: Arc<Ready>,
     /// Keys taken from the ready list and not yet polled.

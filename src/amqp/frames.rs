@@ -4,7 +4,7 @@
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{AMQPClass, BasicProperties};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::failure::Failure;
 use super::nesting;
@@ -15,7 +15,7 @@ use crate::ReplyCode;
 pub(crate) const PROTOCOL_HEADER: [u8; 8] = *b"AMQP\x00\x00\x09\x01";
 
 /// The byte that ends every frame.
-const FRAME_END: u8 = 0xCE;
+pub(crate) const FRAME_END: u8 = 0xCE;
 
 /// Type, channel and payload size.
 const FRAME_HEADER_LEN: usize = 7;
@@ -43,8 +43,10 @@ pub(crate) fn split(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPF
         input.reserve(total - input.len());
         return Ok(None);
     }
-    let frame = input.split_to(total);
-    decode(&frame).map(Some)
+    // Parsed in place, then dropped from the buffer: no second handle on its memory.
+    let frame = decode(&input[..total]);
+    input.advance(total);
+    frame.map(Some)
 }
 
 /// Checks a frame header and returns the size of the whole frame.
@@ -178,6 +180,11 @@ pub(crate) fn push_content(
         properties,
     };
     encode_into(out, &AMQPFrame::Header(channel, header));
+    push_body(out, channel, body, frame_max);
+}
+
+/// Appends `body` as content body frames that fit `frame_max`.
+pub(crate) fn push_body(out: &mut Vec<u8>, channel: u16, body: &[u8], frame_max: u32) {
     let chunk = frame_max.saturating_sub(FRAME_OVERHEAD).max(1) as usize;
     for part in body.chunks(chunk) {
         // Written by hand rather than through `AMQPFrame::Body`, which would copy the body.

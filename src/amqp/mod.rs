@@ -17,6 +17,8 @@
 //!   queue methods and `channel/publishing` for publishes, returns, confirms and `tx`).
 //! - `content`: reassembly of published content (method, header, body frames).
 //! - `consumers`: the consumers of a connection, polled through their async face.
+//! - `delivery`: the frames of a delivery, written straight into the outbox, with the
+//!   encoding of the last properties kept for the next delivery.
 //! - `frames`: reading frames with size checks, and encoding outgoing frames.
 //! - `nesting`: a guard against field tables nested deep enough to overflow the parser.
 //! - `tx`: transactions, which hold publishes and acks back until commit.
@@ -36,6 +38,7 @@ mod channel;
 mod connection;
 mod consumers;
 mod content;
+mod delivery;
 pub(crate) mod convert;
 mod failure;
 mod frames;

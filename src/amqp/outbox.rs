@@ -10,7 +10,7 @@
 //! enough. Only that connection waits; every other one goes on.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::sync::Mutex;
@@ -31,11 +31,14 @@ pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// The buffer and its counter.
+/// The buffer and its counters.
 #[derive(Debug, Default)]
 struct Shared {
     /// The bytes not yet written.
     state: Mutex<State>,
+    /// Bytes not yet written, updated under the lock of `state`, so that the connection
+    /// task checks for room (before each frame it reads) without taking the lock.
+    pending: AtomicUsize,
     /// Bytes written to the socket so far (for heartbeat and stall checks).
     written: AtomicU64,
 }
@@ -78,13 +81,19 @@ impl Outbox {
         if state.closed {
             return false;
         }
+        let before = state.bytes.len();
         encode(state.buffer());
+        // Every writer of the counter holds the lock: no read-modify-write is needed. While
+        // a flush has the bytes out of `state`, the counter still includes them.
+        let added = state.bytes.len().saturating_sub(before);
+        let pending = &self.shared.pending;
+        pending.store(pending.load(Ordering::Relaxed) + added, Ordering::Relaxed);
         true
     }
 
     /// Returns the number of bytes waiting to be written.
     pub(crate) fn pending(&self) -> usize {
-        self.shared.state.lock().pending()
+        self.shared.pending.load(Ordering::Relaxed)
     }
 
     /// Returns `true` when the buffer is full: stop producing until it drains.
@@ -139,6 +148,7 @@ impl Outbox {
         }
         state.bytes = bytes;
         state.start = start;
+        self.shared.pending.store(state.pending(), Ordering::Relaxed);
         result
     }
 }

@@ -7,7 +7,8 @@ use amq_protocol::types::ShortString;
 
 use super::WireChannel;
 use crate::amqp::consumers::ConsumerKey;
-use crate::amqp::convert::{properties_to_wire, short_string, table_from_wire};
+use crate::amqp::convert::{short_string, table_from_wire};
+use crate::amqp::delivery::{push_delivery, Deliver, PropertiesCache};
 use crate::amqp::failure::Failure;
 use crate::amqp::frames;
 use crate::amqp::registry::ConsumerView;
@@ -81,28 +82,30 @@ impl WireChannel {
         std::mem::take(&mut self.stopped)
     }
 
-    /// Encodes `basic.deliver` for a delivery of consumer `key` into `out`; the delivery
-    /// stays unacknowledged on the session channel until the client acks its tag. Returns
-    /// `false` (and encodes nothing) for a consumer this channel no longer has.
-    pub(crate) fn deliver(&self, key: ConsumerKey, d: &Delivery, out: &mut Vec<u8>) -> bool {
+    /// Encodes `basic.deliver` for a delivery of consumer `key` into `out`, its properties
+    /// through the connection's `cache`; the delivery stays unacknowledged on the session
+    /// channel until the client acks its tag. Returns `false` (and encodes nothing) for a
+    /// consumer this channel no longer has.
+    pub(crate) fn deliver(
+        &self,
+        key: ConsumerKey,
+        d: &Delivery,
+        cache: &mut PropertiesCache,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let Some(tag) = self.tags.get(&key) else {
             return false;
         };
-        let deliver = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
-            consumer_tag: tag.clone(),
+        let deliver = Deliver {
+            channel: self.id,
+            consumer_tag: tag.as_str(),
             delivery_tag: d.delivery_tag(),
             redelivered: d.redelivered(),
-            exchange: short_string(d.exchange()),
-            routing_key: short_string(d.routing_key()),
-        }));
-        frames::push_content(
-            out,
-            self.id,
-            deliver,
-            properties_to_wire(d.properties()),
-            d.body(),
-            self.link.frame_max,
-        );
+            exchange: d.exchange(),
+            routing_key: d.routing_key(),
+        };
+        let properties = cache.encode(d.properties());
+        push_delivery(out, &deliver, properties, d.body(), self.link.frame_max);
         true
     }
 
