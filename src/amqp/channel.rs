@@ -13,7 +13,7 @@ use amq_protocol::protocol::{basic, channel, confirm, AMQPClass};
 use amq_protocol::types::ShortString;
 
 use super::consumers::ConsumerKey;
-use super::content::{self, Assembly};
+use super::content::{self, Assembly, Route};
 use super::convert::{properties_to_wire, short_string};
 use super::failure::{Failure, MethodId};
 use super::frames;
@@ -197,12 +197,7 @@ impl WireChannel {
     fn basic(&mut self, method: basic::AMQPMethod) -> Result<(), Failure> {
         use basic::AMQPMethod as M;
         match method {
-            M::Publish(m) => {
-                if m.immediate {
-                    return Err(not_implemented("immediate=true"));
-                }
-                self.assembly = Some(Assembly::new(m, self.link.max_message_size));
-            }
+            M::Publish(m) => self.start_publish(Route::from(&m), m.immediate)?,
             M::Consume(m) => self.consume(m)?,
             M::Cancel(m) => self.cancel(&m)?,
             M::Get(m) => self.get(&m)?,

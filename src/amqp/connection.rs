@@ -27,11 +27,14 @@ use tokio::time::{timeout, timeout_at, Instant, MissedTickBehavior};
 use super::activity::Activity;
 use super::channel::{may_wait, Confirms, Link, WireChannel};
 use super::consumers::{Consumers, Event};
-use super::delivery::PropertiesCache;
+use super::content::Route;
+use super::convert::properties_from_wire;
 use super::convert::short_string;
+use super::delivery::PropertiesCache;
 use super::failure::{Failure, MethodId};
 use super::frames;
 use super::handshake::{self, Negotiated};
+use super::inbound::{self, HeaderCache, Publishing};
 use super::options::WireOptions;
 use super::outbox::HIGH;
 use super::registry::{Login, Tracked};
@@ -89,6 +92,8 @@ struct Session {
     events: Vec<Event>,
     /// The properties of the last delivery encoded, and their encoding.
     properties: PropertiesCache,
+    /// The properties of the last content header read, and what they parsed to.
+    headers: HeaderCache,
     /// Set at the first `basic.publish`: from then on an alarm blocks this connection.
     watch: Option<Arc<Watch>>,
     /// The alarm epoch last looked at.
@@ -258,6 +263,7 @@ async fn run(
         consumers: Consumers::default(),
         events: Vec::new(),
         properties: PropertiesCache::default(),
+        headers: HeaderCache::default(),
     };
     let outcome = tokio::select! {
         outcome = session.serve(socket, negotiated.heartbeat) => outcome,
@@ -455,9 +461,15 @@ impl Session {
             if socket.outbox().is_full() {
                 return Ok(true);
             }
-            let Some(frame) = socket.next_frame()? else {
+            let Some(len) = socket.frame_len()? else {
                 break;
             };
+            if let Some(frame) = inbound::publishing(socket.peek(len)) {
+                self.publishing(frame)?;
+                socket.skip(len);
+                continue;
+            }
+            let frame = socket.take_frame(len)?;
             if let Next::Closed = self.frame(frame).await? {
                 self.closed = true;
             }
@@ -581,7 +593,12 @@ impl Session {
                 Ok(Next::Continue)
             }
             AMQPFrame::Method(id, method) => self.channel_method(id, method),
-            AMQPFrame::Header(id, header) => self.content(id, |ch| ch.header(header)),
+            AMQPFrame::Header(id, header) => {
+                let properties = properties_from_wire(&header.properties);
+                self.content(id, |ch| {
+                    ch.header(header.class_id, header.body_size, properties)
+                })
+            }
             AMQPFrame::Body(id, body) => self.content(id, |ch| ch.body(body)),
             AMQPFrame::InvalidHeartbeat(_) => Err(Failure::hard(
                 ReplyCode::FRAME_ERROR,
@@ -675,6 +692,61 @@ impl Session {
             }
         }
         Ok(Next::Continue)
+    }
+
+    /// Handles a frame of a publish read in place, as [`frame`](Self::frame) handles the
+    /// same frame parsed by `amq-protocol`.
+    fn publishing(&mut self, frame: Publishing<'_>) -> Result<Next, Failure> {
+        match frame {
+            Publishing::Publish {
+                channel: id,
+                exchange,
+                routing_key,
+                mandatory,
+                immediate,
+            } => {
+                let publish = MethodId {
+                    class: 60,
+                    method: 40,
+                };
+                let ch = match self.channels.get_mut(&id) {
+                    Some(Slot::Open(ch)) => ch,
+                    Some(Slot::Closing) => return Ok(Next::Continue),
+                    None => {
+                        return Err(Failure::hard(
+                            ReplyCode::CHANNEL_ERROR,
+                            "expected 'channel.open'",
+                        )
+                        .at(publish))
+                    }
+                };
+                if self.watch.is_none() {
+                    // A publishing connection from now on: alarms block it.
+                    self.watch = Some(self.link.alarms.watch());
+                }
+                let route = Route {
+                    exchange: exchange.into(),
+                    routing_key: routing_key.into(),
+                    mandatory,
+                };
+                let result = ch.start_publish(route, immediate);
+                self.settle(id, result)?;
+                Ok(Next::Continue)
+            }
+            Publishing::Header {
+                channel,
+                class_id,
+                body_size,
+                properties,
+                frame,
+            } => {
+                let properties = self.headers.properties(properties, frame)?;
+                self.content(channel, |ch| ch.header(class_id, body_size, properties))
+            }
+            Publishing::Body { channel, payload } => {
+                self.content(channel, |ch| ch.body(payload.to_vec()))
+            }
+        }
     }
 
     fn content(

@@ -3,23 +3,44 @@
 
 use std::sync::Arc;
 
-use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::basic::Publish;
+use compact_str::CompactString;
 
-use super::convert;
 use super::failure::{Failure, MethodId};
 use crate::alarm::{Alarms, Reservation};
-use crate::{Message, ReplyCode};
+use crate::{Message, Properties, ReplyCode};
+
+/// Where a publish goes, as its `basic.publish` said (names of up to 24 bytes are held
+/// without an allocation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The exchange.
+    pub(crate) exchange: CompactString,
+    /// The routing key.
+    pub(crate) routing_key: CompactString,
+    /// Return the message if it reaches no queue.
+    pub(crate) mandatory: bool,
+}
+
+impl From<&Publish> for Route {
+    fn from(p: &Publish) -> Self {
+        Route {
+            exchange: p.exchange.as_str().into(),
+            routing_key: p.routing_key.as_str().into(),
+            mandatory: p.mandatory,
+        }
+    }
+}
 
 /// A publish waiting for its content.
 #[derive(Debug)]
 pub(crate) struct Assembly {
-    /// The method that announced the content.
-    pub(crate) publish: Publish,
+    /// Where it goes.
+    pub(crate) route: Route,
     /// The largest body accepted (`WireOptions::max_message_size`).
     max_size: u64,
-    /// The content header, once it has arrived, and the body size it announced.
-    header: Option<(u64, AMQPContentHeader)>,
+    /// The body size the content header announced, and its properties, once it arrived.
+    header: Option<(u64, Properties)>,
     /// The body so far.
     body: Vec<u8>,
     /// The memory the body takes while it is incomplete (its buffer's capacity: it grows
@@ -29,10 +50,11 @@ pub(crate) struct Assembly {
 }
 
 impl Assembly {
-    /// Starts assembling the content of `publish`, whose body may be `max_size` bytes.
-    pub(crate) fn new(publish: Publish, max_size: u64) -> Self {
+    /// Starts assembling the content of a publish to `route`, whose body may be
+    /// `max_size` bytes.
+    pub(crate) fn new(route: Route, max_size: u64) -> Self {
         Assembly {
-            publish,
+            route,
             max_size,
             header: None,
             body: Vec::new(),
@@ -40,7 +62,8 @@ impl Assembly {
         }
     }
 
-    /// Takes the content header; returns the message if the body is empty.
+    /// Takes the content header (its class, the body size it announces and its
+    /// properties); returns the message if the body is empty.
     ///
     /// # Errors
     ///
@@ -48,13 +71,14 @@ impl Assembly {
     /// as soon as its header announces it (RabbitMQ reads the whole body first).
     pub(crate) fn header(
         &mut self,
-        header: AMQPContentHeader,
+        class_id: u16,
+        size: u64,
+        properties: Properties,
         alarms: &Arc<Alarms>,
     ) -> Result<Option<Message>, Failure> {
-        if self.header.is_some() || header.class_id != 60 {
+        if self.header.is_some() || class_id != 60 {
             return Err(unexpected("content body"));
         }
-        let size = header.body_size;
         if size > self.max_size {
             return Err(Failure::Channel {
                 code: ReplyCode::PRECONDITION_FAILED,
@@ -69,7 +93,7 @@ impl Assembly {
                 },
             });
         }
-        self.header = Some((size, header));
+        self.header = Some((size, properties));
         Ok(self.finish(alarms))
     }
 
@@ -104,7 +128,7 @@ impl Assembly {
     /// Returns the message if its body is complete; otherwise charges what the body holds
     /// so far to the memory alarm.
     fn finish(&mut self, alarms: &Arc<Alarms>) -> Option<Message> {
-        let (size, header) = self.header.as_ref()?;
+        let (size, _) = self.header.as_ref()?;
         if (self.body.len() as u64) < *size {
             self.arriving
                 .get_or_insert_with(|| alarms.reserve())
@@ -113,7 +137,7 @@ impl Assembly {
         }
         // Charged as a message from here on.
         self.arriving = None;
-        let properties = convert::properties_from_wire(&header.properties);
+        let (_, properties) = self.header.take()?;
         Some(Message::with_properties(
             std::mem::take(&mut self.body),
             properties,
@@ -131,27 +155,31 @@ pub(crate) fn unexpected(expected: &str) -> Failure {
 
 #[cfg(test)]
 mod tests {
-    use amq_protocol::protocol::BasicProperties;
-
     use super::*;
+    use crate::DeliveryMode;
 
     fn alarms() -> Arc<Alarms> {
         Alarms::new(usize::MAX, u64::MAX)
     }
 
-    fn header(size: u64) -> AMQPContentHeader {
-        AMQPContentHeader {
-            class_id: 60,
-            body_size: size,
-            properties: BasicProperties::default().with_delivery_mode(2),
-        }
+    /// Sends a persistent message's content header of `size` to `a`.
+    fn header(
+        a: &mut Assembly,
+        size: u64,
+        alarms: &Arc<Alarms>,
+    ) -> Result<Option<Message>, Failure> {
+        let properties = Properties {
+            delivery_mode: Some(DeliveryMode::Persistent),
+            ..Properties::default()
+        };
+        a.header(60, size, properties, alarms)
     }
 
     #[test]
     fn body_frames_are_joined() {
         let alarms = alarms();
-        let mut a = Assembly::new(Publish::default(), 1 << 20);
-        assert!(a.header(header(5), &alarms).unwrap().is_none());
+        let mut a = Assembly::new(Route::default(), 1 << 20);
+        assert!(header(&mut a, 5, &alarms).unwrap().is_none());
         assert!(a.body(b"he".to_vec(), &alarms).unwrap().is_none());
         let msg = a.body(b"llo".to_vec(), &alarms).unwrap().expect("complete");
         assert_eq!(msg.body().as_ref(), b"hello");
@@ -161,15 +189,15 @@ mod tests {
     #[test]
     fn empty_body_needs_no_body_frame() {
         let alarms = alarms();
-        let mut a = Assembly::new(Publish::default(), 1 << 20);
-        assert!(a.header(header(0), &alarms).unwrap().is_some());
+        let mut a = Assembly::new(Route::default(), 1 << 20);
+        assert!(header(&mut a, 0, &alarms).unwrap().is_some());
     }
 
     #[test]
     fn an_oversize_body_is_refused_at_its_header() {
         let alarms = alarms();
-        let mut a = Assembly::new(Publish::default(), 4);
-        match a.header(header(5), &alarms) {
+        let mut a = Assembly::new(Route::default(), 4);
+        match header(&mut a, 5, &alarms) {
             Err(Failure::Channel { code, text, method }) => {
                 assert_eq!(code, ReplyCode::PRECONDITION_FAILED);
                 assert_eq!(
@@ -180,17 +208,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let mut a = Assembly::new(Publish::default(), 4);
-        assert!(a.header(header(4), &alarms).unwrap().is_none());
+        let mut a = Assembly::new(Route::default(), 4);
+        assert!(header(&mut a, 4, &alarms).unwrap().is_none());
     }
 
     #[test]
     fn order_and_size_are_checked() {
         let alarms = alarms();
-        let mut a = Assembly::new(Publish::default(), 1 << 20);
+        let mut a = Assembly::new(Route::default(), 1 << 20);
         assert!(a.body(b"x".to_vec(), &alarms).is_err());
-        let mut a = Assembly::new(Publish::default(), 1 << 20);
-        a.header(header(1), &alarms).unwrap();
+        let mut a = Assembly::new(Route::default(), 1 << 20);
+        header(&mut a, 1, &alarms).unwrap();
         assert!(a.body(b"xy".to_vec(), &alarms).is_err());
     }
 
@@ -198,23 +226,23 @@ mod tests {
     fn an_incomplete_body_is_charged_until_it_is_complete_or_dropped() {
         let alarms = alarms();
         let used = || alarms.snapshot().memory_used;
-        let mut a = Assembly::new(Publish::default(), 1 << 20);
-        a.header(header(300_000), &alarms).unwrap();
+        let mut a = Assembly::new(Route::default(), 1 << 20);
+        header(&mut a, 300_000, &alarms).unwrap();
         assert_eq!(used(), 0, "nothing allocated for an announced size");
         assert!(a.body(vec![1; 200_000], &alarms).unwrap().is_none());
         assert!(used() >= 200_000);
         assert!(a.body(vec![2; 100_000], &alarms).unwrap().is_some());
         assert_eq!(used(), 0, "given back once the message is whole");
 
-        let mut b = Assembly::new(Publish::default(), 1 << 20);
-        b.header(header(10), &alarms).unwrap();
+        let mut b = Assembly::new(Route::default(), 1 << 20);
+        header(&mut b, 10, &alarms).unwrap();
         b.body(vec![1; 5], &alarms).unwrap();
         assert!(used() > 0);
         drop(b);
         assert_eq!(used(), 0, "given back when the publish is abandoned");
 
-        let mut c = Assembly::new(Publish::default(), 1 << 20);
-        c.header(header(3), &alarms).unwrap();
+        let mut c = Assembly::new(Route::default(), 1 << 20);
+        header(&mut c, 3, &alarms).unwrap();
         let before = used();
         assert!(c.body(vec![1; 3], &alarms).unwrap().is_some());
         assert_eq!(

@@ -63,7 +63,9 @@ impl PropertiesCache {
             };
             self.last = Some((properties.clone(), bytes));
         }
-        self.last.as_ref().map_or(&[], |(_, bytes)| bytes.as_slice())
+        self.last
+            .as_ref()
+            .map_or(&[], |(_, bytes)| bytes.as_slice())
     }
 }
 

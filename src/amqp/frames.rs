@@ -26,14 +26,14 @@ pub(crate) const FRAME_OVERHEAD: u32 = 8;
 /// The largest frame the server accepts or proposes (RabbitMQ's default).
 pub(crate) const FRAME_MAX: u32 = 131_072;
 
-/// Takes the next complete frame off the front of `input`, if it holds one, never
-/// trusting a size it has not checked.
+/// Returns the size of the complete frame at the front of `input`, if it holds one,
+/// never trusting a size it has not checked (and reserving room for the rest of a frame
+/// that is not complete yet).
 ///
 /// # Errors
 ///
-/// A hard 501 FRAME_ERROR for an unknown frame type, an oversize frame or a bad end marker;
-/// 502 SYNTAX_ERROR for a payload that does not parse.
-pub(crate) fn split(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPFrame>, Failure> {
+/// A hard 501 FRAME_ERROR for an unknown frame type or an oversize frame.
+pub(crate) fn complete(input: &mut BytesMut, frame_max: u32) -> Result<Option<usize>, Failure> {
     let Some(head) = input.get(..FRAME_HEADER_LEN) else {
         return Ok(None);
     };
@@ -43,6 +43,19 @@ pub(crate) fn split(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPF
         input.reserve(total - input.len());
         return Ok(None);
     }
+    Ok(Some(total))
+}
+
+/// Takes the next complete frame off the front of `input`, if it holds one.
+///
+/// # Errors
+///
+/// As [`complete`]; 501 FRAME_ERROR for a bad end marker, 502 SYNTAX_ERROR for a payload
+/// that does not parse.
+pub(crate) fn split(input: &mut BytesMut, frame_max: u32) -> Result<Option<AMQPFrame>, Failure> {
+    let Some(total) = complete(input, frame_max)? else {
+        return Ok(None);
+    };
     // Parsed in place, then dropped from the buffer: no second handle on its memory.
     let frame = decode(&input[..total]);
     input.advance(total);
@@ -84,22 +97,33 @@ pub(crate) fn decode(buf: &[u8]) -> Result<AMQPFrame, Failure> {
         let payload = buf[FRAME_HEADER_LEN..buf.len() - 1].to_vec();
         return Ok(AMQPFrame::Body(channel, payload));
     }
-    if !nesting::check(buf) {
-        return Err(Failure::hard(
-            ReplyCode::SYNTAX_ERROR,
-            format_args!(
-                "field tables nested deeper than {} levels",
-                nesting::MAX_DEPTH
-            ),
-        ));
-    }
+    check_nesting(buf)?;
     match parse_frame(buf) {
         Ok(([], frame)) => Ok(frame),
-        _ => Err(Failure::hard(
-            ReplyCode::SYNTAX_ERROR,
-            format_args!("unable to parse frame of type {}", buf[0]),
-        )),
+        _ => Err(unparsable(buf[0])),
     }
+}
+
+/// Refuses a frame whose field tables nest too deep for the parser (502 SYNTAX_ERROR).
+pub(crate) fn check_nesting(frame: &[u8]) -> Result<(), Failure> {
+    if nesting::check(frame) {
+        return Ok(());
+    }
+    Err(Failure::hard(
+        ReplyCode::SYNTAX_ERROR,
+        format_args!(
+            "field tables nested deeper than {} levels",
+            nesting::MAX_DEPTH
+        ),
+    ))
+}
+
+/// The error for a frame of type `kind` whose payload does not parse (502 SYNTAX_ERROR).
+pub(crate) fn unparsable(kind: u8) -> Failure {
+    Failure::hard(
+        ReplyCode::SYNTAX_ERROR,
+        format_args!("unable to parse frame of type {kind}"),
+    )
 }
 
 /// Parses every frame in `bytes` the way a connection does, for fuzzing and tests: stops at
@@ -144,8 +168,13 @@ fn encode_into(out: &mut Vec<u8>, frame: &AMQPFrame) {
 
 /// Encodes one method frame.
 pub(crate) fn method(channel: u16, method: AMQPClass) -> Vec<u8> {
+    encode(&AMQPFrame::Method(channel, method))
+}
+
+/// Encodes one frame.
+pub(crate) fn encode(frame: &AMQPFrame) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    encode_into(&mut out, &AMQPFrame::Method(channel, method));
+    encode_into(&mut out, frame);
     out
 }
 

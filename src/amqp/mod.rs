@@ -20,6 +20,8 @@
 //! - `delivery`: the frames of a delivery, written straight into the outbox, with the
 //!   encoding of the last properties kept for the next delivery.
 //! - `frames`: reading frames with size checks, and encoding outgoing frames.
+//! - `inbound`: the frames of a publish, read in place, with the parse of the last
+//!   content header's properties kept for the next one.
 //! - `nesting`: a guard against field tables nested deep enough to overflow the parser.
 //! - `tx`: transactions, which hold publishes and acks back until commit.
 //! - `socket`: a connection's socket: reading frames, writing the outbox.
@@ -38,11 +40,12 @@ mod channel;
 mod connection;
 mod consumers;
 mod content;
-mod delivery;
 pub(crate) mod convert;
+mod delivery;
 mod failure;
 mod frames;
 mod handshake;
+mod inbound;
 mod nesting;
 mod options;
 mod outbox;

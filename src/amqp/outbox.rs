@@ -148,7 +148,9 @@ impl Outbox {
         }
         state.bytes = bytes;
         state.start = start;
-        self.shared.pending.store(state.pending(), Ordering::Relaxed);
+        self.shared
+            .pending
+            .store(state.pending(), Ordering::Relaxed);
         result
     }
 }

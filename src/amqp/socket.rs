@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use amq_protocol::frame::AMQPFrame;
 use amq_protocol::protocol::{connection, AMQPClass};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::failure::Failure;
@@ -106,6 +106,40 @@ impl Socket {
     /// As [`frames::split`].
     pub(crate) fn next_frame(&mut self) -> Result<Option<AMQPFrame>, Failure> {
         frames::split(&mut self.input, self.frame_max)
+    }
+
+    /// Returns the size of the complete frame at the front of what was read, if there is
+    /// one, for [`peek`](Self::peek) and then [`skip`](Self::skip) or
+    /// [`take_frame`](Self::take_frame).
+    ///
+    /// # Errors
+    ///
+    /// As [`frames::complete`].
+    pub(crate) fn frame_len(&mut self) -> Result<Option<usize>, Failure> {
+        frames::complete(&mut self.input, self.frame_max)
+    }
+
+    /// Returns the first `len` bytes read and not yet taken (`len` from
+    /// [`frame_len`](Self::frame_len)).
+    pub(crate) fn peek(&self, len: usize) -> &[u8] {
+        &self.input[..len.min(self.input.len())]
+    }
+
+    /// Drops the first `len` bytes read (a frame handled in place).
+    pub(crate) fn skip(&mut self, len: usize) {
+        self.input.advance(len.min(self.input.len()));
+    }
+
+    /// Takes the frame of `len` bytes at the front of what was read (`len` from
+    /// [`frame_len`](Self::frame_len)).
+    ///
+    /// # Errors
+    ///
+    /// As [`frames::decode`].
+    pub(crate) fn take_frame(&mut self, len: usize) -> Result<AMQPFrame, Failure> {
+        let frame = frames::decode(self.peek(len));
+        self.skip(len);
+        frame
     }
 
     /// Returns `true` while bytes wait to be written: in the outbox, or in the stream

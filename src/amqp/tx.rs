@@ -2,15 +2,14 @@
 //! back its publishes, acks, nacks and rejects until commit, and drops them on rollback,
 //! as RabbitMQ does. A rolled-back ack leaves its message unacknowledged.
 
-use amq_protocol::protocol::basic::Publish;
-
+use super::content::Route;
 use crate::Message;
 
 /// An operation held back until commit.
 #[derive(Debug)]
 pub(crate) enum Held {
     /// A publish with its assembled content (boxed: far larger than the other variants).
-    Publish(Box<(Publish, Message)>),
+    Publish(Box<(Route, Message)>),
     /// `basic.ack`.
     Ack {
         /// The delivery tag.
@@ -71,7 +70,7 @@ mod tests {
             multiple: false,
         });
         tx.hold(Held::Publish(Box::new((
-            Publish::default(),
+            Route::default(),
             Message::new("x"),
         ))));
         let held = tx.take();

@@ -4,16 +4,15 @@
 
 use std::time::Duration;
 
-use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::{basic, confirm, tx, AMQPClass};
 
 use super::{precondition, unexpected_method, WireChannel};
-use crate::amqp::content;
+use crate::amqp::content::{self, Assembly, Route};
 use crate::amqp::convert::{properties_to_wire, short_string};
 use crate::amqp::failure::{Failure, MethodId};
 use crate::amqp::frames;
 use crate::amqp::tx::{self as held, Held, Transaction};
-use crate::{Message, PublishOptions};
+use crate::{Message, Properties, PublishOptions};
 
 /// The confirms a channel owes.
 #[derive(Debug)]
@@ -27,17 +26,45 @@ pub(crate) enum Confirms {
 }
 
 impl WireChannel {
-    /// Handles a content header frame.
+    /// Handles `basic.publish` (read in place, or from `amq-protocol`'s method): starts
+    /// assembling its content.
+    ///
+    /// # Errors
+    ///
+    /// 505 while another publish waits for its content; 540 for `immediate`.
+    pub(crate) fn start_publish(&mut self, route: Route, immediate: bool) -> Result<(), Failure> {
+        let id = MethodId {
+            class: 60,
+            method: 40,
+        };
+        if self.assembly.is_some() {
+            // As for any method while content is due: no method id in the close.
+            return Err(content::unexpected("content header"));
+        }
+        if immediate {
+            return Err(super::not_implemented("immediate=true").at(id));
+        }
+        self.assembly = Some(Assembly::new(route, self.link.max_message_size));
+        Ok(())
+    }
+
+    /// Handles a content header frame: its class, the body size it announces and its
+    /// properties.
     ///
     /// # Errors
     ///
     /// 505 when no publish waits for content; soft errors of the publish.
-    pub(crate) fn header(&mut self, header: AMQPContentHeader) -> Result<(), Failure> {
+    pub(crate) fn header(
+        &mut self,
+        class_id: u16,
+        body_size: u64,
+        properties: Properties,
+    ) -> Result<(), Failure> {
         let assembly = self
             .assembly
             .as_mut()
             .ok_or_else(|| content::unexpected("method frame"))?;
-        match assembly.header(header, &self.link.alarms) {
+        match assembly.header(class_id, body_size, properties, &self.link.alarms) {
             Ok(Some(message)) => self.publish(message),
             Ok(None) => Ok(()),
             Err(e) => Err(self.abandon(e)),
@@ -182,10 +209,10 @@ impl WireChannel {
         };
         match self.tx.as_mut() {
             Some(tx) => {
-                tx.hold(Held::Publish(Box::new((assembly.publish, message))));
+                tx.hold(Held::Publish(Box::new((assembly.route, message))));
                 Ok(())
             }
-            None => self.publish_now(&assembly.publish, message),
+            None => self.publish_now(&assembly.route, message),
         }
     }
 
@@ -251,7 +278,7 @@ impl WireChannel {
         Ok(())
     }
 
-    fn publish_now(&mut self, p: &basic::Publish, message: Message) -> Result<(), Failure> {
+    fn publish_now(&mut self, p: &Route, message: Message) -> Result<(), Failure> {
         let (exchange, key) = (p.exchange.as_str(), p.routing_key.as_str());
         let options = PublishOptions {
             mandatory: p.mandatory,
