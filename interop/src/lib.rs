@@ -46,6 +46,8 @@ pub enum Need {
     RabbitMqManagement,
     /// The `warren-bench` binary, built (see [`warren_bench`]).
     WarrenBench,
+    /// The `warren-server` binary, built (see [`warren_server`]).
+    WarrenServer,
 }
 
 /// Finds the `warren-bench` binary: `WARREN_BENCH`, else beside this test's own binary's
@@ -54,13 +56,26 @@ pub enum Need {
 /// build for this one). Run alone, build it first: `cargo build --release --features cli
 /// --bin warren-bench`.
 pub fn warren_bench() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("WARREN_BENCH") {
+    built_binary("warren-bench", "WARREN_BENCH")
+}
+
+/// Finds the `warren-server` binary as [`warren_bench`] finds its own: `WARREN_SERVER`,
+/// else `target/<profile>/warren-server`. Run alone, build it first: `cargo build
+/// --release --features cli --bin warren-server`.
+pub fn warren_server() -> Option<PathBuf> {
+    built_binary("warren-server", "WARREN_SERVER")
+}
+
+/// A binary of the `warrenmq` package: the file named by the environment variable `env`,
+/// else `name` beside this test's own binary's directory.
+fn built_binary(name: &str, env: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
         return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     let exe = std::env::current_exe().ok()?;
-    // target/<profile>/deps/<test> -> target/<profile>/warren-bench
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
     let profile = exe.parent()?.parent()?;
-    Some(profile.join("warren-bench")).filter(|p| p.is_file())
+    Some(profile.join(name)).filter(|p| p.is_file())
 }
 
 /// Runs `rabbitmqctl -q` with `args`; returns its standard output, panics with its output if
@@ -241,6 +256,11 @@ impl Need {
             Need::WarrenBench => warren_bench().is_none().then(|| {
                 "warren-bench is not built (cargo build --release --features cli --bin \
                  warren-bench, or set WARREN_BENCH)"
+                    .to_owned()
+            }),
+            Need::WarrenServer => warren_server().is_none().then(|| {
+                "warren-server is not built (cargo build --release --features cli --bin \
+                 warren-server, or set WARREN_SERVER)"
                     .to_owned()
             }),
             Need::RabbitMqManagement => (!management_answers()).then(|| {

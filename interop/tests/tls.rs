@@ -62,6 +62,16 @@ fn main() -> ExitCode {
             unusable_certificates_are_refused_with_a_clear_error,
         ),
         trial(
+            "warren_server_serves_amqps_from_its_tls_flags",
+            &[Need::WarrenServer],
+            warren_server_serves_amqps_from_its_tls_flags,
+        ),
+        trial(
+            "warren_server_refuses_unusable_tls_files",
+            &[Need::WarrenServer],
+            warren_server_refuses_unusable_tls_files,
+        ),
+        trial(
             "pika_and_py_amqp_publish_confirm_and_consume_over_tls",
             &[Need::Python("pika"), Need::Python("amqp")],
             pika_and_py_amqp_publish_confirm_and_consume_over_tls,
@@ -141,6 +151,20 @@ impl Pki {
             }),
             cert_chain: Some(self.ca.clone()),
         }
+    }
+
+    /// Writes the server's certificate and key for `warren-server --tls-cert / --tls-key`;
+    /// returns (cert, key).
+    fn write_server(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("PEM written");
+            path
+        };
+        (
+            write("server.pem", &self.server_cert),
+            write("server.key", &self.server_key),
+        )
     }
 
     /// Writes the PEM files the Python clients read; returns (ca, client cert, client key).
@@ -494,4 +518,202 @@ fn pika_and_py_amqp_without_a_certificate_are_refused() {
     eventually("the connections are gone", || {
         server.connection_count() == 0
     });
+}
+
+/// A `warren-server` process (the binary built from this workspace) on free loopback
+/// ports; killed on drop.
+struct ServerProcess {
+    child: std::process::Child,
+    /// Where it serves `amqps`.
+    amqps: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `warren-server --listen 127.0.0.1:0` with `args` and reads the `amqps`
+    /// address from its `warren-server amqps on ADDR` line.
+    fn start(args: &[&std::ffi::OsStr]) -> ServerProcess {
+        use std::io::BufRead as _;
+        let binary = warren_interop::warren_server().expect("warren-server is built");
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("warren-server starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let amqps = loop {
+            let line = lines
+                .next()
+                .expect("warren-server prints its listeners")
+                .expect("a line");
+            if let Some(addr) = line.strip_prefix("warren-server amqps on ") {
+                break addr.trim().parse().expect("an address");
+            }
+        };
+        ServerProcess { child, amqps }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `warren-server` with `args`, which must make it stop at start; returns its exit
+/// status and standard error. Fails if it is still running after 30 s.
+fn run_to_exit(args: &[&std::ffi::OsStr]) -> (std::process::ExitStatus, String) {
+    let binary = warren_interop::warren_server().expect("warren-server is built");
+    let mut child = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warren-server starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("warren-server {args:?} is still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    (status, stderr)
+}
+
+/// The binary's `--tls-*` flags, end to end: `warren-server` started with a certificate, a
+/// key, a CA and `--tls-verify-peer` serves lapin with a client certificate (publish with
+/// confirms, consume) and refuses one without.
+fn warren_server_serves_amqps_from_its_tls_flags() {
+    let pki = Pki::new();
+    let dir = tempfile_dir();
+    let (ca, _, _) = pki.write(&dir);
+    let (cert, key) = pki.write_server(&dir);
+    let server = ServerProcess::start(&[
+        "--tls-listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+        "--tls-ca".as_ref(),
+        ca.as_os_str(),
+        "--tls-verify-peer".as_ref(),
+    ]);
+    let addr = server.amqps;
+    runtime().block_on(async {
+        let conn = connect(addr, pki.lapin(true))
+            .await
+            .expect("TLS connection with a client certificate");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm mode");
+        ch.queue_declare(
+            "bin-q".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue");
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                "bin-q".into(),
+                BasicPublishOptions::default(),
+                b"over amqps",
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(matches!(confirm, Confirmation::Ack(_)), "{confirm:?}");
+        let mut consumer = ch
+            .basic_consume(
+                "bin-q".into(),
+                "c".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("a delivery")
+            .expect("not an error");
+        assert_eq!(delivery.data, b"over amqps");
+        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        conn.close(200, "bye".into()).await.expect("closes");
+        // --tls-verify-peer: a client without a certificate is refused.
+        let refused = connect(addr, pki.lapin(false)).await;
+        assert!(refused.is_err(), "served without a client certificate");
+    });
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Certificate and key files the binary cannot use stop it at start with exit status 1 or
+/// 2 and the reason on standard error, never a panic: a missing file, a file without a PEM
+/// certificate, a key that is not the certificate's, a CA bundle without a certificate.
+fn warren_server_refuses_unusable_tls_files() {
+    let pki = Pki::new();
+    let dir = tempfile_dir();
+    let (ca, _, client_key) = pki.write(&dir);
+    let (cert, key) = pki.write_server(&dir);
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not PEM").expect("written");
+    let missing = dir.join("missing.pem");
+    let cases: [(&Path, &Path, Option<&Path>, &str); 4] = [
+        (&missing, &key, None, "missing.pem"),
+        (&garbage, &key, None, "no PEM certificate"),
+        (&cert, &client_key, None, "certificate and key"),
+        (&cert, &key, Some(&garbage), "client CA bundle"),
+    ];
+    for (cert, key, ca, expected) in cases {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--tls-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ];
+        if let Some(ca) = ca {
+            args.extend([
+                "--tls-ca".as_ref(),
+                ca.as_os_str(),
+                "--tls-verify-peer".as_ref(),
+            ]);
+        }
+        let (status, stderr) = run_to_exit(&args);
+        assert!(
+            matches!(status.code(), Some(1 | 2)),
+            "{expected}: {status}\n{stderr}"
+        );
+        assert!(
+            stderr.contains("error:") && stderr.contains(expected),
+            "{expected}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
