@@ -677,7 +677,7 @@ fn warren_server_serves_amqps_from_its_tls_flags() {
 fn warren_server_refuses_unusable_tls_files() {
     let pki = Pki::new();
     let dir = tempfile_dir();
-    let (ca, _, client_key) = pki.write(&dir);
+    let (_, _, client_key) = pki.write(&dir);
     let (cert, key) = pki.write_server(&dir);
     let garbage = dir.join("garbage.pem");
     std::fs::write(&garbage, "not PEM").expect("written");
