@@ -161,15 +161,9 @@ impl Alarms {
     pub(crate) fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
         let bytes = bytes + MESSAGE_OVERHEAD;
         self.add(bytes);
-        match u32::try_from(bytes) {
-            Ok(bytes) => Charge::Owned {
-                alarms: Some(Arc::clone(self)),
-                bytes,
-            },
-            Err(_) => Charge::Shared(Arc::new(Held {
-                alarms: Arc::clone(self),
-                bytes,
-            })),
+        Charge {
+            alarms: Some(Arc::clone(self)),
+            bytes,
         }
     }
 
@@ -427,91 +421,25 @@ impl Watch {
     }
 }
 
-/// The memory a held message is charged, given back when the last copy of its envelope
-/// goes. `Charge::default()` charges nothing.
+/// The memory a held message is charged, given back when it is dropped.
+/// `Charge::default()` charges nothing.
 ///
-/// A fresh charge is owned by one envelope: no allocation, and given back when that envelope
-/// is dropped. Before an envelope is copied to be held in several places at once (the
-/// queues of a fanout, a delivery beside its ledger entry), [`share`](Self::share) turns
-/// its charge into a shared one, given back when the last copy goes. Cloning an owned
-/// charge without sharing it first charges the copy again, so nothing is ever given back
-/// twice or early.
+/// One envelope carries it, and the envelope is shared (`Arc`) by every queue, inbox,
+/// ledger and delivery that holds the message, so the charge is given back when the last of
+/// them lets the message go. A charge is never copied: nothing is given back twice.
 #[derive(Debug, Default)]
-pub(crate) enum Charge {
-    /// Nothing charged.
-    #[default]
-    None,
-    /// Charged to one holder.
-    Owned {
-        /// Where it is given back (`None` once handed to a shared charge).
-        alarms: Option<Arc<Alarms>>,
-        /// The bytes charged, overhead included.
-        bytes: u32,
-    },
-    /// Charged once for every copy.
-    Shared(Arc<Held>),
-}
-
-impl Charge {
-    /// Makes the charge shared by the copies to be made of it.
-    pub(crate) fn share(&mut self) {
-        if let Charge::Owned { alarms, bytes } = self {
-            if let Some(alarms) = alarms.take() {
-                let bytes = *bytes as usize;
-                // The owned charge, now without its alarms, gives nothing back as it goes.
-                *self = Charge::Shared(Arc::new(Held { alarms, bytes }));
-            }
-        }
-    }
-}
-
-impl Clone for Charge {
-    fn clone(&self) -> Self {
-        match self {
-            Charge::None => Charge::None,
-            Charge::Owned {
-                alarms: Some(alarms),
-                bytes,
-            } => {
-                alarms.add(*bytes as usize);
-                Charge::Owned {
-                    alarms: Some(Arc::clone(alarms)),
-                    bytes: *bytes,
-                }
-            }
-            Charge::Owned { alarms: None, .. } => Charge::None,
-            Charge::Shared(held) => Charge::Shared(Arc::clone(held)),
-        }
-    }
+pub(crate) struct Charge {
+    /// Where it is given back (`None`: nothing charged).
+    alarms: Option<Arc<Alarms>>,
+    /// The bytes charged, overhead included.
+    bytes: usize,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        if let Charge::Owned {
-            alarms: Some(alarms),
-            bytes,
-        } = self
-        {
-            alarms.release(*bytes as usize);
+        if let Some(alarms) = &self.alarms {
+            alarms.release(self.bytes);
         }
-    }
-}
-
-/// One message's charge, shared by its copies.
-pub(crate) struct Held {
-    alarms: Arc<Alarms>,
-    bytes: usize,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.alarms.release(self.bytes);
-    }
-}
-
-impl fmt::Debug for Held {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Held({} bytes)", self.bytes)
     }
 }
 
@@ -594,14 +522,14 @@ mod tests {
         let d = alarms.charge(1);
         assert_eq!(alarms.holding(false), Some(Resource::Memory));
         let epoch = alarms.epoch();
-        let copy = d.clone();
+        let e = alarms.charge(1);
         drop(d);
         assert_eq!(
             alarms.holding(false),
             Some(Resource::Memory),
-            "a copy holds it"
+            "still over the watermark"
         );
-        drop(copy);
+        drop(e);
         assert_eq!(alarms.holding(false), None);
         assert_ne!(alarms.epoch(), epoch);
         drop((a, b, c));
@@ -629,32 +557,19 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_charge_is_given_back_once_by_its_last_copy() {
+    fn a_charge_is_given_back_once_when_dropped() {
         let alarms = Alarms::new(usize::MAX, u64::MAX);
         let used = || alarms.snapshot().memory_used;
-        let mut charge = alarms.charge(100);
-        assert!(matches!(charge, Charge::Owned { .. }));
-        charge.share();
-        let copies = [charge.clone(), charge.clone()];
-        assert_eq!(used(), 100 + MESSAGE_OVERHEAD, "charged once");
+        let charge = alarms.charge(100);
+        let other = alarms.charge(10);
+        assert_eq!(used(), 110 + 2 * MESSAGE_OVERHEAD);
         drop(charge);
-        drop(copies[0].clone());
-        assert_eq!(used(), 100 + MESSAGE_OVERHEAD);
-        drop(copies);
-        assert_eq!(used(), 0);
-        let huge = alarms.charge(u32::MAX as usize);
-        assert!(matches!(huge, Charge::Shared(_)), "too large to own inline");
-        drop(huge);
-        let owned = alarms.charge(10);
-        let copy = owned.clone();
-        assert_eq!(
-            used(),
-            2 * (10 + MESSAGE_OVERHEAD),
-            "an unshared copy is charged too"
-        );
-        drop(owned);
         assert_eq!(used(), 10 + MESSAGE_OVERHEAD);
-        drop(copy);
+        drop(other);
+        assert_eq!(used(), 0);
+        let huge = alarms.charge(u32::MAX as usize + 1);
+        assert_eq!(used(), u32::MAX as usize + 1 + MESSAGE_OVERHEAD);
+        drop(huge);
         assert_eq!(used(), 0);
         drop(Charge::default());
         assert_eq!(used(), 0);

@@ -47,7 +47,7 @@ pub(crate) struct ConsumerLink {
 #[must_use = "an unacknowledged delivery stays unacked until acked or its channel closes"]
 pub struct Delivery {
     channel: Settler,
-    envelope: Envelope,
+    envelope: Arc<Envelope>,
     delivery_tag: u64,
     redelivered: bool,
     consumer_tag: Option<Arc<str>>,
@@ -64,7 +64,7 @@ enum Settler {
 impl Delivery {
     pub(crate) fn new(
         channel: Arc<ChannelInner>,
-        envelope: Envelope,
+        envelope: Arc<Envelope>,
         redelivered: bool,
         delivery_tag: u64,
         consumer_tag: Option<Arc<str>>,
@@ -113,13 +113,13 @@ impl Delivery {
     ) -> Self {
         Delivery {
             channel: Settler::Remote(channel),
-            envelope: Envelope {
+            envelope: Arc::new(Envelope {
                 message: raw.message,
                 exchange: raw.exchange,
                 routing_key: raw.routing_key,
                 // Held by the remote broker, not charged here.
                 _charge: crate::alarm::Charge::default(),
-            },
+            }),
             delivery_tag: raw.tag,
             redelivered: raw.redelivered,
             consumer_tag,

@@ -12,8 +12,10 @@ use crate::store::MessageRecord;
 use crate::Message;
 
 /// A published message with its publish-time routing information. Created once per publish
-/// and shared (through `Arc`) by every queue the message reaches.
-#[derive(Clone, Debug)]
+/// and shared (through `Arc`) by every queue the message reaches, and by the ledger entry
+/// and the [`Delivery`](crate::Delivery) of each delivery: a queued message stays small to
+/// move, and handing it to the application copies a pointer.
+#[derive(Debug)]
 pub(crate) struct Envelope {
     /// Body and properties.
     pub(crate) message: Message,
@@ -22,7 +24,7 @@ pub(crate) struct Envelope {
     pub(crate) exchange: CompactString,
     /// The routing key it was published with (inline when short: no allocation).
     pub(crate) routing_key: CompactString,
-    /// The memory the message is charged while any copy of it is held.
+    /// The memory the message is charged while anything holds the envelope.
     pub(crate) _charge: Charge,
 }
 
@@ -31,12 +33,6 @@ impl Envelope {
     /// exchange and routing key.
     pub(crate) fn weight(message: &Message, exchange: &str, routing_key: &str) -> usize {
         message.body().len() + exchange.len() + routing_key.len()
-    }
-
-    /// Readies the envelope to be copied into several holders at once: its memory charge
-    /// becomes one shared by the copies (see [`Charge`]), given back when the last goes.
-    pub(crate) fn share_charge(&mut self) {
-        self._charge.share();
     }
 }
 
@@ -66,7 +62,7 @@ pub(crate) struct QueuedMessage {
     /// back to its original place.
     pub(crate) seq: u64,
     /// The shared message.
-    pub(crate) envelope: Envelope,
+    pub(crate) envelope: Arc<Envelope>,
     /// Delivered before and requeued (AMQP `redelivered`).
     pub(crate) redelivered: bool,
     /// Has an entry in the store (a persistent message in a durable queue).
@@ -82,7 +78,7 @@ pub(crate) struct QueuedMessage {
 impl QueuedMessage {
     /// A message newly placed at `seq` of a queue: not redelivered, no expiry yet.
     #[inline]
-    pub(crate) fn new(seq: u64, envelope: Envelope, persisted: bool) -> Self {
+    pub(crate) fn new(seq: u64, envelope: Arc<Envelope>, persisted: bool) -> Self {
         QueuedMessage {
             seq,
             envelope,

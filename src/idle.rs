@@ -30,8 +30,10 @@ impl Broker {
     /// has returned there (on the wire: once the server has read them; a publisher waits
     /// for its confirms to know that).
     ///
-    /// `wait_idle` waits on the broker's own notifications (a consumer takes a message, a
-    /// dead letter lands, a socket drains), not by polling.
+    /// `wait_idle` waits on the broker's own notifications (a dead letter lands, a socket
+    /// drains, a consumer or queue goes), and looks again every millisecond for inboxes
+    /// that consumers emptied: taking a message from an inbox does not notify, so that
+    /// deliveries pay nothing for this test facility.
     ///
     /// # Examples
     ///

@@ -155,22 +155,11 @@ impl ChannelInner {
     }
 
     /// Turns a message taken from a consumer inbox into a delivery, or puts it back if the
-    /// channel has closed meanwhile; either way tells
-    /// [`Broker::wait_idle`](crate::Broker::wait_idle) that the inbox has one fewer.
+    /// channel has closed meanwhile.
     pub(crate) fn accept(
         self: &Arc<Self>,
         link: &ConsumerLink,
         msg: QueuedMessage,
-    ) -> Option<Delivery> {
-        let delivery = self.take_delivery(link, msg);
-        self.conn.vhost.settings().quiet.notify();
-        delivery
-    }
-
-    fn take_delivery(
-        self: &Arc<Self>,
-        link: &ConsumerLink,
-        mut msg: QueuedMessage,
     ) -> Option<Delivery> {
         let mut ledger = self.ledger.lock();
         if ledger.closed {
@@ -198,7 +187,7 @@ impl ChannelInner {
                 None,
             ));
         }
-        let envelope = link.queue.delivered_envelope(&mut msg, false);
+        let envelope = link.queue.delivered_envelope(&msg, false);
         let delivery = Delivery::new(
             Arc::clone(self),
             envelope,

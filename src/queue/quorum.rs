@@ -19,8 +19,11 @@
 //! kept in memory: after a restart they start again from 0 (or 1 for a message delivered
 //! before), and messages come back in publish order.
 
+use std::sync::Arc;
+
 use super::expiry::{DeadLetter, Reason};
 use super::{Queue, QueueState};
+use crate::alarm::Charge;
 use crate::arguments::{COMPARED_QUEUE_ARGUMENTS, COMPARED_QUORUM_QUEUE_ARGUMENTS};
 use crate::envelope::{Envelope, QueuedMessage};
 use crate::{Error, FieldTable, FieldValue, QueueDeclareOptions, Result};
@@ -165,22 +168,27 @@ impl Queue {
         }
     }
 
-    /// Returns the envelope a delivery of `msg` carries (a copy: `msg` stays for the ledger,
-    /// sharing its memory charge with the copy): a quorum queue adds `x-delivery-count` once
-    /// the message has come back, and to every `basic.get`.
-    pub(crate) fn delivered_envelope(&self, msg: &mut QueuedMessage, via_get: bool) -> Envelope {
-        msg.envelope.share_charge();
-        let mut envelope = msg.envelope.clone();
-        if (msg.delivery_count > 0 || via_get) && self.is_quorum() {
-            let count = FieldValue::I64(i64::from(msg.delivery_count));
-            envelope
-                .message
-                .properties_mut()
-                .headers
-                .get_or_insert_with(FieldTable::new)
-                .insert("x-delivery-count", count);
+    /// Returns the envelope a delivery of `msg` carries (shared with `msg`, which stays for
+    /// the ledger): a quorum queue adds `x-delivery-count` once the message has come back,
+    /// and to every `basic.get`, in a copy that shares the body and is not charged again
+    /// (`msg`, charged, is held as long as the delivery is unacknowledged).
+    pub(crate) fn delivered_envelope(&self, msg: &QueuedMessage, via_get: bool) -> Arc<Envelope> {
+        if !((msg.delivery_count > 0 || via_get) && self.is_quorum()) {
+            return Arc::clone(&msg.envelope);
         }
-        envelope
+        let mut message = msg.envelope.message.clone();
+        let count = FieldValue::I64(i64::from(msg.delivery_count));
+        message
+            .properties_mut()
+            .headers
+            .get_or_insert_with(FieldTable::new)
+            .insert("x-delivery-count", count);
+        Arc::new(Envelope {
+            message,
+            exchange: msg.envelope.exchange.clone(),
+            routing_key: msg.envelope.routing_key.clone(),
+            _charge: Charge::default(),
+        })
     }
 }
 

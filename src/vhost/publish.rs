@@ -241,9 +241,8 @@ impl VHost {
         &routes.queues
     }
 
-    /// Puts a routed message into its queues: each gets its own copy of the envelope (the
-    /// body and properties inside are shared), the last one the envelope itself.
-    pub(super) fn enqueue(&self, mut envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
+    /// Puts a routed message into its queues, which share its envelope.
+    pub(super) fn enqueue(&self, envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
         if queues.iter().any(|q| q.stores(&envelope.message)) {
             return self.enqueue_stored(envelope, queues);
         }
@@ -251,11 +250,9 @@ impl VHost {
         let Some((last, rest)) = queues.split_last() else {
             return published;
         };
-        if !rest.is_empty() {
-            envelope.share_charge();
-        }
+        let envelope = Arc::new(envelope);
         for queue in rest {
-            let msg = QueuedMessage::new(queue.next_seq(), envelope.clone(), false);
+            let msg = QueuedMessage::new(queue.next_seq(), Arc::clone(&envelope), false);
             let (outcome, fallout) = queue.publish(msg);
             self.absorb(queue, fallout);
             published.count(outcome);
@@ -269,13 +266,7 @@ impl VHost {
     /// Puts a persistent message into its queues, some durable. The message is submitted to
     /// the store (once, with an entry per durable queue) before any queue holds it, so that
     /// no ack can reach the store before the message does.
-    pub(super) fn enqueue_stored(
-        &self,
-        mut envelope: Envelope,
-        queues: &[Arc<Queue>],
-    ) -> Published {
-        // Copied into each queue (and for a refused one, to forget it).
-        envelope.share_charge();
+    pub(super) fn enqueue_stored(&self, envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
         let placed: Vec<(u64, bool)> = queues
             .iter()
             .map(|q| (q.next_seq(), q.stores(&envelope.message)))
@@ -312,8 +303,9 @@ impl VHost {
             durable: Some(durable),
             ..Published::default()
         };
+        let envelope = Arc::new(envelope);
         for (queue, (seq, persisted)) in queues.iter().zip(placed) {
-            let msg = QueuedMessage::new(seq, envelope.clone(), persisted);
+            let msg = QueuedMessage::new(seq, Arc::clone(&envelope), persisted);
             let (outcome, fallout) = if persisted {
                 queue.publish_stored(msg, id)
             } else {
@@ -322,7 +314,7 @@ impl VHost {
             self.absorb(queue, fallout);
             if outcome == Enqueued::Refused && persisted {
                 // Refused by a length limit after the store took it: forget it there.
-                queue.forget(&[QueuedMessage::new(seq, envelope.clone(), true)]);
+                queue.forget(&[QueuedMessage::new(seq, Arc::clone(&envelope), true)]);
             }
             published.count(outcome);
         }

@@ -55,7 +55,7 @@ impl VHost {
         self: &Arc<Self>,
         recovered: &RecoveredQueue,
         source: Option<&mut (dyn MessageSource + 'static)>,
-        envelopes: &mut HashMap<u64, Envelope>,
+        envelopes: &mut HashMap<u64, Arc<Envelope>>,
         properties: &mut SharedProperties,
     ) -> Result<()> {
         let record = &recovered.record;
@@ -106,11 +106,19 @@ impl VHost {
                 envelopes
                     .entry(m.id.0)
                     .or_insert_with(|| {
-                        Envelope::from_record(&m.message, properties, Some(&self.settings.alarms))
+                        Arc::new(Envelope::from_record(
+                            &m.message,
+                            properties,
+                            Some(&self.settings.alarms),
+                        ))
                     })
                     .clone()
             } else {
-                Envelope::from_record(&m.message, properties, Some(&self.settings.alarms))
+                Arc::new(Envelope::from_record(
+                    &m.message,
+                    properties,
+                    Some(&self.settings.alarms),
+                ))
             };
             let mut msg = QueuedMessage::new(m.seq, envelope, true);
             msg.redelivered = m.redelivered;
