@@ -9,9 +9,23 @@
 //! [`Charge`] of its body and routing key plus a fixed overhead, taken once per published
 //! message (shared by the queues it reaches) and given back when the last copy goes.
 //!
+//! # Charging without contention
+//!
+//! A publisher and a consumer on two threads would otherwise both write the count of bytes
+//! held, and the reference count of the alarms each charge points to, for every message:
+//! two cache lines passed back and forth between their cores per message, which costs more
+//! than the rest of a delivery. So each thread charges from a [`Lease`] of its own: bytes
+//! taken from the count a [`chunk`](Alarms::chunk) at a time, and references to the alarms
+//! cloned many at a time. The consumer gives each charge back as it goes, on lines the
+//! publisher now rarely touches. The count of bytes held then includes what threads have
+//! leased and not yet spent — at most a chunk per thread, a thousandth of the watermark —
+//! which [`snapshot`](Alarms::snapshot) subtracts (each lease publishes its balance); a
+//! thread's lease goes back when the thread ends or charges another broker's messages.
+//!
 //! A leaf module: envelopes (below the queues) carry charges, the settings hold the
 //! [`Alarms`], and nothing here knows queues, vhosts or the wire.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -24,6 +38,18 @@ use parking_lot::{Condvar, Mutex};
 /// What one held message costs beyond its body and routing information: its queue entry,
 /// envelope, charge and allocator slack (an estimate).
 pub(crate) const MESSAGE_OVERHEAD: usize = 256;
+
+/// The most a thread leases at once (see [`Lease`]); a thousandth of the watermark when
+/// that is less, so that small watermarks are charged exactly.
+const MAX_CHUNK: usize = 64 << 10;
+
+/// How many references to the alarms a lease clones at once.
+const REFS_PER_REFILL: usize = 64;
+
+thread_local! {
+    /// This thread's lease on the alarms of the broker it last charged for.
+    static LEASE: RefCell<Option<Lease>> = const { RefCell::new(None) };
+}
 
 /// The disk monitor's stop signal and thread.
 type Monitor = (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>);
@@ -85,6 +111,11 @@ pub(crate) struct Alarms {
     monitor: Mutex<Option<Monitor>>,
     /// Blocked threads wait here.
     cleared: Condvar,
+    /// How many bytes a thread leases at once; charges of this size or more are taken
+    /// from `used` directly.
+    chunk: usize,
+    /// The unspent balance of each thread's lease (see [`Lease`]).
+    leases: Mutex<Vec<Weak<AtomicUsize>>>,
 }
 
 impl Alarms {
@@ -103,6 +134,8 @@ impl Alarms {
             lock: Mutex::new(Vec::new()),
             cleared: Condvar::new(),
             monitor: Mutex::new(None),
+            chunk: MAX_CHUNK.min(memory_limit / 1000),
+            leases: Mutex::new(Vec::new()),
         })
     }
 
@@ -157,14 +190,67 @@ impl Alarms {
         }
     }
 
-    /// Charges a message of `bytes` (body and routing information) to the memory held.
+    /// Charges a message of `bytes` (body and routing information) to the memory held,
+    /// from this thread's lease (see the module docs).
     pub(crate) fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
         let bytes = bytes + MESSAGE_OVERHEAD;
+        if bytes < self.chunk {
+            // Fails only while the thread is being torn down.
+            if let Ok(charge) = LEASE.try_with(|lease| self.charge_leased(lease, bytes)) {
+                return charge;
+            }
+        }
         self.add(bytes);
         Charge {
             alarms: Some(Arc::clone(self)),
             bytes,
         }
+    }
+
+    /// Charges `bytes` (less than a chunk) from the thread's lease, taking a new lease when
+    /// it was on another broker's alarms.
+    fn charge_leased(self: &Arc<Self>, lease: &RefCell<Option<Lease>>, bytes: usize) -> Charge {
+        let mut lease = lease.borrow_mut();
+        let lease = match &mut *lease {
+            Some(lease) if Arc::ptr_eq(&lease.alarms, self) => lease,
+            other => other.insert(Lease::new(self)),
+        };
+        if lease.balance < bytes {
+            self.add(self.chunk);
+            lease.balance += self.chunk;
+        }
+        lease.balance -= bytes;
+        lease.published.store(lease.balance, Ordering::Relaxed);
+        let alarms = match lease.refs.pop() {
+            Some(alarms) => alarms,
+            None => {
+                lease
+                    .refs
+                    .extend(std::iter::repeat_with(|| Arc::clone(self)).take(REFS_PER_REFILL));
+                Arc::clone(self)
+            }
+        };
+        Charge {
+            alarms: Some(alarms),
+            bytes,
+        }
+    }
+
+    /// Registers the published balance of a new lease.
+    fn register_lease(&self, published: &Arc<AtomicUsize>) {
+        let mut leases = self.leases.lock();
+        leases.retain(|l| l.strong_count() > 0);
+        leases.push(Arc::downgrade(published));
+    }
+
+    /// Returns what live leases hold unspent.
+    fn leased(&self) -> usize {
+        self.leases
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|l| l.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Starts a [`Reservation`]: memory that grows while a message arrives, charged as it
@@ -330,7 +416,10 @@ impl Alarms {
     pub(crate) fn snapshot(&self) -> AlarmSnapshot {
         let free = self.disk_free.load(Ordering::Relaxed);
         AlarmSnapshot {
-            memory_used: self.used.load(Ordering::Relaxed),
+            memory_used: self
+                .used
+                .load(Ordering::SeqCst)
+                .saturating_sub(self.leased()),
             memory_limit: (self.limit != usize::MAX).then_some(self.limit),
             disk_free: (free != u64::MAX).then_some(free),
             disk_limit: self.disk_limit,
@@ -440,6 +529,40 @@ impl Drop for Charge {
         if let Some(alarms) = &self.alarms {
             alarms.release(self.bytes);
         }
+    }
+}
+
+/// A thread's lease on one broker's alarms: bytes taken from the count held a chunk at a
+/// time and references to the alarms cloned many at a time, from which the thread's
+/// charges are made without writing a line other threads write (see the module docs).
+struct Lease {
+    /// The alarms leased from.
+    alarms: Arc<Alarms>,
+    /// References to hand to charges.
+    refs: Vec<Arc<Alarms>>,
+    /// Bytes taken and not yet charged.
+    balance: usize,
+    /// `balance`, for [`Alarms::snapshot`] to subtract.
+    published: Arc<AtomicUsize>,
+}
+
+impl Lease {
+    fn new(alarms: &Arc<Alarms>) -> Self {
+        let published = Arc::new(AtomicUsize::new(0));
+        alarms.register_lease(&published);
+        Lease {
+            alarms: Arc::clone(alarms),
+            refs: Vec::new(),
+            balance: 0,
+            published,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.published.store(0, Ordering::Relaxed);
+        self.alarms.release(self.balance);
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::channel::ChannelInner;
-use crate::envelope::{Envelope, QueuedMessage};
+use crate::envelope::{Envelope, Holding, QueuedMessage};
 use crate::ids::ConsumerKey;
 use crate::inbox::{self, Inbox, Slot, Source};
 use crate::queue::Queue;
@@ -47,7 +47,7 @@ pub(crate) struct ConsumerLink {
 #[must_use = "an unacknowledged delivery stays unacked until acked or its channel closes"]
 pub struct Delivery {
     channel: Settler,
-    envelope: Arc<Envelope>,
+    envelope: Holding,
     delivery_tag: u64,
     redelivered: bool,
     consumer_tag: Option<Arc<str>>,
@@ -64,7 +64,7 @@ enum Settler {
 impl Delivery {
     pub(crate) fn new(
         channel: Arc<ChannelInner>,
-        envelope: Arc<Envelope>,
+        envelope: Holding,
         redelivered: bool,
         delivery_tag: u64,
         consumer_tag: Option<Arc<str>>,
@@ -113,7 +113,7 @@ impl Delivery {
     ) -> Self {
         Delivery {
             channel: Settler::Remote(channel),
-            envelope: Arc::new(Envelope {
+            envelope: Holding::Own(Envelope {
                 message: raw.message,
                 exchange: raw.exchange,
                 routing_key: raw.routing_key,

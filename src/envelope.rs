@@ -11,11 +11,11 @@ use crate::message::SharedProperties;
 use crate::store::MessageRecord;
 use crate::Message;
 
-/// A published message with its publish-time routing information. Created once per publish
-/// and shared (through `Arc`) by every queue the message reaches, and by the ledger entry
-/// and the [`Delivery`](crate::Delivery) of each delivery: a queued message stays small to
-/// move, and handing it to the application copies a pointer.
-#[derive(Debug)]
+/// A published message with its publish-time routing information, created once per
+/// publish. One holder owns it; where several hold it at once (the queues of a fanout, the
+/// ledger entry beside the [`Delivery`](crate::Delivery) of a manual-ack delivery) they
+/// share it through [`Holding::Shared`].
+#[derive(Debug, Default)]
 pub(crate) struct Envelope {
     /// Body and properties.
     pub(crate) message: Message,
@@ -55,14 +55,71 @@ impl Envelope {
     }
 }
 
+/// How a queued message or a delivery holds its envelope: alone, or shared with others.
+///
+/// A message published to one queue and consumed without ack is owned all the way, with no
+/// allocation: it is created on the publisher's thread and let go on the consumer's, and an
+/// allocation freed on another thread than the one that made it costs the system allocator
+/// far more than the copies it saves. A manual-ack delivery shares its envelope with the
+/// ledger, allocated on the consumer's thread ([`share`](Self::share)), which lets it go.
+#[derive(Debug)]
+pub(crate) enum Holding {
+    /// The only holder.
+    Own(Envelope),
+    /// One of several holders.
+    Shared(Arc<Envelope>),
+}
+
+impl Holding {
+    /// Returns a shared handle on the envelope, moving it behind an `Arc` the first time.
+    pub(crate) fn share(&mut self) -> Arc<Envelope> {
+        let shared = match self {
+            Holding::Shared(shared) => return Arc::clone(shared),
+            Holding::Own(envelope) => Arc::new(std::mem::take(envelope)),
+        };
+        *self = Holding::Shared(Arc::clone(&shared));
+        shared
+    }
+}
+
+impl std::ops::Deref for Holding {
+    type Target = Envelope;
+
+    #[inline]
+    fn deref(&self) -> &Envelope {
+        match self {
+            Holding::Own(envelope) => envelope,
+            Holding::Shared(envelope) => envelope,
+        }
+    }
+}
+
+impl Default for Holding {
+    fn default() -> Self {
+        Holding::Own(Envelope::default())
+    }
+}
+
+impl From<Envelope> for Holding {
+    fn from(envelope: Envelope) -> Self {
+        Holding::Own(envelope)
+    }
+}
+
+impl From<Arc<Envelope>> for Holding {
+    fn from(envelope: Arc<Envelope>) -> Self {
+        Holding::Shared(envelope)
+    }
+}
+
 /// One message in one queue.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct QueuedMessage {
     /// Position in the queue: increasing in publish order, so that a requeued message can go
     /// back to its original place.
     pub(crate) seq: u64,
-    /// The shared message.
-    pub(crate) envelope: Arc<Envelope>,
+    /// The message.
+    pub(crate) envelope: Holding,
     /// Delivered before and requeued (AMQP `redelivered`).
     pub(crate) redelivered: bool,
     /// Has an entry in the store (a persistent message in a durable queue).
@@ -78,14 +135,22 @@ pub(crate) struct QueuedMessage {
 impl QueuedMessage {
     /// A message newly placed at `seq` of a queue: not redelivered, no expiry yet.
     #[inline]
-    pub(crate) fn new(seq: u64, envelope: Arc<Envelope>, persisted: bool) -> Self {
+    pub(crate) fn new(seq: u64, envelope: impl Into<Holding>, persisted: bool) -> Self {
         QueuedMessage {
             seq,
-            envelope,
+            envelope: envelope.into(),
             redelivered: false,
             persisted,
             delivery_count: 0,
             expires_at: None,
+        }
+    }
+
+    /// Returns a copy of the message that shares its envelope.
+    pub(crate) fn share(&mut self) -> QueuedMessage {
+        QueuedMessage {
+            envelope: Holding::Shared(self.envelope.share()),
+            ..*self
         }
     }
 

@@ -42,12 +42,12 @@ impl Channel {
             let mut ledger = inner.ledger.lock();
             let (got, fallout) = queue.get();
             inner.absorb(&queue, fallout);
-            let Some((msg, left)) = got else {
+            let Some((mut msg, left)) = got else {
                 return Ok(None);
             };
             let tag = ledger.next_tag();
             let count = Some(u32::try_from(left).unwrap_or(u32::MAX));
-            let envelope = queue.delivered_envelope(&msg, true);
+            let envelope = queue.delivered_envelope(&mut msg, true);
             let delivery = Delivery::new(
                 Arc::clone(inner),
                 envelope,

@@ -63,7 +63,7 @@ impl ChannelInner {
     pub(super) fn dispatch_callback(
         self: &Arc<Self>,
         link: &Arc<ConsumerLink>,
-        msg: QueuedMessage,
+        mut msg: QueuedMessage,
     ) -> bool {
         let callback = self
             .consumers
@@ -75,7 +75,7 @@ impl ChannelInner {
             self.absorb(&link.queue, fallout);
             return false;
         };
-        let kept = link.no_ack.then(|| msg.clone());
+        let kept = link.no_ack.then(|| msg.share());
         let Some(delivery) = self.accept(link, msg) else {
             return false;
         };

@@ -159,7 +159,7 @@ impl ChannelInner {
     pub(crate) fn accept(
         self: &Arc<Self>,
         link: &ConsumerLink,
-        msg: QueuedMessage,
+        mut msg: QueuedMessage,
     ) -> Option<Delivery> {
         let mut ledger = self.ledger.lock();
         if ledger.closed {
@@ -187,7 +187,7 @@ impl ChannelInner {
                 None,
             ));
         }
-        let envelope = link.queue.delivered_envelope(&msg, false);
+        let envelope = link.queue.delivered_envelope(&mut msg, false);
         let delivery = Delivery::new(
             Arc::clone(self),
             envelope,

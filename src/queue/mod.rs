@@ -541,6 +541,14 @@ impl Queue {
         self.finish(st)
     }
 
+    /// Removes the store entry of the persisted message at `seq` (refused after the store
+    /// took it).
+    pub(crate) fn forget_entry(&self, seq: u64) {
+        if let Some(p) = &self.persistence {
+            p.store.submit_untracked(StoreOp::Remove(p.key.entry(seq)));
+        }
+    }
+
     /// Removes the store entries of messages that left the queue for good.
     pub(crate) fn forget<'a>(&self, msgs: impl IntoIterator<Item = &'a QueuedMessage>) {
         let Some(p) = &self.persistence else { return };

@@ -154,7 +154,7 @@ impl Queue {
                     // Read back a page at a time, within the memory budget: not charged to
                     // the memory alarm.
                     let envelope = Envelope::from_record(&r, &mut properties, None);
-                    let mut msg = QueuedMessage::new(seq, Arc::new(envelope), true);
+                    let mut msg = QueuedMessage::new(seq, envelope, true);
                     msg.redelivered = redelivered;
                     msg.expires_at = r.expires_at_ms.and_then(NonZeroU64::new);
                     msg

@@ -19,13 +19,11 @@
 //! kept in memory: after a restart they start again from 0 (or 1 for a message delivered
 //! before), and messages come back in publish order.
 
-use std::sync::Arc;
-
 use super::expiry::{DeadLetter, Reason};
 use super::{Queue, QueueState};
 use crate::alarm::Charge;
 use crate::arguments::{COMPARED_QUEUE_ARGUMENTS, COMPARED_QUORUM_QUEUE_ARGUMENTS};
-use crate::envelope::{Envelope, QueuedMessage};
+use crate::envelope::{Envelope, Holding, QueuedMessage};
 use crate::{Error, FieldTable, FieldValue, QueueDeclareOptions, Result};
 
 /// The type of a queue (`x-queue-type`).
@@ -172,9 +170,9 @@ impl Queue {
     /// the ledger): a quorum queue adds `x-delivery-count` once the message has come back,
     /// and to every `basic.get`, in a copy that shares the body and is not charged again
     /// (`msg`, charged, is held as long as the delivery is unacknowledged).
-    pub(crate) fn delivered_envelope(&self, msg: &QueuedMessage, via_get: bool) -> Arc<Envelope> {
+    pub(crate) fn delivered_envelope(&self, msg: &mut QueuedMessage, via_get: bool) -> Holding {
         if !((msg.delivery_count > 0 || via_get) && self.is_quorum()) {
-            return Arc::clone(&msg.envelope);
+            return Holding::Shared(msg.envelope.share());
         }
         let mut message = msg.envelope.message.clone();
         let count = FieldValue::I64(i64::from(msg.delivery_count));
@@ -183,7 +181,7 @@ impl Queue {
             .headers
             .get_or_insert_with(FieldTable::new)
             .insert("x-delivery-count", count);
-        Arc::new(Envelope {
+        Holding::Own(Envelope {
             message,
             exchange: msg.envelope.exchange.clone(),
             routing_key: msg.envelope.routing_key.clone(),

@@ -9,7 +9,7 @@ use compact_str::CompactString;
 use smallvec::SmallVec;
 
 use super::{Destination, VHost, REPLY_TO};
-use crate::envelope::{Envelope, QueuedMessage};
+use crate::envelope::{Envelope, Holding, QueuedMessage};
 use crate::exchange::Exchange;
 use crate::names;
 use crate::queue::{parse_expiration, Enqueued, Queue};
@@ -178,11 +178,11 @@ impl VHost {
         };
         let headers = message.properties().headers.as_ref();
         let fresh: Targets;
-        let queues: &[Arc<Queue>] = match routes {
+        let (queues, memo_key): (&[Arc<Queue>], _) = match routes {
             Some(routes) => self.memoised_targets(source, routes, routing_key, headers),
             None => {
                 fresh = self.target_queues(source, routing_key, headers);
-                &fresh
+                (&fresh, None)
             }
         };
         // A mandatory message may have to come back; the copy shares the body.
@@ -190,8 +190,8 @@ impl VHost {
         let weight = Envelope::weight(&message, &source.name, routing_key);
         let envelope = Envelope {
             message,
-            exchange: source.name.as_ref().into(),
-            routing_key: routing_key.into(),
+            exchange: source.envelope_name.clone(),
+            routing_key: memo_key.map_or_else(|| routing_key.into(), CompactString::clone),
             _charge: self.settings.alarms.charge(weight),
         };
         let mut published = self.enqueue(envelope, queues);
@@ -211,18 +211,19 @@ impl VHost {
     }
 
     /// Returns the queues `routing_key` reaches through `source`, from `routes` when they
-    /// still hold, or routed afresh (and memoised when they may be).
+    /// still hold, or routed afresh (and memoised when they may be); with the memoised
+    /// copy of the key, if it is memoised (the envelope copies it from there).
     fn memoised_targets<'r>(
         &self,
         source: &Exchange,
         routes: &'r mut Routes,
         routing_key: &str,
         headers: Option<&FieldTable>,
-    ) -> &'r [Arc<Queue>] {
+    ) -> (&'r [Arc<Queue>], Option<&'r CompactString>) {
         // Read before routing, so that a change made meanwhile makes the memo stale.
         let generation = self.topology.generation();
         if routes.valid && routes.generation == generation && routes.key == routing_key {
-            return &routes.queues;
+            return (&routes.queues, Some(&routes.key));
         }
         routes.queues = self.target_queues(source, routing_key, headers);
         // Only routing by exchange, key and topology alone (see `RouteMemo`).
@@ -234,31 +235,33 @@ impl VHost {
             && !self.e2e_used.load(Ordering::Relaxed)
             && !(source.name.is_empty() && routing_key.starts_with(REPLY_TO));
         routes.valid = memoisable && !routes.queues.is_empty();
-        if routes.valid {
-            routes.generation = generation;
-            routes.key = routing_key.into();
+        if !routes.valid {
+            return (&routes.queues, None);
         }
-        &routes.queues
+        routes.generation = generation;
+        routes.key = routing_key.into();
+        (&routes.queues, Some(&routes.key))
     }
 
-    /// Puts a routed message into its queues, which share its envelope.
+    /// Puts a routed message into its queues: one owns the envelope, several share it.
     pub(super) fn enqueue(&self, envelope: Envelope, queues: &[Arc<Queue>]) -> Published {
         if queues.iter().any(|q| q.stores(&envelope.message)) {
             return self.enqueue_stored(envelope, queues);
         }
         let mut published = Published::default();
-        let Some((last, rest)) = queues.split_last() else {
+        let [queue] = queues else {
+            let envelope = Arc::new(envelope);
+            for queue in queues {
+                let msg = QueuedMessage::new(queue.next_seq(), Arc::clone(&envelope), false);
+                let (outcome, fallout) = queue.publish(msg);
+                self.absorb(queue, fallout);
+                published.count(outcome);
+            }
             return published;
         };
-        let envelope = Arc::new(envelope);
-        for queue in rest {
-            let msg = QueuedMessage::new(queue.next_seq(), Arc::clone(&envelope), false);
-            let (outcome, fallout) = queue.publish(msg);
-            self.absorb(queue, fallout);
-            published.count(outcome);
-        }
-        let (outcome, fallout) = last.publish(QueuedMessage::new(last.next_seq(), envelope, false));
-        self.absorb(last, fallout);
+        let (outcome, fallout) =
+            queue.publish(QueuedMessage::new(queue.next_seq(), envelope, false));
+        self.absorb(queue, fallout);
         published.count(outcome);
         published
     }
@@ -303,9 +306,16 @@ impl VHost {
             durable: Some(durable),
             ..Published::default()
         };
-        let envelope = Arc::new(envelope);
-        for (queue, (seq, persisted)) in queues.iter().zip(placed) {
-            let msg = QueuedMessage::new(seq, Arc::clone(&envelope), persisted);
+        // The last queue takes the envelope; those before it share it.
+        let mut envelope = Holding::Own(envelope);
+        let last = queues.len().saturating_sub(1);
+        for (i, (queue, (seq, persisted))) in queues.iter().zip(placed).enumerate() {
+            let held = if i < last {
+                Holding::Shared(envelope.share())
+            } else {
+                std::mem::take(&mut envelope)
+            };
+            let msg = QueuedMessage::new(seq, held, persisted);
             let (outcome, fallout) = if persisted {
                 queue.publish_stored(msg, id)
             } else {
@@ -314,7 +324,7 @@ impl VHost {
             self.absorb(queue, fallout);
             if outcome == Enqueued::Refused && persisted {
                 // Refused by a length limit after the store took it: forget it there.
-                queue.forget(&[QueuedMessage::new(seq, Arc::clone(&envelope), true)]);
+                queue.forget_entry(seq);
             }
             published.count(outcome);
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::delayed::DELAYED_QUEUE;
 use super::{Destination, VHost};
-use crate::envelope::{Envelope, QueuedMessage};
+use crate::envelope::{Envelope, Holding, QueuedMessage};
 use crate::exchange::{ArgumentsKey, BindingKey, Exchange, ExchangeSpec};
 use crate::message::SharedProperties;
 use crate::queue::PAGE;
@@ -102,7 +102,7 @@ impl VHost {
             resident += 1;
             // The store shares one record between the queues that hold a message: only
             // such messages need their envelope remembered for the other queues.
-            let envelope = if Arc::strong_count(&m.message) > 1 {
+            let envelope: Holding = if Arc::strong_count(&m.message) > 1 {
                 envelopes
                     .entry(m.id.0)
                     .or_insert_with(|| {
@@ -113,12 +113,9 @@ impl VHost {
                         ))
                     })
                     .clone()
+                    .into()
             } else {
-                Arc::new(Envelope::from_record(
-                    &m.message,
-                    properties,
-                    Some(&self.settings.alarms),
-                ))
+                Envelope::from_record(&m.message, properties, Some(&self.settings.alarms)).into()
             };
             let mut msg = QueuedMessage::new(m.seq, envelope, true);
             msg.redelivered = m.redelivered;
