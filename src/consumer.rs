@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::channel::ChannelInner;
-use crate::envelope::{Envelope, Holding, QueuedMessage};
+use crate::envelope::{Holding, QueuedMessage};
 use crate::ids::ConsumerKey;
 use crate::inbox::{self, Inbox, Slot, Source};
 use crate::queue::Queue;
@@ -113,7 +113,7 @@ impl Delivery {
     ) -> Self {
         Delivery {
             channel: Settler::Remote(channel),
-            envelope: Holding::Own(Envelope {
+            envelope: Holding::Own(crate::envelope::Envelope {
                 message: raw.message,
                 exchange: raw.exchange,
                 routing_key: raw.routing_key,
