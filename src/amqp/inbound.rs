@@ -12,6 +12,7 @@
 use amq_protocol::protocol::basic::parse_properties;
 
 use super::convert::properties_from_wire;
+use super::cursor::Cursor;
 use super::failure::Failure;
 use super::frames::{self, FRAME_END};
 use crate::Properties;
@@ -69,7 +70,7 @@ pub(crate) fn publishing(frame: &[u8]) -> Option<Publishing<'_>> {
     match frame[0] {
         1 => publish(channel, payload),
         2 => {
-            let mut r = Reader(payload);
+            let mut r = Cursor(payload);
             let class_id = r.u16()?;
             let _weight = r.u16()?;
             let body_size = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
@@ -88,13 +89,13 @@ pub(crate) fn publishing(frame: &[u8]) -> Option<Publishing<'_>> {
 
 /// Reads `basic.publish`: ticket, exchange, routing key, flags, and nothing after them.
 fn publish(channel: u16, payload: &[u8]) -> Option<Publishing<'_>> {
-    let mut r = Reader(payload);
+    let mut r = Cursor(payload);
     if (r.u16()?, r.u16()?) != (60, 40) {
         return None;
     }
     let _ticket = r.u16()?;
-    let exchange = r.short_string()?;
-    let routing_key = r.short_string()?;
+    let exchange = std::str::from_utf8(r.short_bytes()?).ok()?;
+    let routing_key = std::str::from_utf8(r.short_bytes()?).ok()?;
     let flags = r.take(1)?[0];
     if !r.0.is_empty() {
         return None;
@@ -106,29 +107,6 @@ fn publish(channel: u16, payload: &[u8]) -> Option<Publishing<'_>> {
         mandatory: flags & 1 != 0,
         immediate: flags & 2 != 0,
     })
-}
-
-/// A cursor over a payload.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn short_string(&mut self) -> Option<&'a str> {
-        let len = self.take(1)?[0];
-        std::str::from_utf8(self.take(usize::from(len))?).ok()
-    }
 }
 
 /// The properties of the last content header read on a connection, encoded and parsed.

@@ -41,6 +41,7 @@ mod connection;
 mod consumers;
 mod content;
 pub(crate) mod convert;
+mod cursor;
 mod delivery;
 mod failure;
 mod frames;

@@ -7,6 +7,8 @@
 //! `.unbind`, `queue.declare`, `.bind`, `.unbind`, `basic.consume`) and in the `headers`
 //! property of a content header; their offsets follow from the method layouts of the spec.
 
+use super::cursor::Cursor;
+
 /// The deepest nesting of tables and arrays accepted; real clients use two or three.
 pub(crate) const MAX_DEPTH: usize = 64;
 
@@ -35,39 +37,6 @@ pub(crate) fn check_table(table: &[u8]) -> bool {
     table_ok(table, 0).is_some()
 }
 
-/// A cursor over a byte slice.
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn u32(&mut self) -> Option<usize> {
-        let b = self.take(4)?;
-        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    }
-
-    fn short_string(&mut self) -> Option<()> {
-        let len = self.u8()?;
-        self.take(usize::from(len)).map(drop)
-    }
-
-    fn long(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()?;
-        self.take(len)
-    }
-}
-
 /// Returns the bytes from the table argument of a method to the end, if it has one.
 fn method_table(payload: &[u8]) -> Option<&[u8]> {
     let mut c = Cursor(payload);
@@ -91,7 +60,7 @@ fn method_table(payload: &[u8]) -> Option<&[u8]> {
         c.take(2)?; // reserved short
     }
     for _ in 0..strings {
-        c.short_string()?;
+        c.short_bytes()?;
     }
     if flags {
         c.u8()?;
@@ -109,10 +78,10 @@ fn header_table(payload: &[u8]) -> Option<&[u8]> {
         return None;
     }
     if flags & 0x8000 != 0 {
-        c.short_string()?;
+        c.short_bytes()?;
     }
     if flags & 0x4000 != 0 {
-        c.short_string()?;
+        c.short_bytes()?;
     }
     Some(c.0)
 }
@@ -124,7 +93,7 @@ fn table_ok(bytes: &[u8], depth: usize) -> Option<()> {
     }
     let mut c = Cursor(Cursor(bytes).long()?);
     while !c.0.is_empty() {
-        c.short_string()?;
+        c.short_bytes()?;
         value_ok(&mut c, depth)?;
     }
     Some(())
